@@ -1,0 +1,107 @@
+"""The waveform: what a simulation (or a scope capture) hands to the analysis stage.
+
+Stored as ``.npz`` with arrays ``time_s`` (s), ``v_out`` (primary output, V), ``i_vdd`` (main supply
+current delivered into the cell, A), one ``v_<name>`` per extra output, one ``i_<supply>`` per supply,
+and ``meta_json`` (a JSON string: cell, bias_v, corner, temp_c, vdd_v, seed, noise_step_s, job_id,
+supply voltages, threshold, ...).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Waveform:
+    """Sampled transient result.
+
+    time_s: sample times, s (strictly increasing).
+    outputs: node voltages, V; the key ``"v_out"`` is the primary output the cell's bit is read from.
+    supply_currents: current each supply delivers into the cell, A (positive = power drawn).
+    supply_voltages: each supply's voltage, V (same keys as ``supply_currents``).
+    meta: JSON-serialisable description of how it was made.
+    """
+
+    time_s: np.ndarray
+    outputs: dict[str, np.ndarray]
+    supply_currents: dict[str, np.ndarray] = field(default_factory=dict)
+    supply_voltages: dict[str, float] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def v_out(self) -> np.ndarray:
+        return self.outputs["v_out"]
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.time_s[-1] - self.time_s[0]) if len(self.time_s) > 1 else 0.0
+
+    def supply_power_w(self) -> np.ndarray:
+        """Instantaneous total power drawn from all supplies, W."""
+        total = np.zeros_like(self.time_s, dtype=float)
+        for name, i in self.supply_currents.items():
+            total = total + self.supply_voltages[name] * i
+        return total
+
+    def mean_supply_power_w(self) -> float:
+        """Time-averaged (trapezoidal, so non-uniform steps are weighted correctly) power, W."""
+        p = self.supply_power_w()
+        if len(self.time_s) < 2:
+            return float(p.mean()) if len(p) else float("nan")
+        return float(np.trapezoid(p, self.time_s) / self.duration_s)
+
+    def save_npz(self, path: str | os.PathLike) -> Path:
+        """Write atomically (temp file + rename) as compressed .npz."""
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {"time_s": np.asarray(self.time_s)}
+        for k, v in self.outputs.items():
+            arrays[k if k.startswith("v_") else f"v_{k}"] = np.asarray(v)
+        for k, v in self.supply_currents.items():
+            arrays[f"i_{k}"] = np.asarray(v)
+        meta = dict(self.meta)
+        meta["supply_voltages"] = dict(self.supply_voltages)
+        arrays["meta_json"] = np.array(json.dumps(meta, sort_keys=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load_npz(cls, path: str | os.PathLike) -> "Waveform":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file")
+        except Exception as exc:  # zipfile.BadZipFile, ValueError, EOFError ...
+            raise InputError(f"{path}: not a readable noisecell .npz waveform ({exc.__class__.__name__}: {exc})")
+        for key in ("time_s", "v_out"):
+            if key not in data:
+                raise InputError(f"{path}: missing array {key!r}; a noisecell waveform needs time_s and v_out")
+        meta = json.loads(str(data.pop("meta_json"))) if "meta_json" in data else {}
+        supply_voltages = {k: float(v) for k, v in meta.pop("supply_voltages", {}).items()}
+        time_s = data.pop("time_s")
+        outputs = {k: v for k, v in data.items() if k.startswith("v_")}
+        currents = {k[2:]: v for k, v in data.items() if k.startswith("i_")}
+        n = len(time_s)
+        for k, v in {**outputs, **{f"i_{c}": a for c, a in currents.items()}}.items():
+            if v.shape != (n,):
+                raise InputError(f"{path}: array {k!r} has shape {v.shape}, expected ({n},) like time_s")
+            if not np.all(np.isfinite(v)):
+                raise InputError(f"{path}: array {k!r} contains NaN or inf")
+        return cls(time_s=time_s, outputs=outputs, supply_currents=currents,
+                   supply_voltages=supply_voltages, meta=meta)
