@@ -1,0 +1,6 @@
+"""Calibrated behavioural cell model: versioned JSON (schemas/cell-model-v1.json), a fast exact
+sampler of the two-state Markov chain, and (optional) thrml integration (:mod:`noisecell.model.thrml_cells`).
+"""
+from .cellmodel import CellInstances, CellModel, Condition, OutOfRangeError, schema, validate_document
+
+__all__ = ["CellModel", "CellInstances", "Condition", "OutOfRangeError", "schema", "validate_document"]
