@@ -1,0 +1,271 @@
+"""Sweep spec → jobs with content-addressed ids, and the work one job does inside a simulator host.
+
+A sweep **point** is one combination of (corner, temperature, supply, mismatch instance, bias). Its
+**job id** is a sha256 over everything that determines its stored results:
+
+* the simulation job's own id (:meth:`noisecell.simulate.SimulationJob.job_id`: the complete rendered
+  netlist — parameters, models, noise sources, seeds, ``.tran`` — plus the model package identity
+  and version and the simulation code version),
+* the analysis settings (readout threshold override, analysis code version = noisecell version),
+* for adaptive points the adaptive settings (target, chunk, max/min duration),
+* :data:`SWEEP_CODE_VERSION` (bumped whenever this module changes what a result row holds).
+
+Seeds (all through :class:`numpy.random.SeedSequence`, range 1..2**31-1 as ngspice ``setseed`` wants):
+
+* noise seed of a point = f(spec seed, hash of the point's conditions) — adding points to a grid does
+  not change the seeds (hence the ids) of the points already there;
+* mismatch seed of instance i = f(spec seed, i) — the *same* physical instance at every bias,
+  temperature, supply and corner;
+* adaptive chunk k of a point = f(point seed, k).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, RegimeError
+from .spec import SweepSpec
+
+SWEEP_CODE_VERSION = "sweep-1"
+_SEED_MAX = 2**31 - 1
+
+
+def derive_seed(seed: int, *words: int) -> int:
+    """A seed in 1..2**31-1 derived from ``seed`` and integer ``words`` (SeedSequence spawn key)."""
+    state = np.random.SeedSequence(int(seed), spawn_key=tuple(int(w) for w in words)).generate_state(1, np.uint32)
+    return int(state[0]) % (_SEED_MAX - 1) + 1
+
+
+def _words(obj: Any) -> tuple[int, ...]:
+    h = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).digest()
+    return tuple(int.from_bytes(h[i:i + 4], "big") for i in range(0, 16, 4))
+
+
+def mismatch_seed(spec_seed: int, instance: int) -> int:
+    return derive_seed(spec_seed, 0x4D4D, instance)
+
+
+def chunk_seed(point_seed: int, k: int) -> int:
+    return derive_seed(point_seed, 0x4348, k)
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One sweep point, ready to run.
+
+    conditions: JSON-ready dict (cell, corner, temp_c, vdd_v, bias_v, mismatch_instance,
+        mismatch_seed, seed, duration_s, noise_step_s, trim_json, index, job_id) — the manifest row.
+    sim_job: the SimulationJob to run (adaptive: chunk 0).
+    analysis: analysis settings (part of the id).
+    """
+
+    job_id: str
+    index: int
+    conditions: dict
+    sim_job: Any
+    analysis: dict
+    chunk_jobs: tuple = ()
+
+    def payload(self, keep_waveform: bool, k: int | None = None) -> dict:
+        job = self.sim_job if k is None else self.chunk_jobs[k]
+        return {"job": job, "analysis": self.analysis, "keep_waveform": keep_waveform,
+                "name": f"job {self.job_id[:12]} (#{self.index}{'' if k is None else f' chunk {k}'})"}
+
+
+def analysis_settings(spec: SweepSpec) -> dict:
+    from .. import __version__
+
+    return {"threshold_v": spec.threshold_v, "analysis_version": __version__}
+
+
+def _trim_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> dict[str, float]:
+    """Stored trim (interpolated in temperature) when enabled, else each trim's nominal value."""
+    out = {}
+    for name, t in cell.trim.items():
+        out[name] = t.value_for(corner, temp_c) if spec.use_trim else t.nominal_v
+    return out
+
+
+def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
+    """All points of ``spec`` in a fixed order (corner, temperature, vdd, instance, bias — bias fastest)."""
+    from ..cells import load_cell
+    from ..simulate import job_from_cell
+
+    if cell is None:
+        try:
+            cell = load_cell(spec.cell)
+        except InputError as exc:
+            raise InputError(f"{spec.source}: cell: {exc}") from None
+    corners = spec.corners or (cell.nominal_corner,)
+    for c in corners:
+        if c not in cell.corners:
+            raise InputError(f"{spec.source}: grid.corner: cell {cell.name} offers corners "
+                             f"{', '.join(cell.corners)}, not {c!r}")
+    temps = spec.temp_c or (cell.nominal_temp_c,)
+    main = cell.supplies[cell.main_supply]
+    vdds = spec.vdd_v or (main.nominal_v,)
+    for v in vdds:
+        if not main.range_v[0] <= v <= main.range_v[1]:
+            raise InputError(f"{spec.source}: grid.vdd: {v:g} V is outside cell {cell.name}'s supply range "
+                             f"{main.range_v[0]:g}..{main.range_v[1]:g} V")
+    biases = spec.bias_v or (cell.bias.mid_v,)
+    lo, hi = cell.bias.range_v
+    for b in biases:
+        if not lo - 1e-12 <= b <= hi + 1e-12:
+            raise InputError(f"{spec.source}: grid.bias: {b:g} V is outside cell {cell.name}'s bias range "
+                             f"{lo:g}..{hi:g} V; narrow the axis")
+    if spec.mismatch_instances and cell.technology == "generic":
+        raise InputError(f"{spec.source}: grid.mismatch_instances: cell {cell.name} uses generic model cards "
+                         "without mismatch statistics; set mismatch_instances = 0 or use a PDK cell (e.g. pbit)")
+    for p in spec.params:
+        if p not in cell.params:
+            known = ", ".join(cell.params) or "none"
+            raise InputError(f"{spec.source}: params.{p}: cell {cell.name} has no such parameter (known: {known})")
+    instances = list(range(spec.mismatch_instances)) if spec.mismatch_instances else [None]
+    analysis = analysis_settings(spec)
+    adaptive = asdict(spec.adaptive) if spec.adaptive else None
+    jobs: list[SweepJob] = []
+    ids: set[str] = set()
+    for corner in corners:
+        for temp in temps:
+            trim = _trim_for(cell, spec, corner, temp)
+            for vdd in vdds:
+                for inst in instances:
+                    mseed = None if inst is None else mismatch_seed(spec.seed, inst)
+                    for bias in biases:
+                        cond_key = {"cell": cell.name, "corner": corner, "temp_c": temp, "vdd_v": vdd,
+                                    "bias_v": bias, "mismatch_instance": inst, "params": dict(spec.params)}
+                        seed = derive_seed(spec.seed, 0x4E53, *_words(cond_key))
+
+                        def make(duration_s: float, s: int):
+                            try:
+                                return job_from_cell(cell, bias_v=bias, corner=corner, temp_c=temp, vdd_v=vdd,
+                                                     trim=trim or None, params=dict(spec.params) or None,
+                                                     duration_s=duration_s, noise_step_s=spec.noise_step_s,
+                                                     seed=s, mismatch_seed=mseed, options=None)
+                            except InputError as exc:
+                                raise InputError(f"{spec.source}: point corner={corner} temp={temp:g} °C "
+                                                 f"vdd={vdd:g} V bias={bias:g} V: {exc}") from None
+
+                        if spec.adaptive:
+                            chunk_jobs = tuple(make(spec.adaptive.chunk_s, chunk_seed(seed, k))
+                                               for k in range(spec.adaptive.max_chunks))
+                            sim = chunk_jobs[0]
+                            duration = None
+                        else:
+                            chunk_jobs = ()
+                            sim = make(spec.duration_s, seed)
+                            duration = spec.duration_s
+                        job_id = hashlib.sha256(json.dumps({
+                            "sweep_code": SWEEP_CODE_VERSION, "sim": sim.job_id(), "seed": seed,
+                            "mismatch_seed": mseed, "analysis": analysis, "adaptive": adaptive,
+                        }, sort_keys=True).encode()).hexdigest()
+                        if job_id in ids:  # cannot happen with distinct axis values; guard the store anyway
+                            raise InputError(f"{spec.source}: two points produce the same job; remove duplicates")
+                        ids.add(job_id)
+                        cond = {"index": len(jobs), "job_id": job_id, "cell": cell.name, "corner": corner,
+                                "temp_c": float(temp), "vdd_v": float(vdd), "bias_v": float(bias),
+                                "mismatch_instance": -1 if inst is None else int(inst),
+                                "mismatch_seed": mseed, "seed": seed, "duration_s": duration,
+                                "noise_step_s": spec.noise_step_s,
+                                "trim_json": json.dumps(trim, sort_keys=True)}
+                        jobs.append(SweepJob(job_id, len(jobs), cond, sim, analysis, chunk_jobs))
+    return jobs
+
+
+# --- inside the simulator host --------------------------------------------------------------
+def warm_up() -> None:
+    """Import the heavy modules once per host so the first job's timeout is not spent importing."""
+    from .. import simulate  # noqa: F401
+    from .. import digitize  # noqa: F401
+    from .. import analysis  # noqa: F401
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested estimates → flat columns: dicts become ``a_b``, [lo, hi] pairs ``x_lo``/``x_hi``,
+    other lists JSON text, numpy scalars Python scalars, None stays None."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "_"))
+        elif isinstance(v, (list, tuple)) and len(v) == 2 and all(
+                x is None or isinstance(x, (int, float, np.number)) and not isinstance(x, bool) for x in v):
+            out[key + "_lo"] = None if v[0] is None else float(v[0])
+            out[key + "_hi"] = None if v[1] is None else float(v[1])
+        elif isinstance(v, (list, tuple, np.ndarray)):
+            out[key] = json.dumps(np.asarray(v).tolist() if isinstance(v, np.ndarray) else list(v))
+        elif isinstance(v, np.generic):
+            out[key] = v.item()
+        else:
+            out[key] = v
+    return out
+
+
+def stream_stats(bits: np.ndarray, sample_period_s: float) -> dict:
+    """Sufficient statistics of a chunk for pooling (see :mod:`noisecell.sweep.adaptive`).
+
+    Transition counts and occupation: n_up (0→1), n_down (1→0), zeros/ones counted over the samples
+    that can start a transition (all but the last), so rate = count / (occupancy × period) is the
+    censored-exponential maximum-likelihood estimate.
+    """
+    b = np.asarray(bits, dtype=np.int8)
+    d = np.diff(b)
+    head = b[:-1]
+    n1_head = int(head.sum())
+    return {"n_samples": int(b.size), "n_ones": int(b.sum()), "n_up": int((d == 1).sum()),
+            "n_down": int((d == -1).sum()), "occ0_samples": int(head.size - n1_head),
+            "occ1_samples": n1_head, "sample_period_s": float(sample_period_s)}
+
+
+def _regime(wf, bits) -> dict:
+    try:
+        from .. import regime as _rg
+    except ImportError:
+        return {}
+    fn = getattr(_rg, "classify_waveform", None) or getattr(_rg, "detect_regime", None) or getattr(_rg, "classify", None)
+    if fn is None:
+        return {}
+    try:
+        r = fn(wf)
+    except Exception as exc:  # noqa: BLE001 - a regime failure must not lose the simulation
+        return {"regime": None, "regime_error": f"{type(exc).__name__}: {exc}"}
+    d = r.to_dict() if hasattr(r, "to_dict") else {"regime": str(r)}
+    out = {"regime": d.get("regime", d.get("kind"))}
+    out.update(flatten({k: v for k, v in d.items() if k not in ("regime", "kind")}, "regime_"))
+    return out
+
+
+def execute_in_host(payload: dict) -> dict:
+    """Simulate, digitise, classify and analyse one job (runs inside a simulator host)."""
+    from ..digitize import digitize_waveform
+    from ..simulate import run_job_in_process
+
+    job = payload["job"]
+    wf = run_job_in_process(job)
+    analysis = payload["analysis"]
+    bits, dig = digitize_waveform(wf, threshold_v=analysis.get("threshold_v"))
+    row: dict[str, Any] = {"sim_job_id": job.job_id(), "options_json": json.dumps(dict(job.options or {}), sort_keys=True)}
+    row.update(flatten(dig.to_dict(), "digitize_"))
+    row.update(_regime(wf, bits))
+    stats = stream_stats(bits.bits, dig.sample_period_s)
+    try:
+        from ..analysis import analyze_stream
+
+        est = analyze_stream(bits, waveform=wf)
+        row.update(flatten(est.to_dict()))
+        row["analysis_error"] = None
+    except (RegimeError, InputError) as exc:
+        # e.g. a stuck point: the simulation is valid and kept; the estimates that need flips are not
+        row["analysis_error"] = str(exc)
+        row["p1"] = stats["n_ones"] / max(1, stats["n_samples"])
+        row["mean_supply_power_w"] = wf.mean_supply_power_w()
+    return {"row": row, "stats": stats, "bits": np.packbits(bits.bits), "n_bits": int(bits.bits.size),
+            "sample_period_s": dig.sample_period_s,
+            "waveform": wf if payload.get("keep_waveform", True) else None,
+            "simulated_s": float(job.duration_s)}

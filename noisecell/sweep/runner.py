@@ -1,0 +1,273 @@
+"""The sweep driver: expand the spec, skip finished jobs, dispatch, store each result as it arrives.
+
+Only this process writes to the output folder (workers return results to it), so a remote Dask
+cluster needs no shared file system, and every file is written atomically (see :mod:`.store`).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import queue
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from . import adaptive as _ad
+from .executors import make_executor
+from .jobs import SweepJob, expand
+from .spec import SweepSpec, load_spec
+from .store import Store
+
+
+@dataclass
+class SweepResult:
+    """Outcome of :func:`run_sweep`.
+
+    total/done/failed/pending: job counts over the whole sweep after this run.
+    skipped: jobs already finished before this run (not redone); ran: jobs finished in this run.
+    simulated_s: simulated time of the jobs run now, s. wall_s: wall time of this run, s.
+    failures: (job_id, error) of every failed job. dataframe: :func:`noisecell.sweep.load` of the folder.
+    adaptive: the adaptive-duration report (None for fixed-duration sweeps).
+    """
+
+    out_dir: Path
+    total: int
+    done: int
+    failed: int
+    pending: int
+    skipped: int
+    ran: int
+    simulated_s: float
+    wall_s: float
+    executor: str
+    workers: int
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    dataframe: pd.DataFrame | None = None
+    adaptive: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.pending == 0
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("total", "done", "failed", "pending", "skipped", "ran",
+                                           "simulated_s", "wall_s", "executor", "workers")}
+        d["out_dir"] = str(self.out_dir)
+        d["failures"] = [{"job_id": j, "error": e} for j, e in self.failures]
+        d["adaptive"] = self.adaptive.to_dict() if self.adaptive else None
+        return d
+
+    def summary(self) -> str:
+        lines = [f"sweep {self.out_dir}: {self.done}/{self.total} done, {self.failed} failed, {self.pending} pending "
+                 f"({self.skipped} already done, {self.ran} run now on {self.workers} {self.executor} workers, "
+                 f"{self.wall_s:.1f} s wall, {self.simulated_s * 1e6:.4g} µs simulated)"]
+        for j, e in self.failures[:20]:
+            lines.append(f"  FAILED {j[:12]}: {e}")
+        if len(self.failures) > 20:
+            lines.append(f"  ... and {len(self.failures) - 20} more failures (see `noisecell status {self.out_dir}`)")
+        if self.adaptive:
+            lines.append("  " + self.adaptive.summary())
+        return "\n".join(lines)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def build_manifest(spec: SweepSpec, jobs: list[SweepJob], cell) -> dict:
+    from .. import __version__
+
+    return {"spec": spec.to_dict(), "spec_sha256": spec.sha256(), "spec_source": spec.source,
+            "cell": cell.to_dict(), "noisecell_version": __version__, "created_utc": _now(),
+            "jobs": [j.conditions for j in jobs]}
+
+
+class _Progress:
+    """rich progress bar on a terminal, periodic lines otherwise, nothing when disabled."""
+
+    def __init__(self, enabled: bool, total: int, already: int):
+        self.enabled = enabled
+        self.total, self.count, self.failed = total, already, 0
+        self.bar = None
+        self._next_pct = 0
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(),
+                                TextColumn("ETA"), TimeRemainingColumn(),
+                                console=Console(file=sys.stderr), transient=False)
+            self.task = self.bar.add_task("sweep", total=total, completed=already, failed=0)
+            self.bar.start()
+
+    def advance(self, failed: bool) -> None:
+        self.count += 1
+        self.failed += int(failed)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, failed=self.failed)
+        elif self.enabled:
+            pct = 100 * self.count // max(1, self.total)
+            if pct >= self._next_pct:
+                print(f"sweep: {self.count}/{self.total} done, {self.failed} failed", file=sys.stderr, flush=True)
+                self._next_pct = pct + 10
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, out_dir: str | os.PathLike, *,
+              workers: int | None = None, executor: str | None = None, progress: bool = True,
+              scheduler: str | None = None, retry_failed: bool = False, update_spec: bool = False) -> SweepResult:
+    """Run (or resume) a sweep into ``out_dir``; returns a :class:`SweepResult`.
+
+    Jobs with a stored result are skipped (failed ones too, unless ``retry_failed``). ``workers``
+    and ``executor`` override the spec's; ``scheduler`` (tcp://HOST:PORT) uses a running Dask cluster.
+    """
+    from ..cells import load_cell
+
+    t_start = time.monotonic()
+    spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load_spec(spec_or_path)
+    try:
+        cell = load_cell(spec.cell)
+    except InputError as exc:
+        raise InputError(f"{spec.source}: cell: {exc}") from None
+    jobs = expand(spec, cell)
+    store = Store(out_dir)
+    store.prepare(build_manifest(spec, jobs, cell), replace=update_spec)
+    finished = store.finished()
+    todo = [j for j in jobs if j.job_id not in finished or (retry_failed and finished[j.job_id] != "ok")]
+    skipped = len(jobs) - len(todo)
+    kind = "dask" if scheduler else (executor or spec.executor)
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers {workers}: must be ≥ 1")
+    n_workers = workers or spec.workers or os.cpu_count() or 1
+    invocation = uuid.uuid4().hex[:12]
+    failures: list[tuple[str, str]] = []
+    simulated = 0.0
+    ran = 0
+    prog = _Progress(progress, len(jobs), skipped)
+    ex = None
+    try:
+        if todo:
+            ex = make_executor(kind, n_workers, scheduler, store.logs)
+            n_workers = ex.workers
+        done_q: queue.Queue = queue.Queue()
+        outstanding = 0
+
+        def submit(job: SweepJob, k: int | None) -> None:
+            nonlocal outstanding
+            task = {"payload": job.payload(spec.keep_waveforms, k), "timeout_s": spec.timeout_s,
+                    "retries": spec.retries, "name": f"job {job.job_id[:12]} (#{job.index})"}
+            ex.submit(task, lambda res, tag: done_q.put((tag, res)), (job, k))
+            outstanding += 1
+
+        chunk_rows: dict[str, list[dict]] = {}
+
+        def finish(job: SweepJob, row: dict, failed: bool) -> None:
+            nonlocal ran
+            store.write_result(job.job_id, row)
+            ran += 1
+            if failed:
+                failures.append((job.job_id, row.get("error") or ""))
+            prog.advance(failed)
+
+        def base_row(job: SweepJob, status: str) -> dict:
+            return {**job.conditions, "status": status, "invocation": invocation, "finished_utc": _now()}
+
+        for job in todo:
+            if spec.adaptive:
+                rows = store.read_chunks(job.job_id)
+                chunk_rows[job.job_id] = rows
+                if rows and _ad.should_stop(_ad.pool(rows), len(rows), spec.adaptive):
+                    finish(job, _adaptive_row(base_row(job, "ok"), rows), False)
+                else:
+                    submit(job, len(rows))
+            else:
+                submit(job, None)
+
+        while outstanding:
+            try:
+                (job, k), res = done_q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            outstanding -= 1
+            name = job.job_id if k is None else f"{job.job_id}.c{k}"
+            if not res["ok"]:
+                row = base_row(job, "failed")
+                row.update({"error": (res["error"] if k is None else f"chunk {k}: {res['error']}"),
+                            "error_type": res.get("error_type"), "attempts": res["attempts"],
+                            "wall_s": res["wall_s"], "host": res.get("host")})
+                finish(job, row, True)
+                continue
+            out = res["result"]
+            simulated += out["simulated_s"]
+            if out["waveform"] is not None:
+                store.write_waveform(name, out["waveform"])
+            store.write_bits(name, np.unpackbits(out["bits"])[: out["n_bits"]], out["sample_period_s"])
+            if k is None:
+                row = base_row(job, "ok")
+                row.update({"error": None, "attempts": res["attempts"],
+                            "retry_errors": " | ".join(res["errors"]) or None})
+                row.update({c: v for c, v in out["row"].items() if c not in job.conditions})
+                row.update({"wall_s": res["wall_s"], "host": res.get("host"), "simulated_s": out["simulated_s"]})
+                finish(job, row, False)
+            else:
+                crow = {"job_id": job.job_id, "chunk": k, "seed": job.chunk_jobs[k].seed,
+                        "simulated_s": out["simulated_s"], "attempts": res["attempts"], **out["stats"],
+                        **{c: v for c, v in out["row"].items() if c not in out["stats"]},
+                        "wall_s": res["wall_s"], "invocation": invocation}
+                store.write_chunk(job.job_id, k, crow)
+                rows = chunk_rows[job.job_id] + [crow]
+                chunk_rows[job.job_id] = rows
+                if _ad.should_stop(_ad.pool(rows), len(rows), spec.adaptive):
+                    finish(job, _adaptive_row(base_row(job, "ok"), rows), False)
+                else:
+                    submit(job, k + 1)
+    finally:
+        prog.close()
+        if ex is not None:
+            ex.close()
+
+    df = store.load()
+    store.write_summary(df)
+    counts = store.counts()
+    all_failures = [(r["job_id"], r.get("error") or "") for r in df.to_dict("records") if r["status"] == "failed"]
+    rep = _ad.report(df.to_dict("records"), spec.adaptive.target_p1_ci_halfwidth) if spec.adaptive else None
+    return SweepResult(out_dir=Path(out_dir), total=counts["total"], done=counts["done"], failed=counts["failed"],
+                       pending=counts["pending"], skipped=skipped, ran=ran, simulated_s=simulated,
+                       wall_s=time.monotonic() - t_start, executor=kind, workers=n_workers,
+                       failures=all_failures, dataframe=df, adaptive=rep)
+
+
+def _adaptive_row(row: dict, chunks: list[dict]) -> dict:
+    pooled = _ad.pool(chunks)
+    row.update(pooled)
+    row["duration_s"] = pooled["simulated_s"]
+    row["error"] = None
+    row["attempts"] = int(sum(c.get("attempts", 1) for c in chunks))
+    row["wall_s"] = float(sum(c.get("wall_s", 0.0) for c in chunks))
+    # regime of the point: the chunks' verdicts, when they agree
+    regimes = {c.get("regime") for c in chunks}
+    row["regime"] = regimes.pop() if len(regimes) == 1 else "mixed:" + ",".join(sorted(map(str, regimes)))
+    return row
+
+
+def load(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """The sweep in ``out_dir`` as a DataFrame, one row per job (pending jobs included)."""
+    return Store(out_dir).load()
+
+
+def status(out_dir: str | os.PathLike) -> dict:
+    """{"total", "done", "failed", "pending"} of the sweep in ``out_dir``."""
+    return Store(out_dir).counts()
+
