@@ -1,0 +1,188 @@
+"""Device-noise injection for ngspice transient runs (ngspice itself adds none to ``.tran``).
+
+For every MOSFET (``M`` element or PDK ``X`` subcircuit instance, see noisecell.netlist) the
+transform adds, in the same scope as the device:
+
+* a 0 V sense source ``Vnc_s_<dev>`` in the drain lead (current = drain current I_D, A);
+* one unit white-noise source ``Vnc_u_<dev>``: ``TRRANDOM(1 NT 0 A 0)``, uniform on ±A held for NT,
+  with A = sqrt(3/(2·NT)), so its variance is 1/(2·NT) and its one-sided PSD at low frequency is
+  exactly 1 /Hz (zero-order hold: PSD(f) = sinc²(f·NT), i.e. 0.405 at the nominal noise bandwidth
+  f_N = 1/(2·NT)). TRRANDOM draws from ngspice's single generator, seeded once per run with
+  ``setseed``; each source takes its own successive draws, so the streams are independent draws of
+  one seeded generator (tests/test_noise_injection.py measures their cross-correlation);
+* a behavioural current source drain↔source ``Bnc_<dev>`` with current sqrt(S)·V(u), where
+
+      S = 2q·|I_D|·coth(|V_DS|/(2·V_T))        [A²/Hz, one-sided]
+
+  the exact channel noise of a device whose current is a difference of forward and reverse
+  diffusion currents (I_D = I_F − I_R, each a shot-noise process: S = 2q(I_F+I_R)): 2q|I_D| in
+  saturation (|V_DS| ≫ V_T) and 4kT·(I_D/V_DS) → 4kT·g_ds as V_DS → 0. V_T = kT/q at the job
+  temperature. |V_DS| is regularised as sqrt(V_DS² + ε²) with ε = 1 µV, which only lowers S for
+  |V_DS| ≲ ε (relative bias ≈ 1.25·ε/σ_VDS for a device whose V_DS fluctuates around 0 with rms
+  σ_VDS; 0.1 % at σ_VDS = 1 mV). A floor of 1e-34 A²/Hz inside the square root keeps its derivative
+  finite at I_D = 0 (noise-current floor ≈ 0.2 pA rms at NT = 1 ns, negligible next to any device).
+  In strong inversion saturation the true channel noise is (8/3)kT·g_m·(γ-ish), not 2q·I_D; the form
+  above is exact in weak inversion — the regime p-bit cells run in — and at V_DS → 0 in any regime.
+* optional flicker (1/f) noise: with ``flicker_corner_hz`` = f_c > 0 the unit source of each device
+  becomes u + u_f, u_f a seeded sum of first-order (RC) relaxations with corners log-spaced two
+  per decade from ``flicker_min_hz`` to f_N, weighted so that PSD(u_f) ≈ f_c/f (within ±0.3 dB
+  ripple) in that band. The channel PSD is then S·(1 + f_c/f). Each relaxation node starts from
+  a draw of its stationary distribution (for devices at top level; those inside a .subckt start at
+  0 and are stationary after ~1/(2π·flicker_min_hz)). ngspice's TRNOISE has a 1/f option but is not
+  seedable, hence the synthesis.
+* optional resistor thermal noise (``resistor_noise``): a current source 4kT/R in parallel with
+  every ``R`` element.
+
+All element and node names added start with ``nc_`` (after their SPICE type letter) so they cannot
+collide with a cell's names.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .netlist import find_mosfets, find_resistors, logical_lines, tokens
+
+Q_E = 1.602176634e-19  # C
+K_B = 1.380649e-23  # J/K
+EPS_VDS = 1e-6  # V, regularisation of |V_DS| in coth()
+PSD_FLOOR = 1e-34  # A²/Hz inside the square root
+
+
+def thermal_voltage(temp_c: float) -> float:
+    """kT/q at ``temp_c`` °C, V."""
+    return K_B * (temp_c + 273.15) / Q_E
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """How noise is injected.
+
+    noise_step_s: NT, the hold time of every noise sample, s. temp_c: °C (sets V_T and 4kT).
+    flicker_corner_hz: f_c of the optional 1/f channel noise, Hz (0 = off).
+    flicker_min_hz: lowest 1/f frequency synthesised, Hz (default: set by the caller, 1/duration).
+    resistor_noise: add 4kT/R to every R element. seed: used only for the flicker initial states.
+    """
+
+    noise_step_s: float
+    temp_c: float
+    flicker_corner_hz: float = 0.0
+    flicker_min_hz: float = 1e3
+    resistor_noise: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NoiseReport:
+    """What was injected: device and resistor names, NT (s), nominal noise bandwidth 1/(2NT) (Hz)."""
+
+    mosfets: tuple[str, ...]
+    resistors: tuple[str, ...]
+    noise_step_s: float
+    bandwidth_hz: float
+    flicker_corner_hz: float
+    flicker_sections: int
+    sources: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {"mosfets": list(self.mosfets), "resistors": list(self.resistors),
+                "noise_step_s": self.noise_step_s, "bandwidth_hz": self.bandwidth_hz,
+                "flicker_corner_hz": self.flicker_corner_hz, "flicker_sections": self.flicker_sections,
+                "sources": self.sources}
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name.lower())
+
+
+def flicker_sections(corner_hz: float, f_min_hz: float, f_max_hz: float) -> list[tuple[float, float]]:
+    """(tau_s, gain²) of the relaxations whose summed PSD ≈ corner_hz/f between f_min and f_max.
+
+    A unit-PSD source through gain g into 1 Ω ‖ τ F has PSD g²/(1+(f/f_k)²), f_k = 1/(2πτ). With
+    corners spaced by the ratio r, Σ_k (c·f_c/f_k)/(1+(f/f_k)²) ≈ c·f_c·π/(2·ln r)/f (the sum is a
+    Riemann sum over ln f_k of ∫ ds/(1+s²) = π/2), so c = 2·ln(r)/π gives f_c/f.
+    """
+    if corner_hz <= 0:
+        return []
+    if not 0 < f_min_hz < f_max_hz:
+        raise InputError(f"flicker: need 0 < flicker_min_hz ({f_min_hz:g}) < noise bandwidth ({f_max_hz:g})")
+    r = math.sqrt(10.0)
+    n = max(1, int(math.ceil(math.log(f_max_hz / f_min_hz) / math.log(r))) + 1)
+    c = 2 * math.log(r) / math.pi
+    out = []
+    for k in range(n):
+        fk = f_min_hz * r ** k
+        out.append((1.0 / (2 * math.pi * fk), c * corner_hz / fk))
+    return out
+
+
+def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, NoiseReport]:
+    """Return (netlist with noise sources, report). ``text`` must have had its params set already.
+
+    The returned text is made of logical lines (continuations joined, comments dropped) followed
+    by the noise parameter block; it is deterministic for a given input.
+    """
+    nt = float(cfg.noise_step_s)
+    if not (math.isfinite(nt) and nt > 0):
+        raise InputError(f"noise step {nt!r}: must be a positive number of seconds")
+    lines = logical_lines(text)
+    mos = find_mosfets(text, technology)
+    res = find_resistors(text) if cfg.resistor_noise else []
+    f_n = 1.0 / (2 * nt)
+    sections = flicker_sections(cfg.flicker_corner_hz, cfg.flicker_min_hz, f_n)
+    rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed) & 0xFFFFFFFF, 0x666C6B]))
+    extra: dict[int, list[str]] = {}
+    rewritten: dict[int, str] = {}
+    ics: list[str] = []
+    src = "TRRANDOM(1 {nc_nt} 0 {nc_ua} 0)"
+    n_sources = 0
+    for m in mos:
+        d = _safe(m.name)
+        t = tokens(lines[m.index].text)
+        # the drain is the first node for both M and X devices
+        t[1] = f"nc_d_{d}"
+        rewritten[m.index] = " ".join(t)
+        add = [f"Vnc_s_{d} {m.drain} nc_d_{d} 0",
+               f"Vnc_u_{d} nc_u_{d} 0 DC 0 {src}"]
+        n_sources += 1
+        unit = f"V(nc_u_{d})"
+        for k, (tau, g2) in enumerate(sections):
+            node = f"nc_f_{d}_{k}"
+            add += [f"Vnc_fu_{d}_{k} nc_fu_{d}_{k} 0 DC 0 {src}",
+                    f"Bnc_fi_{d}_{k} 0 {node} I={{{math.sqrt(g2)!r}}}*V(nc_fu_{d}_{k})",
+                    f"Rnc_f_{d}_{k} {node} 0 1",
+                    f"Cnc_f_{d}_{k} {node} 0 {tau!r}"]
+            n_sources += 1
+            unit += f"+V({node})"
+            if m.scope is None:
+                # stationary variance of the section: g²·(one-sided PSD 1)·R²/(4RC) = g²/(4τ)
+                ics.append(f"v({node})={float(rng.normal(0.0, math.sqrt(g2 / (4 * tau))))!r}")
+        add.append(f"Bnc_{d} nc_d_{d} {m.source} I=sqrt(nc_sn(I(Vnc_s_{d}),V(nc_d_{d},{m.source})))*({unit})")
+        extra.setdefault(m.index, []).extend(add)
+    for r in res:
+        d = _safe(r.name)
+        extra.setdefault(r.index, []).extend([
+            f"Vnc_ru_{d} nc_ru_{d} 0 DC 0 {src}",
+            f"Bnc_r_{d} {r.n1} {r.n2} I=sqrt(4*nc_kb*nc_tk/({r.value}))*V(nc_ru_{d})"])
+        n_sources += 1
+    vt = thermal_voltage(cfg.temp_c)
+    header = [
+        "* --- noisecell noise injection (noisecell.noise) ---",
+        f".param nc_nt={nt!r} nc_ua={{sqrt(3/(2*nc_nt))}}",
+        f".param nc_q={Q_E!r} nc_kb={K_B!r} nc_tk={cfg.temp_c + 273.15!r} nc_vt={vt!r} nc_eps={EPS_VDS!r}",
+        f".func nc_sn(i,v) {{2*nc_q*abs(i)/tanh(sqrt(v*v+nc_eps*nc_eps)/(2*nc_vt))+{PSD_FLOOR!r}}}",
+    ]
+    body = []
+    for i, ln in enumerate(lines):
+        body.append(rewritten.get(i, ln.text))
+        body.extend(extra.get(i, []))
+    if ics:
+        body.append(".ic " + " ".join(ics))
+    report = NoiseReport(mosfets=tuple(m.name for m in mos), resistors=tuple(r.name for r in res),
+                         noise_step_s=nt, bandwidth_hz=f_n, flicker_corner_hz=float(cfg.flicker_corner_hz),
+                         flicker_sections=len(sections), sources=n_sources)
+    return "\n".join(header + body) + "\n", report

@@ -1,0 +1,509 @@
+"""Run one transient-noise simulation of a cell in ngspice and return its :class:`Waveform`.
+
+A :class:`SimulationJob` is everything that determines a run (netlist template, parameter values,
+models and corner, temperature, duration, noise step, seeds, extra options). :meth:`SimulationJob.render`
+turns it into the exact netlist ngspice runs (deterministic text); :meth:`SimulationJob.job_id` hashes
+that text together with the model package identity and :data:`SIM_CODE_VERSION`.
+
+Execution: ngspice's shared library through PySpice (``NgSpiceShared``), one ngspice per process
+(it is not thread-safe), ``set num_threads=1`` before anything is loaded. :func:`run_job` starts a
+fresh child process and kills it at the timeout; :func:`run_job_in_process` runs in the calling
+process (for pool workers that already are child processes).
+
+Seeds: the noise seed is applied with ``setseed`` *after* the circuit is loaded, so TRRANDOM noise
+depends on it alone; the mismatch seed is ``.option seed=`` in the netlist, read while the models'
+AGAUSS mismatch parameters are evaluated during loading. The two are therefore independent: the same
+mismatch seed with different noise seeds gives the same device instances (tested).
+
+Output grid: ``.options interp`` makes ngspice interpolate its output to the uniform grid
+t_k = k·NT, k = 1..duration/NT (sample_period_s = NT; ngspice's interpolated output has no t = 0 point). Every noise sample is held for exactly NT
+and the time step is capped at NT (TMAX), so the grid points are also points the solver visited.
+
+Sign convention: ngspice's i(V) is the current flowing into the source's + terminal; noisecell
+reports supply currents as the current the source delivers INTO the cell, i.e. −i(V).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import netlist as nl
+from .errors import InputError, SimulationError, SimulationTimeout
+from .noise import NoiseConfig, inject_noise
+from .technology import model_identity, model_lines, spice_settings
+from .waveform import Waveform
+
+#: bump when the rendering or the runner changes results (part of every job id)
+SIM_CODE_VERSION = "1"
+#: the largest number of output points a single job may produce (memory: 8 bytes × outputs × points)
+MAX_POINTS = 200_000_000
+_OPT_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
+_NODE = re.compile(r"^[A-Za-z0-9_.:+\-\[\]<>#]+$")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimulationJob:
+    """Everything that determines one transient-noise run.
+
+    cell_name: label. template: validated netlist template (with its .param lines; values come
+    from ``params``). params: .param name -> value (validated finite numbers, SI or the cell's unit).
+    technology / corner: model set (noisecell.technology). temp_c: °C. duration_s, noise_step_s: s.
+    seed: noise seed (setseed, 0 ≤ seed < 2³¹). mismatch_seed: None = no mismatch, else the seed of
+    the models' mismatch draws. outputs: output name ("v_out", ...) -> node. supplies: supply name ->
+    (voltage source element, voltage V). readout: {"mode", "threshold_v"}. options: extra
+    ``.options`` (name -> number or simple word; e.g. {"method": "gear", "reltol": 1e-4}).
+    flicker_corner_hz / flicker_min_hz: optional 1/f noise (noisecell.noise). resistor_noise: 4kT/R.
+    bias_v / vdd_v: recorded in meta. uic: start from .ic values instead of the operating point
+    (None: only when the template has .ic lines). trusted: skip the netlist safety check.
+    """
+
+    cell_name: str
+    template: str
+    params: Mapping[str, float]
+    technology: str
+    corner: str
+    temp_c: float
+    duration_s: float
+    noise_step_s: float
+    seed: int
+    mismatch_seed: int | None = None
+    outputs: Mapping[str, str] = field(default_factory=lambda: {"v_out": "out"})
+    supplies: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    readout: Mapping[str, Any] = field(default_factory=lambda: {"mode": "single", "threshold_v": 0.0})
+    options: Mapping[str, str | float] = field(default_factory=dict)
+    flicker_corner_hz: float = 0.0
+    flicker_min_hz: float | None = None
+    resistor_noise: bool = True
+    noise: bool = True
+    bias_v: float | None = None
+    vdd_v: float | None = None
+    uic: bool | None = None
+    trusted: bool = False
+
+    def __post_init__(self):
+        _check_job(self)
+
+    def render(self) -> str:
+        """The complete netlist text ngspice runs: models, params, noise sources, options, .tran."""
+        body = nl.set_params(self.template, dict(self.params), source=self.cell_name)
+        # drop .end (noisecell appends its own lines after the body)
+        body = "\n".join(l for l in body.splitlines() if l.strip().lower() != ".end") + "\n"
+        has_ic = any(ln.text.lower().startswith(".ic") for ln in nl.logical_lines(body))
+        f_min = self.flicker_min_hz if self.flicker_min_hz else 1.0 / self.duration_s
+        if self.noise:
+            body, _ = inject_noise(body, self.technology, self._noise_config(f_min))
+        else:
+            body = "\n".join(ln.text for ln in nl.logical_lines(body)) + "\n"
+        uic = has_ic if self.uic is None else self.uic
+        lines = [f"* noisecell job: cell {self.cell_name}, {self.technology} {self.corner}, {self.temp_c!r} C, "
+                 f"seed {self.seed}, mismatch_seed {self.mismatch_seed}"]
+        lines += model_lines(self.technology, self.corner, mismatch=self.mismatch_seed is not None)
+        lines.append(body.rstrip("\n"))
+        opts = {"temp": self.temp_c, "tnom": 27.0}
+        if self.mismatch_seed is not None:
+            opts["seed"] = int(self.mismatch_seed)
+        opts.update({k.lower(): v for k, v in self.options.items()})
+        lines.append(".options interp " + " ".join(f"{k}={_fmt(v)}" for k, v in sorted(opts.items())))
+        saves = [f"v({n})" for _, n in sorted(self.outputs.items())]
+        saves += [f"i({src})" for _, (src, _v) in sorted(self.supplies.items())]
+        lines.append(".save " + " ".join(saves))
+        nt = self.noise_step_s
+        lines.append(f".tran {nt!r} {self.duration_s!r} 0 {nt!r}{' uic' if uic else ''}")
+        lines.append(".end")
+        return "\n".join(lines) + "\n"
+
+    def render_batch(self, data_file: str) -> str:
+        """The same netlist plus a .control block for ``ngspice -b`` (setseed, run, wrdata, quit)."""
+        text = self.render().rstrip("\n")
+        assert text.endswith(".end")
+        saves = " ".join([f"v({n})" for _, n in sorted(self.outputs.items())]
+                         + [f"i({src})" for _, (src, _v) in sorted(self.supplies.items())])
+        ctl = [".control", f"setseed {int(self.seed)}", "run", f"wrdata {data_file} {saves}", "quit", ".endc"]
+        return text[:-len(".end")] + "\n".join(ctl) + "\n.end\n"
+
+    def _noise_config(self, f_min: float) -> NoiseConfig:
+        return NoiseConfig(noise_step_s=self.noise_step_s, temp_c=self.temp_c,
+                           flicker_corner_hz=self.flicker_corner_hz, flicker_min_hz=f_min,
+                           resistor_noise=self.resistor_noise, seed=self.seed)
+
+    def noise_report(self):
+        """The :class:`noisecell.noise.NoiseReport` of this job (devices, NT, bandwidth)."""
+        body = nl.set_params(self.template, dict(self.params), source=self.cell_name)
+        f_min = self.flicker_min_hz if self.flicker_min_hz else 1.0 / self.duration_s
+        return inject_noise(body, self.technology, self._noise_config(f_min))[1]
+
+    def job_id(self) -> str:
+        """sha256 (hex) of the rendered netlist, the noise seed, model identity and SIM_CODE_VERSION."""
+        h = hashlib.sha256()
+        h.update(self.render().encode())
+        h.update(json.dumps({"seed": int(self.seed), "models": model_identity(self.technology),
+                             "code": SIM_CODE_VERSION, "settings": spice_settings(self.technology)},
+                            sort_keys=True).encode())
+        return h.hexdigest()
+
+    def describe(self) -> str:
+        """Short label for messages: cell, bias, corner, temperature, seed and the job id prefix."""
+        b = f" bias {self.bias_v:g} V" if self.bias_v is not None else ""
+        return (f"job {self.job_id()[:12]} ({self.cell_name}{b}, {self.corner}, {self.temp_c:g} C, "
+                f"seed {self.seed})")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (int, float)):
+        return repr(v) if isinstance(v, float) else str(v)
+    return str(v)
+
+
+def _check_job(job: SimulationJob) -> None:
+    what = f"simulation job {job.cell_name!r}"
+    for name, val in (("duration_s", job.duration_s), ("noise_step_s", job.noise_step_s)):
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
+            raise InputError(f"{what}: {name} must be a positive number of seconds, got {val!r}")
+    n = job.duration_s / job.noise_step_s
+    if n < 10:
+        raise InputError(f"{what}: duration {job.duration_s:g} s is under 10 noise steps of {job.noise_step_s:g} s; "
+                         "lengthen the duration or shorten the noise step")
+    if n > MAX_POINTS:
+        raise InputError(f"{what}: {n:.3g} output points exceeds {MAX_POINTS:g}; split the run or raise the noise step")
+    if isinstance(job.temp_c, bool) or not isinstance(job.temp_c, (int, float)) or not -273.15 < job.temp_c < 500:
+        raise InputError(f"{what}: temp_c {job.temp_c!r} is not a temperature in °C")
+    for sname, seed in (("seed", job.seed), ("mismatch_seed", job.mismatch_seed)):
+        if seed is None and sname == "mismatch_seed":
+            continue
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**31:
+            raise InputError(f"{what}: {sname} must be an integer in [0, 2^31), got {seed!r}")
+    for k, v in job.params.items():
+        nl.validate_param_value(k, v, what=f"{what}: parameter")
+    for k, v in job.options.items():
+        if not nl.IDENT.match(str(k)):
+            raise InputError(f"{what}: option name {k!r} is not an identifier")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not math.isfinite(float(v)):
+                raise InputError(f"{what}: option {k}={v!r} is not finite")
+        elif not isinstance(v, str) or not _OPT_VALUE.match(v):
+            raise InputError(f"{what}: option {k}={v!r} must be a number or a simple word")
+    for k, node in job.outputs.items():
+        if not nl.IDENT.match(k) or not isinstance(node, str) or not _NODE.match(node):
+            raise InputError(f"{what}: output {k!r} -> {node!r} is not a valid name/node")
+    if "v_out" not in job.outputs:
+        raise InputError(f"{what}: outputs must include the primary output 'v_out'")
+    for k, sv in job.supplies.items():
+        if not nl.IDENT.match(k) or len(sv) != 2 or not nl.IDENT.match(str(sv[0])):
+            raise InputError(f"{what}: supply {k!r} must map to (voltage source element, voltage)")
+        nl.validate_param_value(k, sv[1], what=f"{what}: supply voltage")
+    if job.flicker_corner_hz < 0 or not math.isfinite(job.flicker_corner_hz):
+        raise InputError(f"{what}: flicker_corner_hz must be ≥ 0")
+    from .technology import allowed_include_dirs
+    nl.check_template(job.template, source=job.cell_name, allowed_dirs=allowed_include_dirs(job.technology),
+                      trusted=job.trusted)
+
+
+def job_from_cell(cell, *, bias_v: float, corner: str | None = None, temp_c: float | None = None,
+                  vdd_v: float | None = None, trim: Mapping[str, float] | None = None,
+                  params: Mapping[str, float] | None = None, duration_s: float, noise_step_s: float,
+                  seed: int, mismatch_seed: int | None = None, options: Mapping[str, str | float] | None = None,
+                  flicker_corner_hz: float = 0.0, supply_v: Mapping[str, float] | None = None) -> SimulationJob:
+    """Build a job for a :class:`noisecell.cells.CellSpec`, validating every number against the cell's ranges.
+
+    bias_v: V (the bias .param). corner/temp_c: default the cell's nominal. vdd_v: main supply, V
+    (default nominal). trim: trim .param -> V (default: the stored value for corner/temperature, else
+    nominal). params: other .params (within their min/max). supply_v: other supplies, V.
+    """
+    where = f"cell {cell.name} ({cell.netlist_path.parent / 'cell.toml'})"
+
+    def in_range(label: str, x: float, lo: float, hi: float, unit: str = "V") -> float:
+        x = nl.validate_param_value("value", x, what=label)
+        if not lo <= x <= hi:
+            raise InputError(f"{where}: {label} {x:g} {unit} is outside the cell's range [{lo:g}, {hi:g}] {unit}")
+        return x
+
+    corner = cell.nominal_corner if corner is None else corner
+    if corner not in cell.corners:
+        raise InputError(f"{where}: corner {corner!r} is not one of the cell's corners {list(cell.corners)}")
+    temp_c = cell.nominal_temp_c if temp_c is None else float(temp_c)
+    values: dict[str, float] = {}
+    bias_v = in_range("bias", bias_v, *cell.bias.range_v)
+    values[cell.bias.param] = bias_v
+    supplies = {}
+    supply_v = dict(supply_v or {})
+    main = cell.main_supply
+    if vdd_v is not None:
+        supply_v[main] = vdd_v
+    for sname, s in cell.supplies.items():
+        v = in_range(f"supply {sname}", supply_v.pop(sname, s.nominal_v), *s.range_v)
+        values[s.param] = v
+        supplies[sname] = (s.source, v)
+    if supply_v:
+        raise InputError(f"{where}: unknown supply {next(iter(supply_v))!r}; the cell has {list(cell.supplies)}")
+    trim = dict(trim or {})
+    for tname, t in cell.trim.items():
+        v = trim.pop(tname) if tname in trim else t.value_for(corner, temp_c)
+        values[tname] = in_range(f"trim {tname}", v, *t.range_v)
+    if trim:
+        raise InputError(f"{where}: unknown trim {next(iter(trim))!r}; the cell has {list(cell.trim) or 'none'}")
+    params = dict(params or {})
+    for pname, p in cell.params.items():
+        v = params.pop(pname) if pname in params else p.nominal
+        values[pname] = in_range(f"parameter {pname}", v, p.min, p.max, p.unit)
+    if params:
+        raise InputError(f"{where}: parameter {next(iter(params))!r} is not settable; settable: "
+                         f"{list(cell.params) or 'none'}")
+    from .technology import allowed_include_dirs
+    nl.check_template(cell.template, source=str(cell.netlist_path),
+                      allowed_dirs=[cell.netlist_path.parent] + allowed_include_dirs(cell.technology))
+    return SimulationJob(cell_name=cell.name, template=cell.template, params=values, technology=cell.technology,
+                         corner=corner, temp_c=temp_c, duration_s=float(duration_s),
+                         noise_step_s=float(noise_step_s), seed=int(seed), mismatch_seed=mismatch_seed,
+                         outputs=dict(cell.outputs), supplies=supplies,
+                         readout={"mode": cell.readout.mode, "threshold_v": cell.readout.threshold_v},
+                         options=dict(options or {}), flicker_corner_hz=float(flicker_corner_hz),
+                         bias_v=bias_v, vdd_v=supplies[main][1], trusted=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# the worker side: one ngspice per process
+_NG = None
+_MESSAGES: list[str] = []
+
+
+def _ngspice():
+    global _NG
+    if _NG is None:
+        for name in ("PySpice", "PySpice.Spice.NgSpice.Shared"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        from PySpice.Spice.NgSpice.Shared import NgSpiceShared
+
+        class _Collecting(NgSpiceShared):
+            def send_char(self, message, ngspice_id):
+                _MESSAGES.append(message)
+                return 0
+
+        _NG = _Collecting.new_instance()
+        _command("set num_threads=1")
+        _command("set nomoremode")
+    return _NG
+
+
+def _command(cmd: str) -> None:
+    rc = _NG._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
+    if rc:
+        raise SimulationError(f"ngspice command {cmd!r} returned {rc}")
+
+
+def _messages_text() -> list[str]:
+    out = []
+    for m in _MESSAGES:
+        pre, _, content = m.partition(" ")
+        out.append(content if pre in ("stdout", "stderr") else m)
+    return out
+
+
+def _diagnose(job: SimulationJob, lines: list[str], extra: str) -> SimulationError:
+    text = "\n".join(lines)
+    node = None
+    m = re.search(r'trouble with node\s+"?([^"\s]+)"?', text, re.I) or \
+        re.search(r"check nodes?\s+\"?([^\s\"]+)", text, re.I) or \
+        re.search(r"singular matrix:?\s*check nodes?\s+\"?([^\s\"]+)", text, re.I)
+    if m:
+        node = m.group(1)
+    if re.search(r"timestep too small", text, re.I):
+        tm = re.search(r"time\s*=\s*([0-9.eE+\-]+)", text)
+        at = f" at t = {float(tm.group(1)):.4g} s" if tm else ""
+        return SimulationError(f"{job.describe()}: ngspice did not converge (timestep too small{at}"
+                               f"{', trouble with node ' + node if node else ''}); try a smaller noise step, "
+                               "options method=gear or reltol=1e-4")
+    if re.search(r"singular matrix", text, re.I):
+        return SimulationError(f"{job.describe()}: singular matrix{' at node ' + node if node else ''} "
+                               "(a floating node or a loop of voltage sources); fix the netlist")
+    errs = [l.strip() for l in lines if re.search(r"error|abort|fail", l, re.I)]
+    detail = "; ".join(dict.fromkeys(errs))[:400] or extra
+    return SimulationError(f"{job.describe()}: ngspice failed: {detail}")
+
+
+def _fast_tau(v: np.ndarray, dt: float) -> float | None:
+    """Fastest relaxation time seen at a node, s, from the lag-1 autocorrelation of its increments.
+
+    For an Ornstein-Uhlenbeck node with time constant τ sampled every dt, successive increments have
+    correlation ρ = −(1 − a)/2 with a = exp(−dt/τ), so τ = −dt/ln(1 + 2ρ). Intra-well fluctuations
+    dominate the increments of a telegraphing cell, so this measures the node's own time constant.
+    Returns None when undetermined.
+    """
+    d = np.diff(np.asarray(v, dtype=float))
+    if len(d) < 100 or not np.any(d):
+        return None
+    d = d - d.mean()
+    den = float(np.dot(d, d))
+    if den <= 0:
+        return None
+    rho = float(np.dot(d[:-1], d[1:]) / den)
+    a = 1 + 2 * rho
+    if a <= 0:
+        return 0.0
+    if a >= 1:
+        return math.inf
+    return -dt / math.log(a)
+
+
+def run_job_in_process(job: SimulationJob) -> Waveform:
+    """Run ``job`` in this process's ngspice (created on first use) and return its waveform.
+
+    Raises :class:`SimulationError` (non-convergence naming the node, ngspice errors, or a result that
+    does not reach ``duration_s``). Not thread-safe: one job at a time per process.
+    """
+    netlist = job.render()
+    ng = _ngspice()
+    t0 = time.perf_counter()
+    _command("destroy all")
+    _command("remcirc")
+    for s in spice_settings(job.technology):
+        _command(s)
+    _MESSAGES.clear()
+    lines_in = [l for l in netlist.splitlines() if l]
+    try:
+        ng.load_circuit("\n".join(lines_in))
+    except Exception as exc:  # PySpice raises NgSpiceCircuitError on any "error" in stdout
+        raise _diagnose(job, _messages_text(), f"circuit did not load ({exc.__class__.__name__})")
+    load_msgs = _messages_text()
+    if any(re.search(r"^\s*error", l, re.I) for l in load_msgs):
+        raise _diagnose(job, load_msgs, "circuit did not load")
+    _command(f"setseed {int(job.seed)}")
+    _MESSAGES.clear()
+    _command("run")
+    msgs = _messages_text()
+    wall = time.perf_counter() - t0
+    plot_name = ng.last_plot
+    if not plot_name.lower().startswith("tran"):
+        raise _diagnose(job, msgs, "no transient result was produced")
+    plot = ng.plot(None, plot_name)
+    vecs = {k.lower(): np.array(v._data, dtype=float) for k, v in plot.items()}
+    t = vecs.get("time")
+    # ngspice's interpolated output starts one step after t = 0: t_k = k·NT, k = 1..duration/NT
+    n_expected = int(round(job.duration_s / job.noise_step_s))
+    if t is None or len(t) == 0:
+        raise _diagnose(job, msgs, "empty result")
+    if abs(t[-1] - job.duration_s) > 1e-6 * job.noise_step_s + 1e-9 * job.duration_s or len(t) != n_expected:
+        err = _diagnose(job, msgs, f"result stops at t = {t[-1]:.6g} s of {job.duration_s:.6g} s "
+                                   f"({len(t)} of {n_expected} points)")
+        raise err
+    outputs = {}
+    for name, node in job.outputs.items():
+        key = node.lower()
+        if key not in vecs:
+            key = f"v({node.lower()})"
+        if key not in vecs:
+            raise SimulationError(f"{job.describe()}: output node {node!r} was not in ngspice's result; "
+                                  "check the cell's [outputs]")
+        outputs[name] = vecs[key]
+    currents, volts = {}, {}
+    for sname, (src, v) in job.supplies.items():
+        key = f"{src.lower()}#branch"
+        if key not in vecs:
+            raise SimulationError(f"{job.describe()}: supply source {src!r} has no current in the result")
+        currents[sname] = -vecs[key]  # ngspice: current into the + terminal; we report current into the cell
+        volts[sname] = float(v)
+    for k, arr in list(outputs.items()) + [(f"i_{k}", a) for k, a in currents.items()]:
+        if not np.all(np.isfinite(arr)):
+            raise SimulationError(f"{job.describe()}: {k} contains NaN/inf; the simulation diverged")
+    # uniform grid by construction (.options interp); replace by the exact grid to drop float noise
+    grid = np.arange(1, n_expected + 1, dtype=float) * job.noise_step_s
+    if np.max(np.abs(t - grid)) > 1e-3 * job.noise_step_s:
+        raise SimulationError(f"{job.describe()}: ngspice output is not on the uniform grid of step "
+                              f"{job.noise_step_s:g} s")
+    warnings = []
+    tau = _fast_tau(outputs["v_out"], job.noise_step_s)
+    if job.noise and tau is not None and tau < 10 * job.noise_step_s:
+        warnings.append(f"noise step {job.noise_step_s:g} s is not well below the fastest node time constant "
+                        f"(~{tau:.3g} s measured at v_out); use a noise step ≤ {max(tau, 1e-15) / 10:.3g} s")
+        log.warning("%s: %s", job.describe(), warnings[-1])
+    report = job.noise_report() if job.noise else None
+    meta = {
+        "job_id": job.job_id(), "cell": job.cell_name, "technology": job.technology,
+        "models": model_identity(job.technology), "corner": job.corner, "temp_c": job.temp_c,
+        "bias_v": job.bias_v, "vdd_v": job.vdd_v, "seed": int(job.seed),
+        "mismatch_seed": None if job.mismatch_seed is None else int(job.mismatch_seed),
+        "params": {k: float(v) for k, v in sorted(job.params.items())},
+        "duration_s": job.duration_s, "noise_step_s": job.noise_step_s, "sample_period_s": job.noise_step_s,
+        "noise_bandwidth_hz": 1.0 / (2 * job.noise_step_s),
+        "noise": report.to_dict() if report else None,
+        "readout": {"mode": job.readout.get("mode", "single"), "threshold_v": float(job.readout.get("threshold_v", 0.0))},
+        "outputs": dict(job.outputs), "options": {k: v for k, v in job.options.items()},
+        "fast_tau_est_s": tau, "warnings": warnings, "wall_time_s": wall,
+        "sim_code_version": SIM_CODE_VERSION, "ngspice": _ngspice_version(),
+    }
+    return Waveform(time_s=grid, outputs=outputs, supply_currents=currents, supply_voltages=volts, meta=meta)
+
+
+def _ngspice_version() -> str | None:
+    try:
+        return str(_NG.ngspice_version)
+    except Exception:
+        return None
+
+
+def _worker_main() -> None:
+    """Child-process entry: read a pickled job from stdin, write a pickled ("ok"|"err", payload) to stdout."""
+    import pickle
+    import sys
+
+    job = pickle.load(sys.stdin.buffer)
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything printed by libraries must not corrupt the result stream
+    try:
+        res = ("ok", run_job_in_process(job))
+    except BaseException as exc:  # report everything to the parent, including programming errors
+        res = ("err", exc)
+    try:
+        data = pickle.dumps(res)
+    except Exception:
+        data = pickle.dumps(("err", SimulationError(f"{job.cell_name}: {res[1].__class__.__name__}: {res[1]}")))
+    out.write(data)
+    out.flush()
+
+
+def run_job(job: SimulationJob, *, timeout_s: float | None = None) -> Waveform:
+    """Run ``job`` in a fresh child process; kill it and raise :class:`SimulationTimeout` after ``timeout_s``.
+
+    The child is a new Python interpreter (``subprocess``, not ``multiprocessing``: no dependence on
+    the caller's ``__main__`` guard and no inherited ngspice/thread state).
+    """
+    import pickle
+    import subprocess
+    import sys
+
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen([sys.executable, "-c", "from noisecell.simulate import _worker_main; _worker_main()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        out, err = proc.communicate(pickle.dumps(job), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise SimulationTimeout(f"{job.describe()}: no result after {timeout_s:g} s; the worker was killed "
+                                "(raise the timeout or shorten the duration)")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    try:
+        status, payload = pickle.loads(out)
+    except Exception:
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise SimulationError(f"{job.describe()}: the ngspice worker died (exit code {proc.returncode}) "
+                              f"without a result: {tail[0][:300]}")
+    if status == "ok":
+        return payload
+    raise payload
