@@ -27,7 +27,7 @@ from scipy import stats
 
 from .. import __version__
 from ..errors import InputError
-from .cellmodel import SCHEMA_VERSION, Z95, CellModel, validate_document
+from .cellmodel import SCHEMA_VERSION, Z95, CellModel, _ConditionRates, validate_document
 from .sampler import transition_probabilities
 
 #: SP 800-90B health-test false-positive probability used for the cutoffs
@@ -252,3 +252,372 @@ def synthetic_model(*, name: str = "synthetic", v50_v: float = 0.0, scale_v: flo
                          bias_param="VB", source="synthetic", sample_period_s=sample_period_s,
                          notes="synthetic model with known parameters")
     return CellModel(doc, source=f"<synthetic model {name}>")
+
+
+# ----------------------------------------------------------------------------- fit to a sweep
+def _col(df, *names):
+    for n in names:
+        if n in df.columns:
+            return n
+    return None
+
+
+def _ci_cols(df, base: str, unit: str | None = None):
+    """Column names (lo, hi) of the 95 % CI of ``base`` in a flattened sweep table, or (None, None)."""
+    cands = [f"{base}_ci95"]
+    if unit and base.endswith("_" + unit):
+        stem = base[: -len(unit) - 1]
+        cands.append(f"{stem}_ci95_{unit}")
+    for c in cands:
+        if f"{c}_lo" in df.columns and f"{c}_hi" in df.columns:
+            return f"{c}_lo", f"{c}_hi"
+    return None, None
+
+
+def _num(x) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+#: rate points whose ln-k standard error exceeds this (fewer than ~4 transitions) are left out of the
+#: line fit: ln of a count that small is biased and its symmetric-in-ln error bar is not yet reliable
+MAX_LN_RATE_SE = 0.5
+
+
+def _wls_line(x: np.ndarray, y: np.ndarray, se: np.ndarray):
+    """Weighted straight line y = a + b x with known errors; returns (theta, cov, chi2, dof)."""
+    import statsmodels.api as sm
+
+    X = sm.add_constant(x, has_constant="add")
+    res = sm.WLS(y, X, weights=1.0 / se**2).fit(cov_type="fixed scale")
+    theta = np.asarray(res.params, float)
+    cov = np.asarray(res.cov_params(), float)
+    chi2 = float(np.sum(((y - X @ theta) / se) ** 2))
+    dof = len(x) - 2
+    if dof > 0 and chi2 > dof:
+        cov = cov * (chi2 / dof)  # Birge ratio: the scatter exceeds the stated errors
+    return theta, cov, chi2, dof
+
+
+def _fit_stat(chi2: float, dof: int, resid=None, z=None) -> dict:
+    return {"chi2": float(chi2), "dof": int(max(dof, 0)),
+            "p_value": float(stats.chi2.sf(chi2, dof)) if dof > 0 else None,
+            "max_abs_residual": None if resid is None or len(resid) == 0 else float(np.max(np.abs(resid))),
+            "max_abs_z": None if z is None or len(z) == 0 else float(np.max(np.abs(z)))}
+
+
+def _rate_points(df):
+    """(bias, ln k_up, se_up, ln k_down, se_down) arrays of the usable rate points of ``df``."""
+    out = {}
+    for which in ("up", "down"):
+        base = f"rate_{which}_hz"
+        lo_c, hi_c = _ci_cols(df, base, "hz")
+        if base not in df.columns or lo_c is None:
+            raise InputError(f"sweep table has no {base} with a 95 % CI ({base}_ci95_lo/_hi); "
+                             "re-run the sweep with a noisecell that records transition rates")
+        k = df[base].to_numpy(float)
+        lo = df[lo_c].to_numpy(float)
+        hi = df[hi_c].to_numpy(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = (np.log(hi) - np.log(lo)) / (2 * Z95)
+            lk = np.log(k)
+        ok = np.isfinite(lk) & np.isfinite(se) & (se > 0) & (se <= MAX_LN_RATE_SE)
+        out[which] = (lk, se, ok)
+    return out
+
+
+def fit_rates(df, v_ref: float | None = None):
+    """Loglinear rate model from the rows of one condition / one instance.
+
+    Returns (rate_model, details) where details holds the per-rate chi2/dof, the mask of rows used and
+    the residuals. Raises InputError when fewer than 3 usable points remain for either rate.
+    """
+    bias = df["bias_v"].to_numpy(float)
+    pts = _rate_points(df)
+    used = pts["up"][2] & pts["down"][2]
+    if used.sum() < 3:
+        raise InputError(f"only {int(used.sum())} bias point(s) with at least ~4 transitions each way; "
+                         "a rate model needs 3 or more: extend the sweep duration or move the bias points "
+                         "towards V50")
+    if v_ref is None:
+        v_ref = float(np.mean(bias[used]))
+    thetas, covs, det = [], [], {"used": used}
+    for which in ("up", "down"):
+        lk, se, _ = pts[which]
+        theta, cov, chi2, dof = _wls_line(bias[used] - v_ref, lk[used], se[used])
+        thetas.append(theta)
+        covs.append(cov)
+        resid = lk[used] - (theta[0] + theta[1] * (bias[used] - v_ref))
+        det[which] = _fit_stat(chi2, dof, resid, resid / se[used])
+    cov4 = np.zeros((4, 4))
+    # up and down rates are estimated from disjoint dwell periods of the same streams; their
+    # correlation is neglected (block-diagonal covariance)
+    cov4[:2, :2], cov4[2:, 2:] = covs
+    return loglinear_rate_model(v_ref, thetas[0], thetas[1], cov4), det
+
+
+def _instance_sigmoid(rm: dict) -> tuple[float, float, float, float]:
+    """(v50, scale, se_v50, se_ln_scale) of a loglinear rate model."""
+    a_u, b_u = rm["ln_k_up"]["intercept"], rm["ln_k_up"]["slope_per_v"]
+    a_d, b_d = rm["ln_k_down"]["intercept"], rm["ln_k_down"]["slope_per_v"]
+    cov = np.asarray(rm["covariance"])
+    da, db = a_u - a_d, b_u - b_d
+    g = np.array([-1 / db, da / db**2, 1 / db, -da / db**2])
+    gs = np.array([0.0, 1.0, 0.0, -1.0])
+    return (rm["reference_bias_v"] - da / db, 1 / db, math.sqrt(max(g @ cov @ g, 0)),
+            math.sqrt(max(gs @ cov @ gs, 0)) / db)
+
+
+def _direct_logistic(df) -> dict | None:
+    """Independent logistic fit of P(1) vs bias (binomial GLM, variance weights n_eff)."""
+    import statsmodels.api as sm
+
+    if "p1" not in df.columns:
+        return None
+    p = df["p1"].to_numpy(float)
+    v = df["bias_v"].to_numpy(float)
+    w = df["n_eff"].to_numpy(float) if "n_eff" in df.columns else np.full(len(p), np.nan)
+    ok = np.isfinite(p) & np.isfinite(w) & (w > 0)
+    if ok.sum() < 3 or np.ptp(v[ok]) <= 0:
+        return None
+    v0 = float(np.mean(v[ok]))
+    try:
+        res = sm.GLM(p[ok], sm.add_constant(v[ok] - v0, has_constant="add"), family=sm.families.Binomial(),
+                     var_weights=w[ok]).fit()
+    except Exception:  # noqa: BLE001 - perfect separation etc.: the cross-check is then absent
+        return None
+    b0, b1 = (float(x) for x in res.params)
+    if not b1 > 0:
+        return None
+    cov = np.asarray(res.cov_params())
+    g = np.array([-1 / b1, b0 / b1**2])
+    se_v = math.sqrt(max(g @ cov @ g, 0))
+    se_ls = math.sqrt(max(cov[1, 1], 0)) / b1
+    v50, s = v0 - b0 / b1, 1 / b1
+    return {"form": "logistic", "v50_v": v50, "v50_ci95_v": [v50 - Z95 * se_v, v50 + Z95 * se_v],
+            "scale_v": s, "scale_ci95_v": [s * math.exp(-Z95 * se_ls), s * math.exp(Z95 * se_ls)]}
+
+
+def _points_table(df, used) -> list[dict]:
+    p_lo, p_hi = _ci_cols(df, "p1")
+    t_lo, t_hi = _ci_cols(df, "tau_s", "s")
+    u_lo, u_hi = _ci_cols(df, "rate_up_hz", "hz")
+    d_lo, d_hi = _ci_cols(df, "rate_down_hz", "hz")
+    pts = []
+    for (_, r), u in zip(df.iterrows(), used):
+        def g(c):
+            return None if c is None else _num(r.get(c))
+
+        p1 = g("p1")
+        if p1 is None:
+            continue
+        tau = g("tau_s")
+        pts.append({"bias_v": float(r["bias_v"]), "p1": min(1.0, max(0.0, p1)),
+                    "p1_ci95": _ci_or_none(g(p_lo), g(p_hi)),
+                    "n_eff": g("n_eff") if (g("n_eff") or 0) >= 0 else None,
+                    "tau_s": tau if tau and tau > 0 else None, "tau_ci95_s": _ci_or_none(g(t_lo), g(t_hi)),
+                    "rate_up_hz": g("rate_up_hz"), "rate_up_ci95_hz": _ci_or_none(g(u_lo), g(u_hi)),
+                    "rate_down_hz": g("rate_down_hz"), "rate_down_ci95_hz": _ci_or_none(g(d_lo), g(d_hi)),
+                    "used_in_fit": bool(u)})
+    pts.sort(key=lambda p: p["bias_v"])
+    return pts
+
+
+def _gof_p1_tau(model_rm: dict, df, used) -> tuple[dict | None, dict | None]:
+    """chi2 of measured P(1) and ln tau against the rate-model prediction at the fitted points."""
+    rc = _ConditionRates(model_rm)
+    v = df["bias_v"].to_numpy(float)[used]
+    lu, ld = rc.ln_rates(v)
+    out = []
+    p_lo, p_hi = _ci_cols(df, "p1")
+    if p_lo is not None:
+        p = df["p1"].to_numpy(float)[used]
+        se = (df[p_hi].to_numpy(float)[used] - df[p_lo].to_numpy(float)[used]) / (2 * Z95)
+        pm = 1 / (1 + np.exp(ld - lu))
+        ok = np.isfinite(p) & (se > 0)
+        z = (p[ok] - pm[ok]) / se[ok]
+        out.append(_fit_stat(float(np.sum(z * z)), int(ok.sum()) - 2, p[ok] - pm[ok], z))
+    else:
+        out.append(None)
+    t_lo, t_hi = _ci_cols(df, "tau_s", "s")
+    if t_lo is not None and "tau_s" in df.columns:
+        t = df["tau_s"].to_numpy(float)[used]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = (np.log(df[t_hi].to_numpy(float)[used]) - np.log(df[t_lo].to_numpy(float)[used])) / (2 * Z95)
+            r = np.log(t) + np.logaddexp(lu, ld)
+        ok = np.isfinite(r) & np.isfinite(se) & (se > 0)
+        z = r[ok] / se[ok]
+        out.append(_fit_stat(float(np.sum(z * z)), int(ok.sum()) - 2, r[ok], z))
+    else:
+        out.append(None)
+    return out[0], out[1]
+
+
+def _energy_block(df, v50: float) -> dict:
+    if not len(df):
+        return {"mean_supply_power_w": None, "energy_per_flip_j": None, "energy_per_bit_j": None}
+    i = int(np.argmin(np.abs(df["bias_v"].to_numpy(float) - v50)))
+    r = df.iloc[i]
+    out = {"at_bias_v": float(r["bias_v"])}
+    for base, unit, key in (("mean_supply_power_w", "w", "mean_supply_power"), ("energy_per_flip_j", "j", "energy_per_flip"),
+                            ("energy_per_bit_j", "j", "energy_per_bit")):
+        out[base] = _num(r.get(base)) if base in df.columns else None
+        lo, hi = _ci_cols(df, base, unit)
+        if lo is not None:
+            out[f"{key}_ci95_{unit}"] = _ci_or_none(_num(r.get(lo)), _num(r.get(hi)))
+    return out
+
+
+def _h_min_measured(df, v50: float) -> float | None:
+    col = _col(df, "h_min_rate", "markov_h_min_rate", "h_min_per_bit", "markov_h_min_per_bit")
+    if col is None or not len(df):
+        return None
+    i = int(np.argmin(np.abs(df["bias_v"].to_numpy(float) - v50)))
+    h = _num(df.iloc[i][col])
+    return None if h is None else min(1.0, max(0.0, h))
+
+
+def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology: str = "generic",
+              netlist_sha256: str | None = None, model_package: dict | None = None, sweep_id: str | None = None,
+              ngspice_version: str | None = None, source: str = "simulation", nominal: Mapping | None = None,
+              exclude_bias: Iterable[float] = (), what: str = "sweep") -> dict:
+    """Fit a cell-model document to a sweep table (one row per stream; see module docstring).
+
+    ``df`` needs: corner, temp_c, vdd_v, bias_v, rate_up_hz/rate_down_hz with ``*_ci95_lo/_hi``;
+    optional: status ("ok" rows are used), mismatch_instance (-1 = nominal), p1 (+CI), n_eff,
+    tau_s (+CI), mean_supply_power_w, energy_per_flip_j, energy_per_bit_j, h_min_rate,
+    sample_period_s, seed. ``exclude_bias`` leaves those bias points (V) out (held-out checks).
+    """
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame) or not len(df):
+        raise InputError(f"{what}: no rows to fit; run the sweep first")
+    missing = [c for c in ("corner", "temp_c", "vdd_v", "bias_v") if c not in df.columns]
+    if missing:
+        raise InputError(f"{what}: sweep table lacks column(s) {missing}; is this a noisecell sweep?")
+    d = df
+    if "status" in d.columns:
+        d = d[d["status"] == "ok"]
+    excl = np.asarray(list(exclude_bias), float)
+    if excl.size:
+        d = d[~np.isclose(d["bias_v"].to_numpy(float)[:, None], excl[None, :], rtol=0, atol=1e-12).any(axis=1)]
+    if not len(d):
+        raise InputError(f"{what}: no finished (status ok) jobs to fit; run or resume the sweep")
+    inst_col = "mismatch_instance" if "mismatch_instance" in d.columns else None
+    sp_col = _col(d, "sample_period_s", "digitize_sample_period_s")
+    conditions = []
+    for (corner, temp_c, vdd_v), g in d.groupby(["corner", "temp_c", "vdd_v"], sort=True):
+        label = f"{what}: condition {corner}/{temp_c:g} °C/{vdd_v:g} V"
+        inst = g[inst_col].fillna(-1).astype(int) if inst_col else pd.Series(-1, index=g.index)
+        nom = g[inst < 0]
+        per_inst = []
+        for k, gi in g[inst >= 0].groupby(inst[inst >= 0]):
+            try:
+                rm_i, _ = fit_rates(gi)
+                per_inst.append((int(k), rm_i, _instance_sigmoid(rm_i)))
+            except InputError:
+                continue  # an instance that never telegraphs is reported by the sweep's regime column
+        try:
+            if len(nom):
+                rm, det = fit_rates(nom)
+                rows = nom
+            elif per_inst:
+                # no nominal cell simulated: the population mean of the instance coefficients, its
+                # covariance the spread of the instances over their number
+                th = np.array([[r["ln_k_up"]["intercept"] + r["ln_k_up"]["slope_per_v"] * (0 - r["reference_bias_v"]),
+                                r["ln_k_up"]["slope_per_v"],
+                                r["ln_k_down"]["intercept"] + r["ln_k_down"]["slope_per_v"] * (0 - r["reference_bias_v"]),
+                                r["ln_k_down"]["slope_per_v"]] for _, r, _ in per_inst])
+                cov = np.cov(th.T) / len(th) if len(th) > 1 else np.asarray(per_inst[0][1]["covariance"])
+                rm = loglinear_rate_model(0.0, th.mean(0)[:2], th.mean(0)[2:], cov)
+                rows = g
+                det = {"used": np.ones(len(g), bool), "up": None, "down": None}
+            else:
+                raise InputError("no usable points")
+        except InputError as exc:
+            raise InputError(f"{label}: {exc}") from None
+        used = det["used"]
+        bias_used = rows["bias_v"].to_numpy(float)[used] if len(nom) else g["bias_v"].to_numpy(float)
+        bias_range = (float(np.min(bias_used)), float(np.max(bias_used)))
+        if not bias_range[0] < bias_range[1]:
+            raise InputError(f"{label}: all usable points are at one bias; sweep at least 3 bias values")
+        sp = _num(rows[sp_col].median()) if sp_col else None
+        mm = None
+        if len(per_inst) >= 2:
+            mm = mismatch_block([(k, s[0], s[1]) for k, _, s in per_inst],
+                                v50_se=[s[2] for _, _, s in per_inst], ln_scale_se=[s[3] for _, _, s in per_inst])
+        gof = {"n_points": int(np.sum(used)), "ln_k_up": det["up"], "ln_k_down": det["down"]}
+        if len(nom):
+            gof["p1"], gof["tau"] = _gof_p1_tau(rm, nom, used)
+        v50_guess = _instance_sigmoid(rm)[0]
+        cond = build_condition(corner=str(corner), temp_c=float(temp_c), vdd_v=float(vdd_v),
+                               bias_range_v=bias_range, rate_model=rm, sample_period_s=sp,
+                               energy=_energy_block(rows, v50_guess), goodness_of_fit=gof, mismatch=mm,
+                               points=_points_table(rows, used if len(nom) else np.ones(len(rows), bool)),
+                               direct_fit=_direct_logistic(rows.iloc[np.flatnonzero(used)] if len(nom) else rows),
+                               h_min_measured=_h_min_measured(rows, v50_guess))
+        conditions.append(cond)
+    if nominal is None:
+        first = conditions[0]
+        nominal = {"corner": first["corner"], "temp_c": first["temp_c"], "vdd_v": first["vdd_v"]}
+    else:
+        keys = {(c["corner"], c["temp_c"], c["vdd_v"]) for c in conditions}
+        if (nominal["corner"], float(nominal["temp_c"]), float(nominal["vdd_v"])) not in keys:
+            first = conditions[0]
+            nominal = {"corner": first["corner"], "temp_c": first["temp_c"], "vdd_v": first["vdd_v"]}
+    seeds = [int(s) for s in d["seed"].dropna()] if "seed" in d.columns else []
+    if name is None:
+        name = str(d["cell"].iloc[0]) if "cell" in d.columns else "cell"
+    sps = [c["entropy"]["sample_period_s"] for c in conditions if c["entropy"]["sample_period_s"]]
+    return build_document(name=name, conditions=conditions, nominal=nominal, bias_param=bias_param,
+                          technology=technology, netlist_sha256=netlist_sha256, model_package=model_package,
+                          source=source, ngspice_version=ngspice_version, sweep_id=sweep_id, seeds=seeds,
+                          n_streams=len(d), sample_period_s=sps[0] if sps else None)
+
+
+def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = ()) -> dict:
+    """Fit the sweep stored in ``sweep_dir`` (noisecell.sweep layout), with identity and provenance."""
+    import hashlib
+    from pathlib import Path
+
+    from ..sweep import load as load_sweep
+    from ..sweep.store import Store
+
+    root = Path(sweep_dir)
+    if not (root / "manifest.json").is_file():
+        raise InputError(f"{root}: not a noisecell sweep folder (no manifest.json); pass the --out folder of `noisecell sweep`")
+    manifest = Store(root).read_manifest()
+    df = load_sweep(root)
+    cell = manifest.get("cell", {})
+    tech = cell.get("technology", "generic")
+    sha = None
+    npath = cell.get("netlist_path")
+    if npath and Path(npath).is_file():
+        sha = hashlib.sha256(Path(npath).read_bytes()).hexdigest()
+    pkg = None
+    try:
+        from ..technology import model_identity
+
+        ident = model_identity(tech)
+        if ident.get("package"):
+            pkg = {"name": ident["package"], "version": str(ident.get("version") or "unknown")}
+    except Exception:  # noqa: BLE001 - identity is best effort; the fit does not depend on it
+        pkg = None
+    ngspice = None
+    for c in ("ngspice_version", "sim_ngspice_version"):
+        if c in df.columns and df[c].notna().any():
+            ngspice = str(df[c].dropna().iloc[0])
+            break
+    nominal = cell.get("nominal")
+    nom = None
+    if nominal:
+        vdd = cell.get("supplies", {}).get("vdd", {}).get("nominal_v")
+        if vdd is not None:
+            nom = {"corner": nominal["corner"], "temp_c": nominal["temp_c"], "vdd_v": vdd}
+    return fit_sweep(df, name=cell.get("name"), bias_param=cell.get("bias", {}).get("param", "VB"),
+                     technology=tech, netlist_sha256=sha, model_package=pkg,
+                     sweep_id=manifest.get("spec_sha256"), ngspice_version=ngspice, nominal=nom,
+                     exclude_bias=exclude_bias, what=str(root))

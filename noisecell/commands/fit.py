@@ -1,0 +1,32 @@
+"""``noisecell fit SWEEP_DIR --out model.json``: fit a calibrated behavioural cell model to a sweep."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import InputError
+from ..units import parse_si
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="output folder of `noisecell sweep`")
+    parser.add_argument("--out", required=True, help="model file to write (JSON, schema cell-model-v1)")
+    parser.add_argument("--exclude-bias", action="append", default=[], metavar="V",
+                        help="leave this bias point out of the fit (repeatable; e.g. for held-out checks)")
+
+
+def run(args) -> int:
+    from ..model import CellModel
+    from ..model.fit import fit_sweep_dir
+
+    excl = [parse_si(v, unit="V", what="--exclude-bias") for v in args.exclude_bias]
+    doc = fit_sweep_dir(args.sweep_dir, exclude_bias=excl)
+    model = CellModel(doc, source=args.out)
+    path = model.save(args.out)
+    print(model.summary(), file=sys.stderr)
+    nom = model.condition_data()
+    print(json.dumps({"model": str(path), "cell": model.name, "conditions": len(model.conditions),
+                      "v50_v": nom["sigmoid"]["v50_v"], "scale_v": nom["sigmoid"]["scale_v"],
+                      "tau_at_v50_s": nom["tau"]["tau_at_v50_s"]}))
+    return 0
