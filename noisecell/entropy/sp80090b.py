@@ -92,7 +92,7 @@ def as_bits(bits, *, source: str = "bits", min_samples: int = 2) -> np.ndarray:
     elif arr.dtype.kind == "f":
         if arr.size and not np.all((arr == 0.0) | (arr == 1.0)):
             bad = arr[~((arr == 0.0) | (arr == 1.0))][0]
-            raise InputError(f"{source}: sample value {bad!r} is not a bit; the entropy estimators "
+            raise InputError(f"{source}: sample value {float(bad)!r} is not a bit; the entropy estimators "
                              "take binary samples 0/1 (digitise the analog trace first)")
         arr = arr.astype(np.uint8)
     else:
