@@ -12,10 +12,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..units import format_si
-from .autocorr import DEFAULT_MAX_SAMPLES, acf_fft, fit_exponential, integrated_act, tau_from_tau_int
+from .autocorr import DEFAULT_MAX_SAMPLES, fit_exponential, tau_from_tau_int
 from .energy import energy_estimates
 from .markov import DEFAULT_ALPHA, fit_markov
-from .p1 import Z95, p1_ci, tau_int_markov
+from .p1 import Z95, estimate_p1
 from .psd import fit_lorentzian
 from .rates import estimate_rates
 from .runs import scan_runs
@@ -160,41 +160,27 @@ def analyze_stream(bits, *, waveform=None, temp_c: float | None = None, sample_p
         tau_log_se = math.sqrt(lam_var) / (lam * abs(math.log(lam)))
         tau_ci = (tau_m * math.exp(-Z95 * tau_log_se), tau_m * math.exp(Z95 * tau_log_se))
 
-    # --- ACF on a bounded subset; exponential fit; integrated autocorrelation time ---
+    # --- P(1), ACF on a bounded subset, integrated autocorrelation time, exponential fit ---
     tg = tau_m if math.isfinite(tau_m) and tau_m > 0 else 1.0
-    max_lag = int(min(n - 1, max(64, math.ceil(30 * tg) + 64)))
-    acf = None
-    tau_int_acf = float("nan")
-    iact_converged = False
-    tau_exp = amp = tau_iact = float("nan")
-    lag2 = float("nan")
-    tau_iact_log_se = float("nan")
-    if var > 0 and n >= 16:
-        block = n if n <= max_fft_samples else int(min(n, max(1 << 16, 2 ** math.ceil(math.log2(8 * max_lag)))))
-        acf = acf_fft(x, max_lag, mean=p_hat, block_len=block, max_samples=max_fft_samples)
-        tau_int_acf, M, iact_converged = integrated_act(acf.rho)
-        if not iact_converged:
-            notes.append(f"integrated autocorrelation window did not converge within {max_lag} lags "
-                         "(stream too short for its correlation time); tau_int is a lower bound")
+    pe = estimate_p1(x, runs=rs, lam=lam, max_fft_samples=max_fft_samples)
+    p1, p1ci, n_eff, ti, method, ti_m = pe.p1, pe.ci95, pe.n_eff, pe.tau_int, pe.method, pe.tau_int_markov
+    acf, tau_int_acf, M = pe.acf, pe.tau_int_acf, pe.iact_window
+    tau_exp = amp = tau_iact = lag2 = tau_iact_log_se = float("nan")
+    if acf is not None:
+        if not pe.iact_converged:
+            notes.append(f"integrated autocorrelation window did not converge within {acf.rho.size - 1} lags "
+                         "(stream too short for its correlation time); tau_int from the ACF is a lower bound")
         tau_iact = tau_from_tau_int(tau_int_acf)
-        # Madras-Sokal: var(tau_int) ≈ 2(2M+1)/N · tau_int²
-        if M > 0 and tau_int_acf > 1:
+        # Madras-Sokal: var(tau_int) ≈ 2(2M+1)/N · tau_int²; propagated to the exponential tau
+        if M > 0 and tau_int_acf > 1 and tau_iact > 0:
             rel = math.sqrt(2 * (2 * M + 1) / acf.n_used)
-            t_hi = tau_from_tau_int(tau_int_acf * (1 + 0.01))
-            g = (math.log(t_hi) - math.log(tau_iact)) / math.log(1.01) if tau_iact > 0 and t_hi > 0 else 1.0
+            t_hi = tau_from_tau_int(tau_int_acf * 1.01)
+            g = (math.log(t_hi) - math.log(tau_iact)) / math.log(1.01) if t_hi > 0 else 1.0
             tau_iact_log_se = rel * g
         noise = math.sqrt(max(tau_int_acf, 1.0) / acf.n_used)
         ef = fit_exponential(acf.rho, noise)
         tau_exp, amp = ef.tau, ef.amplitude
         lag2 = float(acf.rho[2]) if acf.rho.size > 2 else float("nan")
-
-    # --- P(1): n_eff from the more conservative of the Markov and the ACF integrated times ---
-    ti_m = tau_int_markov(lam) if var > 0 else 1.0
-    if math.isfinite(tau_int_acf) and tau_int_acf > ti_m:
-        ti, method = tau_int_acf, "acf"
-    else:
-        ti, method = ti_m, "markov"
-    p1, p1ci, n_eff = p1_ci(rs.n1, n, ti)
     if rs.n1 == 0 or rs.n1 == n:
         notes.append("stream is stuck at one value: no switching observed")
 
