@@ -335,59 +335,134 @@ def _windows64(s):
     return w, ln
 
 
-def _dense_ranks(sorted_keys_change):
-    return np.cumsum(sorted_keys_change, dtype=np.int64)
-
-
-def suffix_array(s: np.ndarray) -> np.ndarray:
-    """Suffix array of a 0/1 sequence (int64 start positions in lexicographic order).
-
-    Prefix doubling: an exact sort on the first 64 samples (a shorter suffix sorts before a longer one
-    with the same padded window), then rounds on rank pairs until every rank is distinct.
-    """
-    n = s.size
-    w, ln = _windows64(s)
-    order = np.lexsort((ln, w))
-    ws, ls = w[order], ln[order]
-    change = np.empty(n, bool)
-    change[0] = True
-    change[1:] = (ws[1:] != ws[:-1]) | (ls[1:] != ls[:-1])
-    rank = np.empty(n, np.int64)
-    rank[order] = _dense_ranks(change)           # ranks 1..n; 0 means "past the end"
-    k = 64
-    while rank.max() < n:
-        second = np.zeros(n, np.int64)
-        second[:n - k] = rank[k:] if k < n else second[:0]
-        key = rank * (n + 1) + second
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        change[0] = True
-        change[1:] = ks[1:] != ks[:-1]
-        rank[order] = _dense_ranks(change)
-        k *= 2
-    return order.astype(np.int64)
+@njit(cache=True)
+def _radix_argsort(keys, order, bits):
+    # Stable LSD radix sort (16-bit digits) of `order` by keys[order]; only the low `bits` bits of the
+    # keys are looked at. Stability is what resolves ties (see suffix_array).
+    n = order.size
+    buf = np.empty(n, np.int64)
+    kb = np.empty(n, np.uint64)
+    ks = np.empty(n, np.uint64)
+    for i in range(n):
+        ks[i] = keys[order[i]]
+    src_o, dst_o = order, buf
+    src_k, dst_k = ks, kb
+    shift = 0
+    while shift < bits:
+        cnt = np.zeros(65537, np.int64)
+        sh = np.uint64(shift)
+        for i in range(n):
+            cnt[((src_k[i] >> sh) & np.uint64(0xFFFF)) + 1] += 1
+        for d in range(65536):
+            cnt[d + 1] += cnt[d]
+        for i in range(n):
+            dgt = (src_k[i] >> sh) & np.uint64(0xFFFF)
+            pos = cnt[dgt]
+            cnt[dgt] = pos + 1
+            dst_o[pos] = src_o[i]
+            dst_k[pos] = src_k[i]
+        src_o, dst_o = dst_o, src_o
+        src_k, dst_k = dst_k, src_k
+        shift += 16
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i] = src_o[i]
+    return out
 
 
 @njit(cache=True)
-def _lcp_kasai(s, sa):
-    # lcp[k] = longest common prefix of suffixes sa[k-1] and sa[k]; lcp[0] = 0 (Kasai et al. 2001).
-    n = s.size
+def _ranks_from_sorted(keys, ln, order):
+    # rank[order[k]] = 1 + number of distinct (key, length) values before position k; returns the max.
+    n = order.size
     rank = np.empty(n, np.int64)
-    for k in range(n):
-        rank[sa[k]] = k
-    lcp = np.zeros(n, np.int64)
-    h = 0
+    r = 1
+    rank[order[0]] = 1
+    for k in range(1, n):
+        a, b = order[k - 1], order[k]
+        if keys[a] != keys[b] or ln[a] != ln[b]:
+            r += 1
+        rank[b] = r
+    return rank, r
+
+
+@njit(cache=True)
+def _pair_keys(rank, k):
+    n = rank.size
+    out = np.empty(n, np.uint64)
     for i in range(n):
-        k = rank[i]
-        if k > 0:
-            j = sa[k - 1]
-            while i + h < n and j + h < n and s[i + h] == s[j + h]:
-                h += 1
-            lcp[k] = h
-            if h > 0:
-                h -= 1
-        else:
-            h = 0
+        second = rank[i + k] if i + k < n else 0
+        out[i] = np.uint64(rank[i]) * np.uint64(n + 1) + np.uint64(second)
+    return out
+
+
+def suffix_array(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Suffix array of a 0/1 sequence (int64 start positions in lexicographic order), and the 64-sample
+    windows used to build it.
+
+    Prefix doubling: an exact sort on the first 64 samples (a shorter suffix sorts before a longer one
+    with the same zero-padded window: the initial order lists the short tail suffixes first, shortest
+    first, and the radix sort is stable), then rounds on rank pairs until every rank is distinct.
+    """
+    n = s.size
+    w, ln = _windows64(s)
+    tail = min(63, n)
+    start = np.concatenate((np.arange(n - 1, n - 1 - tail, -1), np.arange(0, n - tail))).astype(np.int64)
+    order = _radix_argsort(w, start, 64)
+    rank, top = _ranks_from_sorted(w, ln, order)
+    k = 64
+    bits = int(np.ceil(np.log2(float(n + 1) * (n + 1)))) if n > 1 else 1
+    zeros = np.zeros(n, np.int64)
+    while top < n:
+        keys = _pair_keys(rank, k)
+        order = _radix_argsort(keys, order, bits)
+        rank, top = _ranks_from_sorted(keys, zeros, order)
+        k *= 2
+    return order, w
+
+
+@njit(cache=True)
+def _clz64(x):
+    n = 0
+    if x >> np.uint64(32) == 0:
+        n += 32
+        x <<= np.uint64(32)
+    if x >> np.uint64(48) == 0:
+        n += 16
+        x <<= np.uint64(16)
+    if x >> np.uint64(56) == 0:
+        n += 8
+        x <<= np.uint64(8)
+    if x >> np.uint64(60) == 0:
+        n += 4
+        x <<= np.uint64(4)
+    if x >> np.uint64(62) == 0:
+        n += 2
+        x <<= np.uint64(2)
+    if x >> np.uint64(63) == 0:
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _lcp_windows(w, sa):
+    # lcp[k] = longest common prefix of suffixes sa[k-1] and sa[k] (lcp[0] = 0), compared 64 samples at
+    # a time through the windows (first differing bit = leading zeros of the XOR), capped by the
+    # shorter suffix since windows are zero-padded past the end.
+    n = sa.size
+    lcp = np.zeros(n, np.int64)
+    for k in range(1, n):
+        a = sa[k - 1]
+        b = sa[k]
+        cap = n - a if n - a < n - b else n - b
+        h = 0
+        while h < cap:
+            x = w[a + h] ^ w[b + h]
+            if x == 0:
+                h += 64
+            else:
+                h += _clz64(x)
+                break
+        lcp[k] = h if h < cap else cap
     return lcp
 
 
@@ -448,8 +523,8 @@ def tuple_statistics(bits) -> dict:
     pairs[t] (sum of C(count, 2) over distinct t-tuples) for t = 0..v.
     """
     s = as_bits(bits)
-    sa = suffix_array(s)
-    lcp = _lcp_kasai(s, sa)
+    sa, w = suffix_array(s)
+    lcp = _lcp_windows(w, sa)
     v, q, pairs = _tuple_counts(lcp)
     return {"n": int(s.size), "v": int(v), "q": q, "pairs": pairs}
 
@@ -594,13 +669,15 @@ def _lag_run(s, depth):
         else:
             run = 0
         top = depth if i >= depth else i
-        # Ties go to the longest lag among the counters updated last, as in the reference tool.
+        # Counters are updated shortest lag first and a tie goes to the one updated last, as in the
+        # reference tool. Written branch-free: the match pattern is random, branches mispredict.
         for d in range(top):
-            if s[i - d - 1] == cur:
-                score[d] += 1
-                if score[d] >= high:
-                    winner = d
-                    high = score[d]
+            m = np.int64(s[i - d - 1] == cur)
+            sc = score[d] + m
+            score[d] = sc
+            upd = (m == 1) & (sc >= high)
+            winner = d if upd else winner
+            high = sc if upd else high
     return correct, best_run
 
 
