@@ -65,9 +65,9 @@ class StreamEstimates:
 
         lines = [f"Stream: {d.get('source') or '(array)'}  —  {d['n_samples']} samples"
                  + (f" at {format_si(sp, 's')}" if sp else " (sample period unknown)")]
-        lines.append(f"  P(1)            {d['p1']:.6g}{ci('p1_ci95')}   n_eff {d['n_eff']:.4g} "
-                     f"(tau_int {d['tau_int_samples']:.4g} samples, from {d['n_eff_method']})")
-        lines.append(f"  lag-1 corr      {d['lag1_autocorr']:.6g}    lag-2 {_fmt(d.get('lag2_autocorr'))}")
+        lines.append(f"  P(1)            {d['p1']:.6g}{ci('p1_ci95')}   n_eff {_fmt(d['n_eff'])} "
+                     f"(tau_int {_fmt(d['tau_int_samples'])} samples, from {d['n_eff_method']})")
+        lines.append(f"  lag-1 corr      {_fmt(d['lag1_autocorr'])}    lag-2 {_fmt(d.get('lag2_autocorr'))}")
         lines.append(f"  tau (Markov)    {_fmt(d['tau_samples'])} samples{ci('tau_samples_ci95')}")
         lines.append(f"  tau (ACF fit)   {_fmt(d['tau_exp_fit_samples'])} samples (amplitude {_fmt(d['tau_exp_fit_amplitude'])});"
                      f"  tau (IACT) {_fmt(d['tau_iact_samples'])} samples")
@@ -87,7 +87,7 @@ class StreamEstimates:
         lines.append(f"  PSD corner      {_fmt(d['psd_corner_hz'] if sp else d['psd_corner_per_sample'])}"
                      f" {'Hz' if sp else 'cycles/sample'}; tau ratio PSD/Markov {_fmt(d['psd_tau_ratio'])}"
                      f" -> {'agrees' if d['psd_tau_agree'] else 'DISAGREES' if d['psd_tau_agree'] is False else 'n/a'}")
-        lines.append(f"  entropy rate    Shannon {d['h_shannon_rate']:.6g}, min {d['h_min_rate']:.6g} bit/sample")
+        lines.append(f"  entropy rate    Shannon {_fmt(d['h_shannon_rate'])}, min {_fmt(d['h_min_rate'])} bit/sample")
         lines.append(f"  SP 800-90B      RCT cutoff {d['rct_cutoff']}, APT cutoff {d['apt_cutoff']} (W=1024, alpha={d['health_alpha']:.3g})")
         lines.append(f"  Markov model    {'consistent' if d['markov_consistent'] else 'NOT consistent (see dwell GoF / tau agreement)'}")
         if d.get("mean_supply_power_w") is not None:
