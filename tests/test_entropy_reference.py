@@ -141,3 +141,24 @@ def test_tuple_statistics_match_brute_force_counts():
                 assert stats["pairs"][t] == pairs, (p_stay, t)
             else:
                 assert q == 1, "v must be the longest repeated substring"
+
+
+EDGE = json.loads((HERE / "data" / "entropy_reference_edge.json").read_text())
+EDGE_STREAMS = {
+    "period7": lambda: np.tile([0, 1, 1, 0, 1, 0, 0], 20000).astype(np.uint8),
+    "single_one": lambda: np.eye(1, 100000, 50000, dtype=np.uint8)[0],
+    "alternating": lambda: np.tile([0, 1], 50000).astype(np.uint8),
+    "ramp_bits": lambda: np.unpackbits(np.tile(np.arange(256, dtype=np.uint8), 100)),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGE["streams"]))
+def test_deterministic_edge_streams_match_nist(name):
+    # Boundary branches: collision and LZ78Y "no p found" (full entropy), zero-entropy bounds,
+    # t-tuple/LRS on periodic data. Exact by construction, so the tolerance is the acceptance one.
+    entry = EDGE["streams"][name]
+    bits = EDGE_STREAMS[name]()
+    assert hashlib.sha256(bits.tobytes()).hexdigest() == entry["sha256_one_byte_per_sample"]
+    est = sp80090b.all_estimates(bits)
+    for k in ESTIMATORS:
+        assert est[k].min_entropy == pytest.approx(entry["min_entropy"][k], abs=TOL_BITS), (name, k)

@@ -40,7 +40,7 @@ def run(args) -> int:
     bits = _load(args.file, args.format)
     if args.max_samples is not None:
         if args.max_samples < 2:
-            raise InputError(f"{args.file}: --max-samples {args.max_samples} is too small; give at least 6006")
+            raise InputError(f"{args.file}: --max-samples {args.max_samples} is too small; give at least 6012")
         bits = bits[:args.max_samples]
     result = assess(bits, run_ais31=not args.no_ais31, claimed_min_entropy=args.claim, source=args.file)
     if args.summary:

@@ -40,9 +40,9 @@ Z_ALPHA = 2.5758293035489008
 ESTIMATORS = ("mcv", "collision", "markov", "compression", "t_tuple", "lrs",
               "multimcw", "lag", "multimmc", "lz78y")
 
-#: Smallest stream for which all ten estimators are defined: compression needs more than d = 1000
-#: six-bit blocks (§6.3.4), i.e. at least 6006 samples.
-MIN_SAMPLES = 6 * 1001
+#: Smallest stream for which all ten estimators are defined: compression needs d = 1000 dictionary
+#: blocks plus at least two six-bit test blocks for its standard deviation (§6.3.4): 6012 samples.
+MIN_SAMPLES = 6 * 1002
 
 #: SP 800-90B §3.1.1 asks for at least 1,000,000 samples for a validation-grade estimate.
 RECOMMENDED_SAMPLES = 1_000_000
