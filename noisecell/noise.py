@@ -17,9 +17,11 @@ transform adds, in the same scope as the device:
   the exact channel noise of a device whose current is a difference of forward and reverse
   diffusion currents (I_D = I_F − I_R, each a shot-noise process: S = 2q(I_F+I_R)): 2q|I_D| in
   saturation (|V_DS| ≫ V_T) and 4kT·(I_D/V_DS) → 4kT·g_ds as V_DS → 0. V_T = kT/q at the job
-  temperature. |V_DS| is regularised as sqrt(V_DS² + ε²) with ε = 1 µV, which only lowers S for
-  |V_DS| ≲ ε (relative bias ≈ 1.25·ε/σ_VDS for a device whose V_DS fluctuates around 0 with rms
-  σ_VDS; 0.1 % at σ_VDS = 1 mV). A floor of 1e-34 A²/Hz inside the square root keeps its derivative
+  temperature. Implemented as S = 2q·|I·V|/(V²+ε²)·w/tanh(w/2V_T), w = sqrt(V²+ε²), ε = 1 µV,
+  identical for |V_DS| ≫ ε and lowered by V²/(V²+ε²) for |V_DS| ≲ ε (relative bias ≈ 1.25·ε/σ_VDS
+  for a device whose V_DS fluctuates around 0 with rms σ_VDS; 0.1 % at σ_VDS = 1 mV). KNOWN
+  LIMITATION: a high-conductance device held at V_DS ≈ 0 on a very small capacitance (τ = C/g_ds of a
+  few ns) can still stop the solver ("timestep too small"); the runner then raises SimulationError. A floor of 1e-34 A²/Hz inside the square root keeps its derivative
   finite at I_D = 0 (noise-current floor ≈ 0.2 pA rms at NT = 1 ns, negligible next to any device).
   In strong inversion saturation the true channel noise is (8/3)kT·g_m·(γ-ish), not 2q·I_D; the form
   above is exact in weak inversion — the regime p-bit cells run in — and at V_DS → 0 in any regime.
@@ -48,7 +50,7 @@ from .netlist import find_mosfets, find_resistors, logical_lines, tokens
 
 Q_E = 1.602176634e-19  # C
 K_B = 1.380649e-23  # J/K
-EPS_VDS = 1e-6  # V, regularisation of |V_DS| in coth()
+EPS_VDS = 1e-6  # V, regularisation of |V_DS| (see module docstring)
 PSD_FLOOR = 1e-34  # A²/Hz inside the square root
 
 
@@ -161,7 +163,9 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
             if m.scope is None:
                 # stationary variance of the section: g²·(one-sided PSD 1)·R²/(4RC) = g²/(4τ)
                 ics.append(f"v({node})={float(rng.normal(0.0, math.sqrt(g2 / (4 * tau))))!r}")
-        add.append(f"Bnc_{d} nc_d_{d} {m.source} I=sqrt(nc_sn(I(Vnc_s_{d}),V(nc_d_{d},{m.source})))*({unit})")
+        # the B-source sits on the node side of the sense source, so the sensed current is the device's
+        # own (a B-source inside the sensed loop would make its amplitude depend on itself)
+        add.append(f"Bnc_{d} {m.drain} {m.source} I=sqrt(nc_sn(I(Vnc_s_{d}),V({m.drain},{m.source})))*({unit})")
         extra.setdefault(m.index, []).extend(add)
     for r in res:
         d = _safe(r.name)
@@ -174,7 +178,11 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
         "* --- noisecell noise injection (noisecell.noise) ---",
         f".param nc_nt={nt!r} nc_ua={{sqrt(3/(2*nc_nt))}}",
         f".param nc_q={Q_E!r} nc_kb={K_B!r} nc_tk={cfg.temp_c + 273.15!r} nc_vt={vt!r} nc_eps={EPS_VDS!r}",
-        f".func nc_sn(i,v) {{2*nc_q*abs(i)/tanh(sqrt(v*v+nc_eps*nc_eps)/(2*nc_vt))+{PSD_FLOOR!r}}}",
+        # S = 2q·|I·V|/(V²+ε²) · w/tanh(w/2V_T), w = sqrt(V²+ε²): equals 2q|I|coth(|V|/2V_T) for |V| ≫ ε;
+        # its square root has a finite slope at V = 0 (a bare |I|/tanh(w) form has an infinite one
+        # there and stalls the solver when V_DS sits at 0)
+        ".func nc_sn(i,v) {2*nc_q*abs(i*v)/(v*v+nc_eps*nc_eps)*sqrt(v*v+nc_eps*nc_eps)"
+        f"/tanh(sqrt(v*v+nc_eps*nc_eps)/(2*nc_vt))+{PSD_FLOOR!r}}}",
     ]
     body = []
     for i, ln in enumerate(lines):
