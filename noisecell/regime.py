@@ -1,0 +1,363 @@
+"""Regime detection: is a cell's output a bistable telegraph, a single-peaked noisy signal, or stuck?
+
+A P(1)-vs-bias sigmoid, a dwell time τ or a flip rate only mean something for a *bistable* output:
+two well-separated output levels with noise-driven jumps between them, each level held for much
+longer than the output's own fluctuation time inside a level. Near the edges of a cell's supply
+window the same netlist instead gives
+
+* ``single_peaked``: one broad noisy level that straddles the readout threshold. The comparator
+  still produces random bits, but P(1) is set by where the threshold cuts one Gaussian-ish peak and
+  "τ" is the noise correlation time, not a dwell time: no sigmoid or τ should be reported;
+* ``stuck``: the output stays on one side of the threshold for the whole record (a frozen latch, a
+  strongly biased point, a dead cell). Only a bound on P(1) is known.
+
+The decision uses two independent pieces of evidence (thresholds below, with their reasons):
+
+1. *Bimodality of the output distribution*: a Gaussian-smoothed histogram (kernel bandwidth from
+   Silverman's rule with the autocorrelation-corrected sample size) must show two modes with a
+   valley no higher than :data:`VALLEY_RATIO_MAX` of the smaller mode, each mode holding at least
+   :data:`MIN_MODE_FRACTION` of the time. Ashman's D of the two state-conditioned levels is reported.
+2. *Dwell-time structure*: the trace is cut into states by a Schmitt trigger centred on the
+   valley that switches only on coming within 10 % of the mode spacing of the other level. There must be at least
+   :data:`MIN_TRANSITIONS` transitions, and the mean dwell must be at least
+   :data:`DWELL_RATIO_MIN` times the within-state correlation time (1/e time of the autocorrelation
+   of the trace minus its state's level).
+
+All functions are pure (numpy in, frozen dataclass out). Voltages in V, times in s.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import InputError, RegimeError
+from .units import format_si
+
+REGIMES = ("bistable", "single_peaked", "stuck")
+
+#: Histogram valley / smaller-mode height at most this for "two modes". For an equal mixture of two
+#: Gaussians of width σ separated by d, the ratio is 2φ(d/2σ)/(φ(0)+φ(d/σ)): 0.64 at d=3σ, 0.27 at
+#: d=4σ; 0.5 corresponds to d≈3.4σ, where the two levels overlap by < 5 % each — the same limit the
+#: automatic threshold of noisecell.digitize uses, so a point called bistable can also be digitised.
+VALLEY_RATIO_MAX = 0.5
+#: The smaller mode must hold this fraction of the time: below it the "mode" is a few excursions,
+#: which a record cannot tell from a tail of one peak.
+MIN_MODE_FRACTION = 0.005
+#: At least this many transitions before a record is called a telegraph: with 2, one level was
+#: entered AND left again (a complete dwell), which a one-way relaxation from the initial condition
+#: cannot produce. Records with few transitions are still bistable, but every rate estimate from
+#: them has a wide interval; the reasons say so (see LOW_STAT_TRANSITIONS).
+MIN_TRANSITIONS = 2
+#: Below this many transitions the reasons carry a "few transitions" warning (relative error of a
+#: rate from N exponential dwells ≈ 1/√N: 30 % at N = 10).
+LOW_STAT_TRANSITIONS = 10
+#: Mean dwell / within-state correlation time: a noise-driven hop over a barrier of ΔU has a dwell
+#: ≈ τ_w·e^{ΔU/kT}·(prefactor ~ 1–3); a ratio ≥ 3 means a barrier of ~1 kT or more, i.e. the
+#: levels are metastable states and not a fluctuation of one level seen through a comparator.
+DWELL_RATIO_MIN = 3.0
+#: Fraction of the record on the far side of the readout threshold below which a one-level output
+#: is "stuck" rather than "single-peaked": 1e-3 of the time is < 1 sample in a thousand.
+STUCK_FRACTION = 1e-3
+
+
+@dataclass(frozen=True)
+class RegimeResult:
+    """What a trace looked like.
+
+    regime: "bistable", "single_peaked" or "stuck".
+    reasons: one line per piece of evidence, in words (used in refusals).
+    n_samples, duration_s, sample_period_s: the uniformly resampled record analysed (s).
+    threshold_v: the readout threshold the stuck / single-peaked decision used, V.
+    std_v: standard deviation of the trace, V.
+    modes_v: the histogram's two highest prominent modes (low, high), V; one entry if unimodal.
+    valley_ratio: histogram height at the valley / height of the smaller mode (NaN if unimodal).
+    minor_mode_fraction: fraction of time in the less populated state (Schmitt states; NaN if unimodal).
+    ashman_d: |μ_hi-μ_lo|·√2/√(σ_hi²+σ_lo²) of the two states (> 2: clean separation), NaN if unimodal.
+    n_transitions: Schmitt-trigger transitions between the two states.
+    mean_dwell_s: mean time between transitions, s (NaN with < 2 transitions).
+    within_state_tau_s: 1/e time of the autocorrelation of the trace minus its state level, s.
+    dwell_ratio: mean_dwell_s / within_state_tau_s.
+    fraction_above_threshold: fraction of the time the trace is above threshold_v.
+    level: for "stuck": "high" or "low" (side of the threshold); else "".
+    """
+
+    regime: str
+    reasons: tuple[str, ...]
+    n_samples: int
+    duration_s: float
+    sample_period_s: float
+    threshold_v: float
+    std_v: float
+    modes_v: tuple[float, ...]
+    valley_ratio: float = float("nan")
+    minor_mode_fraction: float = float("nan")
+    ashman_d: float = float("nan")
+    n_transitions: int = 0
+    mean_dwell_s: float = float("nan")
+    within_state_tau_s: float = float("nan")
+    dwell_ratio: float = float("nan")
+    fraction_above_threshold: float = float("nan")
+    level: str = ""
+    thresholds: dict = field(default_factory=lambda: {
+        "valley_ratio_max": VALLEY_RATIO_MAX, "min_mode_fraction": MIN_MODE_FRACTION,
+        "min_transitions": MIN_TRANSITIONS, "dwell_ratio_min": DWELL_RATIO_MIN,
+        "stuck_fraction": STUCK_FRACTION})
+
+    @property
+    def is_bistable(self) -> bool:
+        return self.regime == "bistable"
+
+    def describe(self) -> str:
+        """One line: the regime and the main evidence, e.g. for a refusal message."""
+        return f"{self.regime} ({'; '.join(self.reasons)})"
+
+    def require_bistable(self, what: str = "this quantity", where: str = "") -> None:
+        """Raise :class:`RegimeError` unless bistable: ``what`` is undefined for the observed regime."""
+        if not self.is_bistable:
+            at = f"{where}: " if where else ""
+            raise RegimeError(f"{at}{what} is only defined for a bistable (telegraph) output; observed "
+                              f"{self.describe()}; change the operating point (supply/trim) or use `noisecell trim`")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["reasons"] = list(self.reasons)
+        d["modes_v"] = list(self.modes_v)
+        for k, v in d.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                d[k] = None
+        return d
+
+    def summary(self) -> str:
+        lines = [f"Regime: {self.regime}" + (f" ({self.level})" if self.level else "")]
+        lines += [f"  - {r}" for r in self.reasons]
+        lines.append(f"  record           {self.n_samples} samples, {format_si(self.duration_s, 's')} "
+                     f"(step {format_si(self.sample_period_s, 's')})")
+        lines.append(f"  std              {format_si(self.std_v, 'V')}; above threshold "
+                     f"{format_si(self.threshold_v, 'V')}: {self.fraction_above_threshold:.4g} of the time")
+        if len(self.modes_v) == 2:
+            lines.append(f"  modes            {format_si(self.modes_v[0], 'V')} / {format_si(self.modes_v[1], 'V')}, "
+                         f"valley ratio {self.valley_ratio:.3g} (max {VALLEY_RATIO_MAX}), Ashman D {self.ashman_d:.3g}")
+            lines.append(f"  transitions      {self.n_transitions}; mean dwell {format_si(self.mean_dwell_s, 's')}, "
+                         f"within-state τ {format_si(self.within_state_tau_s, 's')}, ratio {self.dwell_ratio:.3g} "
+                         f"(min {DWELL_RATIO_MIN})")
+        return "\n".join(lines)
+
+
+def _uniform(time_s: np.ndarray | None, v: np.ndarray, sample_period_s: float | None) -> tuple[np.ndarray, float]:
+    v = np.asarray(v, dtype=float)
+    if v.ndim != 1 or len(v) < 16:
+        raise InputError(f"regime: need a 1-D trace of at least 16 samples, got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise InputError("regime: the trace contains NaN or inf; clean or trim the record first")
+    if time_s is None:
+        if sample_period_s is None or not sample_period_s > 0:
+            raise InputError("regime: a trace without time stamps needs sample_period_s > 0")
+        return v, float(sample_period_s)
+    t = np.asarray(time_s, dtype=float)
+    if t.shape != v.shape:
+        raise InputError(f"regime: time_s has shape {t.shape} but the trace has {v.shape}")
+    dt = np.diff(t)
+    if np.any(dt <= 0):
+        raise InputError("regime: time_s must be strictly increasing")
+    step = float(sample_period_s) if sample_period_s else float(np.median(dt))
+    if np.allclose(dt, step, rtol=1e-6, atol=0):
+        return v, step
+    # Simulator output has adaptive steps: resample so every sample carries the same weight in time.
+    n = int(math.floor((t[-1] - t[0]) / step)) + 1
+    grid = t[0] + step * np.arange(n)
+    return np.interp(grid, t, v), step
+
+
+def _acf_1e_time(x: np.ndarray, step: float) -> float:
+    """1/e time of the autocorrelation of ``x`` (FFT; linear interpolation between lags), s."""
+    x = x - x.mean()
+    var = float(np.dot(x, x))
+    if var <= 0:
+        return step
+    n = len(x)
+    nfft = 1 << (2 * n - 1).bit_length()
+    f = np.fft.rfft(x, nfft)
+    acf = np.fft.irfft(f * np.conj(f), nfft)[:n] / var
+    below = np.nonzero(acf < math.exp(-1))[0]
+    if len(below) == 0:
+        return n * step
+    k = int(below[0])
+    a0, a1 = acf[k - 1], acf[k]
+    frac = (a0 - math.exp(-1)) / (a0 - a1) if a0 != a1 else 0.0
+    return (k - 1 + frac) * step
+
+
+def _density(v: np.ndarray, n_eff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-smoothed histogram on a 1024-point grid; bandwidth by Silverman's rule with the
+    effective (decorrelated) sample size, so autocorrelated records are not under-smoothed."""
+    sd = float(np.std(v))
+    q75, q25 = np.percentile(v, [75, 25])
+    spread = min(sd, (q75 - q25) / 1.349) if q75 > q25 else sd
+    h = 0.9 * spread * max(n_eff, 2.0) ** -0.2
+    lo, hi = float(v.min()) - 3 * h, float(v.max()) + 3 * h
+    edges = np.linspace(lo, hi, 1025)
+    counts, _ = np.histogram(v, bins=edges)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    bw = edges[1] - edges[0]
+    k_half = int(math.ceil(4 * h / bw))
+    kx = np.arange(-k_half, k_half + 1) * bw
+    kern = np.exp(-0.5 * (kx / h) ** 2)
+    dens = np.convolve(counts.astype(float), kern / kern.sum(), mode="same")
+    return centres, dens / (dens.sum() * bw)
+
+
+def _two_modes(x: np.ndarray, d: np.ndarray) -> tuple[int, int, int] | None:
+    """Indices (low mode, valley, high mode) of the two highest modes whose prominence (height
+    above the valley between them) is at least 5 % of the global maximum; None if unimodal."""
+    from scipy.signal import find_peaks
+
+    peaks, props = find_peaks(d, prominence=0.05 * float(d.max()))
+    if len(peaks) < 2:
+        return None
+    top = peaks[np.argsort(props["prominences"])[-2:]]
+    a, b = sorted(int(i) for i in top)
+    valley = a + int(np.argmin(d[a:b + 1]))
+    return a, valley, b
+
+
+def _schmitt(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """State (0/1) of a Schmitt trigger switching up above ``hi`` and down below ``lo``."""
+    up, down = v > hi, v < lo
+    # The state is set by the most recent decisive sample; before the first one, by the first sample's side.
+    marks = np.where(up, 1, np.where(down, 0, -1))
+    idx = np.where(marks >= 0, np.arange(len(v)), -1)
+    idx = np.maximum.accumulate(idx)
+    first = 1 if v[0] > 0.5 * (lo + hi) else 0
+    return np.where(idx >= 0, marks[np.maximum(idx, 0)], first).astype(np.int8)
+
+
+def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s: float | None = None,
+                   skip_s: float = 0.0) -> RegimeResult:
+    """Classify an analog output trace ``v`` (V) as bistable / single_peaked / stuck.
+
+    time_s: sample times (s), may be non-uniform (then resampled at ``sample_period_s`` or the median
+    step). threshold_v: the cell's readout threshold (V) on the same signal (differential: 0).
+    skip_s: initial transient to drop (s).
+    """
+    v, step = _uniform(None if time_s is None else np.asarray(time_s), np.asarray(v), sample_period_s)
+    if skip_s > 0:
+        v = v[int(round(skip_s / step)):]
+        if len(v) < 16:
+            raise InputError(f"regime: skip_s={skip_s:g} s leaves fewer than 16 samples")
+    n = len(v)
+    duration = n * step
+    std = float(np.std(v))
+    above = float(np.mean(v > threshold_v))
+    base = dict(n_samples=n, duration_s=duration, sample_period_s=step, threshold_v=float(threshold_v),
+                std_v=std, fraction_above_threshold=above)
+
+    def one_level(reason_modes: str, modes: tuple[float, ...], **extra) -> RegimeResult:
+        minority = min(above, 1 - above)
+        if minority < STUCK_FRACTION:
+            level = "high" if above > 0.5 else "low"
+            why = (f"output stays {'above' if level == 'high' else 'below'} the threshold "
+                   f"{format_si(threshold_v, 'V')} for {1 - minority:.4%} of {format_si(duration, 's')}")
+            return RegimeResult("stuck", (why, reason_modes), modes_v=modes, level=level, **base, **extra)
+        why = (f"one noisy level at {format_si(float(np.median(v)), 'V')} (std {format_si(std, 'V')}) "
+               f"straddling the threshold ({above:.3g} of the time above)")
+        return RegimeResult("single_peaked", (why, reason_modes), modes_v=modes, **base, **extra)
+
+    if float(np.ptp(v)) <= 1e-12:  # V: below any simulator's or instrument's resolution
+        return one_level("constant output", (float(v[0]),))
+    tau_all = _acf_1e_time(v, step)
+    # Pass 1 smooths for the whole-trace correlation time. A telegraph's correlation time is its
+    # dwell, which would over-smooth the shapes of the levels; so when two modes appear, the
+    # bandwidth is recomputed from the within-level correlation time (pass 2) and the modes,
+    # valley and states are taken from that density.
+    x, dens = _density(v, n * step / (2 * tau_all))
+    found = _two_modes(x, dens)
+    if found is None:
+        x, dens = _density(v, float(n))  # least smoothing: a narrow second level is not washed out
+        found = _two_modes(x, dens)
+    if found is None:
+        return one_level("the output histogram has a single mode", (float(x[int(np.argmax(dens))]),))
+    for _pass in range(2):
+        a, k, b = found
+        m_lo, m_hi, valley_v = float(x[a]), float(x[b]), float(x[k])
+        ratio = float(dens[k] / min(dens[a], dens[b]))
+        # Schmitt band: switch only within 10 % of the other level (milestoning), so noise at one level is not counted.
+        h = 0.4 * (m_hi - m_lo)
+        state = _schmitt(v, valley_v - h, valley_v + h)
+        if _pass == 1 or state.min() == state.max():
+            break
+        resid = v - np.where(state == 1, v[state == 1].mean(), v[state == 0].mean())
+        x2, d2 = _density(v, n * step / (2 * _acf_1e_time(resid, step)))
+        f2 = _two_modes(x2, d2)
+        if f2 is None:
+            break
+        x, dens, found = x2, d2, f2
+    n_trans = int(np.count_nonzero(np.diff(state)))
+    frac_hi = float(state.mean())
+    minor = min(frac_hi, 1 - frac_hi)
+    lo_v, hi_v = v[state == 0], v[state == 1]
+    if len(lo_v) > 1 and len(hi_v) > 1:
+        ashman = abs(hi_v.mean() - lo_v.mean()) * math.sqrt(2) / math.sqrt(lo_v.var() + hi_v.var())
+        resid = v - np.where(state == 1, hi_v.mean(), lo_v.mean())
+        tau_w = _acf_1e_time(resid, step)
+    else:
+        ashman, tau_w = float("nan"), tau_all
+    mean_dwell = duration / n_trans if n_trans >= 2 else float("nan")
+    dratio = mean_dwell / tau_w if n_trans >= 2 else float("nan")
+    extra = dict(valley_ratio=ratio, minor_mode_fraction=minor, ashman_d=float(ashman), n_transitions=n_trans,
+                 mean_dwell_s=mean_dwell, within_state_tau_s=tau_w, dwell_ratio=dratio)
+    modes = (m_lo, m_hi)
+    shape = (f"modes at {format_si(m_lo, 'V')} and {format_si(m_hi, 'V')}, valley/minor-mode height "
+             f"{ratio:.2f}")
+    if ratio > VALLEY_RATIO_MAX:
+        return one_level(f"{shape} > {VALLEY_RATIO_MAX}: not two separate levels", modes, **extra)
+    if minor < MIN_MODE_FRACTION or n_trans < MIN_TRANSITIONS:
+        # Two shapes in the histogram but (almost) no traffic between them: a relaxation or a frozen latch.
+        res = one_level(f"{shape}, but only {n_trans} transition(s) and {minor:.3g} of the time in the "
+                        f"minor level (need ≥ {MIN_TRANSITIONS} and ≥ {MIN_MODE_FRACTION})", modes, **extra)
+        if res.regime == "stuck":
+            return res
+        side = "high" if frac_hi > 0.5 else "low"
+        why = (f"{n_trans} transition(s) in {format_si(duration, 's')}: the output sits at its {side} level "
+               f"({1 - minor:.3%} of the time) — frozen, not telegraphing")
+        return RegimeResult("stuck", (why, shape), modes_v=modes, level=side, **base, **extra)
+    if not dratio >= DWELL_RATIO_MIN:
+        why = (f"{shape}, but the mean dwell {format_si(mean_dwell, 's')} is only {dratio:.2f}× the within-level "
+               f"correlation time {format_si(tau_w, 's')} (need ≥ {DWELL_RATIO_MIN}): fluctuation, not metastable states")
+        return RegimeResult("single_peaked", (why,), modes_v=modes, **base, **extra)
+    why = (f"{shape} ≤ {VALLEY_RATIO_MAX}; {n_trans} transitions, mean dwell {format_si(mean_dwell, 's')} = "
+           f"{dratio:.1f}× the within-level correlation time {format_si(tau_w, 's')}")
+    reasons = (why,)
+    if n_trans < LOW_STAT_TRANSITIONS:
+        reasons += (f"only {n_trans} transitions: rates and τ from this record are uncertain to ~{100 / math.sqrt(n_trans):.0f} %; "
+                    "simulate longer",)
+    return RegimeResult("bistable", reasons, modes_v=modes, **base, **extra)
+
+
+def classify_waveform(wf, *, skip_s: float = 0.0, sample_period_s: float | None = None) -> RegimeResult:
+    """Classify a :class:`noisecell.waveform.Waveform` using its readout (meta["readout"]: mode, threshold)."""
+    ro = wf.meta.get("readout") or {}
+    mode = ro.get("mode", "differential" if "v_outb" in wf.outputs else "single")
+    v = wf.outputs["v_out"] - wf.outputs["v_outb"] if mode == "differential" else wf.outputs["v_out"]
+    if sample_period_s is None:
+        sample_period_s = wf.meta.get("noise_step_s")
+    return classify_trace(v, wf.time_s, threshold_v=float(ro.get("threshold_v", 0.0)),
+                          sample_period_s=sample_period_s, skip_s=skip_s)
+
+
+def classify_bits(bits) -> RegimeResult:
+    """What a bit stream alone can show: "stuck" if it never changes; otherwise bimodality cannot be
+    judged from bits (a comparator makes two levels of anything), so a :class:`RegimeResult` with regime
+    "bistable" is NOT returned — :class:`RegimeError` is raised to make callers look at the analog trace."""
+    b = np.asarray(bits)
+    if b.ndim != 1 or len(b) == 0:
+        raise InputError("regime: empty or multi-dimensional bit stream")
+    ones = float(np.mean(b != 0))
+    if ones in (0.0, 1.0):
+        level = "high" if ones == 1.0 else "low"
+        return RegimeResult("stuck", (f"all {len(b)} bits are {int(ones)}",), n_samples=len(b), duration_s=float("nan"),
+                            sample_period_s=float("nan"), threshold_v=float("nan"), std_v=0.0, modes_v=(),
+                            fraction_above_threshold=ones, level=level)
+    raise RegimeError("regime: a bit stream that changes cannot show whether the analog output was bistable; "
+                      "classify the analog trace (classify_trace / classify_waveform) instead")
