@@ -106,9 +106,9 @@ def _semantic_violation(doc: dict) -> str | None:
                 return f"at {where}/rate_model/covariance: matrix is not symmetric"
             if np.min(np.linalg.eigvalsh(0.5 * (cov + cov.T))) < -1e-9 * max(1.0, float(np.max(np.abs(cov)))):
                 return f"at {where}/rate_model/covariance: matrix is not positive semi-definite"
-            if rm["ln_k_up"]["slope_per_v"] - rm["ln_k_down"]["slope_per_v"] <= 0:
-                return (f"at {where}/rate_model: ln_k_up must rise faster with bias than ln_k_down "
-                        "(P(1) must increase with bias)")
+            if rm["ln_k_up"]["slope_per_v"] - rm["ln_k_down"]["slope_per_v"] == 0:
+                return (f"at {where}/rate_model: ln_k_up and ln_k_down have the same slope, so P(1) "
+                        "does not depend on the bias")
         else:
             n = len(rm["bias_v"])
             for name in ("ln_k_up", "ln_k_down", "ln_k_up_se", "ln_k_down_se"):
@@ -452,7 +452,7 @@ class CellModel:
         return self.resolve(condition).v50_v
 
     def scale(self, condition=None) -> float:
-        """Logistic scale (V) of P(1) vs bias: P(1) = 1/(1+exp(-(V-v50)/scale))."""
+        """Logistic scale (V) of P(1) vs bias: P(1) = 1/(1+exp(-(V-v50)/scale)); negative when P(1) falls with bias."""
         return self.resolve(condition).scale_v
 
     def bias_range(self, condition=None) -> tuple[float, float]:

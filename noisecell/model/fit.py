@@ -75,9 +75,9 @@ def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample
     a_d, b_d = rate_model["ln_k_down"]["intercept"], rate_model["ln_k_down"]["slope_per_v"]
     cov = np.asarray(rate_model["covariance"], float)
     da, db = a_u - a_d, b_u - b_d
-    if db <= 0:
-        raise InputError("fitted ln k_up does not rise faster with bias than ln k_down: P(1) does not increase "
-                         "with bias over the sweep; check the bias sign or widen the bias range")
+    if db == 0:
+        raise InputError("fitted ln k_up and ln k_down have the same slope: P(1) does not depend on the bias "
+                         "over the sweep; widen the bias range")
     x50 = -da / db
     v50 = v_ref + x50
     g_v50 = np.array([-1 / db, da / db**2, 1 / db, -da / db**2])
@@ -85,10 +85,10 @@ def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample
     scale = 1 / db
     # CI of the scale on the log scale (keeps it positive): se(ln scale) = se(db)/db
     g_db = np.array([0.0, 1.0, 0.0, -1.0])
-    se_ln_scale = math.sqrt(max(float(g_db @ cov @ g_db), 0.0)) / db
+    se_ln_scale = math.sqrt(max(float(g_db @ cov @ g_db), 0.0)) / abs(db)
     sigmoid = {"form": "logistic", "v50_v": float(v50), "v50_ci95_v": [v50 - Z95 * se_v50, v50 + Z95 * se_v50],
                "scale_v": float(scale),
-               "scale_ci95_v": [scale * math.exp(-Z95 * se_ln_scale), scale * math.exp(Z95 * se_ln_scale)],
+               "scale_ci95_v": sorted([scale * math.exp(-Z95 * se_ln_scale), scale * math.exp(Z95 * se_ln_scale)]),
                "p_low": 0.0, "p_high": 1.0, "direct_fit": None}
 
     def ln_tau_and_se(x):
@@ -146,7 +146,10 @@ def mismatch_block(instances: Sequence[tuple[int, float, float]], *, v50_se: Seq
         return None
     v = np.array([i[1] for i in instances], float)
     s = np.array([i[2] for i in instances], float)
-    ls = np.log(s)
+    if np.any(s == 0) or len(set(np.sign(s))) > 1:
+        raise InputError("mismatch instances disagree on the direction of the sigmoid (sign of the scale); "
+                         "check the sweep's instances")
+    ls = np.log(np.abs(s))
     var_v = float(np.var(v, ddof=1))
     var_l = float(np.var(ls, ddof=1))
     if v50_se is not None:
@@ -164,8 +167,8 @@ def mismatch_block(instances: Sequence[tuple[int, float, float]], *, v50_se: Seq
     scale_mean = float(np.mean(s))
     return {"n_instances": n, "v50_mean_v": float(np.mean(v)), "v50_sd_v": sd_v,
             "v50_sd_ci95_v": [sd_v * lo_f, sd_v * hi_f],
-            "scale_mean_v": scale_mean, "scale_sd_v": sd_l * scale_mean,
-            "scale_sd_ci95_v": [sd_l * scale_mean * lo_f, sd_l * scale_mean * hi_f],
+            "scale_mean_v": scale_mean, "scale_sd_v": sd_l * abs(scale_mean),
+            "scale_sd_ci95_v": [sd_l * abs(scale_mean) * lo_f, sd_l * abs(scale_mean) * hi_f],
             "ln_scale_sd": sd_l, "correlation": max(-1.0, min(1.0, rho)), "correlation_ci95": rho_ci,
             "instances": [{"instance": int(i), "v50_v": float(a), "scale_v": float(b)} for i, a, b in instances]}
 
@@ -244,7 +247,7 @@ def synthetic_model(*, name: str = "synthetic", v50_v: float = 0.0, scale_v: flo
         if mismatch is not None:
             sv, sl, rho = mismatch
             mm = {"n_instances": 1000, "v50_mean_v": v50_v, "v50_sd_v": sv, "scale_mean_v": scale_v,
-                  "scale_sd_v": sl * scale_v, "ln_scale_sd": sl, "correlation": rho, "instances": []}
+                  "scale_sd_v": sl * abs(scale_v), "ln_scale_sd": sl, "correlation": rho, "instances": []}
         conds.append(build_condition(corner=corner, temp_c=t, vdd_v=vdd_v, bias_range_v=bias_range_v,
                                      rate_model=loglinear_rate_model(0.0, up, down, cov),
                                      sample_period_s=sample_period_s, mismatch=mm))
@@ -368,37 +371,34 @@ def _instance_sigmoid(rm: dict) -> tuple[float, float, float, float]:
     g = np.array([-1 / db, da / db**2, 1 / db, -da / db**2])
     gs = np.array([0.0, 1.0, 0.0, -1.0])
     return (rm["reference_bias_v"] - da / db, 1 / db, math.sqrt(max(g @ cov @ g, 0)),
-            math.sqrt(max(gs @ cov @ gs, 0)) / db)
+            math.sqrt(max(gs @ cov @ gs, 0)) / abs(db))
 
 
 def _direct_logistic(df) -> dict | None:
-    """Independent logistic fit of P(1) vs bias (binomial GLM, variance weights n_eff)."""
-    import statsmodels.api as sm
+    """Independent fit of P(1) vs bias (noisecell.analysis.sigmoid: n_eff-weighted binomial
+    likelihood, logistic/probit/tanh compared by AIC, no free saturations); the best form is kept as a
+    cross-check of the rate-implied sigmoid. None when there are too few points or it does not converge."""
+    from ..analysis.sigmoid import fit_sigmoids
 
-    if "p1" not in df.columns:
+    if "p1" not in df.columns or "n_eff" not in df.columns:
         return None
-    p = df["p1"].to_numpy(float)
-    v = df["bias_v"].to_numpy(float)
-    w = df["n_eff"].to_numpy(float) if "n_eff" in df.columns else np.full(len(p), np.nan)
-    ok = np.isfinite(p) & np.isfinite(w) & (w > 0)
-    if ok.sum() < 3 or np.ptp(v[ok]) <= 0:
+    d = df[["bias_v", "p1", "n_eff"]].astype(float)
+    d = d[np.isfinite(d).all(axis=1) & (d["n_eff"] > 0)]
+    if len(d) < 3 or np.ptp(d["bias_v"].to_numpy()) <= 0:
         return None
-    v0 = float(np.mean(v[ok]))
     try:
-        res = sm.GLM(p[ok], sm.add_constant(v[ok] - v0, has_constant="add"), family=sm.families.Binomial(),
-                     var_weights=w[ok]).fit()
-    except Exception:  # noqa: BLE001 - perfect separation etc.: the cross-check is then absent
+        best = fit_sigmoids(d, free_saturation=(False,)).best
+    except Exception:  # noqa: BLE001 - separation, non-convergence: the cross-check is then absent
         return None
-    b0, b1 = (float(x) for x in res.params)
-    if not b1 > 0:
+    if not (best.converged and np.isfinite(best.v50_v) and np.isfinite(best.scale_v) and best.scale_v != 0):
         return None
-    cov = np.asarray(res.cov_params())
-    g = np.array([-1 / b1, b0 / b1**2])
-    se_v = math.sqrt(max(g @ cov @ g, 0))
-    se_ls = math.sqrt(max(cov[1, 1], 0)) / b1
-    v50, s = v0 - b0 / b1, 1 / b1
-    return {"form": "logistic", "v50_v": v50, "v50_ci95_v": [v50 - Z95 * se_v, v50 + Z95 * se_v],
-            "scale_v": s, "scale_ci95_v": [s * math.exp(-Z95 * se_ls), s * math.exp(Z95 * se_ls)]}
+
+    def pair(c):
+        return None if c is None or not all(np.isfinite(c)) else sorted(float(x) for x in c)
+
+    return {"form": best.form, "v50_v": float(best.v50_v), "v50_ci95_v": pair(best.v50_ci95),
+            "scale_v": float(best.scale_v), "scale_ci95_v": pair(best.scale_ci95),
+            "dispersion": float(best.dispersion) if np.isfinite(best.dispersion) else None}
 
 
 def _points_table(df, used) -> list[dict]:
