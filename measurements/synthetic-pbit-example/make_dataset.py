@@ -28,20 +28,20 @@ from scipy import signal
 HERE = Path(__file__).resolve().parent
 SEED = 20261125
 V50_V = 0.004            # sigmoid midpoint, V
-SCALE_V = 0.010          # logistic scale, V
+SCALE_V = 0.007          # logistic scale, V
 ASYM = 0.4               # share of the bias dependence carried by k_down
 TAU0_S = 60e-9           # correlation time at V50, s
 SAMPLE_PERIOD_S = 5e-9   # bit clock, s
 N_SAMPLES = 200_000      # per bit capture (1 ms of clocked bits)
-VDD_V = 1.8
+VDD_V = 0.058            # the sky130 pbit core supply, V
 TEMP_C = 27.0
-I0_A = 1.9e-6            # mean supply current at V50, A (synthetic; mild bias dependence below)
-BIAS_V = [-0.040, -0.030, -0.020, -0.010, -0.005, 0.0, 0.005, 0.010, 0.020, 0.030, 0.040]
+I0_A = 2.5e-9            # mean supply current at V50, A (invented; mild bias dependence below)
+BIAS_V = [-0.024, -0.016, -0.010, -0.005, 0.0, 0.004, 0.008, 0.012, 0.016, 0.020, 0.028]
 TRACE_BIAS_V = 0.0
 TRACE_STEP_S = 0.5e-9
 TRACE_DURATION_S = 10e-6
 RISE_TAU_S = 1.5e-9
-TRACE_NOISE_V = 0.05
+TRACE_NOISE_V = 0.0015
 
 
 def rates(v: float) -> tuple[float, float]:
@@ -92,11 +92,11 @@ def main() -> None:
         else:
             fname, fmt = f"captures/{name}.packed", "packed"
             (HERE / fname).write_bytes(np.packbits(bits, bitorder="big").tobytes())
-        current = I0_A * (1 + 1.25 * v)  # invented: +5 % at +40 mV
+        current = I0_A * (1 + 2.0 * v)  # invented: +5.6 % at +28 mV
         entries.append(dict(file=fname, kind="bits", format=fmt, bias_v=f"{v * 1e3:g}mV",
-                            n_samples=N_SAMPLES, supply_current_a=f"{current * 1e6:.4g}uA"))
+                            n_samples=N_SAMPLES, supply_current_a=f"{current * 1e9:.4g}nA"))
         truth.append(dict(bias_v=v, k_up_hz=k_up, k_down_hz=k_down, p1=k_up / (k_up + k_down),
-                          tau_s=1 / (k_up + k_down), supply_current_a=float(f"{current * 1e6:.4g}") * 1e-6))
+                          tau_s=1 / (k_up + k_down), supply_current_a=float(f"{current * 1e9:.4g}") * 1e-9))
     # the scope trace
     k_up, k_down = rates(TRACE_BIAS_V)
     n = int(TRACE_DURATION_S / TRACE_STEP_S)
@@ -112,7 +112,7 @@ def main() -> None:
         for ti, vi in zip(t, v):
             fh.write(f"{ti:.4e},{vi:.4f}\n")
     entries.append(dict(file=fname, kind="trace", format="csv", bias_v="0mV", n_samples=n,
-                        threshold_v="0.9V", supply_current_a=f"{I0_A * 1e6:.4g}uA",
+                        threshold_v="29mV", supply_current_a=f"{I0_A * 1e9:.4g}nA",
                         notes="synthetic scope trace: telegraph, 1st-order rise, Gaussian noise"))
 
     prov = ("SYNTHETIC, not measured: exact samples of a two-state continuous-time Markov chain with "
@@ -125,14 +125,14 @@ def main() -> None:
         'format = "noisecell-measurements-1"',
         'cell_id = "synthetic-telegraph-1"',
         'cell = "pbit"',
-        'instrument = "none (synthetic data; the trace imitates a 10:1-probed oscilloscope)"',
+        'instrument = "none (synthetic data; the trace imitates an oscilloscope on a buffered output)"',
         "synthetic = true",
         f"provenance = {json.dumps(prov)}",
         'notes = "Example of the measurement-folder format; use it to try --measurements."',
         "",
         "[defaults]",
         f"temp_c = {TEMP_C:g}",
-        f'vdd_v = "{VDD_V:g}V"',
+        f'vdd_v = "{VDD_V * 1e3:g}mV"',
         f'sample_period_s = "{SAMPLE_PERIOD_S * 1e9:g}ns"',
     ]
     for e in entries:
