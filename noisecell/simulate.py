@@ -320,15 +320,17 @@ def _diagnose(job: SimulationJob, lines: list[str], extra: str) -> SimulationErr
         re.search(r"singular matrix:?\s*check nodes?\s+\"?([^\s\"]+)", text, re.I)
     if m:
         node = m.group(1)
+    m_sing = re.search(r"singular matrix:?\s*check nodes?\s+\"?([^\s\"]+)", text, re.I)
+    if m_sing or re.search(r"singular matrix", text, re.I):
+        snode = m_sing.group(1) if m_sing else node
+        return SimulationError(f"{job.describe()}: singular matrix{' at node ' + snode if snode else ''} "
+                               "(a floating node or a loop of voltage sources/inductors); fix the netlist")
     if re.search(r"timestep too small", text, re.I):
         tm = re.search(r"time\s*=\s*([0-9.eE+\-]+)", text)
         at = f" at t = {float(tm.group(1)):.4g} s" if tm else ""
         return SimulationError(f"{job.describe()}: ngspice did not converge (timestep too small{at}"
                                f"{', trouble with node ' + node if node else ''}); try a smaller noise step, "
                                "options method=gear or reltol=1e-4")
-    if re.search(r"singular matrix", text, re.I):
-        return SimulationError(f"{job.describe()}: singular matrix{' at node ' + node if node else ''} "
-                               "(a floating node or a loop of voltage sources); fix the netlist")
     errs = [l.strip() for l in lines if re.search(r"error|abort|fail", l, re.I)]
     detail = "; ".join(dict.fromkeys(errs))[:400] or extra
     return SimulationError(f"{job.describe()}: ngspice failed: {detail}")
