@@ -187,7 +187,7 @@ def check_template(text: str, *, source: str = "<netlist>", allowed_dirs: Iterab
         toks = tokens(s)
         first = toks[0].lower()
         where = f"{source}:{ln.lineno}"
-        if first in ("shell", "system", "exec") or first.startswith("!"):
+        if re.match(r"^(shell|system|exec)\b", first) or first.startswith("!"):
             raise UnsafeNetlistError(f"{where}: '{toks[0]}' would run a shell command; remove it")
         if first.startswith("."):
             if first in (".control", ".endc"):
@@ -217,9 +217,10 @@ def check_template(text: str, *, source: str = "<netlist>", allowed_dirs: Iterab
         if first[0] == "a":
             raise UnsafeNetlistError(f"{where}: XSPICE 'A' elements are not allowed (code models can read files); "
                                      "remove it or pass trusted=True")
-        if any(t.lower() in ("shell", "system") for t in toks):
-            raise UnsafeNetlistError(f"{where}: the word '{[t for t in toks if t.lower() in ('shell', 'system')][0]}'"
-                                     " is not allowed in a netlist line; rename the node or element")
+        bad = [t for t in toks if re.match(r"^(shell|system)\b", t, re.I)]
+        if bad:
+            raise UnsafeNetlistError(f"{where}: the word '{bad[0]}' is not allowed in a netlist line; "
+                                     "rename the node or element")
 
 
 def template_params(text: str) -> dict[str, str]:
