@@ -688,15 +688,19 @@ def lag(bits) -> Estimate:
     return prediction_estimate("lag", "6.3.8", correct, s.size - 1, best_run)
 
 
+def _count_array(size: int, n: int) -> np.ndarray:
+    # Counts never exceed n; int32 halves the tables' cache footprint for all practical streams.
+    return np.zeros(size, np.int32 if n < 2**31 - 1 else np.int64)
+
+
 @njit(cache=True)
-def _multimmc_run(s, depth, max_entries):
+def _multimmc_run(s, depth, max_entries, counts):
     # counts[d] holds, for every (d+1)-sample context x (oldest sample most significant), the number
     # of times 0 and 1 followed it: index 2*x + y.
     n = s.size
     offsets = np.zeros(depth + 1, np.int64)
     for d in range(depth):
         offsets[d + 1] = offsets[d] + (1 << (d + 2))
-    counts = np.zeros(offsets[depth], np.int64)
     entries = np.zeros(depth, np.int64)
     pattern = 0
     for d in range(depth):
@@ -748,17 +752,17 @@ def _multimmc_run(s, depth, max_entries):
 def multi_mmc(bits) -> Estimate:
     """§6.3.9 MultiMMC prediction estimate (Markov models of order 1..16, 100 000 entries each)."""
     s = as_bits(bits, min_samples=20)
-    correct, best_run = _multimmc_run(s, 16, 100_000)
+    correct, best_run = _multimmc_run(s, 16, 100_000, _count_array(2 ** 18, s.size))
     return prediction_estimate("multimmc", "6.3.9", correct, s.size - 2, best_run)
 
 
 @njit(cache=True)
-def _lz78y_run(s, depth, max_dict):
+def _lz78y_run(s, depth, max_dict, counts):
+    # counts[offsets[j] + 2*x + y]: times y followed the j-sample context x (newest sample = bit 0).
     n = s.size
     offsets = np.zeros(depth + 2, np.int64)
     for j in range(1, depth + 1):
         offsets[j + 1] = offsets[j] + (1 << (j + 1))
-    counts = np.zeros(offsets[depth + 1], np.int64)
     elems = 0
     pattern = 0
     for j in range(depth):
@@ -768,10 +772,12 @@ def _lz78y_run(s, depth, max_dict):
     correct = 0
     run = 0
     best_run = 0
+    mask = (1 << depth) - 1
+    full = 0
+    for m in range(depth):
+        full = (full << 1) | s[m]
     for i in range(depth + 1, n):
-        full = 0
-        for m in range(i - depth, i):
-            full = (full << 1) | s[m]
+        full = ((full << 1) | s[i - 1]) & mask
         y = s[i]
         have = False
         pred = 0
@@ -804,7 +810,7 @@ def _lz78y_run(s, depth, max_dict):
 def lz78y(bits) -> Estimate:
     """§6.3.10 LZ78Y prediction estimate (B = 16, dictionary of at most 65 536 prefixes)."""
     s = as_bits(bits, min_samples=20)
-    correct, best_run = _lz78y_run(s, 16, 65_536)
+    correct, best_run = _lz78y_run(s, 16, 65_536, _count_array(2 ** 18, s.size))
     return prediction_estimate("lz78y", "6.3.10", correct, s.size - 17, best_run)
 
 
