@@ -1,0 +1,80 @@
+"""`noisecell cell list` and `noisecell cell info [CELL] [--json]`: the available cells and their descriptions."""
+from __future__ import annotations
+
+import json
+import sys
+
+DEFAULT_CELL = "pbit"
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p_list = sub.add_parser("list", help="list the cells in spice_models/ (or $NOISECELL_SPICE_MODELS)")
+    p_list.add_argument("--json", action="store_true", help="print a JSON array as the last line")
+    p_info = sub.add_parser("info", help="show one cell's description: ports, ranges, corners, trim")
+    p_info.add_argument("cell", nargs="?", default=DEFAULT_CELL,
+                        help=f"cell name, folder or cell.toml path (default {DEFAULT_CELL})")
+    p_info.add_argument("--json", action="store_true", help="print the description as JSON (last line)")
+
+
+def cell_info(cell) -> dict:
+    """The JSON description `cell info --json` prints (V, °C; see docs in spice_models/README.md)."""
+    from ..trim import stored_trims
+
+    ports = []
+    for name, s in cell.supplies.items():
+        ports.append({"name": name, "kind": "supply", "source": s.source, "param": s.param,
+                      "nominal_v": s.nominal_v, "range_v": list(s.range_v)})
+    ports.append({"name": "bias", "kind": "bias", "param": cell.bias.param, "range_v": list(cell.bias.range_v),
+                  "mid_v": cell.bias.mid_v})
+    for name, node in cell.outputs.items():
+        ports.append({"name": name, "kind": "output", "node": node})
+    for name, t in cell.trim.items():
+        ports.append({"name": name, "kind": "trim", "param": name, "nominal_v": t.nominal_v, "range_v": list(t.range_v),
+                      "description": t.description})
+    main = cell.supplies[cell.main_supply]
+    d = cell.to_dict()
+    d.update({
+        "name": cell.name,
+        "technology": cell.technology,
+        "ports": ports,
+        "bias_range_v": list(cell.bias.range_v),
+        "bias_mid_v": cell.bias.mid_v,
+        "vdd_v": main.nominal_v,
+        "vdd_range_v": list(main.range_v),
+        "corners": list(cell.corners),
+    })
+    d["trim"] = {k: {**d["trim"][k], "stored": stored_trims(cell).get(k, [])} for k in d["trim"]}
+    return d
+
+
+def run(args) -> int:
+    from ..cells import list_cells, load_cell, spice_models_dir
+
+    if args.action == "list":
+        rows = []
+        for name in list_cells():
+            c = load_cell(name)
+            rows.append({"name": c.name, "technology": c.technology, "description": c.description,
+                         "corners": list(c.corners)})
+        if not rows:
+            print(f"no cells found in {spice_models_dir()}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            for r in rows:
+                print(f"{r['name']:16s} {r['technology']:8s} {r['description']}")
+        return 0
+    cell = load_cell(args.cell)
+    info = cell_info(cell)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(cell.summary())
+        for k, t in info["trim"].items():
+            for row in t["stored"]:
+                print(f"  stored trim {k} @ {row['corner']} {row['temp_c']:g} °C: "
+                      + (f"{row['value_v']:.4f} V, VDD {row['vdd_v'] * 1e3:.2f} mV, {row.get('regime')}, "
+                         f"P(1)={row.get('p1')}, {row.get('flips_per_us')} flips/µs" if row.get("ok")
+                         else f"none works ({row.get('message', '')})"))
+    return 0

@@ -1,0 +1,76 @@
+"""`noisecell trim [CELL] --corner C --temp T`: search the trim until the cell telegraphs at zero bias.
+
+Also: `--all --write` regenerates the stored table (corners × -40/27/85 °C) in the cell's folder,
+and `--mismatch-seed N` trims one mismatched instance and reports the bias offset it needs.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+from ..units import parse_si
+
+DEFAULT_CELL = "pbit"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("cell", nargs="?", default=DEFAULT_CELL, help=f"cell name or folder (default {DEFAULT_CELL})")
+    parser.add_argument("--corner", default=None, help="process corner (default: the cell's nominal)")
+    parser.add_argument("--temp", default=None, help="temperature in °C (default: the cell's nominal)")
+    parser.add_argument("--duration", default="20us", help="length of each transient check (default 20us)")
+    parser.add_argument("--seed", type=int, default=1, help="noise seed of the first check (default 1)")
+    parser.add_argument("--min-flips", type=float, default=1.0, help="required flips per µs at zero bias (default 1)")
+    parser.add_argument("--max-iterations", type=int, default=4, help="transient checks before giving up (default 4)")
+    parser.add_argument("--mismatch-seed", type=int, default=None,
+                        help="trim one mismatched instance (PDK mismatch models, .options seed) and report its bias offset")
+    parser.add_argument("--all", action="store_true", help="every corner of the cell × -40/27/85 °C")
+    parser.add_argument("--write", action="store_true",
+                        help="with --all: store the table (trims.json + cell.toml [[trim.*.table]]) after each row")
+    parser.add_argument("--json", action="store_true", help="print the result(s) as JSON (last line)")
+
+
+def run(args) -> int:
+    from ..cells import load_cell
+    from ..errors import InputError
+    from .. import trim as T
+
+    cell = load_cell(args.cell)
+    duration = parse_si(args.duration, unit="s", what="--duration")
+    if duration <= 0:
+        raise InputError("--duration must be positive, e.g. 20us")
+    if args.write and not args.all:
+        raise InputError("--write stores the full table: use it with --all")
+    say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    kw = dict(duration_s=duration, seed=args.seed, min_flips_per_us=args.min_flips,
+              max_iterations=args.max_iterations, progress=say)
+    if args.all:
+        if args.corner or args.temp or args.mismatch_seed is not None:
+            raise InputError("--all runs every corner and temperature; drop --corner/--temp/--mismatch-seed")
+        bal = T.balance_spec(cell)
+        rows = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get(bal.trim, [])} if args.write else {}
+        command = "noisecell trim " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["trim"] \
+            else f"noisecell trim {cell.name} --all --write"
+        results = []
+        for corner in cell.corners:
+            for temp in T.TABLE_TEMPS_C:
+                res = T.trim_cell(cell, corner, temp, **kw)
+                say(res.summary())
+                results.append(res)
+                rows[(corner, temp)] = T.row_from_result(res)
+                if args.write:  # after every row: an interrupted regeneration keeps what it finished
+                    T.write_table(cell, list(rows.values()), command=command)
+        if args.json:
+            print(json.dumps([r.to_dict() for r in results]))
+        return 0 if all(r.ok for r in results) else 1
+    corner = args.corner or cell.nominal_corner
+    temp = cell.nominal_temp_c if args.temp is None else parse_si(args.temp, what="--temp")
+    res = T.trim_cell(cell, corner, temp, mismatch_seed=args.mismatch_seed, **kw)
+    if args.mismatch_seed is not None and res.dc is not None:
+        off = T.bias_offset(cell, corner, temp, mismatch_seed=args.mismatch_seed, trim_v=res.trim_v, vdd_v=res.vdd_v)
+        from dataclasses import replace
+        res = replace(res, bias_offset_v=off)
+    print(res.summary(), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(res.to_dict()))
+    return 0 if res.ok else 1

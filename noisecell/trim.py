@@ -1,0 +1,495 @@
+"""Trim: find the trim input (and supply) that makes a cell telegraph with P(1) ≈ 0.5 at zero bias.
+
+A symmetric latch has P(1) = 0.5 at zero bias at every global corner by symmetry; what process and
+temperature change is whether it telegraphs at all. Its two inverters must be *balanced* (switching
+point at mid-rail: with an unbalanced N/P ratio the metastable point moves toward a rail, the loop
+gain collapses and the output becomes one noisy level) and its loop gain must be just above 1
+(too low: one level; too high: the barrier is many kT and the latch freezes). So the search has
+two deterministic stages and one statistical check, in that order:
+
+1. **Balance** (noise-free DC, milliseconds per point): the latch loop is opened by forcing the
+   ``v_outb`` node with a DC source and sweeping it across the core supply; the inverter transfer
+   V_out(V_in) gives the switching point V_m (V_out = V_in) and the small-signal gain A = -dV_out/dV_in
+   there. The trim input is root-found (grid + linear interpolation, then a refined grid) so that
+   (V_m - V_low)/VDD = 1/2.
+2. **Loop gain** (DC): the supply is root-found so that A at balance equals the cell's design gain
+   (``[balance] gain_target``, the gain of the nominal design at its nominal corner; A is a
+   property of VDD/V_T and the devices' slope factors, so holding it holds the barrier in kT roughly
+   constant across corners and temperature).
+3. **Check** (transient noise simulation at zero bias, noisecell.simulate): the regime must be
+   bistable (noisecell.regime), P(1) within 3 standard errors of 0.5 (SE = 2p(1-p)/√N for a
+   two-state Markov record with N transitions: Var(P̂) = 2p(1-p)τ_c/T with τ_c = p(1-p)·2T/N), and
+   the flip rate at least ``min_flips_per_us``. If the record is frozen or too slow the supply is
+   lowered 4 % and stages 1–3 repeat; if it is single-peaked it is raised 4 %; at most
+   ``max_iterations`` times. Otherwise the result says that no trim works there, and what was seen.
+
+The cell declares the method's nodes in its ``cell.toml``::
+
+    [balance]
+    trim = "TRIM"          # the trim .param searched in stage 1
+    low_node = "vl"        # the core's low rail (the forced node is swept from it up by VDD)
+    gain_target = 1.9      # stage 2 target
+
+Voltages in V, temperatures in °C, times in s.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import InputError, SimulationError
+from .units import format_si
+
+#: number of points of the DC sweep across the core supply (0.25 mV steps at 60 mV)
+DC_POINTS = 241
+
+
+@dataclass(frozen=True)
+class BalanceSpec:
+    """The ``[balance]`` table of a cell.toml: trim .param, low-rail node, design loop gain."""
+
+    trim: str
+    low_node: str
+    gain_target: float
+
+
+@dataclass(frozen=True)
+class DcPoint:
+    """Open-loop DC inverter figures at one (trim, vdd): switching point and gain.
+
+    trim_v, vdd_v: V. vm_frac: (V_m - V_low)/VDD (0.5 = balanced; NaN if the transfer never crosses
+    V_out = V_in). gain: -dV_out/dV_in at V_m (the latch is bistable without noise when > 1).
+    """
+
+    trim_v: float
+    vdd_v: float
+    vm_frac: float
+    gain: float
+
+
+@dataclass(frozen=True)
+class TrimCheck:
+    """Transient check at zero bias: P(1) with its standard error, flip rate, regime."""
+
+    trim_v: float
+    vdd_v: float
+    duration_s: float
+    seed: int
+    p1: float
+    p1_se: float
+    flips_per_us: float
+    regime: str
+    regime_detail: str
+    power_w: float
+    energy_per_flip_j: float
+
+
+@dataclass(frozen=True)
+class TrimResult:
+    """Outcome of :func:`trim_cell`.
+
+    ok: a trim was found that passed the transient check. trim_param / trim_v / vdd_v: the values
+    (V). dc: the DC figures at that point. check: the last transient check (None if none ran).
+    attempts: every transient check made, in order. message: one line for users.
+    """
+
+    cell: str
+    corner: str
+    temp_c: float
+    ok: bool
+    trim_param: str
+    trim_v: float
+    vdd_v: float
+    dc: DcPoint | None
+    check: TrimCheck | None
+    attempts: tuple[TrimCheck, ...] = ()
+    message: str = ""
+    mismatch_seed: int | None = None
+    bias_offset_v: float | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["attempts"] = [asdict(a) for a in self.attempts]
+        return _finite(d)
+
+    def summary(self) -> str:
+        head = f"trim {self.cell} at {self.corner}, {self.temp_c:g} °C" + (
+            f", mismatch seed {self.mismatch_seed}" if self.mismatch_seed is not None else "")
+        lines = [head, f"  {'OK' if self.ok else 'NO TRIM'}: {self.message}",
+                 f"  {self.trim_param} = {self.trim_v:.4f} V, VDD = {format_si(self.vdd_v, 'V')}"]
+        if self.dc:
+            lines.append(f"  DC: switching point at {self.dc.vm_frac:.3f} of VDD, loop-half gain {self.dc.gain:.3f}")
+        if self.bias_offset_v is not None:
+            lines.append(f"  bias offset for P(1)=0.5: {format_si(self.bias_offset_v, 'V')}")
+        for a in self.attempts:
+            lines.append(f"  check VDD={format_si(a.vdd_v, 'V')} {self.trim_param}={a.trim_v:.4f}: {a.regime}, "
+                         f"P(1)={a.p1:.3f}±{a.p1_se:.3f}, {a.flips_per_us:.3g} flips/µs over "
+                         f"{format_si(a.duration_s, 's')}, {format_si(a.power_w, 'W')}")
+        return "\n".join(lines)
+
+
+def _finite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def balance_spec(cell) -> BalanceSpec:
+    """Read the ``[balance]`` table of ``cell`` (a CellSpec); InputError naming the file if absent/bad."""
+    path = Path(cell.cell_dir or cell.netlist_path.parent) / "cell.toml"
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    b = raw.get("balance")
+    if not isinstance(b, dict):
+        raise InputError(f"{path}: no [balance] table (trim, low_node, gain_target); this cell cannot be "
+                         "trimmed automatically — see noisecell/trim.py for the method")
+    trim, low, gain = b.get("trim"), b.get("low_node"), b.get("gain_target")
+    if trim not in cell.trim:
+        raise InputError(f"{path}: [balance] trim = {trim!r} is not one of the cell's [trim.*] inputs {list(cell.trim)}")
+    from .netlist import IDENT
+    if not isinstance(low, str) or not IDENT.match(low):
+        raise InputError(f"{path}: [balance] low_node must be a node name, got {low!r}")
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 1.0 < float(gain) < 20.0:
+        raise InputError(f"{path}: [balance] gain_target must be a number in (1, 20), got {gain!r}")
+    if "v_outb" not in cell.outputs:
+        raise InputError(f"{path}: the balance method needs a differential cell (outputs v_out and v_outb)")
+    return BalanceSpec(trim, low, float(gain))
+
+
+def _cell_values(cell, *, corner: str, temp_c: float, bias_v: float, vdd_v: float | None,
+                 trim: dict | None, params: dict | None) -> dict[str, float]:
+    """The validated .param values of a job (reuses job_from_cell's range checks)."""
+    from .simulate import job_from_cell
+
+    job = job_from_cell(cell, bias_v=bias_v, corner=corner, temp_c=temp_c, vdd_v=vdd_v, trim=trim,
+                        params=params, duration_s=1e-6, noise_step_s=1e-9, seed=0)
+    return dict(job.params)
+
+
+def _run_ngspice(text: str, workdir: Path, timeout_s: float = 300.0) -> str:
+    from .technology import spice_settings
+
+    (workdir / ".spiceinit").write_text("\n".join(spice_settings("sky130") + ["set num_threads=1"]) + "\n")
+    (workdir / "dc.cir").write_text(text)
+    try:
+        r = subprocess.run(["ngspice", "-b", "dc.cir"], cwd=workdir, capture_output=True, text=True,
+                           timeout=timeout_s, env={**os.environ, "HOME": str(workdir)})
+    except FileNotFoundError:
+        raise SimulationError("ngspice is not installed; run `make setup`")
+    except subprocess.TimeoutExpired:
+        raise SimulationError(f"DC trim analysis did not finish in {timeout_s:g} s")
+    return r.stdout + r.stderr
+
+
+def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, float]], *, bias_v: float = 0.0,
+              mismatch_seed: int | None = None, params: dict | None = None,
+              forced: str = "v_outb") -> list[DcPoint]:
+    """Open-loop DC figures of ``cell`` at each (trim_v, vdd_v) of ``points``.
+
+    One ngspice batch process; points are applied with ``alterparam`` + ``reset``. With a mismatch
+    seed, every point runs in its own process instead, because ``reset`` would redraw the mismatch
+    (``.options seed`` makes each process draw the same instance). ``forced``: the output forced by
+    the DC source ("v_outb": inverter 1 drives v_out; "v_out": inverter 2 drives v_outb).
+    """
+    from . import netlist as nl
+    from .technology import model_lines
+
+    bal = balance_spec(cell)
+    if not points:
+        return []
+    sensed = "v_out" if forced == "v_outb" else "v_outb"
+    t0, v0 = points[0]
+    base = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=v0, trim={bal.trim: t0},
+                        params=params)
+    supply = cell.supplies[cell.main_supply].param
+    for t, v in points:  # range checks for every point
+        _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=v, trim={bal.trim: t}, params=params)
+    body = nl.set_params(cell.template, base, source=str(cell.netlist_path))
+    body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+    opts = f".options temp={float(temp_c)!r} tnom=27.0" + (f" seed={int(mismatch_seed)}" if mismatch_seed is not None else "")
+    head = [f"* noisecell trim DC: {cell.name} {corner} {temp_c:g} C", *model_lines(cell.technology, corner,
+            mismatch=mismatch_seed is not None), body, opts,
+            f"Vnc_force {cell.outputs[forced]} {bal.low_node} DC 0"]
+    out_node, low = cell.outputs[sensed], bal.low_node
+
+    def block(i: int, t: float, v: float) -> list[str]:
+        t, v = float(t), float(v)  # numpy scalars would print as np.float64(...)
+        step = v / (DC_POINTS - 1)
+        return [f"alterparam {bal.trim}={t!r}", f"alterparam {supply}={v!r}", "reset",
+                f"dc Vnc_force 0 {v!r} {step!r}", f"wrdata p{i}.dat v({out_node}) v({low})"]
+
+    with tempfile.TemporaryDirectory(prefix="noisecell-trim-") as td:
+        wd = Path(td)
+        groups = [list(enumerate(points))] if mismatch_seed is None else [[(i, p)] for i, p in enumerate(points)]
+        for g in groups:
+            ctl = [".control", "set wr_singlescale"]
+            for i, (t, v) in g:
+                ctl += block(i, t, v)
+            ctl += ["quit", ".endc", ".end"]
+            log = _run_ngspice("\n".join(head + ctl) + "\n", wd)
+            for i, _ in g:
+                if not (wd / f"p{i}.dat").is_file():
+                    tail = " ".join(log.strip().splitlines()[-3:])
+                    raise SimulationError(f"DC trim analysis of cell {cell.name} ({corner}, {temp_c:g} C) failed: {tail}")
+        res = []
+        for i, (t, v) in enumerate(points):
+            d = np.loadtxt(wd / f"p{i}.dat")
+            vin, vout = d[:, 0], d[:, 1] - d[:, 2]
+            res.append(DcPoint(float(t), float(v), *_switching_point(vin, vout, v)))
+    return res
+
+
+def _switching_point(vin: np.ndarray, vout: np.ndarray, vdd: float) -> tuple[float, float]:
+    """(V_m/VDD, -dV_out/dV_in at V_m) of an inverter transfer; NaNs if it never crosses V_out = V_in."""
+    f = vout - vin
+    s = np.nonzero(np.diff(np.sign(f)) != 0)[0]
+    if len(s) == 0:
+        return float("nan"), float("nan")
+    k = int(s[0])
+    frac = f[k] / (f[k] - f[k + 1])
+    vm = vin[k] + frac * (vin[k + 1] - vin[k])
+    # gain from a 5-point centred fit so the 0.25 mV grid's rounding does not enter
+    lo, hi = max(k - 2, 0), min(k + 4, len(vin))
+    slope = np.polyfit(vin[lo:hi], vout[lo:hi], 1)[0]
+    return float(vm / vdd), float(-slope)
+
+
+def _root(xs: Sequence[float], ys: Sequence[float], target: float) -> float | None:
+    """First x where the piecewise-linear y(x) crosses ``target`` (NaN points skipped)."""
+    pts = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if (y0 - target) == 0:
+            return x0
+        if (y0 - target) * (y1 - target) < 0:
+            return x0 + (target - y0) * (x1 - x0) / (y1 - y0)
+    if pts and pts[-1][1] == target:
+        return pts[-1][0]
+    return None
+
+
+def balance(cell, corner: str, temp_c: float, vdd_v: float, *, grid: int = 14, **kw) -> DcPoint | None:
+    """Trim value that puts the switching point at mid-rail at supply ``vdd_v`` (None if out of range)."""
+    bal = balance_spec(cell)
+    lo, hi = cell.trim[bal.trim].range_v
+    xs = [float(x) for x in np.linspace(lo, hi, grid)]
+    pts = dc_points(cell, corner, temp_c, [(x, vdd_v) for x in xs], **kw)
+    x = _root(xs, [p.vm_frac for p in pts], 0.5)
+    if x is None:
+        return None
+    h = (hi - lo) / (grid - 1)
+    xs2 = [float(min(max(x + h * f, lo), hi)) for f in np.linspace(-0.6, 0.6, 7)]
+    pts2 = dc_points(cell, corner, temp_c, [(x2, vdd_v) for x2 in xs2], **kw)
+    x2 = _root(xs2, [p.vm_frac for p in pts2], 0.5)
+    x = x if x2 is None else x2
+    return dc_points(cell, corner, temp_c, [(x, vdd_v)], **kw)[0]
+
+
+def balanced_gain_point(cell, corner: str, temp_c: float, *, vdd_grid: Sequence[float] | None = None,
+                        **kw) -> DcPoint | None:
+    """Balanced trim and the supply at which the open-loop gain equals the design gain (stages 1-2)."""
+    bal = balance_spec(cell)
+    s = cell.supplies[cell.main_supply]
+    grid = list(vdd_grid) if vdd_grid is not None else list(np.linspace(s.range_v[0], s.range_v[1], 6))
+    pts = [balance(cell, corner, temp_c, v, **kw) for v in grid]
+    ok = [(v, p) for v, p in zip(grid, pts) if p is not None]
+    if len(ok) < 2:
+        return None
+    v = _root([v for v, _ in ok], [p.gain for _, p in ok], bal.gain_target)
+    if v is None:
+        return None
+    return balance(cell, corner, temp_c, v, **kw)
+
+
+def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, duration_s: float, seed: int,
+          noise_step_s: float = 1e-9, bias_v: float = 0.0, mismatch_seed: int | None = None,
+          options: dict | None = None, timeout_s: float | None = None) -> TrimCheck:
+    """Transient noise run at ``bias_v``: P(1), its SE, flip rate, regime (stage 3)."""
+    from .regime import classify_waveform
+    from .simulate import job_from_cell, run_job
+
+    bal = balance_spec(cell)
+    job = job_from_cell(cell, bias_v=bias_v, corner=corner, temp_c=temp_c, vdd_v=vdd_v, trim={bal.trim: trim_v},
+                        duration_s=duration_s, noise_step_s=noise_step_s, seed=seed, mismatch_seed=mismatch_seed,
+                        options=options)
+    wf = run_job(job, timeout_s=timeout_s)
+    skip = min(0.5e-6, 0.05 * duration_s)  # settling from the operating point
+    r = classify_waveform(wf, skip_s=skip)
+    x = wf.outputs["v_out"] - wf.outputs["v_outb"]
+    keep = wf.time_s >= wf.time_s[0] + skip
+    p1 = float(np.mean(x[keep] > cell.readout.threshold_v))
+    n = max(r.n_transitions, 1)
+    se = 2 * p1 * (1 - p1) / math.sqrt(n) if 0 < p1 < 1 else float("nan")
+    flips = r.n_transitions / (r.duration_s * 1e6)
+    power = wf.mean_supply_power_w()
+    epf = power / (flips * 1e6) if flips > 0 else float("nan")
+    return TrimCheck(trim_v=float(trim_v), vdd_v=float(vdd_v), duration_s=float(duration_s), seed=int(seed), p1=p1,
+                     p1_se=float(se), flips_per_us=float(flips), regime=r.regime, regime_detail=r.describe(),
+                     power_w=float(power), energy_per_flip_j=float(epf))
+
+
+def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 20e-6, seed: int = 1,
+              min_flips_per_us: float = 1.0, max_iterations: int = 4, vdd_grid: Sequence[float] | None = None,
+              options: dict | None = None, mismatch_seed: int | None = None,
+              progress: Callable[[str], None] | None = None) -> TrimResult:
+    """Search the cell's trim (and supply) at (corner, temp_c) — see the module docstring."""
+    bal = balance_spec(cell)
+    say = progress or (lambda s: None)
+    s = cell.supplies[cell.main_supply]
+    say(f"{corner} {temp_c:g} C: DC balance and loop gain")
+    dc = balanced_gain_point(cell, corner, temp_c, vdd_grid=vdd_grid, mismatch_seed=mismatch_seed)
+    base = dict(cell=cell.name, corner=corner, temp_c=float(temp_c), trim_param=bal.trim, mismatch_seed=mismatch_seed)
+    if dc is None:
+        return TrimResult(**base, ok=False, trim_v=float("nan"), vdd_v=float("nan"), dc=None, check=None,
+                          message=(f"no trim works: within {bal.trim} {list(cell.trim[bal.trim].range_v)} V and "
+                                   f"VDD {list(s.range_v)} V the latch cannot be balanced at loop gain "
+                                   f"{bal.gain_target:g}"))
+    attempts: list[TrimCheck] = []
+    vdd = dc.vdd_v
+    for it in range(max_iterations):
+        say(f"  check {it + 1}: {bal.trim}={dc.trim_v:.4f} V, VDD={vdd * 1e3:.2f} mV, {duration_s * 1e6:g} µs")
+        c = check(cell, corner, temp_c, dc.trim_v, vdd, duration_s=duration_s, seed=seed + it, options=options,
+                  mismatch_seed=mismatch_seed)
+        attempts.append(c)
+        say(f"    {c.regime}: P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs")
+        centred = math.isfinite(c.p1_se) and abs(c.p1 - 0.5) <= 3 * c.p1_se
+        if c.regime == "bistable" and c.flips_per_us >= min_flips_per_us and centred:
+            return TrimResult(**base, ok=True, trim_v=dc.trim_v, vdd_v=vdd, dc=dc, check=c, attempts=tuple(attempts),
+                              message=(f"bistable, P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs "
+                                       f"at VDD={vdd * 1e3:.2f} mV"))
+        if c.regime == "single_peaked":
+            nv = vdd * 1.04
+        else:  # stuck/frozen, too slow, or off-centre (a slow latch that stayed long on one side)
+            nv = vdd * 0.96
+        if not s.range_v[0] <= nv <= s.range_v[1]:
+            break
+        nb = balance(cell, corner, temp_c, nv, mismatch_seed=mismatch_seed)
+        if nb is None:
+            break
+        dc, vdd = nb, nv
+    last = attempts[-1]
+    return TrimResult(**base, ok=False, trim_v=dc.trim_v, vdd_v=vdd, dc=dc, check=last, attempts=tuple(attempts),
+                      message=(f"no trim works: after {len(attempts)} checks the best seen is {last.regime} with "
+                               f"P(1)={last.p1:.3f}, {last.flips_per_us:.3g} flips/µs (need bistable, P(1)≈0.5, "
+                               f"≥ {min_flips_per_us:g} flips/µs)"))
+
+
+def bias_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v: float | None = None,
+                vdd_v: float | None = None) -> float | None:
+    """Bias (V) at which a mismatched instance's two inverters switch at the same input (DC).
+
+    For the symmetric latch P(1) = 0.5 where the two half-circuits are identical; with mismatch the
+    bias that equalises their switching points (V_m of inverter 1 forced from v_outb = V_m of
+    inverter 2 forced from v_out) is the offset the instance needs, to first order. None when the
+    root is outside the bias range.
+    """
+    bal = balance_spec(cell)
+    trim_v = cell.trim[bal.trim].value_for(corner, temp_c) if trim_v is None else trim_v
+    vdd_v = cell.supplies[cell.main_supply].nominal_v if vdd_v is None else vdd_v
+    lo, hi = cell.bias.range_v
+
+    def diff(b: float) -> float:
+        a = dc_points(cell, corner, temp_c, [(trim_v, vdd_v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_outb")[0]
+        c = dc_points(cell, corner, temp_c, [(trim_v, vdd_v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_out")[0]
+        return a.vm_frac - c.vm_frac
+
+    from scipy.optimize import brentq
+
+    flo, fhi = diff(lo), diff(hi)
+    if not (math.isfinite(flo) and math.isfinite(fhi)) or flo * fhi > 0:
+        return None
+    return float(brentq(diff, lo, hi, xtol=1e-5))
+
+
+# ----------------------------------------------------------------------------------------------
+# the stored trim table: spice_models/<cell>/trims.json (full rows) + [[trim.<P>.table]] in cell.toml
+TABLE_TEMPS_C = (-40.0, 27.0, 85.0)
+_MARK = "# --- trim table: generated by `noisecell trim {cell} --all --write`; do not edit by hand ---"
+
+
+def trims_path(cell) -> Path:
+    return Path(cell.cell_dir or cell.netlist_path.parent) / "trims.json"
+
+
+def stored_trims(cell) -> dict[str, list[dict]]:
+    """Rows of the cell's trims.json ({trim param: [row, ...]}); {} when the cell has none."""
+    import json
+
+    p = trims_path(cell)
+    if not p.is_file():
+        return {}
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{p}: not valid JSON ({exc}); regenerate it with `noisecell trim {cell.name} --all --write`")
+    return data.get("trims", {}) if isinstance(data, dict) else {}
+
+
+def row_from_result(res: TrimResult) -> dict:
+    c = res.check
+    row = {"corner": res.corner, "temp_c": res.temp_c, "ok": res.ok, "message": res.message,
+           "value_v": res.trim_v, "vdd_v": res.vdd_v,
+           "dc_vm_frac": res.dc.vm_frac if res.dc else None, "dc_gain": res.dc.gain if res.dc else None}
+    if c is not None:
+        row.update({"p1": round(c.p1, 4), "p1_se": round(c.p1_se, 4) if math.isfinite(c.p1_se) else None,
+                    "flips_per_us": round(c.flips_per_us, 4), "regime": c.regime, "power_w": c.power_w,
+                    "energy_per_flip_j": c.energy_per_flip_j if math.isfinite(c.energy_per_flip_j) else None,
+                    "check_duration_s": c.duration_s, "check_seed": c.seed, "checks": len(res.attempts)})
+    return _finite(row)
+
+
+def write_table(cell, rows: list[dict], *, command: str) -> tuple[Path, Path]:
+    """Write ``rows`` to trims.json and the ok rows into cell.toml's generated [[trim.P.table]] block
+    (atomically; the hand-written part of cell.toml above the marker is kept byte for byte)."""
+    import json
+    from importlib.metadata import version
+
+    from .technology import model_identity
+
+    bal = balance_spec(cell)
+    cell_dir = Path(cell.cell_dir or cell.netlist_path.parent)
+    data = {"cell": cell.name, "generated_by": command, "noisecell": version("noisecell") if _has_dist() else None,
+            "models": model_identity(cell.technology), "method": "noisecell/trim.py (DC balance + loop gain, transient check)",
+            "trims": {bal.trim: sorted(rows, key=lambda r: (r["corner"], r["temp_c"]))}}
+    _atomic_write(trims_path(cell), json.dumps(data, indent=1, sort_keys=True) + "\n")
+    toml_path = cell_dir / "cell.toml"
+    text = toml_path.read_text(encoding="utf-8")
+    mark = _MARK.format(cell=cell.name)
+    head = text.split(mark)[0].rstrip("\n") + "\n"
+    block = ["", mark]
+    for r in data["trims"][bal.trim]:
+        if r.get("ok"):
+            block += [f"[[trim.{bal.trim}.table]]", f'corner = "{r["corner"]}"', f"temp_c = {float(r['temp_c'])!r}",
+                      f"value_v = {float(r['value_v'])!r}", f"vdd_v = {float(r['vdd_v'])!r}", ""]
+    _atomic_write(toml_path, head + "\n".join(block).rstrip("\n") + "\n")
+    return trims_path(cell), toml_path
+
+
+def _has_dist() -> bool:
+    try:
+        from importlib.metadata import version
+        version("noisecell")
+        return True
+    except Exception:
+        return False
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
