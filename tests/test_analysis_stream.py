@@ -139,3 +139,16 @@ def test_cli_bad_binary_values(tmp_path, capsys):
     assert rc == 2 and str(p) in err and "--format packed" in err
     rc, out, err = _cli([p, "--format", "packed"], capsys)
     assert rc == 0 and json.loads(out)["n_samples"] == 32
+
+
+def test_analyze_waveform_and_flat_dict():
+    from noisecell.analysis import analyze_waveform
+
+    wf, bits = _waveform(np.random.default_rng(25), n=50_000)
+    est, dig = analyze_waveform(wf)
+    assert est.n_samples == bits.size and dig.readout == "differential"
+    assert est.digitization["threshold_v"] == 0.0 and est["p1"] == est.p1
+    flat = est.to_flat_dict()
+    assert all(not isinstance(v, (list, tuple, dict)) for v in flat.values())
+    assert flat["p1_ci95_lo"] == est.p1_ci95[0] and flat["digitization_readout"] == "differential"
+    assert "energy/bit" in est.summary()

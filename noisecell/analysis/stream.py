@@ -6,7 +6,7 @@ time is ~linear in n and the extra memory is bounded (a few tens of MB) whatever
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -38,25 +38,130 @@ def _pair(p):
 
 @dataclass(frozen=True)
 class StreamEstimates:
-    """All per-stream results. ``values`` holds the flat, JSON-ready dict (stable key names, SI units;
-    None where not applicable); ``to_dict()`` returns it. Attribute access: ``est["p1"]`` or ``est.p1``."""
+    """Every per-stream result (SI units; None where not applicable, e.g. Hz values without a sample
+    period, energies without a waveform). ``to_dict()`` is the JSON object ``noisecell analyze``
+    prints; ``to_flat_dict()`` splits CIs into ``_lo``/``_hi`` scalars for tables. Key names are stable.
+    ``est["p1"]`` works as well as ``est.p1``.
+    """
 
-    values: dict = field(default_factory=dict)
+    # -- identity
+    source: str = ""
+    n_samples: int = 0
+    sample_period_s: float | None = None            # s
+    # -- P(1) with the autocorrelation-aware CI
+    p1: float | None = None
+    p1_ci95: list[float] | None = None
+    n_eff: float | None = None                       # effective number of independent samples
+    n_eff_method: str = "markov"                     # which tau_int was used: "markov" or "acf"
+    tau_int_samples: float | None = None             # integrated autocorrelation time used, samples
+    tau_int_markov_samples: float | None = None      # (1+lam)/(1-lam) of the fitted chain
+    tau_int_acf_samples: float | None = None         # Sokal-windowed sum of the FFT ACF
+    # -- autocorrelation and correlation time
+    lag1_autocorr: float | None = None               # exact, whole stream
+    lag2_autocorr: float | None = None               # from the FFT ACF
+    tau_samples: float | None = None                 # two-state Markov fit -1/ln(lam); 0 = not resolved
+    tau_samples_ci95: list[float] | None = None
+    tau_exp_fit_samples: float | None = None         # exponential fit of the ACF
+    tau_exp_fit_amplitude: float | None = None       # its amplitude (1 for Markov)
+    tau_iact_samples: float | None = None            # from tau_int via the exponential identity
+    tau_iact_agree: bool | None = None               # IACT tau consistent with the Markov tau (|z| < 3)
+    tau_s: float | None = None                       # s
+    tau_s_ci95: list[float] | None = None
+    tau_exp_fit_s: float | None = None
+    tau_iact_s: float | None = None
+    # -- two-state chain and switching rates
+    p01: float | None = None                         # P(0->1) per sample
+    p10: float | None = None                         # P(1->0) per sample
+    p01_ci95: list[float] | None = None
+    p10_ci95: list[float] | None = None
+    rate_up: float | None = None                     # k_up·dt (continuous-time rate per sample)
+    rate_down: float | None = None                   # k_down·dt
+    rate_up_ci95: list[float] | None = None
+    rate_down_ci95: list[float] | None = None
+    rate_up_hz: float | None = None                  # Hz
+    rate_down_hz: float | None = None                # Hz
+    rate_up_hz_ci95: list[float] | None = None
+    rate_down_hz_ci95: list[float] | None = None
+    rates_resolved: bool = False                     # False when lag-1 <= 0 (switching faster than sampling)
+    n_flips: int = 0
+    n_up: int = 0
+    n_down: int = 0
+    flip_rate_hz: float | None = None                # observed flips per second
+    # -- dwell times and Markov checks
+    n_dwells_0: int = 0                              # complete dwells (first/last excluded: censored)
+    n_dwells_1: int = 0
+    mean_dwell_0_samples: float | None = None
+    mean_dwell_1_samples: float | None = None
+    dwell_gof_p_0: float | None = None               # chi-square vs geometric dwell law
+    dwell_gof_p_1: float | None = None
+    dwell_dispersion_0: float | None = None          # observed / geometric variance (1 = Markov)
+    dwell_dispersion_1: float | None = None
+    markov_dwells_ok: bool | None = None             # both p-values >= 1e-3
+    markov_consistent: bool = True                   # dwells OK and IACT tau agrees
+    # -- PSD
+    psd_corner_per_sample: float | None = None       # cycles/sample
+    psd_corner_hz: float | None = None               # Hz
+    psd_tau_samples: float | None = None
+    psd_tau_ratio: float | None = None               # PSD tau / Markov tau
+    psd_tau_agree: bool | None = None
+    tau_corner_hz: float | None = None               # 1/(2π tau_s), for comparison
+    # -- entropy and SP 800-90B health tests
+    h_shannon_rate: float | None = None              # bits/sample
+    h_min_rate: float | None = None                  # bits/sample
+    rct_cutoff: int | None = None
+    apt_cutoff: int | None = None                    # W = 1024
+    health_alpha: float | None = None
+    # -- bookkeeping
+    acf_samples_used: int = 0
+    psd_samples_used: int = 0
+    temp_c: float | None = None                      # °C
+    # -- energy (waveform input only)
+    mean_supply_power_w: float | None = None         # W
+    energy_per_flip_j: float | None = None           # J
+    energy_per_bit_j: float | None = None            # J, P·tau
+    energy_per_min_entropy_bit_j: float | None = None  # J, P·T/Hmin(T)
+    entropy_sample_period_s: float | None = None     # T, s
+    h_min_at_entropy_period: float | None = None     # bits/sample at T
+    kt_ln2_j: float | None = None                    # J
+    energy_per_flip_kt_ln2: float | None = None
+    energy_per_bit_kt_ln2: float | None = None
+    energy_per_min_entropy_bit_kt_ln2: float | None = None
+    digitization: dict | None = None                 # how a trace was digitised (traces/waveforms)
+    notes: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict:
-        return dict(self.values)
+    @property
+    def values(self) -> dict:
+        return self.to_dict()
 
     def __getitem__(self, key):
-        return self.values[key]
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
 
-    def __getattr__(self, key):
-        v = self.__dict__.get("values")
-        if v is not None and key in v:
-            return v[key]
-        raise AttributeError(key)
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["notes"] = list(self.notes)
+        return d
+
+    def to_flat_dict(self) -> dict:
+        """Scalars only (for table/Parquet columns): each CI becomes ``<key>_lo`` and ``<key>_hi``,
+        the digitization dict ``digitization_<field>``; notes are joined with "; "."""
+        out = {}
+        for k, v in self.to_dict().items():
+            if k.endswith("_ci95"):
+                out[f"{k}_lo"], out[f"{k}_hi"] = (v[0], v[1]) if v else (None, None)
+            elif k == "notes":
+                out[k] = "; ".join(v)
+            elif k == "digitization":
+                for kk, vv in (v or {}).items():
+                    out[f"digitization_{kk}"] = vv
+            else:
+                out[k] = v
+        return out
 
     def summary(self) -> str:
-        d = self.values
+        d = self.to_dict()
         sp = d.get("sample_period_s")
 
         def ci(k, fmt="{:.6g}"):
@@ -260,7 +365,10 @@ def analyze_stream(bits, *, waveform=None, temp_c: float | None = None, sample_p
         if not waveform.supply_currents:
             notes.append("waveform has no supply currents: energy figures unavailable")
         else:
-            en = energy_estimates(power, rs.n_flips / (n * dt), tau_m * dt, a, b, dt,
+            tau_for_energy = tau_m * dt if rt.resolved and tau_m > 0 else float("nan")
+            if not math.isfinite(tau_for_energy):
+                notes.append("energy per bit (P·tau) unavailable: tau is not resolved at this sampling period")
+            en = energy_estimates(power, rs.n_flips / (n * dt), tau_for_energy, a, b, dt,
                                   entropy_sample_period_s=entropy_sample_period_s, temp_c=temp_c)
             v.update({
                 "mean_supply_power_w": _f(en.mean_supply_power_w), "energy_per_flip_j": _f(en.energy_per_flip_j),
@@ -272,5 +380,19 @@ def analyze_stream(bits, *, waveform=None, temp_c: float | None = None, sample_p
                 "energy_per_bit_kt_ln2": _f(en.energy_per_bit_kt_ln2),
                 "energy_per_min_entropy_bit_kt_ln2": _f(en.energy_per_min_entropy_bit_kt_ln2),
             })
-    v["notes"] = notes
-    return StreamEstimates(values=v)
+    if "digitization" in meta:
+        v["digitization"] = dict(meta["digitization"])
+    v["notes"] = tuple(notes)
+    return StreamEstimates(**v)
+
+
+def analyze_waveform(wf, *, threshold_v: float | None = None, hysteresis_v: float | None = None,
+                     sample_period_s: float | None = None, **kwargs):
+    """Digitise a :class:`noisecell.waveform.Waveform` (see :func:`noisecell.digitize.digitize_waveform`)
+    and analyse it with its energy figures. Returns ``(StreamEstimates, Digitization)``; the
+    estimates' dict also carries ``digitization``."""
+    from ..digitize import digitize_waveform
+
+    bs, dig = digitize_waveform(wf, threshold_v=threshold_v, hysteresis_v=hysteresis_v,
+                                sample_period_s=sample_period_s)
+    return analyze_stream(bs, waveform=wf, **kwargs), dig

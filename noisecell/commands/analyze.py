@@ -42,8 +42,6 @@ def run(args) -> int:
         wf = Waveform.load_npz(args.file)
     est = analyze_stream(bs, waveform=wf, temp_c=args.temp, alpha=args.alpha, entropy_sample_period_s=ep)
     d = est.to_dict()
-    if "digitization" in bs.meta:
-        d["digitization"] = bs.meta["digitization"]
     if args.summary:
         print(est.summary(), file=sys.stderr)
     print(json.dumps(d, allow_nan=False))
