@@ -14,8 +14,10 @@ Pooling (chunks are independent, so sums of independent statistics):
   analysis module's autocorrelation-aware estimate for that chunk;
 * CI: Wilson score interval with n_eff in place of n (the interval the analysis module uses for one
   stream, see :func:`p1_interval`);
-* rates: k_up = Σ n_up / (Σ time in 0), k_down = Σ n_down / (Σ time in 1) — the censored-exponential
-  maximum likelihood over all chunks; exact Poisson (chi-square) 95 % intervals; τ = 1/(k_up+k_down);
+* rates: the two-state chain fitted to the summed transition counts (p01 = Σ n_up / Σ samples at risk
+  in 0, likewise p10 — the censored-dwell maximum likelihood over all chunks), converted to
+  continuous-time rates by the analysis module's embedding, with its exact Poisson (chi-square)
+  95 % factors; τ = 1/(k_up+k_down); entropy rates and SP 800-90B cutoffs from the same chain;
 * power: duration-weighted mean; energy per flip = P / flip rate, energy per bit = P·τ.
 """
 from __future__ import annotations
@@ -52,15 +54,6 @@ def p1_interval(p: float, n_eff: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def poisson_rate_interval(n: int, exposure_s: float) -> tuple[float, float]:
-    """Exact 95 % interval of a rate from ``n`` events in ``exposure_s`` seconds (Garwood), 1/s."""
-    if exposure_s <= 0:
-        return float("nan"), float("nan")
-    lo = 0.0 if n == 0 else _st.chi2.ppf(0.025, 2 * n) / (2 * exposure_s)
-    hi = _st.chi2.ppf(0.975, 2 * n + 2) / (2 * exposure_s)
-    return float(lo), float(hi)
-
-
 def pool(chunks: list[dict]) -> dict:
     """Pooled estimates from chunk rows (each with the stream_stats keys, ``n_eff``,
     ``mean_supply_power_w`` and ``duration``)."""
@@ -73,14 +66,22 @@ def pool(chunks: list[dict]) -> dict:
     n_eff = float(sum(c["n_samples"] if (e is None or not math.isfinite(e)) else e for e, c in zip(n_effs, chunks)))
     lo, hi = p1_interval(p1, n_eff)
     dt = chunks[0]["sample_period_s"]
-    t0 = sum(c["occ0_samples"] for c in chunks) * dt
-    t1 = sum(c["occ1_samples"] for c in chunks) * dt
     n_up = sum(c["n_up"] for c in chunks)
     n_down = sum(c["n_down"] for c in chunks)
-    k_up = n_up / t0 if t0 > 0 else float("nan")
-    k_down = n_down / t1 if t1 > 0 else float("nan")
-    up_lo, up_hi = poisson_rate_interval(n_up, t0)
-    dn_lo, dn_hi = poisson_rate_interval(n_down, t1)
+    occ0 = sum(c["occ0_samples"] for c in chunks)
+    occ1 = sum(c["occ1_samples"] for c in chunks)
+    # the same estimators as one stream (noisecell.analysis): the two-state chain's maximum
+    # likelihood from the summed transition counts, its continuous-time embedding for the rates,
+    # exact Poisson factors for their CIs, closed-form entropy rates and health-test cutoffs
+    from ..analysis.markov import fit_markov
+    from ..analysis.rates import embedding_rates, gamma_rate_factor
+
+    mk = fit_markov(n_up, occ0, n_down, occ1)
+    ku_dt, kd_dt = embedding_rates(mk.p01, mk.p10)
+    k_up, k_down = ku_dt / dt, kd_dt / dt
+    fu, fd = gamma_rate_factor(n_up), gamma_rate_factor(n_down)
+    up_lo, up_hi = k_up * fu[0], k_up * fu[1]
+    dn_lo, dn_hi = k_down * fd[0], k_down * fd[1]
     tau = 1.0 / (k_up + k_down) if (k_up + k_down) > 0 else float("nan")
     duration = sum(c["simulated_s"] for c in chunks)
     powers = [(c.get("mean_supply_power_w"), c["simulated_s"]) for c in chunks]
@@ -90,11 +91,14 @@ def pool(chunks: list[dict]) -> dict:
     flip_rate = flips / (n * dt) if n else float("nan")
     return {
         "p1": p1, "p1_ci95_lo": lo, "p1_ci95_hi": hi, "p1_ci_halfwidth": (hi - lo) / 2, "n_eff": n_eff,
-        "n_samples": n, "flips": flips, "rate_up_hz": k_up, "rate_up_hz_ci95_lo": up_lo,
+        "n_eff_method": "sum over chunks", "n_samples": n, "n_flips": flips, "n_up": n_up, "n_down": n_down,
+        "p01": mk.p01, "p10": mk.p10, "flip_rate_hz": flip_rate, "rate_up_hz": k_up, "rate_up_hz_ci95_lo": up_lo,
         "rate_up_hz_ci95_hi": up_hi, "rate_down_hz": k_down, "rate_down_hz_ci95_lo": dn_lo,
         "rate_down_hz_ci95_hi": dn_hi, "tau_s": tau, "mean_supply_power_w": p_w,
         "energy_per_flip_j": p_w / flip_rate if flip_rate > 0 else float("nan"),
         "energy_per_bit_j": p_w * tau if math.isfinite(tau) else float("nan"),
+        "lag1_autocorr_markov": mk.lam, "h_shannon_rate": mk.h_shannon_rate, "h_min_rate": mk.h_min_rate,
+        "rct_cutoff": mk.rct_cutoff, "apt_cutoff": mk.apt_cutoff,
         "chunks": len(chunks), "simulated_s": duration, "sample_period_s": dt,
     }
 

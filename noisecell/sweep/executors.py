@@ -16,7 +16,6 @@ import ctypes
 import dataclasses
 import os
 import pickle
-import queue
 import selectors
 import signal
 import struct
@@ -183,6 +182,13 @@ class SimHost:
         return code
 
     def close(self) -> None:
+        """Kill the host now, even mid-job (the waiting caller then sees it die); thread-safe."""
+        p = self.proc
+        if p is not None and p.poll() is None:
+            try:
+                p.kill()
+            except OSError:
+                pass
         with self._lock:
             self._kill()
 
@@ -275,25 +281,25 @@ def run_with_ladder(host: SimHost, payload: dict, *, timeout_s: float, retries: 
 
 # -- task function shared by both executors ---------------------------------------------------
 _TL = threading.local()
-_HOSTS: list[SimHost] = []
-_HOSTS_LOCK = threading.Lock()
+_DASK_HOSTS: list[SimHost] = []   # hosts of this (Dask worker) process
 
 
-def _thread_host(log_dir: str | None) -> SimHost:
-    h = getattr(_TL, "host", None)
+def _thread_host(log_dir: str | None, registry: list) -> SimHost:
+    hosts = getattr(_TL, "hosts", None)
+    if hosts is None:
+        hosts = _TL.hosts = {}
+    h = hosts.get(id(registry))
     if h is None:
-        with _HOSTS_LOCK:
-            log = Path(log_dir) / f"host-{os.getpid()}-{len(_HOSTS)}.log" if log_dir else None
-            h = SimHost(log)
-            _HOSTS.append(h)
-        _TL.host = h
+        log = Path(log_dir) / f"host-{os.getpid()}-{threading.get_ident()}.log" if log_dir else None
+        h = hosts[id(registry)] = SimHost(log)
+        registry.append(h)
     return h
 
 
-def run_task(task: dict, log_dir: str | None = None) -> dict:
+def run_task(task: dict, log_dir: str | None = None, registry: list | None = None) -> dict:
     """Execute one task (a simulate-and-analyse payload plus timeout/retries) on this thread's
     host. Never raises for a job failure: returns {"ok": False, "error", "attempts"} instead."""
-    host = _thread_host(log_dir)
+    host = _thread_host(log_dir, _DASK_HOSTS if registry is None else registry)
     t0 = time.monotonic()
     try:
         result, attempts, errors = run_with_ladder(host, task["payload"], timeout_s=task["timeout_s"],
@@ -307,13 +313,6 @@ def run_task(task: dict, log_dir: str | None = None) -> dict:
                 "host": f"{os.uname().nodename}:{host.pid}"}
 
 
-def close_thread_hosts() -> None:
-    with _HOSTS_LOCK:
-        for h in _HOSTS:
-            h.close()
-        _HOSTS.clear()
-
-
 # -- executors ----------------------------------------------------------------------------
 class LocalExecutor:
     """``workers`` simulator hosts driven by threads of this process (default: one per core)."""
@@ -323,17 +322,22 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None, log_dir: str | os.PathLike | None = None):
         self.workers = workers or os.cpu_count() or 1
         self.log_dir = str(log_dir) if log_dir else None
+        self._hosts: list[SimHost] = []
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="noisecell-host")
 
     def submit(self, task: dict, callback: Callable[[dict, Any], None], tag: Any) -> None:
-        fut = self._pool.submit(run_task, task, self.log_dir)
+        fut = self._pool.submit(run_task, task, self.log_dir, self._hosts)
         fut.add_done_callback(lambda f: callback(_future_value(f), tag))
 
     def close(self) -> None:
         # kill hosts first so that in-flight jobs return at once (as host-died errors that the
         # driver discards when it is shutting down)
-        close_thread_hosts()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for h in list(self._hosts):
+            h.close()
+        self._pool.shutdown(wait=True)
+        for h in list(self._hosts):  # a host started by a task that slipped in during shutdown
+            h.close()
 
 
 def _future_value(f) -> dict:

@@ -74,6 +74,7 @@ class SweepJob:
     def payload(self, keep_waveform: bool, k: int | None = None) -> dict:
         job = self.sim_job if k is None else self.chunk_jobs[k]
         return {"job": job, "analysis": self.analysis, "keep_waveform": keep_waveform,
+                "expected_sim_id": job.job_id(),
                 "name": f"job {self.job_id[:12]} (#{self.index}{'' if k is None else f' chunk {k}'})"}
 
 
@@ -181,9 +182,13 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
 # --- inside the simulator host --------------------------------------------------------------
 def warm_up() -> None:
     """Import the heavy modules once per host so the first job's timeout is not spent importing."""
-    from .. import simulate  # noqa: F401
-    from .. import digitize  # noqa: F401
-    from .. import analysis  # noqa: F401
+    from .. import digitize, simulate  # noqa: F401
+
+    simulate._ngspice()
+    try:
+        from ..analysis import analyze_stream  # noqa: F401
+    except ImportError:
+        pass
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -236,17 +241,41 @@ def _regime(wf, bits) -> dict:
     except Exception as exc:  # noqa: BLE001 - a regime failure must not lose the simulation
         return {"regime": None, "regime_error": f"{type(exc).__name__}: {exc}"}
     d = r.to_dict() if hasattr(r, "to_dict") else {"regime": str(r)}
-    out = {"regime": d.get("regime", d.get("kind"))}
-    out.update(flatten({k: v for k, v in d.items() if k not in ("regime", "kind")}, "regime_"))
+    reasons = d.get("reasons")
+    out = {"regime": d.get("regime", d.get("kind")),
+           "regime_reasons": "; ".join(map(str, reasons)) if isinstance(reasons, (list, tuple)) else reasons}
+    # the evidence worth a column; the full verdict is recomputable from the stored waveform
+    for k in ("valley_ratio", "minor_mode_fraction", "n_transitions", "mean_dwell_s", "dwell_ratio",
+              "fraction_above_threshold"):
+        if k in d:
+            v = d[k]
+            out[f"regime_{k}"] = v.item() if isinstance(v, np.generic) else v
     return out
 
 
 def execute_in_host(payload: dict) -> dict:
-    """Simulate, digitise, classify and analyse one job (runs inside a simulator host)."""
+    """Simulate, digitise, classify and analyse one job (runs inside a simulator host).
+
+    A payload ``{"call": "module:function", "args": [...]}`` calls that function instead (used by
+    the tests and the benchmark to exercise the host machinery; payloads are built by this package,
+    never from user text).
+    """
+    if "call" in payload:
+        import importlib
+
+        mod, fn = payload["call"].split(":")
+        return getattr(importlib.import_module(mod), fn)(*payload.get("args", ()))
     from ..digitize import digitize_waveform
     from ..simulate import run_job_in_process
 
     job = payload["job"]
+    expected = payload.get("expected_sim_id")
+    if expected is not None and payload.get("rung", 0) == 0 and job.job_id() != expected:
+        # the job id was computed by the driver; a host that renders a different netlist runs other
+        # code or models (files changed while the sweep ran): storing its result under this id
+        # would break content addressing
+        raise InputError(f"{payload.get('name', 'job')}: this worker renders a different netlist than the "
+                              "sweep driver (noisecell or model files changed during the sweep); restart the sweep")
     wf = run_job_in_process(job)
     analysis = payload["analysis"]
     bits, dig = digitize_waveform(wf, threshold_v=analysis.get("threshold_v"))
@@ -260,7 +289,7 @@ def execute_in_host(payload: dict) -> dict:
         est = analyze_stream(bits, waveform=wf)
         row.update(flatten(est.to_dict()))
         row["analysis_error"] = None
-    except (RegimeError, InputError) as exc:
+    except (RegimeError, InputError, ImportError) as exc:
         # e.g. a stuck point: the simulation is valid and kept; the estimates that need flips are not
         row["analysis_error"] = str(exc)
         row["p1"] = stats["n_ones"] / max(1, stats["n_samples"])

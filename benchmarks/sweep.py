@@ -1,0 +1,163 @@
+"""Sweep benchmark: parallel speed-up, Dask overhead, adaptive saving. Prints figures and ratios.
+
+1. Speed-up of 2 local workers over 1 on the same jobs (target ≥ 1.85). Hosts are started and
+   warmed before the clock starts, so the figure is the steady-state throughput a long sweep sees.
+2. Per-job overhead of the Dask executor (LocalCluster, processes, 1 thread per worker) versus the
+   local pool, same jobs, same number of workers (target ≤ 5 %), plus the absolute round-trip cost
+   of an empty task through each executor.
+3. Adaptive duration: simulated time used versus a fixed duration meeting the same worst-point P(1)
+   CI target (target ≥ 3x less); optionally (--verify-fixed) runs that fixed-duration sweep and
+   prints its worst-point half-width.
+
+All baselines run in the same process, right before the thing compared with them. The machine's
+load average is printed: on a shared machine other processes take cores and lower the speed-up.
+
+    python benchmarks/sweep.py [--cell pbit_generic] [--jobs 8] [--duration 4us] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from noisecell.sweep import run_sweep  # noqa: E402
+from noisecell.sweep.executors import make_executor  # noqa: E402
+from noisecell.sweep.jobs import expand  # noqa: E402
+from noisecell.sweep.spec import parse_spec  # noqa: E402
+from noisecell.units import parse_si  # noqa: E402
+
+
+def run_batch(ex, tasks: list[dict]) -> float:
+    """Wall time (s) to run ``tasks`` through executor ``ex``; raises if any failed."""
+    done = threading.Event()
+    left = [len(tasks)]
+    errors = []
+    lock = threading.Lock()
+
+    def cb(res, tag):
+        with lock:
+            if not res["ok"]:
+                errors.append(res["error"])
+            left[0] -= 1
+            if left[0] == 0:
+                done.set()
+
+    t0 = time.perf_counter()
+    for i, t in enumerate(tasks):
+        ex.submit(t, cb, i)
+    done.wait()
+    dt = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} benchmark jobs failed: {errors[0]}")
+    return dt
+
+
+def warm(ex, workers: int) -> None:
+    # one sleeping task per worker: every host starts (imports, loads ngspice) before timing
+    run_batch(ex, [{"payload": {"call": "time:sleep", "args": [1.0]}, "timeout_s": 300, "retries": 0,
+                    "name": "warm-up"} for _ in range(workers)])
+
+
+def sim_tasks(cell: str, n: int, duration: str) -> list[dict]:
+    """``n`` distinct jobs of the cell's nominal point, differing only in their noise seed."""
+    jobs = [expand(parse_spec({"cell": cell, "duration": duration, "seed": 11 + i}))[0] for i in range(n)]
+    return [{"payload": j.payload(False), "timeout_s": 3600, "retries": 0, "name": f"bench {i}"}
+            for i, j in enumerate(jobs)]
+
+
+def empty_tasks(n: int) -> list[dict]:
+    return [{"payload": {"call": "os:getpid"}, "timeout_s": 60, "retries": 0, "name": "empty"} for _ in range(n)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cell", default="pbit_generic")
+    ap.add_argument("--jobs", type=int, default=8, help="jobs per timing (default 8)")
+    ap.add_argument("--duration", default="4us", help="simulated time per job (default 4us)")
+    ap.add_argument("--target", type=float, default=0.1, help="adaptive target P(1) CI half-width")
+    ap.add_argument("--verify-fixed", action="store_true", help="also run the fixed-duration sweep")
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter jobs (smoke run)")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: speedup,dask,adaptive")
+    a = ap.parse_args()
+    if a.quick:
+        a.jobs, a.duration = 4, "1us"
+    skip = set(filter(None, a.skip.split(",")))
+    print(f"cell {a.cell}, {a.jobs} jobs of {a.duration}; cores {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    tasks = sim_tasks(a.cell, a.jobs, a.duration)
+
+    if "speedup" not in skip:
+        ex1 = make_executor("local", 1, None)
+        try:
+            warm(ex1, 1)
+            t1 = run_batch(ex1, tasks)
+        finally:
+            ex1.close()
+        ex2 = make_executor("local", 2, None)
+        try:
+            warm(ex2, 2)
+            t2 = run_batch(ex2, tasks)
+        finally:
+            ex2.close()
+        print(f"[speed-up] 1 worker {t1:.2f} s, 2 workers {t2:.2f} s for the same {len(tasks)} jobs: "
+              f"speed-up {t1 / t2:.3f} (target ≥ 1.85); load average now {os.getloadavg()[0]:.2f}")
+
+    if "dask" not in skip:
+        exl = make_executor("local", 2, None)
+        try:
+            warm(exl, 2)
+            e_local = run_batch(exl, empty_tasks(40)) / 40
+            tl = run_batch(exl, tasks)
+        finally:
+            exl.close()
+        exd = make_executor("dask", 2, None)
+        try:
+            warm(exd, 2)
+            e_dask = run_batch(exd, empty_tasks(40)) / 40
+            td = run_batch(exd, tasks)
+        finally:
+            exd.close()
+        per_job_l, per_job_d = tl / len(tasks), td / len(tasks)
+        print(f"[dask] local pool {tl:.2f} s, Dask LocalCluster {td:.2f} s for {len(tasks)} jobs on 2 workers: "
+              f"per-job overhead {100 * (td - tl) / tl:+.1f} % (target ≤ 5 %); "
+              f"empty-task round trip: local {1e3 * e_local:.1f} ms, dask {1e3 * e_dask:.1f} ms "
+              f"= {100 * (e_dask - e_local) / per_job_l:.2f} % of a {per_job_l:.2f} s job")
+        _ = per_job_d
+
+    if "adaptive" not in skip:
+        grid_bias = {"start": -0.004, "stop": 0.004, "num": 9}
+        spec = {"cell": a.cell, "noise_step": "1ns", "seed": 21, "timeout": 3600,
+                "grid": {"bias": grid_bias} if a.cell == "pbit_generic" else {},
+                "adaptive": {"target_p1_ci_halfwidth": a.target, "chunk": "1us" if a.quick else "2us",
+                             "max_duration": "200us"}}
+        with tempfile.TemporaryDirectory() as d:
+            res = run_sweep(parse_spec(spec, source="benchmark adaptive spec"), Path(d) / "adaptive",
+                            workers=2, progress=False)
+            rep = res.adaptive
+            print(f"[adaptive] {rep.summary()} (target ≥ 3x)")
+            df = res.dataframe
+            for r in df.sort_values("bias_v").to_dict("records"):
+                print(f"    bias {1e3 * r['bias_v']:+.2f} mV: P(1) {r['p1']:.3f} ± {r['p1_ci_halfwidth']:.3f}, "
+                      f"{r['chunks']} chunks = {1e6 * r['duration_s']:.0f} µs")
+            if a.verify_fixed:
+                chunk = parse_si(spec["adaptive"]["chunk"], unit="s")
+                fixed = max(chunk, round(rep.fixed_per_point_s / chunk) * chunk)
+                fspec = {k: v for k, v in spec.items() if k != "adaptive"}
+                fspec["duration"] = fixed
+                fres = run_sweep(parse_spec(fspec, source="benchmark fixed spec"), Path(d) / "fixed",
+                                 workers=2, progress=False)
+                hw = ((fres.dataframe["p1_ci95_hi"] - fres.dataframe["p1_ci95_lo"]) / 2).max()
+                print(f"[adaptive] fixed {1e6 * fixed:.0f} µs per point: worst half-width {hw:.3f} "
+                      f"(target {a.target}); simulated {1e6 * fres.simulated_s:.0f} µs vs adaptive "
+                      f"{1e6 * rep.used_s:.0f} µs: measured saving {fres.simulated_s / rep.used_s:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
