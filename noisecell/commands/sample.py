@@ -16,7 +16,7 @@ from ..units import parse_si
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="cell model JSON file")
-    parser.add_argument("--bias", required=True, help="bias voltage, V (e.g. 0.5m, -1e-3)")
+    parser.add_argument("--bias", required=True, help="bias voltage, V (e.g. 0.5m; negative values as --bias=-1m)")
     parser.add_argument("--n", required=True, type=int, help="number of time steps")
     parser.add_argument("--dt", required=True, help="time step, s (e.g. 1us)")
     parser.add_argument("--cells", type=int, default=None, help="number of cells K (output shape (K, N)); "

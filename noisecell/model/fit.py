@@ -607,10 +607,21 @@ def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = ()) -> dict:
     except Exception:  # noqa: BLE001 - identity is best effort; the fit does not depend on it
         pkg = None
     ngspice = None
-    for c in ("ngspice_version", "sim_ngspice_version"):
+    for c in ("ngspice_version", "sim_ngspice_version", "ngspice"):
         if c in df.columns and df[c].notna().any():
             ngspice = str(df[c].dropna().iloc[0])
             break
+    if ngspice is None:
+        # the simulator records its version in each waveform's meta (kept unless keep_waveforms = false)
+        import json as _json
+
+        for w in sorted((root / "waves").glob("*.npz"))[:1]:
+            try:
+                with np.load(w, allow_pickle=False) as z:
+                    meta = _json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
+                ngspice = meta.get("ngspice") and str(meta["ngspice"])
+            except (OSError, ValueError, KeyError):
+                ngspice = None
     nominal = cell.get("nominal")
     nom = None
     if nominal:
