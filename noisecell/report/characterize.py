@@ -881,7 +881,8 @@ def _interp_fit(model, cond: tuple) -> ConditionFit:
                         n_points=0, v50_v=v50, v50_ci_v=(float("nan"), float("nan")), scale_v=s,
                         scale_ci_v=(float("nan"), float("nan")), slope_per_v=1 / (4 * s), tau_at_v50_s=t50,
                         tau_at_v50_ci_s=model.tau_ci95(v50, cond), p1_curve=p1c, tau_curve=tauc,
-                        note="interpolated in temperature between calibrated conditions")
+                        note="interpolated in temperature between calibrated conditions",
+                        extra=dict(zip(("bias_range_lo_v", "bias_range_hi_v"), model.bias_range(cond))))
 
 
 def _measured(meas, out: Path, sim_model, sim_fits, nominal: tuple, cellspec):
@@ -936,18 +937,19 @@ def _half_se(ci) -> float:
 
 def _comparison_rows(sfit: ConditionFit, mfit: ConditionFit, smodel, mmodel, scond, mcond, mpts) -> list[dict]:
     rows = []
-    se = math.hypot(_half_se(sfit.v50_ci_v), _half_se(mfit.v50_ci_v))
+    # an interpolated simulated condition carries no CI of its own: the measured error alone is used
+    se = math.hypot(_nan0(_half_se(sfit.v50_ci_v)), _half_se(mfit.v50_ci_v))
     d = mfit.v50_v - sfit.v50_v
     rows.append({"quantity": "V50 shift (measured − simulated)", "simulated": sfit.v50_v, "measured": mfit.v50_v,
                  "difference_or_ratio": d, "ci_lo": d - Z95 * se, "ci_hi": d + Z95 * se, "unit": "V"})
     # slope ratio = scale_sim / scale_meas; CI on the log scale from the scale CIs
     r = sfit.scale_v / mfit.scale_v
-    sl = math.hypot(_log_se(sfit.scale_ci_v), _log_se(mfit.scale_ci_v))
+    sl = math.hypot(_nan0(_log_se(sfit.scale_ci_v)), _log_se(mfit.scale_ci_v))
     rows.append({"quantity": "slope ratio dP/dV (measured / simulated)", "simulated": sfit.slope_per_v,
                  "measured": mfit.slope_per_v, "difference_or_ratio": r, "ci_lo": r * math.exp(-Z95 * sl),
                  "ci_hi": r * math.exp(Z95 * sl), "unit": "1/V (slopes)"})
     rt = mfit.tau_at_v50_s / sfit.tau_at_v50_s
-    st = math.hypot(_log_se(sfit.tau_at_v50_ci_s), _log_se(mfit.tau_at_v50_ci_s))
+    st = math.hypot(_nan0(_log_se(sfit.tau_at_v50_ci_s)), _log_se(mfit.tau_at_v50_ci_s))
     rows.append({"quantity": "τ at V50 ratio (measured / simulated)", "simulated": sfit.tau_at_v50_s,
                  "measured": mfit.tau_at_v50_s, "difference_or_ratio": rt, "ci_lo": rt * math.exp(-Z95 * st),
                  "ci_hi": rt * math.exp(Z95 * st), "unit": "s (τ)"})
@@ -964,6 +966,10 @@ def _comparison_rows(sfit: ConditionFit, mfit: ConditionFit, smodel, mmodel, sco
                      "measured": b if b is not None else float("nan"), "difference_or_ratio": ratio,
                      "ci_lo": float("nan"), "ci_hi": float("nan"), "unit": unit})
     return rows
+
+
+def _nan0(x: float) -> float:
+    return 0.0 if not math.isfinite(x) else x
 
 
 def _log_se(ci) -> float:

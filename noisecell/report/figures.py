@@ -347,8 +347,9 @@ def fig_entropy(data: ReportData) -> plt.Figure:
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("bias (mV)")
     ax.set_ylabel("entropy (bits per sample)")
-    sp = rows["sample_period_s"].dropna()
-    per = f", sampled every {sp.iloc[0] * 1e9:.3g} ns" if len(sp) else ""
+    col = "entropy_period_s" if "entropy_period_s" in rows else "sample_period_s"
+    sp = rows[col].dropna()
+    per = f", bit clock {sp.iloc[0] * 1e9:.4g} ns" if len(sp) else ""
     ax.set_title(f"entropy at {condition_label(corner0, temp0, vdd0)}{per}", loc="left")
     ax.legend(loc="lower center")
     fig.tight_layout()
@@ -404,16 +405,14 @@ def fig_comparison(sim: ConditionFit, meas: ConditionFit, meas_points: pd.DataFr
     """Measured P(1) and τ vs bias (95 % CIs) against the simulated model at the matching condition."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.4, 3.9))
     mp = meas_points.sort_values("bias_v")
-    lo = min(mp["bias_v"].min(), sim.v50_v - 4 * abs(sim.scale_v))
-    hi = max(mp["bias_v"].max(), sim.v50_v + 4 * abs(sim.scale_v))
-    x = np.linspace(lo, hi, 300)
     a1.errorbar(_bias_mv(mp["bias_v"]), mp["p1"], yerr=np.vstack([mp["p1"] - mp["p1_lo"],
                                                                     mp["p1_hi"] - mp["p1"]]).clip(min=0),
                 fmt="o", ms=4, capsize=2, color="C1", label="measured (95 % CI)")
+    xm, xs = _fit_x(meas, mp), _fit_x(sim, mp)
     if meas.p1_curve is not None:
-        a1.plot(_bias_mv(x), meas.p1_curve(x), color="C1", lw=1.2, label="fit to measurement")
+        a1.plot(_bias_mv(xm), meas.p1_curve(xm), color="C1", lw=1.2, label="fit to measurement")
     if sim.p1_curve is not None:
-        a1.plot(_bias_mv(x), sim.p1_curve(x), color="C0", lw=1.2, ls="--", label=f"simulation ({sim.label})")
+        a1.plot(_bias_mv(xs), sim.p1_curve(xs), color="C0", lw=1.2, ls="--", label=f"simulation ({sim.label})")
     a1.set_xlabel("bias (mV)")
     a1.set_ylabel("P(1)")
     a1.set_title("P(1): simulation vs measurement", loc="left")
@@ -423,9 +422,9 @@ def fig_comparison(sim: ConditionFit, meas: ConditionFit, meas_points: pd.DataFr
                 yerr=np.nan_to_num(np.vstack([ok["tau_s"] - ok["tau_lo_s"], ok["tau_hi_s"] - ok["tau_s"]]).clip(min=0))
                 * 1e9, fmt="o", ms=4, capsize=2, color="C1", label="measured (95 % CI)")
     if meas.tau_curve is not None:
-        a2.plot(_bias_mv(x), meas.tau_curve(x) * 1e9, color="C1", lw=1.2, label="fit to measurement")
+        a2.plot(_bias_mv(xm), meas.tau_curve(xm) * 1e9, color="C1", lw=1.2, label="fit to measurement")
     if sim.tau_curve is not None:
-        a2.plot(_bias_mv(x), sim.tau_curve(x) * 1e9, color="C0", lw=1.2, ls="--", label="simulation")
+        a2.plot(_bias_mv(xs), sim.tau_curve(xs) * 1e9, color="C0", lw=1.2, ls="--", label="simulation")
     a2.set_yscale("log")
     a2.set_xlabel("bias (mV)")
     a2.set_ylabel("τ (ns)")

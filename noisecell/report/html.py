@@ -208,8 +208,8 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
         "time). Dotted: the Landauer limit kT·ln 2 at each temperature.")
         + w.table("energy", _sel(data.points, energy_cols), max_rows=40)))
 
-    ent_cols = ["corner", "temp_c", "vdd_v", "bias_v", "regime", "sample_period_s", "h_shannon_rate",
-                "h_min_rate", "h_original", "rct_cutoff", "apt_cutoff"]
+    ent_cols = ["corner", "temp_c", "vdd_v", "bias_v", "regime", "entropy_period_s", "h_shannon_rate",
+                "h_min_rate", "h_original", "h_original_n", "rct_cutoff", "apt_cutoff"]
     parts.append(_section("entropy", w.figure(
         "entropy", F.fig_entropy(data),
         "Entropy per sample at the stated sampling period: closed forms of the fitted two-state Markov "
