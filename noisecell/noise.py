@@ -27,8 +27,8 @@ transform adds, in the same scope as the device:
   above is exact in weak inversion — the regime p-bit cells run in — and at V_DS → 0 in any regime.
 * optional flicker (1/f) noise: with ``flicker_corner_hz`` = f_c > 0 the unit source of each device
   becomes u + u_f, u_f a seeded sum of first-order (RC) relaxations with corners log-spaced two
-  per decade from ``flicker_min_hz`` to f_N, weighted so that PSD(u_f) ≈ f_c/f (within ±0.3 dB
-  ripple) in that band. The channel PSD is then S·(1 + f_c/f). Each relaxation node starts from
+  per decade from ``flicker_min_hz``/10 to 10·f_N, weighted so that PSD(u_f) ≈ f_c/f within 4 %
+  (−0.15 dB) for f in [flicker_min_hz, f_N]. The channel PSD is then S·(1 + f_c/f). Each relaxation node starts from
   a draw of its stationary distribution (for devices at top level; those inside a .subckt start at
   0 and are stationary after ~1/(2π·flicker_min_hz)). ngspice's TRNOISE has a 1/f option but is not
   seedable, hence the synthesis.
@@ -106,18 +106,21 @@ def flicker_sections(corner_hz: float, f_min_hz: float, f_max_hz: float) -> list
 
     A unit-PSD source through gain g into 1 Ω ‖ τ F has PSD g²/(1+(f/f_k)²), f_k = 1/(2πτ). With
     corners spaced by the ratio r, Σ_k (c·f_c/f_k)/(1+(f/f_k)²) ≈ c·f_c·π/(2·ln r)/f (the sum is a
-    Riemann sum over ln f_k of ∫ ds/(1+s²) = π/2), so c = 2·ln(r)/π gives f_c/f.
+    Riemann sum over ln f_k of ∫ ds/(1+s²) = π/2; with r = √10 the ripple is < 0.1 %), so
+    c = 2·ln(r)/π gives f_c/f. The corners run from f_min/10 to 10·f_max so that the truncated tails
+    cost < 4 % anywhere in [f_min, f_max] (tests/test_noise_injection.py).
     """
     if corner_hz <= 0:
         return []
     if not 0 < f_min_hz < f_max_hz:
         raise InputError(f"flicker: need 0 < flicker_min_hz ({f_min_hz:g}) < noise bandwidth ({f_max_hz:g})")
     r = math.sqrt(10.0)
-    n = max(1, int(math.ceil(math.log(f_max_hz / f_min_hz) / math.log(r))) + 1)
+    lo, hi = f_min_hz / 10, f_max_hz * 10
+    n = int(math.ceil(math.log(hi / lo) / math.log(r))) + 1
     c = 2 * math.log(r) / math.pi
     out = []
     for k in range(n):
-        fk = f_min_hz * r ** k
+        fk = lo * r ** k
         out.append((1.0 / (2 * math.pi * fk), c * corner_hz / fk))
     return out
 
