@@ -48,6 +48,8 @@ from .waveform import Waveform
 SIM_CODE_VERSION = "1"
 #: the largest number of output points a single job may produce (memory: 8 bytes × outputs × points)
 MAX_POINTS = 200_000_000
+#: warn when the fastest node time constant measured at v_out is below this many noise steps
+NT_TAU_RATIO = 3.0
 _OPT_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 _NODE = re.compile(r"^[A-Za-z0-9_.:+\-\[\]<>#]+$")
 log = logging.getLogger(__name__)
@@ -423,9 +425,14 @@ def run_job_in_process(job: SimulationJob) -> Waveform:
             raise SimulationError(f"{job.describe()}: {k} contains NaN/inf; the simulation diverged")
     warnings = []
     tau = _fast_tau(outputs["v_out"], job.noise_step_s)
-    if job.noise and tau is not None and tau < 10 * job.noise_step_s:
+    # Criterion: a node with time constant τ driven by NT-held white noise sees (a) its variance
+    # biased by −(NT/τ)²/12 and (b) the noise PSD at its corner 1/(2πτ) lowered by sinc² ≈
+    # 1 − (NT/τ)²/12; both stay ≤ 1 % while NT ≤ τ/3. Beyond that the noise is not white over the
+    # node's bandwidth and rates/variances are biased low.
+    if job.noise and tau is not None and tau < NT_TAU_RATIO * job.noise_step_s:
         warnings.append(f"noise step {job.noise_step_s:g} s is not well below the fastest node time constant "
-                        f"(~{tau:.3g} s measured at v_out); use a noise step ≤ {max(tau, 1e-15) / 10:.3g} s")
+                        f"(~{tau:.3g} s measured at v_out; noise under-resolved by > 1 %); use a noise step "
+                        f"≤ {max(tau, 1e-15) / NT_TAU_RATIO:.3g} s")
         log.warning("%s: %s", job.describe(), warnings[-1])
     report = job.noise_report() if job.noise else None
     meta = {
