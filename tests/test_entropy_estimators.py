@@ -163,6 +163,7 @@ def test_h_original_is_the_minimum_and_names_its_estimator():
                 "multimmc", "lz78y", "h_original"):
         assert isinstance(d[key], float)
     assert any("1,000,000" in w for w in res.warnings)   # short-stream warning
+    assert d["h_bitstring"] == d["h_original"]            # 1-bit samples: same computation
 
 
 def test_claimed_min_entropy_is_checked():

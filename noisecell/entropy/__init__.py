@@ -65,6 +65,10 @@ class EntropyAssessment:
         d: dict = {name: self.estimates[name].min_entropy for name in ESTIMATORS}
         d["h_original"] = self.h_original
         d["h_original_limited_by"] = list(self.limiting)
+        # SP 800-90B §3.1.3 H_bitstring (and §3.1.5.2 h' for conditioned data) run the same ten
+        # estimators on the bit string; for 1-bit samples that is this very stream, so the value is
+        # identical (ea_non_iid -c prints the same numbers labelled "Bitstring").
+        d["h_bitstring"] = self.h_original
         if self.claimed_min_entropy is not None:
             d["claimed_min_entropy"] = self.claimed_min_entropy
             d["h_initial"] = self.h_initial
