@@ -227,7 +227,12 @@ def digitize_trace(time_s: np.ndarray, v: np.ndarray, *, threshold_v: float | No
     if hysteresis_v is None:
         # Given threshold, no hysteresis: still suppress chatter when the trace is clearly bimodal.
         est_h = examine_histogram(v)
-        hysteresis_v = est_h.hysteresis_v if est_h.bimodal else 0.0
+        hysteresis_v = 0.0
+        if est_h.bimodal:
+            # keep each band edge at most 2/3 of the way from the given threshold to the nearer mode,
+            # so an off-centre threshold cannot put a band edge inside a mode (the comparator would stick)
+            room = min(threshold_v - est_h.mode_low_v, est_h.mode_high_v - threshold_v)
+            hysteresis_v = float(max(0.0, min(est_h.hysteresis_v, 2.0 * (2.0 / 3.0) * room)))
     if not np.isfinite(threshold_v) or not np.isfinite(hysteresis_v) or hysteresis_v < 0:
         raise InputError(f"{source}: threshold must be finite and hysteresis finite and >= 0 "
                          f"(got {threshold_v!r}, {hysteresis_v!r})")

@@ -71,3 +71,19 @@ def test_waveform_single_and_differential():
     with pytest.raises(InputError, match="v_outb"):
         digitize_waveform(bad)
     assert "threshold" in dig.summary()
+
+
+def test_off_centre_given_threshold_keeps_band_outside_modes():
+    rng = np.random.default_rng(9)
+    state = np.repeat(rng.random(200) < 0.5, 50).astype(np.uint8)
+    v = 0.1 * state + 0.01 * rng.standard_normal(state.size)      # modes 0 and 0.1 V
+    bs, dig = digitize_trace(np.arange(v.size) * 1e-9, v, threshold_v=0.085)
+    # room to the upper mode is 0.015 V; the band edge may go 2/3 of the way to the *detected* mode,
+    # which a 256-bin histogram of 5000 noisy samples places within ~0.5 sigma (0.005 V) of 0.1 V:
+    # the upper edge stays below 0.085 + (2/3)(0.015 + 0.005) = 0.0983 V, i.e. below the true mode
+    assert 0 < dig.hysteresis_v and 0.085 + dig.hysteresis_v / 2 < 0.0984
+    # not stuck: the comparator still follows the telegraph (except near edges where the noisy
+    # upper mode dips under 0.085 - 0.01: 2.5 sigma, P ≈ 0.6 % per sample; allow 3 %)
+    assert np.mean(bs.bits != state) < 0.03
+    _, dig_out = digitize_trace(np.arange(v.size) * 1e-9, v, threshold_v=0.2)
+    assert dig_out.hysteresis_v == 0.0
