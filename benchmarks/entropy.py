@@ -11,6 +11,7 @@ here. Target (issue 8): ours <= 3x NIST.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -29,15 +30,20 @@ REPEATS = 5
 
 
 def _ours(bits):
-    t = time.perf_counter()
-    est = sp80090b.all_estimates(bits)
-    return time.perf_counter() - t, est
+    """(wall s, CPU s) of the ten estimators in this process."""
+    t, c = time.perf_counter(), time.process_time()
+    sp80090b.all_estimates(bits)
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def _nist(exe, path):
+    """(wall s, CPU s summed over the tool's threads) of one ea_non_iid run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run([exe, "-a", "-q", str(path), "1"], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _per_estimator(bits):
@@ -74,22 +80,23 @@ def main(argv: list[str]) -> int:
         exe = os.environ.get("NIST_EA_NON_IID")
         ours, nist = [], []
         for _ in range(REPEATS):
-            ours.append(_ours(bits)[0])
+            ours.append(_ours(bits))
             if exe:
                 nist.append(_nist(exe, path))
-        print(f"noisecell, ten estimators: best {min(ours):.3f} s, median {np.median(ours):.3f} s "
-              f"(of {REPEATS})")
+        ow, oc = min(w for w, _ in ours), min(c for _, c in ours)
+        print(f"noisecell, ten estimators: best wall {ow:.3f} s (median {np.median([w for w, _ in ours]):.3f}), "
+              f"best CPU {oc:.3f} s (of {REPEATS})")
         if exe:
-            ratio = min(ours) / min(nist)
-            print(f"NIST ea_non_iid -a (same run, same file): best {min(nist):.3f} s, "
-                  f"median {np.median(nist):.3f} s")
-            print(f"ratio noisecell / NIST: {ratio:.2f}x (best of {REPEATS}); target <= 3x: "
-                  f"{'met' if ratio <= 3 else 'NOT met'}")
+            nw, nc = min(w for w, _ in nist), min(c for _, c in nist)
+            print(f"NIST ea_non_iid -a (same run, same file): best wall {nw:.3f} s "
+                  f"(median {np.median([w for w, _ in nist]):.3f}), best CPU {nc:.3f} s")
+            # Wall time is the user's experience; CPU time is robust to other load on the machine.
+            print(f"ratio noisecell / NIST: wall {ow / nw:.2f}x, CPU {oc / nc:.2f}x (best of {REPEATS}); "
+                  f"target <= 3x: {'met' if max(ow / nw, oc / nc) <= 3 else 'NOT met'}")
         else:
             lo, hi = STORED_NIST_S
             print(f"NIST ea_non_iid: NOT MEASURED in this run (set NIST_EA_NON_IID); stored figure "
-                  f"{lo}-{hi} s on the project machine -> ratio about {min(ours) / hi:.2f}-"
-                  f"{min(ours) / lo:.2f}x")
+                  f"{lo}-{hi} s on the project machine -> ratio about {ow / hi:.2f}-{ow / lo:.2f}x")
         print("per estimator (best of 3):")
         for name, sec in _per_estimator(bits).items():
             print(f"  {name:12s} {sec:.3f} s")
