@@ -39,6 +39,27 @@ def test_rate_ci_coverage_continuous_time():
         assert 0.92 <= h / R <= 0.98, f"{name} coverage {h / R:.3f}"
 
 
+def test_rate_ci_coverage_coarse_sampling():
+    # (k_up + k_down)·dt = 2: about two flips per sample on average; a, b are far from k·dt and the
+    # embedding -ln(1-a-b) amplifies their noise (an interval from the flip count alone covered 0.71).
+    # R = 600: the band [0.92, 0.98] is ±3.4 SE of a correct 95 % interval, as above.
+    rng = np.random.default_rng(31)
+    R, n, dt = 600, 20_000, 4e-7
+    hit_u = hit_d = unresolved = 0
+    for _ in range(R):
+        x = telegraph(n, dt, K_UP, K_DOWN, rng)
+        rs = scan_runs(x)
+        mk = fit_markov(rs.n_up, rs.n0_at_risk, rs.n_down, rs.n1_at_risk)
+        rt = estimate_rates(rs, mk.p01, mk.p10)
+        if not rt.resolved:   # lam = e^-2 = 0.135 is ~20 SE above 0: never expected
+            unresolved += 1
+            continue
+        hit_u += rt.rate_up_ci95[0] <= K_UP * dt <= rt.rate_up_ci95[1]
+        hit_d += rt.rate_down_ci95[0] <= K_DOWN * dt <= rt.rate_down_ci95[1]
+    assert unresolved == 0
+    assert 0.92 <= hit_u / R <= 0.98 and 0.92 <= hit_d / R <= 0.98, (hit_u / R, hit_d / R)
+
+
 def test_analyze_stream_on_telegraph_in_hz():
     rng = np.random.default_rng(5)
     x = telegraph(2_000_000, DT, K_UP, K_DOWN, rng)
