@@ -445,24 +445,35 @@ def _clz64(x):
 
 @njit(cache=True)
 def _lcp_windows(w, sa):
-    # lcp[k] = longest common prefix of suffixes sa[k-1] and sa[k] (lcp[0] = 0), compared 64 samples at
-    # a time through the windows (first differing bit = leading zeros of the XOR), capped by the
-    # shorter suffix since windows are zero-padded past the end.
+    # lcp[k] = longest common prefix of suffixes sa[k-1] and sa[k] (lcp[0] = 0). Kasai et al.'s order
+    # (text order, lcp(i+1) >= lcp(i) - 1, so O(n) in total even for periodic data), with the
+    # extension done 64 samples at a time through the windows: the first differing sample is the
+    # leading-zero count of the XOR; capped by the shorter suffix since windows are zero-padded.
     n = sa.size
+    rank = np.empty(n, np.int64)
+    for k in range(n):
+        rank[sa[k]] = k
     lcp = np.zeros(n, np.int64)
-    for k in range(1, n):
-        a = sa[k - 1]
-        b = sa[k]
-        cap = n - a if n - a < n - b else n - b
-        h = 0
+    h = 0
+    for i in range(n):
+        k = rank[i]
+        if k == 0:
+            h = 0
+            continue
+        j = sa[k - 1]
+        cap = n - i if n - i < n - j else n - j
         while h < cap:
-            x = w[a + h] ^ w[b + h]
+            x = w[i + h] ^ w[j + h]
             if x == 0:
                 h += 64
             else:
                 h += _clz64(x)
                 break
-        lcp[k] = h if h < cap else cap
+        if h > cap:
+            h = cap
+        lcp[k] = h
+        if h > 0:
+            h -= 1
     return lcp
 
 
