@@ -15,7 +15,7 @@ from scipy import stats
 
 from noisecell.analysis import analyze_stream
 from noisecell.io import BitStream
-from noisecell.model import CellInstances, CellModel
+from noisecell.model import CellInstances, CellModel, OutOfRangeError
 from noisecell.model.cellmodel import Z95
 from noisecell.model.fit import fit_sweep, synthetic_model
 from noisecell.sweep.jobs import flatten
@@ -33,16 +33,17 @@ def truth():
                            bias_range_v=(-3e-3, 3e-3), sample_period_s=DT)
 
 
-def _rows(model, biases, streams, seed, instances=None, inst_ids=None):
+def _rows(model, biases, streams, seed, instances=None, inst_ids=None, condition=None, temp_c=27.0):
     """One analysed stream per (bias, cell): a sweep-like table with the sweep's flattened columns."""
     rows = []
     for i, b in enumerate(biases):
         k = streams if instances is None else len(instances)
-        bits = model.sample(float(b), N, DT, seed=seed + i, cells=k, mismatch=False, instances=instances)
+        bits = model.sample(float(b), N, DT, seed=seed + i, cells=k, mismatch=False, instances=instances,
+                            condition=condition)
         for j in range(k):
             est = analyze_stream(BitStream(bits=bits[j], sample_period_s=DT, source=f"b{b}s{j}", meta={}))
             row = flatten(est.to_dict())
-            row.update(corner="tt", temp_c=27.0, vdd_v=0.06, bias_v=float(b), status="ok", cell="truth",
+            row.update(corner="tt", temp_c=temp_c, vdd_v=0.06, bias_v=float(b), status="ok", cell="truth",
                        seed=int(seed + 1000 * i + j),
                        mismatch_instance=-1 if inst_ids is None else int(inst_ids[j]))
             rows.append(row)
@@ -145,3 +146,21 @@ def test_mismatch_distribution_is_recovered():
     m = CellModel(doc)
     inst = m.draw_instances(5000, seed=1)
     assert np.std(inst.dv50_v) == pytest.approx(mm["v50_sd_v"], rel=0.1)  # 5000 draws: sd rel. se 1 %
+
+
+def test_two_temperatures_fit_into_an_interpolating_model():
+    truth2 = synthetic_model(name="t2", v50_v=0.0, scale_v=SCALE, tau_v50_s=TAU, bias_range_v=(-3e-3, 3e-3),
+                             temps_c=(0.0, 60.0), tau_temp_coeff_per_c=0.015, sample_period_s=DT)
+    biases = np.linspace(-1.6e-3, 1.6e-3, 5)
+    rows = pd.concat([_rows(truth2, biases, 2, seed=500 + int(t), condition={"temp_c": t}, temp_c=t)
+                      for t in (0.0, 60.0)], ignore_index=True)
+    m = CellModel(fit_sweep(rows, source="synthetic", nominal={"corner": "tt", "temp_c": 0.0, "vdd_v": 0.06}))
+    assert [c.temp_c for c in m.conditions] == [0.0, 60.0] and m.nominal.temp_c == 0.0
+    for t in (0.0, 30.0, 60.0):
+        lo, hi = m.tau_ci95(0.0, {"temp_c": t})
+        true = truth2.tau(0.0, {"temp_c": t})
+        # CI of ln tau ~ normal: |ln est - ln true| < 5 se, se = log-CI width / (2*1.96)
+        se = (math.log(hi) - math.log(lo)) / (2 * Z95)
+        assert abs(math.log(m.tau(0.0, {"temp_c": t})) - math.log(true)) < 5 * se, (t, m.tau(0.0, {"temp_c": t}), true)
+    with pytest.raises(OutOfRangeError, match="outside the calibrated range"):
+        m.tau(0.0, {"temp_c": 70.0})
