@@ -108,7 +108,8 @@ def sample(model, bias, n_steps: int, dt: float, *, seed=None, cells: int | None
 
     rc = model.resolve(condition)
     b = _bias_array(bias, k, n_steps, explicit, src)
-    model.check_bias(b, rc)
+    # check the caller's array, not the broadcast (cells, n_steps) view (1e8 elements for a scalar)
+    model.check_bias(np.asarray(bias, dtype=float), rc)
 
     ss_mismatch, ss_chain = np.random.SeedSequence(seed).spawn(2)
     if instances is not None:
