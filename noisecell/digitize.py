@@ -62,6 +62,11 @@ class Digitization:
                 d[k] = None
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Digitization":
+        """Inverse of to_dict (None -> NaN)."""
+        return cls(**{k: (float("nan") if v is None else v) for k, v in d.items()})
+
     def summary(self) -> str:
         how = "auto (histogram valley)" if self.threshold_auto else "given"
         lines = [

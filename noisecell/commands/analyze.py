@@ -43,6 +43,10 @@ def run(args) -> int:
     est = analyze_stream(bs, waveform=wf, temp_c=args.temp, alpha=args.alpha, entropy_sample_period_s=ep)
     d = est.to_dict()
     if args.summary:
+        if est.digitization:
+            from ..digitize import Digitization
+
+            print(Digitization.from_dict(est.digitization).summary(), file=sys.stderr)
         print(est.summary(), file=sys.stderr)
     print(json.dumps(d, allow_nan=False))
     return 0
