@@ -94,6 +94,9 @@ def _as_bits(path, arr: np.ndarray, what: str) -> np.ndarray:
     elif arr.dtype.kind not in "iu":
         raise InputError(f"{path}: {what} has dtype {arr.dtype}; expected integer or bool 0/1 values")
     flat = arr.reshape(-1)
+    if flat.dtype == np.uint8 and (flat.size == 0 or int(flat.max()) <= 1):
+        # fast path without temporaries: large captures stay at 1 byte per sample while loading
+        return np.ascontiguousarray(flat)
     bad = (flat != 0) & (flat != 1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
