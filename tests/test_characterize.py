@@ -130,12 +130,49 @@ def test_bad_measurements_fail_before_simulating(tmp_path):
 
 
 def test_bad_spec_is_refused(tmp_path):
+    from noisecell.errors import InputError
+    from noisecell.report.characterize import load_char_spec
+
     spec = tmp_path / "s.toml"
-    spec.write_text('[[part]]\nname = "a"\nrole = "fit"\ngrid = { bias = { num = 5, spam = 1 } }\n')
-    r = _run(["pbit_generic", "--spec", str(spec), "--out", str(tmp_path / "o")], timeout=120)
-    assert r.returncode == 2 and "spam" in r.stderr and "s.toml" in r.stderr
+    cases = [('[[part]]\nname = "a"\nrole = "fit"\ngrid = { bias = { num = 5, spam = 1 } }\n', "spam"),
+             ('colour = "red"\n', "colour"),
+             ('[[part]]\nname = "a"\nrole = "fitting"\n', "role"),
+             ('[[part]]\nname = "a b"\n', "name"),
+             ('[sweep]\ncell = "x"\n[[part]]\nname = "a"\n', "sweep.cell"),
+             ('[[part]]\nname = "a"\nrole = "heldout"\nduration = "1us"\n', "no part with role"),
+             ('[[part]]\nname = "a"\nduration = "-1us"\n', "duration"),
+             ('[report]\nfit_regimes = ["wobbly"]\n[[part]]\nname = "a"\nduration = "1us"\n', "fit_regimes"),
+             ('[report]\nentropy_sample_period = "5mV"\n[[part]]\nname = "a"\nduration = "1us"\n', "entropy_sample_period")]
+    for text, needle in cases:
+        spec.write_text(text)
+        try:
+            load_char_spec(spec, quick=False, cell_name="pbit_generic")
+            raise AssertionError(f"accepted: {text!r}")
+        except InputError as exc:
+            msg = str(exc)
+            assert "\n" not in msg and "s.toml" in msg and needle in msg, (text, msg)
+    spec.write_text('[[part]]\nname = "a"\nduration = "1us"\n')
+    with pytest.raises(InputError, match="quick"):
+        load_char_spec(spec, quick=True, cell_name="pbit_generic")
+    # and through the CLI: exit 2, one line
     spec.write_text('colour = "red"\n')
     r = _run(["pbit_generic", "--spec", str(spec), "--out", str(tmp_path / "o")], timeout=120)
-    assert r.returncode == 2 and "colour" in r.stderr
-    r = _run(["pbit_generic", "--spec", str(spec), "--quick", "--out", str(tmp_path / "o")], timeout=120)
-    assert r.returncode == 2
+    assert r.returncode == 2 and "colour" in r.stderr and not (tmp_path / "o" / "sweep").exists()
+
+
+def test_default_spec_resolves_for_both_cells():
+    from noisecell.report.characterize import load_char_spec
+
+    for quick in (False, True):
+        s = load_char_spec(None, quick=quick, cell_name="pbit")
+        roles = {p.role for p in s.parts}
+        assert "fit" in roles and "heldout" in roles
+        temps = {t for p in s.parts for t in p.sweep["grid"].get("temperature", [])}
+        assert {-40, 27, 85} <= temps
+    full = load_char_spec(None, quick=False, cell_name="pbit")
+    corners = {c for p in full.parts for c in p.sweep["grid"].get("corner", [])}
+    assert corners == {"tt", "ss", "ff", "sf", "fs"}
+    assert any(p.role == "mismatch" for p in full.parts)
+    # the generic cell has one corner and no mismatch models: those parts are skipped, and said so
+    g = load_char_spec(None, quick=False, cell_name="pbit_generic")
+    assert len(g.skipped) == 2 and all("skipped" in x for x in g.skipped)

@@ -119,6 +119,18 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
     badr = sorted(set(report) - set(REPORT_KEYS))
     if badr:
         raise InputError(f"{source}: unknown key(s) in [report]: {', '.join(badr)}; allowed: {', '.join(REPORT_KEYS)}")
+    # report keys are checked now too, so a typo never costs a simulation
+    _fit_regimes(report.get("fit_regimes", ["bistable"]), source)
+    ex = report.get("examples", 3)
+    if isinstance(ex, bool) or not isinstance(ex, int) or not 0 <= ex <= 5:
+        raise InputError(f"{source}: report.examples must be an integer 0..5, got {ex!r}")
+    if not isinstance(report.get("entropy_90b", True), bool):
+        raise InputError(f"{source}: report.entropy_90b must be true or false")
+    esp = report.get("entropy_sample_period", "auto")
+    if esp != "auto":
+        t = parse_si(esp, unit="s", what=f"{source}: report.entropy_sample_period")
+        if not t > 0:
+            raise InputError(f"{source}: report.entropy_sample_period must be > 0 s or \"auto\", got {esp!r}")
     parts_raw = data.get("part")
     if not isinstance(parts_raw, list) or not parts_raw:
         raise InputError(f"{source}: no [[part]] tables; a characterisation needs at least one part with role = \"fit\"")

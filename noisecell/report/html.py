@@ -113,7 +113,7 @@ class _Writer:
     def figure(self, name: str, fig, caption: str) -> str:
         import matplotlib.pyplot as plt
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
+        fig.savefig(buf, format="png")  # tight_layout already ran; "tight" bbox would redraw
         plt.close(fig)
         png = buf.getvalue()
         _atomic_write(self.out / "figures" / f"{name}.png", png)
