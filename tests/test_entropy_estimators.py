@@ -175,6 +175,15 @@ def test_claimed_min_entropy_is_checked():
     assert res2.to_dict()["claim_supported"] is True and res2.h_initial == 0.1
 
 
+def test_accepts_a_bitstream_and_names_it():
+    from noisecell.io import BitStream
+
+    bits = iid(0.5, 20_000, 19)
+    res = assess(BitStream(bits=bits, source="cap.bin"), run_ais31=False)
+    assert res.source == "cap.bin"
+    assert res.h_original == assess(bits, run_ais31=False).h_original
+
+
 def test_constant_stream_gets_zero_entropy():
     res = assess(np.ones(MIN_SAMPLES, np.uint8), run_ais31=False)
     assert res.h_original == 0.0

@@ -108,12 +108,16 @@ def assess(bits, *, run_ais31: bool = True, claimed_min_entropy: float | None = 
            source: str = "bits") -> EntropyAssessment:
     """Assess a binary stream with all ten SP 800-90B §6.3 estimators (and AIS 31 unless disabled).
 
-    bits: 1-D array-like of 0/1 (uint8, bool, int or exactly-0/1 floats); at least
+    bits: 1-D array-like of 0/1 (uint8, bool, int or exactly-0/1 floats), or a
+        :class:`noisecell.io.BitStream` (its ``source`` names the result); at least
         :data:`MIN_SAMPLES` samples (1,000,000 recommended by SP 800-90B).
     claimed_min_entropy: optional H_submitter, bits per sample, checked against H_original.
     source: name used in error messages and in the result (file path, job id).
     Raises InputError for non-binary values or too short streams.
     """
+    if hasattr(bits, "bits") and not isinstance(bits, np.ndarray):     # a BitStream
+        source = getattr(bits, "source", "") or source
+        bits = bits.bits
     s = as_bits(bits, source=source, min_samples=MIN_SAMPLES)
     if claimed_min_entropy is not None and not (0.0 <= claimed_min_entropy <= 1.0):
         from ..errors import InputError
