@@ -93,10 +93,16 @@ def test_coarse_sampling_rates_use_the_embedding():
 def test_uncorrelated_bits_rates_unresolved():
     x = markov_chain(100_000, 0.5, 0.0, np.random.default_rng(1))
     e = analyze_stream(x)
-    # lag-1 ~ 0 ± 0.003: about half the replicates give lam <= 0 (unresolved); either way tau is short
-    assert e.tau_samples < 0.3
-    if not e.rates_resolved:
-        assert e.rate_up is None and e.rate_up_hz is None and e.notes
+    # lag-1 = 0 ± 0.003 (1/sqrt(n)): tau = -1/ln(lam) is below 0.2 samples unless lam > 0.007 (2.3 SE)
+    assert e.tau_samples < 0.2
+    # anti-correlated chain (a = b = 0.7, lam = -0.4 ± 0.003): no continuous-time process samples to it
+    y = markov_chain(100_000, 0.5, -0.4, np.random.default_rng(2))
+    f = analyze_stream(y, sample_period_s=1e-9)
+    assert not f.rates_resolved and f.rate_up is None and f.rate_up_hz is None and f.tau_samples == 0.0
+    assert any("faster than the sampling" in n for n in f.notes)
+    assert f.lag1_autocorr == pytest.approx(-0.4, abs=0.02)
+    # an anti-correlated stream's P(1) is *more* precise than binomial: n_eff > n
+    assert f.n_eff > y.size
 
 
 def test_dwell_gof_pvalues_uniform_under_markov():
