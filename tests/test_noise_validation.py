@@ -135,3 +135,43 @@ def test_amplifier_output_psd_matches_ngspice_noise_analysis():
         r3 = p[band][sel].mean() / expected[sel].mean()
         print(f"  {lo:.3g}-{hi:.3g} Hz: ratio {r3:.4f}")
         assert abs(r3 - 1) < 0.15
+
+
+def test_flicker_noise_psd_follows_corner_over_f():
+    # Same shot-noise-driven node as above with 1/f channel noise of corner f_c = 10·f_3dB: the node
+    # PSD must be S·(1 + f_c/f)/(g²·(1+(f/f_3dB)²))·sinc²(f·NT). Compared on the decade
+    # [f_3dB/10, f_3dB], where the 1/f part is 10-100× the white part, as the mean of per-bin ratios.
+    # Statistics as in the amplifier test: σ_rel ≈ sqrt(1.5·1.056/(K·M)) ≈ 4-5 % (printed); the
+    # synthesis itself is within 4 % of f_c/f; tolerance 15 % (a missing 1/f term would be off ×10).
+    c, r, i0 = 1e-12, 20e6, 20e-9
+    model = ".model nch nmos level=54 version=4.8.2 toxe=2n fnoimod=0 kf=0\n"
+    dev = "M1 n g 0 0 nch W=1u L=1u\nVg g 0 -0.1\n"
+    op = run_netlist_in_process(f"op\n{dev}{model}I0 0 n DC {i0!r}\nR1 n 0 {r!r}\n.op\n.end\n", trusted=True)
+    v_op = float(next(v for p, v in op.items() if p.startswith("op"))["n"][0])
+    i_d, g_ds = _op_point(f"dc\n{dev}{model}", "Vn", v_op)
+    vt = K_B * T_K / Q_E
+    s_white = 2 * Q_E * i_d / math.tanh(v_op / (2 * vt))
+    g = 1 / r + g_ds
+    tau = c / g
+    f3 = 1 / (2 * math.pi * tau)
+    fc = 10 * f3
+    nt = tau / 5  # variance bias (NT/τ)²/12 = 0.3 %; the sinc² of the hold is in the expectation
+    n = 20_000
+    tpl = f"{dev}{model}I0 0 n DC {i0!r}\nR1 n 0 {r!r}\nC1 n 0 {c!r}\n.ic v(n)={v_op!r}\n"
+    # 1/f synthesised from f_3dB/10 (the bottom of the compared decade) up: 9 sections per device
+    wf = run_job_in_process(_job(tpl, nt, n, seed=13, resistor_noise=False, flicker_corner_hz=fc,
+                                 flicker_min_hz=f3 / 10))
+    v = wf.v_out[50:]
+    f_lo, f_hi = f3 / 10, f3
+    nper = 1 << int(math.ceil(math.log2(3 / (f_lo * nt))))
+    f, p = signal.welch(v, fs=1 / nt, window="hann", nperseg=nper, noverlap=nper // 2, detrend="linear")
+    band = (f >= f_lo) & (f <= f_hi)
+    fb = f[band]
+    expected = s_white * (1 + fc / fb) / (g ** 2 * (1 + (fb / f3) ** 2)) * np.sinc(fb * nt) ** 2
+    k_seg = (len(v) - nper) // (nper // 2) + 1
+    sigma = math.sqrt(1.5 * 1.056 / (k_seg * band.sum()))
+    ratio = float(np.mean(p[band] / expected))
+    white_only = float(np.mean(p[band] / (expected / (1 + fc / fb))))
+    print(f"flicker: f_3dB={f3:.4g} Hz f_c={fc:.4g} Hz, {band.sum()} bins × {k_seg} segments, "
+          f"PSD/expected = {ratio:.4f} (σ_rel ≈ {sigma:.3f}); vs white-only model {white_only:.2f}")
+    assert abs(ratio - 1) < 0.15
