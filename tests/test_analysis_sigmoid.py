@@ -90,7 +90,33 @@ def test_rate_model_agrees_with_direct_route():
     assert cmp.agree, cmp.summary()
     assert abs(rm.v50_v - V50) <= 3 * rm.v50_se
     # tau(bias) predicted by the rates matches the measured tau to a few % (each tau has ~3 % SE)
-    assert cmp.tau_log_rms < 0.1
+    assert cmp.tau_log_rms < 0.1 and cmp.tau_p_value >= 1e-3 and cmp.tau_dof == len(df)
+    # the same table flattened for Parquet (CIs as _lo/_hi columns) gives the same answer
+    flat = pd.DataFrame([{**analyze_flat(r), "bias_v": r["bias_v"]} for _, r in df.iterrows()])
+    cmp2 = compare_routes(flat)
+    assert cmp2.agree and cmp2.tau_chi2 == pytest.approx(cmp.tau_chi2)
+
+
+def analyze_flat(row):
+    from noisecell.analysis.stream import StreamEstimates
+
+    d = {k: v for k, v in row.items() if k != "bias_v"}
+    d["notes"] = tuple(d["notes"])
+    return StreamEstimates(**d).to_flat_dict()
+
+
+def test_tau_check_catches_a_non_kramers_tau():
+    rng = np.random.default_rng(12)
+    df = _rate_table(rng)
+    # tau measured 30 % longer than 1/(k_up + k_down) at the outer biases (e.g. a dead time the rate
+    # model does not have): the tau chi-square (per-point SE ~3 %) must reject
+    df2 = df.copy()
+    outer = np.abs(df2["bias_v"] - V50) > 1.5e-3
+    df2.loc[outer, "tau_s"] = df2.loc[outer, "tau_s"] * 1.3
+    df2["tau_s_ci95"] = [[lo * (1.3 if o else 1), hi * (1.3 if o else 1)]
+                         for (lo, hi), o in zip(df["tau_s_ci95"], outer)]
+    cmp = compare_routes(df2)
+    assert cmp.tau_p_value < 1e-3 and not cmp.agree
 
 
 def test_routes_disagree_when_p1_is_not_set_by_the_rates():

@@ -386,14 +386,26 @@ class RateModelFit:
         ])
 
 
+def _ci_pairs(data, key):
+    """(n, 2) array of [lo, hi] from a column of pairs (``key``) or flat ``key_lo``/``key_hi`` columns."""
+    if data is None:
+        return None
+    cols = data.columns if hasattr(data, "columns") else (data.keys() if isinstance(data, dict) else ())
+    if key in cols:
+        return np.array([x if x is not None and len(x) == 2 else [np.nan, np.nan] for x in data[key]], float)
+    if f"{key}_lo" in cols and f"{key}_hi" in cols:
+        return np.column_stack([np.asarray(data[f"{key}_lo"], float), np.asarray(data[f"{key}_hi"], float)])
+    return None
+
+
 def _weights(data, name, counts, ci):
     if counts is not None:
         return np.asarray(counts, float)
     c = _column(data, f"n_{name}", required=False)
     if c is not None:
         return c
-    if hasattr(data, "columns") and f"rate_{name}_hz_ci95" in data.columns:
-        lo_hi = np.array([x if x is not None else [np.nan, np.nan] for x in data[f"rate_{name}_hz_ci95"]], float)
+    lo_hi = _ci_pairs(data, f"rate_{name}_hz_ci95")
+    if lo_hi is not None:
         se = np.log(lo_hi[:, 1] / lo_hi[:, 0]) / (2 * Z95)
         return 1.0 / se ** 2
     raise InputError(f"rate model: need the number of {name} transitions per condition (column n_{name}) "
@@ -435,8 +447,11 @@ def fit_rate_model(data=None, *, bias_v=None, rate_up=None, rate_down=None, n_up
 class RouteComparison:
     """Direct logistic fit of P(1) vs the sigmoid implied by the rate model.
 
-    z_v50, z_scale: differences over combined standard errors; agree: both |z| < 3.
+    z_v50, z_scale: differences over combined standard errors.
     tau_log_rms: RMS of ln(τ_measured/τ_predicted) when measured τ was given (else None).
+    tau_chi2, tau_dof, tau_p_value: χ² of ln(τ_measured/τ_predicted) over the measured τ's standard
+    errors (from its CI), when given. agree: |z_v50| < 3, |z_scale| < 3 and (if available) the τ
+    check's p-value ≥ 1e-3.
     """
 
     direct: SigmoidFit
@@ -445,10 +460,14 @@ class RouteComparison:
     z_scale: float
     agree: bool
     tau_log_rms: float | None
+    tau_chi2: float | None = None
+    tau_dof: int | None = None
+    tau_p_value: float | None = None
 
     def to_dict(self) -> dict:
         return {"direct": self.direct.to_dict(), "rate_model": self.rates.to_dict(), "z_v50": self.z_v50,
-                "z_scale": self.z_scale, "agree": self.agree, "tau_log_rms": self.tau_log_rms}
+                "z_scale": self.z_scale, "agree": self.agree, "tau_log_rms": self.tau_log_rms,
+                "tau_chi2": self.tau_chi2, "tau_dof": self.tau_dof, "tau_p_value": self.tau_p_value}
 
     def summary(self) -> str:
         s = [self.direct.summary(), self.rates.summary(),
@@ -456,7 +475,9 @@ class RouteComparison:
              f"scale direct {self.direct.scale_v:.6g} vs rates {self.rates.scale_v:.6g} (z = {self.z_scale:+.2f}) -> "
              + ("AGREE" if self.agree else "DISAGREE (the rate model does not explain the sigmoid)")]
         if self.tau_log_rms is not None:
-            s.append(f"  tau(bias) predicted by the rates: rms log-ratio to measured {self.tau_log_rms:.3g}")
+            s.append(f"  tau(bias) predicted by the rates: rms log-ratio to measured {self.tau_log_rms:.3g}"
+                     + (f", chi2 {self.tau_chi2:.3g} / {self.tau_dof} dof, p = {self.tau_p_value:.3g}"
+                        if self.tau_chi2 is not None else ""))
         return "\n".join(s)
 
 
@@ -470,11 +491,20 @@ def compare_routes(data=None, **kwargs) -> RouteComparison:
     z_s = (direct.scale_v - rates.scale_v) / math.hypot(direct.scale_se, rates.scale_se)
     tau_col = "tau_s" if rates.unit == "hz" else "tau_samples"
     tau = _column(data, tau_col, required=False) if data is not None else None
-    rms = None
+    rms = chi2 = dof = pval = None
     if tau is not None:
         v = _column(data, "bias_v")
         ok = np.isfinite(tau) & (tau > 0)
         if ok.any():
-            rms = float(np.sqrt(np.mean(np.log(tau[ok] / rates.predict_tau(v[ok])) ** 2)))
-    agree = bool(abs(z_v) < AGREE_Z and abs(z_s) < AGREE_Z)
-    return RouteComparison(direct, rates, float(z_v), float(z_s), agree, rms)
+            lr = np.log(tau / rates.predict_tau(v))
+            rms = float(np.sqrt(np.mean(lr[ok] ** 2)))
+            ci = _ci_pairs(data, f"{tau_col}_ci95")
+            if ci is not None:
+                se = np.log(ci[:, 1] / ci[:, 0]) / (2 * Z95)
+                good = ok & np.isfinite(se) & (se > 0)
+                if good.sum() >= 1:
+                    chi2 = float(np.sum((lr[good] / se[good]) ** 2))
+                    dof = int(good.sum())
+                    pval = float(stats.chi2.sf(chi2, dof))
+    agree = bool(abs(z_v) < AGREE_Z and abs(z_s) < AGREE_Z and (pval is None or pval >= 1e-3))
+    return RouteComparison(direct, rates, float(z_v), float(z_s), agree, rms, chi2, dof, pval)
