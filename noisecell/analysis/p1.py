@@ -93,7 +93,9 @@ def estimate_p1(bits, *, runs=None, lam: float | None = None, max_lag: int | Non
     ti_m = tau_int_markov(lam)
     tau_m = -1.0 / math.log(lam) if 0 < lam < 1 else 1.0
     if max_lag is None:
-        max_lag = int(min(n - 1, max(64, math.ceil(30 * tau_m) + 64)))
+        # lags up to 30 tau (Sokal's window needs ~10 tau); capped so one FFT block stays bounded in
+        # memory (a longer tau then leaves the window unconverged: noted, and the Markov value is used)
+        max_lag = int(min(n - 1, max(64, math.ceil(30 * tau_m) + 64), max(64, mfs // 4)))
     block = n if n <= mfs else int(min(n, max(1 << 16, 2 ** math.ceil(math.log2(8 * max_lag)))))
     acf = acf_fft(x, max_lag, mean=p, block_len=block, max_samples=mfs)
     ti_a, M, conv = integrated_act(acf.rho)
