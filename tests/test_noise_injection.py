@@ -67,7 +67,7 @@ def test_devices_inside_subcircuits_get_their_own_sources():
     tpl = (".subckt cell out\nM1 out g 0 0 nch W=1u L=1u\nVg g 0 0.1\nR1 out 0 1meg\nC1 out 0 1f\n.ends\n"
            "X1 o1 cell\nX2 o2 cell\n.model nch nmos level=54 version=4.8.2 toxe=2n fnoimod=0 kf=0\n")
     assert [(m.name, m.scope) for m in find_mosfets(tpl)] == [("M1", "cell")]
-    nt, n = 1e-10, 5_000
+    nt, n = 1e-10, 2_000
     job = SimulationJob(cell_name="subckt", template=tpl, params={}, technology="generic", corner="tt",
                         temp_c=27.0, duration_s=n * nt, noise_step_s=nt, seed=5,
                         outputs={"v_out": "o1", "v_2": "o2"})
@@ -75,8 +75,8 @@ def test_devices_inside_subcircuits_get_their_own_sources():
     a, b = wf.outputs["v_out"][100:], wf.outputs["v_2"][100:]
     assert a.std() > 0 and b.std() > 0
     assert not np.array_equal(a, b)
-    # 4900 samples with correlation time ≤ a few NT: sd of ρ̂ ≲ 0.05; independent instances stay below 0.25
-    assert abs(np.corrcoef(a, b)[0, 1]) < 0.25
+    # 1900 samples with correlation time ≤ a few NT: sd of ρ̂ ≲ 0.07; independent instances stay below 0.3
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.3
 
 
 def test_flicker_sections_sum_to_one_over_f():
