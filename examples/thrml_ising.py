@@ -90,7 +90,7 @@ def main(argv=None) -> dict:
 
     from noisecell.model import CellModel
     from noisecell.model.fit import synthetic_model
-    from noisecell.model.thrml_cells import calibrated_ising_program
+    from noisecell.model.thrml_cells import calibrated_ising_program, gamma_range
 
     if args.model:
         model = CellModel.load(args.model)
@@ -115,6 +115,12 @@ def main(argv=None) -> dict:
     for name, r in results.items():
         print(f"{name:<11} {r['magnetisation']:>8.4f} ± {r['magnetisation_se']:<6.4f}"
               f" {r['nn_correlation']:>8.4f} ± {r['nn_correlation_se']:<6.4f} {r['mag_lag1_autocorrelation']:>12.3f}")
+    g_lo, g_hi = gamma_range(model)
+    g_need = abs(args.field) + 4 * abs(args.coupling)  # beta = 1; four neighbours on the lattice
+    print(f"cell DAC range realises fields gamma in [{g_lo:.3g}, {g_hi:.3g}]; this model reaches |gamma| <= {g_need:.3g}"
+          + ("" if g_lo <= -g_need and g_need <= g_hi else
+             "  -> fields beyond the calibrated bias range are CLIPPED (saturated P(+1)): the calibrated "
+             "cells cannot realise this model; fit a wider bias range or scale J, h down"))
     ideal = results["ideal"]
     for name in ("nominal", "mismatched"):
         r = results[name]

@@ -29,7 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 
 from noisecell.model import CellInstances  # noqa: E402
 from noisecell.model.fit import synthetic_model  # noqa: E402
-from noisecell.model.thrml_cells import calibrated_ising_program  # noqa: E402
+from noisecell.model.thrml_cells import calibrated_ising_program, gamma_range  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "thrml_ising.py"
 
@@ -71,6 +71,8 @@ def test_uncoupled_cells_follow_their_mismatch_and_hold_probability():
 
     scale, tau = 1e-3, 1e-6
     model = synthetic_model(scale_v=scale, tau_v50_s=tau, bias_range_v=(-8e-3, 8e-3))
+    # V = v50 + 2 scale gamma within +-8 mV: |gamma| <= 4
+    assert gamma_range(model) == pytest.approx((-4.0, 4.0))
     n_per, field = 200, 0.25  # gamma = 0.25 -> ideal P(+1) = sigmoid(0.5)
     inst_kinds = [(0.0, 1.0), (1e-3, 1.0), (0.0, 2.0)]
     nodes = [SpinNode() for _ in range(2 * n_per * len(inst_kinds))]

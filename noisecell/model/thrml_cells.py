@@ -122,6 +122,19 @@ class CalibratedSpinConditional(SpinGibbsConditional):
         return jnp.where(keep, own, fresh), sampler_state
 
 
+def gamma_range(model: CellModel, condition=None) -> tuple[float, float]:
+    """Field interval [low, high] (thrml units) a nominal cell realises without DAC clipping.
+
+    ``V = v50 + 2 scale gamma`` must stay in the validated bias range; fields outside are clipped
+    (``clip_to_range=True``), which weakens strong couplings and, when the range is not centred on
+    V50, biases the spins. Compare with ``beta * (|h_i| + sum_j |J_ij|)`` of the model being sampled.
+    """
+    rc = model.resolve(condition)
+    lo, hi = rc.bias_range_v
+    g = sorted(((lo - rc.v50_v) / (2 * rc.scale_v), (hi - rc.v50_v) / (2 * rc.scale_v)))
+    return float(g[0]), float(g[1])
+
+
 def cell_interaction_group(nodes: Sequence, instances: CellInstances) -> "thrml.InteractionGroup":
     """The self-interaction that hands each node its own state and mismatch (dv50, 1/gain)."""
     if len(instances) != len(nodes):
