@@ -20,8 +20,9 @@ two deterministic stages and one statistical check, in that order:
    bistable (noisecell.regime), P(1) within 3 standard errors of 0.5 (SE = 2p(1-p)/√N for a
    two-state Markov record with N transitions: Var(P̂) = 2p(1-p)τ_c/T with τ_c = p(1-p)·2T/N), and
    the flip rate at least ``min_flips_per_us``. If the record is frozen or too slow the supply is
-   lowered 4 % and stages 1–3 repeat; if it is single-peaked it is raised 4 %; at most
-   ``max_iterations`` times. Otherwise the result says that no trim works there, and what was seen.
+   lowered by 1.5 % and stages 1–3 repeat; if it is single-peaked it is raised by 1.5 %; once a
+   single-peaked and a frozen supply bracket the window, the supply is bisected; at most
+   ``max_iterations`` checks. Otherwise the result says that no trim works there, and what was seen.
 
 The cell declares the method's nodes in its ``cell.toml``::
 
@@ -50,13 +51,15 @@ from .units import format_si
 
 #: number of points of the DC sweep across the core supply (0.25 mV steps at 60 mV)
 DC_POINTS = 241
+#: relative supply step between transient checks
+VDD_STEP = 0.015
 
 
 @dataclass(frozen=True)
 class BalanceSpec:
     """The ``[balance]`` table of a cell.toml: trim .param, low-rail node, design loop gain."""
 
-    trim: str
+    trim: str | None  # None: the supply alone is trimmed (no balance stage)
     low_node: str
     gain_target: float
 
@@ -154,11 +157,11 @@ def balance_spec(cell) -> BalanceSpec:
     if not isinstance(b, dict):
         raise InputError(f"{path}: no [balance] table (trim, low_node, gain_target); this cell cannot be "
                          "trimmed automatically — see noisecell/trim.py for the method")
-    trim, low, gain = b.get("trim"), b.get("low_node"), b.get("gain_target")
-    if trim not in cell.trim:
+    trim, low, gain = b.get("trim") or None, b.get("low_node"), b.get("gain_target")
+    if trim is not None and trim not in cell.trim:
         raise InputError(f"{path}: [balance] trim = {trim!r} is not one of the cell's [trim.*] inputs {list(cell.trim)}")
     from .netlist import IDENT
-    if not isinstance(low, str) or not IDENT.match(low):
+    if not isinstance(low, str) or not (low == "0" or IDENT.match(low)):
         raise InputError(f"{path}: [balance] low_node must be a node name, got {low!r}")
     if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 1.0 < float(gain) < 20.0:
         raise InputError(f"{path}: [balance] gain_target must be a number in (1, 20), got {gain!r}")
@@ -210,11 +213,11 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
         return []
     sensed = "v_out" if forced == "v_outb" else "v_outb"
     t0, v0 = points[0]
-    base = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=v0, trim={bal.trim: t0},
-                        params=params)
+    tr = (lambda t: {bal.trim: t} if bal.trim else None)
+    base = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=v0, trim=tr(t0), params=params)
     supply = cell.supplies[cell.main_supply].param
     for t, v in points:  # range checks for every point
-        _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=v, trim={bal.trim: t}, params=params)
+        _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=v, trim=tr(t), params=params)
     body = nl.set_params(cell.template, base, source=str(cell.netlist_path))
     body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
     opts = f".options temp={float(temp_c)!r} tnom=27.0" + (f" seed={int(mismatch_seed)}" if mismatch_seed is not None else "")
@@ -223,11 +226,13 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
             f"Vnc_force {cell.outputs[forced]} {bal.low_node} DC 0"]
     out_node, low = cell.outputs[sensed], bal.low_node
 
-    def block(i: int, t: float, v: float) -> list[str]:
-        t, v = float(t), float(v)  # numpy scalars would print as np.float64(...)
+    def block(i: int, t: float | None, v: float) -> list[str]:
+        v = float(v)  # numpy scalars would print as np.float64(...)
         step = v / (DC_POINTS - 1)
-        return [f"alterparam {bal.trim}={t!r}", f"alterparam {supply}={v!r}", "reset",
-                f"dc Vnc_force 0 {v!r} {step!r}", f"wrdata p{i}.dat v({out_node}) v({low})"]
+        alt = [f"alterparam {bal.trim}={float(t)!r}"] if bal.trim else []
+        return alt + [f"alterparam {supply}={v!r}", "reset",
+                f"dc Vnc_force 0 {v!r} {step!r}",
+                     f"wrdata p{i}.dat v({out_node})" + (f" v({low})" if low != "0" else "")]
 
     with tempfile.TemporaryDirectory(prefix="noisecell-trim-") as td:
         wd = Path(td)
@@ -245,8 +250,8 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
         res = []
         for i, (t, v) in enumerate(points):
             d = np.loadtxt(wd / f"p{i}.dat")
-            vin, vout = d[:, 0], d[:, 1] - d[:, 2]
-            res.append(DcPoint(float(t), float(v), *_switching_point(vin, vout, v)))
+            vin, vout = d[:, 0], d[:, 1] - (d[:, 2] if low != "0" else 0.0)
+            res.append(DcPoint(float(t) if t is not None else float("nan"), float(v), *_switching_point(vin, vout, v)))
     return res
 
 
@@ -281,6 +286,9 @@ def _root(xs: Sequence[float], ys: Sequence[float], target: float) -> float | No
 def balance(cell, corner: str, temp_c: float, vdd_v: float, *, grid: int = 14, **kw) -> DcPoint | None:
     """Trim value that puts the switching point at mid-rail at supply ``vdd_v`` (None if out of range)."""
     bal = balance_spec(cell)
+    if bal.trim is None:  # nothing to balance with: the DC figures at this supply
+        p = dc_points(cell, corner, temp_c, [(None, vdd_v)], **kw)[0]
+        return p if math.isfinite(p.vm_frac) else None
     lo, hi = cell.trim[bal.trim].range_v
     xs = [float(x) for x in np.linspace(lo, hi, grid)]
     pts = dc_points(cell, corner, temp_c, [(x, vdd_v) for x in xs], **kw)
@@ -308,7 +316,13 @@ def balanced_gain_point(cell, corner: str, temp_c: float, *, vdd_grid: Sequence[
     v = _root([v for v, _ in ok], [p.gain for _, p in ok], bal.gain_target)
     if v is None:
         return None
-    return balance(cell, corner, temp_c, v, **kw)
+    # refine on a grid one coarse step wide around the first estimate (the gain is convex in VDD)
+    h = (grid[-1] - grid[0]) / max(len(grid) - 1, 1)
+    fine = [float(min(max(v + h * f, s.range_v[0]), s.range_v[1])) for f in np.linspace(-0.5, 0.5, 6)]
+    pf = [balance(cell, corner, temp_c, x, **kw) for x in fine]
+    okf = [(x, p) for x, p in zip(fine, pf) if p is not None]
+    v2 = _root([x for x, _ in okf], [p.gain for _, p in okf], bal.gain_target) if len(okf) >= 2 else None
+    return balance(cell, corner, temp_c, v if v2 is None else v2, **kw)
 
 
 def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, duration_s: float, seed: int,
@@ -319,7 +333,8 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
     from .simulate import job_from_cell, run_job
 
     bal = balance_spec(cell)
-    job = job_from_cell(cell, bias_v=bias_v, corner=corner, temp_c=temp_c, vdd_v=vdd_v, trim={bal.trim: trim_v},
+    job = job_from_cell(cell, bias_v=bias_v, corner=corner, temp_c=temp_c, vdd_v=vdd_v,
+                        trim={bal.trim: trim_v} if bal.trim else None,
                         duration_s=duration_s, noise_step_s=noise_step_s, seed=seed, mismatch_seed=mismatch_seed,
                         options=options)
     wf = run_job(job, timeout_s=timeout_s)
@@ -338,8 +353,8 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
                      power_w=float(power), energy_per_flip_j=float(epf))
 
 
-def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 20e-6, seed: int = 1,
-              min_flips_per_us: float = 1.0, max_iterations: int = 4, vdd_grid: Sequence[float] | None = None,
+def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, seed: int = 1,
+              min_flips_per_us: float = 1.0, max_iterations: int = 5, vdd_grid: Sequence[float] | None = None,
               options: dict | None = None, mismatch_seed: int | None = None,
               progress: Callable[[str], None] | None = None) -> TrimResult:
     """Search the cell's trim (and supply) at (corner, temp_c) — see the module docstring."""
@@ -348,29 +363,41 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 20e-6, se
     s = cell.supplies[cell.main_supply]
     say(f"{corner} {temp_c:g} C: DC balance and loop gain")
     dc = balanced_gain_point(cell, corner, temp_c, vdd_grid=vdd_grid, mismatch_seed=mismatch_seed)
-    base = dict(cell=cell.name, corner=corner, temp_c=float(temp_c), trim_param=bal.trim, mismatch_seed=mismatch_seed)
+    base = dict(cell=cell.name, corner=corner, temp_c=float(temp_c), trim_param=bal.trim or s.param,
+                mismatch_seed=mismatch_seed)
     if dc is None:
+        within = (f"{bal.trim} {list(cell.trim[bal.trim].range_v)} V and " if bal.trim else "")
         return TrimResult(**base, ok=False, trim_v=float("nan"), vdd_v=float("nan"), dc=None, check=None,
-                          message=(f"no trim works: within {bal.trim} {list(cell.trim[bal.trim].range_v)} V and "
-                                   f"VDD {list(s.range_v)} V the latch cannot be balanced at loop gain "
-                                   f"{bal.gain_target:g}"))
+                          message=(f"no trim works: within {within}VDD {list(s.range_v)} V the latch does not "
+                                   f"reach loop gain {bal.gain_target:g} with its switching point inside the rail"))
+    tv = (lambda d, v: d.trim_v if bal.trim else v)
     attempts: list[TrimCheck] = []
     vdd = dc.vdd_v
+    # Bracket on the supply: below_v = highest VDD seen single-peaked (barrier too low), above_v =
+    # lowest VDD seen frozen/too slow (barrier too high). Until both are known the supply moves by
+    # VDD_STEP; then it bisects, because the bistable window is only a few % of VDD wide.
+    below_v, above_v = -math.inf, math.inf
     for it in range(max_iterations):
-        say(f"  check {it + 1}: {bal.trim}={dc.trim_v:.4f} V, VDD={vdd * 1e3:.2f} mV, {duration_s * 1e6:g} µs")
-        c = check(cell, corner, temp_c, dc.trim_v, vdd, duration_s=duration_s, seed=seed + it, options=options,
+        say(f"  check {it + 1}: {base['trim_param']}={tv(dc, vdd):.5g} V, VDD={vdd * 1e3:.2f} mV, {duration_s * 1e6:g} µs")
+        c = check(cell, corner, temp_c, tv(dc, vdd), vdd, duration_s=duration_s, seed=seed + it, options=options,
                   mismatch_seed=mismatch_seed)
         attempts.append(c)
         say(f"    {c.regime}: P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs")
         centred = math.isfinite(c.p1_se) and abs(c.p1 - 0.5) <= 3 * c.p1_se
         if c.regime == "bistable" and c.flips_per_us >= min_flips_per_us and centred:
-            return TrimResult(**base, ok=True, trim_v=dc.trim_v, vdd_v=vdd, dc=dc, check=c, attempts=tuple(attempts),
+            return TrimResult(**base, ok=True, trim_v=tv(dc, vdd), vdd_v=vdd, dc=dc, check=c, attempts=tuple(attempts),
                               message=(f"bistable, P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs "
                                        f"at VDD={vdd * 1e3:.2f} mV"))
         if c.regime == "single_peaked":
-            nv = vdd * 1.04
+            below_v = max(below_v, vdd)
         else:  # stuck/frozen, too slow, or off-centre (a slow latch that stayed long on one side)
-            nv = vdd * 0.96
+            above_v = min(above_v, vdd)
+        if math.isfinite(below_v) and math.isfinite(above_v):
+            if above_v - below_v < 2e-4:  # 0.2 mV: finer than any supply is set
+                break
+            nv = 0.5 * (below_v + above_v)
+        else:
+            nv = vdd * (1 + VDD_STEP) if c.regime == "single_peaked" else vdd * (1 - VDD_STEP)
         if not s.range_v[0] <= nv <= s.range_v[1]:
             break
         nb = balance(cell, corner, temp_c, nv, mismatch_seed=mismatch_seed)
@@ -378,7 +405,9 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 20e-6, se
             break
         dc, vdd = nb, nv
     last = attempts[-1]
-    return TrimResult(**base, ok=False, trim_v=dc.trim_v, vdd_v=vdd, dc=dc, check=last, attempts=tuple(attempts),
+    if math.isfinite(below_v) and math.isfinite(above_v):  # best estimate: the middle of the bracket
+        vdd = 0.5 * (below_v + above_v)
+    return TrimResult(**base, ok=False, trim_v=tv(dc, vdd), vdd_v=vdd, dc=dc, check=last, attempts=tuple(attempts),
                       message=(f"no trim works: after {len(attempts)} checks the best seen is {last.regime} with "
                                f"P(1)={last.p1:.3f}, {last.flips_per_us:.3g} flips/µs (need bistable, P(1)≈0.5, "
                                f"≥ {min_flips_per_us:g} flips/µs)"))
@@ -394,8 +423,10 @@ def bias_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v:
     root is outside the bias range.
     """
     bal = balance_spec(cell)
-    trim_v = cell.trim[bal.trim].value_for(corner, temp_c) if trim_v is None else trim_v
-    vdd_v = cell.supplies[cell.main_supply].nominal_v if vdd_v is None else vdd_v
+    if bal.trim is not None and trim_v is None:
+        trim_v = cell.trim[bal.trim].value_for(corner, temp_c)
+    if vdd_v is None:
+        vdd_v = trimmed_point(cell, corner, temp_c)[1]
     lo, hi = cell.bias.range_v
 
     def diff(b: float) -> float:
@@ -460,9 +491,11 @@ def write_table(cell, rows: list[dict], *, command: str) -> tuple[Path, Path]:
     cell_dir = Path(cell.cell_dir or cell.netlist_path.parent)
     data = {"cell": cell.name, "generated_by": command, "noisecell": version("noisecell") if _has_dist() else None,
             "models": model_identity(cell.technology), "method": "noisecell/trim.py (DC balance + loop gain, transient check)",
-            "trims": {bal.trim: sorted(rows, key=lambda r: (r["corner"], r["temp_c"]))}}
+            "trims": {bal.trim or cell.supplies[cell.main_supply].param: sorted(rows, key=lambda r: (r["corner"], r["temp_c"]))}}
     _atomic_write(trims_path(cell), json.dumps(data, indent=1, sort_keys=True) + "\n")
     toml_path = cell_dir / "cell.toml"
+    if bal.trim is None:  # the supply is the trim: trims.json is the whole table
+        return trims_path(cell), toml_path
     text = toml_path.read_text(encoding="utf-8")
     mark = _MARK.format(cell=cell.name)
     head = text.split(mark)[0].rstrip("\n") + "\n"
@@ -493,3 +526,36 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def trimmed_point(cell, corner: str, temp_c: float) -> tuple[dict[str, float], float]:
+    """(trim .param values, supply V) stored for (corner, temp_c): linear interpolation in
+    temperature between the table's rows that passed, the nearest row outside them (no
+    extrapolation); the cell's nominal values when the corner has no passing row."""
+    bal = balance_spec(cell)
+    s = cell.supplies[cell.main_supply]
+    key = bal.trim or s.param
+    allrows = [r for r in stored_trims(cell).get(key, []) if r.get("corner") == corner
+               and isinstance(r.get("vdd_v"), (int, float))]
+    # rows whose transient check passed; if the corner has none, the best estimates of the failed
+    # rows (DC loop-gain supply, or the middle of the single-peaked/frozen bracket) are still better
+    # than the nominal values
+    rows = sorted((float(r["temp_c"]), r) for r in allrows if r.get("ok")) or \
+        sorted((float(r["temp_c"]), r) for r in allrows)
+    nominal_trim = {bal.trim: cell.trim[bal.trim].nominal_v} if bal.trim else {}
+    if not rows:
+        return nominal_trim, s.nominal_v
+
+    def at(r):
+        return ({bal.trim: float(r["value_v"])} if bal.trim else {}), float(r["vdd_v"])
+
+    if temp_c <= rows[0][0]:
+        return at(rows[0][1])
+    if temp_c >= rows[-1][0]:
+        return at(rows[-1][1])
+    for (t0, r0), (t1, r1) in zip(rows, rows[1:]):
+        if t0 <= temp_c <= t1:
+            w = 0.0 if t1 == t0 else (temp_c - t0) / (t1 - t0)
+            (a0, v0), (a1, v1) = at(r0), at(r1)
+            return {k: a0[k] + w * (a1[k] - a0[k]) for k in a0}, v0 + w * (v1 - v0)
+    return at(rows[-1][1])  # pragma: no cover

@@ -18,10 +18,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("cell", nargs="?", default=DEFAULT_CELL, help=f"cell name or folder (default {DEFAULT_CELL})")
     parser.add_argument("--corner", default=None, help="process corner (default: the cell's nominal)")
     parser.add_argument("--temp", default=None, help="temperature in °C (default: the cell's nominal)")
-    parser.add_argument("--duration", default="20us", help="length of each transient check (default 20us)")
+    parser.add_argument("--duration", default="10us", help="length of each transient check (default 10us)")
     parser.add_argument("--seed", type=int, default=1, help="noise seed of the first check (default 1)")
     parser.add_argument("--min-flips", type=float, default=1.0, help="required flips per µs at zero bias (default 1)")
-    parser.add_argument("--max-iterations", type=int, default=4, help="transient checks before giving up (default 4)")
+    parser.add_argument("--max-iterations", type=int, default=5, help="transient checks before giving up (default 5)")
     parser.add_argument("--mismatch-seed", type=int, default=None,
                         help="trim one mismatched instance (PDK mismatch models, .options seed) and report its bias offset")
     parser.add_argument("--all", action="store_true", help="every corner of the cell × -40/27/85 °C")
@@ -48,7 +48,8 @@ def run(args) -> int:
         if args.corner or args.temp or args.mismatch_seed is not None:
             raise InputError("--all runs every corner and temperature; drop --corner/--temp/--mismatch-seed")
         bal = T.balance_spec(cell)
-        rows = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get(bal.trim, [])} if args.write else {}
+        key = bal.trim or cell.supplies[cell.main_supply].param
+        rows = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get(key, [])} if args.write else {}
         command = "noisecell trim " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["trim"] \
             else f"noisecell trim {cell.name} --all --write"
         results = []
