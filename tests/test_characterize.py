@@ -101,6 +101,8 @@ def test_end_to_end_outputs(run1):
     # measured data: fitted into their own model; the synthetic example is at the sky130 pbit's
     # supply (58 mV), which this cell (60 mV) was not simulated at, so no comparison is claimed
     assert (out / "model_measured.json").exists()
+    mp = pd.read_csv(out / "tables" / "measured_points.csv")
+    assert len(mp) == 12 and (mp["corner"] == "measured").all()
     assert "SYNTHETIC" in html
     assert "no simulated condition matches" in html
     assert "sweep" in {p.name for p in out.iterdir()}

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measurements", default=None, metavar="DIR",
                         help="measurement folder (measurements.toml + captures) to fit and compare with simulation")
     parser.add_argument("--workers", type=int, default=None, help="simulation worker processes (default: one per core)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="re-run simulations that failed in an earlier run (finished ones are still kept)")
 
 
 def run(args) -> int:
@@ -31,11 +33,11 @@ def run(args) -> int:
         raise InputError(f"--workers {args.workers}: must be ≥ 1")
     command = "noisecell characterize " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
     res = characterize(args.cell, args.out, spec_path=args.spec, quick=args.quick, measurements=args.measurements,
-                       workers=args.workers, command=command)
+                       workers=args.workers, command=command, retry_failed=args.retry_failed)
     print(res.summary(), file=sys.stderr)
     if res.failed_jobs:
         print(f"noisecell: {res.failed_jobs} of {res.total_jobs} simulations failed; the report lists them "
-              f"(simulator logs in OUT/sweep/<part>/logs)", file=sys.stderr)
+              f"(simulator logs in OUT/sweep/<part>/logs; --retry-failed runs them again)", file=sys.stderr)
     print(json.dumps({"report": str(res.report_path), "model": str(res.model_path) if res.model_path else None,
                       "measured_model": str(res.measured_model_path) if res.measured_model_path else None,
                       "total_jobs": res.total_jobs, "failed_jobs": res.failed_jobs, "wall_s": round(res.wall_s, 1)}))

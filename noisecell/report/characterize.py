@@ -360,8 +360,9 @@ def condition_fit(model, cond: tuple, rows: pd.DataFrame) -> ConditionFit:
     if direct:
         dv, dci = direct["v50_v"], _ci(direct.get("v50_ci95_v"))
         extra.update({"direct_form": direct.get("form"), "direct_v50_v": dv, "direct_v50_lo_v": dci[0],
-                      "direct_v50_hi_v": dci[1], "direct_scale_v": direct.get("scale_v"),
-                      "direct_aic": direct.get("aic", float("nan"))})
+                      "direct_v50_hi_v": dci[1], "direct_slope_per_v": direct.get("slope_per_v", float("nan")),
+                      "direct_aic": direct.get("aic", float("nan")),
+                      "direct_dispersion": direct.get("dispersion", float("nan"))})
         # both routes use the same streams, so this is a consistency check, not an independent test:
         # they disagree when the V50s differ by more than the wider half-interval
         half = max(dci[1] - dci[0], fit.v50_ci_v[1] - fit.v50_ci_v[0]) / 2
@@ -372,28 +373,27 @@ def condition_fit(model, cond: tuple, rows: pd.DataFrame) -> ConditionFit:
 
 
 def _direct_sigmoid(rows: pd.DataFrame) -> dict | None:
-    """Best-AIC direct sigmoid fit from :mod:`noisecell.analysis.sigmoid`, when that module exists."""
-    try:
-        from ..analysis import sigmoid as sg  # noqa: F401
-    except ImportError:
-        return None
-    fn = getattr(sg, "fit_sigmoid", None)
-    if fn is None:
-        return None
-    use = rows[np.isfinite(rows["p1"].astype(float)) & np.isfinite(rows["n_eff"].astype(float))]
+    """Best-AIC direct fit of P(1) alone (logistic, probit, tanh; free saturations when the points
+    allow) from :mod:`noisecell.analysis.sigmoid`, as a dict with a ``curve`` callable."""
+    from ..analysis.sigmoid import fit_sigmoids
+
+    use = rows[np.isfinite(rows["p1"].astype(float)) & np.isfinite(rows["n_eff"].astype(float))
+               & (rows["n_eff"].astype(float) > 0)] if len(rows) else rows
     if len(use) < 3:
         return None
+    # free saturation levels add two parameters: only with enough points left to judge them
+    free = (False, True) if len(use) >= 6 else (False,)
     try:
-        res = fn(use["bias_v"].to_numpy(float), use["p1"].to_numpy(float), use["n_eff"].to_numpy(float))
-    except (NoisecellError, ValueError, TypeError):
+        comp = fit_sigmoids(bias_v=use["bias_v"].to_numpy(float), p1=use["p1"].to_numpy(float),
+                            n_eff=use["n_eff"].to_numpy(float), free_saturation=free)
+    except (NoisecellError, ValueError, FloatingPointError, np.linalg.LinAlgError):
         return None
-    best = getattr(res, "best", res)
-    d = best.to_dict() if hasattr(best, "to_dict") else dict(best)
-    if "v50_v" not in d:
+    b = comp.best
+    if not (b.converged and math.isfinite(b.v50_v)):
         return None
-    if hasattr(best, "predict"):
-        d["curve"] = best.predict
-    return d
+    return {"form": b.form + (" + saturations" if b.free_saturation else ""), "v50_v": b.v50_v,
+            "v50_ci95_v": list(b.v50_ci95), "scale_v": b.scale_v, "slope_per_v": b.slope_per_v,
+            "aic": b.aic, "dispersion": b.dispersion, "curve": b.predict}
 
 
 # ============================================================================ the flow
@@ -419,7 +419,7 @@ class CharacterizeResult:
 
 def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path | None = None, quick: bool = False,
                  measurements: str | Path | None = None, workers: int | None = None,
-                 command: str | None = None) -> CharacterizeResult:
+                 command: str | None = None, retry_failed: bool = False) -> CharacterizeResult:
     """Run the whole characterisation (see the module docstring); returns where everything was written."""
     t0 = time.monotonic()
     out = Path(out_dir)
@@ -447,7 +447,7 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
                  * max(1, sw.mismatch_instances))
         log(f"part {i + 1}/{len(spec.parts)} {part.name!r} ({part.role}): {n_pts} points -> "
             f"{out / 'sweep' / part.name}")
-        res = run_sweep(sw, out / "sweep" / part.name, workers=workers, progress=True)
+        res = run_sweep(sw, out / "sweep" / part.name, workers=workers, progress=True, retry_failed=retry_failed)
         log(res.summary().splitlines()[0])
         df = res.dataframe
         total += res.total
@@ -558,7 +558,6 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     from .html import render
     log("writing figures, tables and report.html")
     report_path = render(data, out)
-    prov["wall"] = f"{time.monotonic() - t0:.0f} s"
     log(f"done in {time.monotonic() - t0:.0f} s: {report_path}")
     return CharacterizeResult(out_dir=out, report_path=report_path, model_path=model_path, failed_jobs=failed,
                               total_jobs=total, datasheet=datasheet, measured_model_path=meas_model_path,
@@ -928,6 +927,9 @@ def _measured(meas, out: Path, sim_model, sim_fits, nominal: tuple, cellspec):
         warnings.append(f"measured: {len(mmodel.conditions)} (temperature, supply) conditions; the comparison "
                         f"uses {condition_label(*mcond)}")
     mfit = condition_fit(mmodel, mcond, _cond_points(pts, mcond, roles=("measured",)))
+    # kept for the report when there is nothing to compare with (underscore keys are not shown as text)
+    info["_points"] = pts.drop(columns=["chunks"])
+    info["_fit"] = mfit
     if sim_model is None:
         return None, info, mpath, warnings
     scond = (nominal[0], mcond[1], mcond[2])

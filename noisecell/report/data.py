@@ -84,7 +84,8 @@ class ConditionFit:
             "tau_at_v50_lo_s": self.tau_at_v50_ci_s[0], "tau_at_v50_hi_s": self.tau_at_v50_ci_s[1],
             "ln_k_up_at_v50": self.ln_k_up[0], "ln_k_up_slope_per_v": self.ln_k_up[1],
             "ln_k_down_at_v50": self.ln_k_down[0], "ln_k_down_slope_per_v": self.ln_k_down[1],
-            "routes_agree": self.routes_agree, "note": self.note, **self.extra,
+            "routes_agree": self.routes_agree, "note": self.note,
+            **{k: v for k, v in self.extra.items() if not k.startswith("_")},
         }
 
 

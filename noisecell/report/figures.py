@@ -177,8 +177,12 @@ def fig_p1(data: ReportData) -> plt.Figure:
             if f is not None and f.p1_curve is not None and len(rows):
                 x = _fit_x(f, rows)
                 ax.plot(_bias_mv(x), f.p1_curve(x), color=col, lw=1.2)
+                direct = f.extra.get("_direct_curve")
+                if direct is not None:
+                    ax.plot(_bias_mv(x), direct(x), color=col, lw=0.9, ls="--")
         ax.plot([], [], **_NON_BISTABLE, label="not fitted (regime not bistable)")
-        ax.plot([], [], color="0.3", lw=1.2, label="fitted sigmoid")
+        ax.plot([], [], color="0.3", lw=1.2, label="rate model (fitted ln k_up, ln k_down)")
+        ax.plot([], [], color="0.3", lw=0.9, ls="--", label="direct sigmoid fit (best AIC)")
         ax.set_xlabel("bias (mV)")
         ax.set_ylabel("P(1)")
         ax.set_ylim(-0.03, 1.03)

@@ -123,13 +123,15 @@ class _Writer:
                 f"<figcaption class='note'>{caption} <span class='sub'>(figures/{esc(name)}.png)</span>"
                 f"</figcaption></figure>")
 
-    def table(self, name: str, df: pd.DataFrame | None, *, max_rows: int | None = None, show: bool = True) -> str:
+    def table(self, name: str, df: pd.DataFrame | None, *, max_rows: int | None = None, show: bool = True,
+              display=None) -> str:
         if df is None:
             return ""
         _atomic_write(self.out / "tables" / f"{name}.csv", df.to_csv(index=False).encode())
         self.tables.append(name)
-        link = f"<p class='sub'>CSV: tables/{esc(name)}.csv</p>"
-        return (table_html(df, max_rows=max_rows) + link) if show else link
+        link = f"<p class='sub'>CSV: tables/{esc(name)}.csv (complete)</p>"
+        shown = display(df) if display is not None else df
+        return (table_html(shown, max_rows=max_rows) + link) if show else link
 
 
 def _section(sid: str, body: str) -> str:
@@ -164,7 +166,8 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
     if spec_text:
         cell_body += f"<h3>Characterisation spec</h3><pre>{esc(spec_text)}</pre>"
     if data.measurement_info:
-        cell_body += "<h3>Measured data</h3>" + _kv(data.measurement_info)
+        cell_body += "<h3>Measured data</h3>" + _kv({k: v for k, v in data.measurement_info.items()
+                                                     if not k.startswith("_")})
     parts.append(_section("cell", cell_body))
 
     ex = data.examples
@@ -176,9 +179,9 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
 
     parts.append(_section("p1", w.figure(
         "p1_vs_bias", F.fig_p1(data),
-        "P(1) with 95 % CIs from the effective sample size; lines: the sigmoid fitted to the bistable points "
-        "of each condition. Grey crosses: points that are not bistable (single-peaked or stuck), shown but "
-        "not fitted.") + "<h3>Sigmoid and rate-model fits per condition</h3>"
+        "P(1) with 95 % CIs from the effective sample size. Solid: the sigmoid implied by the log-linear "
+        "fits of the switching rates (the model); dashed: the sigmoid fitted to P(1) alone (lowest AIC of "
+        "logistic, probit, tanh). Grey crosses: points whose regime is not fitted (single-peaked or stuck).") + "<h3>Sigmoid and rate-model fits per condition</h3>"
         + w.table("fits", _fits_table(data))))
 
     acf_body = ""
@@ -248,12 +251,20 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
                   + w.table("sim_vs_meas", pd.DataFrame(c.rows))
                   + w.table("measured_points", c.meas_points, max_rows=40))
     elif data.measurement_info:
-        c_body = "<p class='note'>Measured data were fitted (see the tables); no simulated condition matched them.</p>"
+        c_body = ("<p class='note'>The measured captures were analysed and fitted (tables below, model in "
+                  "model_measured.json), but no simulated condition has their temperature and supply, so no "
+                  "comparison is made (see Warnings).</p>")
+        mf = data.measurement_info.get("_fit")
+        if mf is not None:
+            c_body += w.table("measured_fit", pd.DataFrame([mf.to_row()]))
+        mp = data.measurement_info.get("_points")
+        if mp is not None:
+            c_body += w.table("measured_points", mp, max_rows=40)
     else:
         c_body = "<p class='note'>No measured data given (use --measurements DIR).</p>"
     parts.append(_section("comparison", c_body))
 
-    parts.append(_section("points", w.table("points", data.points, max_rows=60)))
+    parts.append(_section("points", w.table("points", data.points, max_rows=60, display=_short)))
     warn = "".join(f"<li class='warn'>{esc(x)}</li>" for x in data.warnings)
     parts.append(_section("warnings", f"<ul>{warn}</ul>" if warn else "<p class='note'>None.</p>"))
 
@@ -271,6 +282,17 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
 def _sel(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     ok = df[df["status"] == "ok"] if "status" in df else df
     return ok[[c for c in cols if c in ok.columns]]
+
+
+def _short(df: pd.DataFrame) -> pd.DataFrame:
+    """Display copy of the points table: job ids and error texts shortened (the CSV keeps them whole)."""
+    d = df.copy()
+    if "job_id" in d:
+        d["job_id"] = d["job_id"].astype(str).str[:12]
+    if "error" in d:
+        d["error"] = d["error"].map(lambda e: "" if e is None or (isinstance(e, float) and math.isnan(e))
+                                    else (str(e)[:60] + "…" if len(str(e)) > 60 else str(e)))
+    return d
 
 
 def _fits_table(data: ReportData) -> pd.DataFrame:
