@@ -17,71 +17,95 @@ from ..errors import InputError
 HIST_LEN = 1 << 16
 
 
+#: samples per chunk of the change-position buffer (8 MB of int64)
+_CHUNK = 1 << 20
+
+
 @numba.njit(cache=True, nogil=True)
 def _scan(x, words, hist_len):  # pragma: no cover - compiled
+    # Two phases per chunk. (1) Collect the positions where the bit changes: branch-free (on
+    # uncorrelated bits "did it change" is a coin flip, and a mispredicted branch per sample would
+    # cost more than the loop), and eight equal samples are skipped in one 64-bit comparison
+    # (correlated streams). (2) Turn consecutive change positions into run lengths and histogram
+    # them; the state alternates at every change, so that loop has no data-dependent branches.
     n = x.size
-    hist = np.zeros(2 * hist_len, np.int64)
+    hist = np.zeros((2, hist_len), np.int64)
     n_over_max = n // hist_len + 2
     over_len = np.zeros(n_over_max, np.int64)
     over_state = np.zeros(n_over_max, np.uint8)
     n_over = 0
-    anybad = np.uint8(0)
-    first = x[0]
-    i0 = 1
-    while i0 < n and x[i0] == first:
-        i0 += 1
-    first_len = i0
-    n1 = np.int64(first) * i0
-    up = np.int64(0)
-    prev = np.int64(first)
-    run = np.int64(0)   # the censored first run is not a complete dwell: hist[., 0] collects its end
+    pos = np.empty(min(n, _CHUNK) + 8, np.int64)
+    anybad = np.uint8(x[0])
     ones_word = np.uint64(0x0101010101010101)
     nw = words.size
-    i = i0
-    while i < n:
-        # Eight samples equal to the current state are skipped in one step (correlated streams).
-        if (i & 7) == 0 and (i >> 3) < nw:
-            w = words[i >> 3]
-            if w == (ones_word if prev == 1 else np.uint64(0)):
-                run += 8
-                n1 += 8 * prev
-                i += 8
-                continue
-        # Branch-free update: on an uncorrelated stream "did the bit change" is a coin flip, and a
-        # mispredicted branch per sample would cost more than the rest of the loop.
-        b = x[i]
-        anybad |= b
-        c = np.int64(b & 1)
-        n1 += c
-        ch = c ^ prev
-        is_long = np.int64(run >= hist_len)
-        if ch & is_long:                          # rare, so well predicted
-            over_len[n_over] = run
-            over_state[n_over] = prev
-            n_over += 1
-        # long runs (and the end of the censored first run, run == 0) land in the unused slot 0
-        hist[prev * hist_len + run * (1 - is_long)] += ch
-        up += ch & c
-        run = run * (1 - ch) + 1
-        prev = c
-        i += 1
-    if i0 >= n:
-        run = np.int64(first_len)
+    first_state = np.int64(x[0] & 1)
+    prev = first_state
+    last_change = np.int64(-1)      # -1: no change seen yet (the first run is censored)
+    first_len = np.int64(n)
+    n_changes = np.int64(0)
+    dense = False
+    for start in range(1, n, _CHUNK):
+        stop = min(n, start + _CHUNK)
+        k = 0
+        if dense:
+            # the previous chunk changed often: word skipping would rarely pay, run the plain loop
+            for i in range(start, stop):
+                b = x[i]
+                anybad |= b
+                c = np.int64(b & 1)
+                pos[k] = i
+                k += c ^ prev
+                prev = c
+        else:
+            i = start
+            while i < stop:
+                if (i & 7) == 0 and i + 8 <= stop and (i >> 3) < nw:
+                    w = words[i >> 3]
+                    if w == (ones_word if prev == 1 else np.uint64(0)):
+                        i += 8
+                        continue
+                b = x[i]
+                anybad |= b
+                c = np.int64(b & 1)
+                pos[k] = i
+                k += c ^ prev
+                prev = c
+                i += 1
+        # mean run < 4 samples: 8-sample words are rarely constant
+        dense = k * 4 > (stop - start)
+        # phase 2: runs ending at each change; s is the state of the run that ends
+        s_run = np.int64(1) - np.int64(x[pos[0]] & 1) if k > 0 else prev
+        j0 = 0
+        if k > 0 and last_change < 0:
+            first_len = pos[0]
+            last_change = pos[0]
+            s_run = 1 - s_run
+            j0 = 1
+        for j in range(j0, k):
+            p = pos[j]
+            L = p - last_change
+            if L < hist_len:
+                hist[s_run, L] += 1
+            else:
+                over_len[n_over] = L
+                over_state[n_over] = s_run
+                n_over += 1
+            last_change = p
+            s_run = 1 - s_run
+        n_changes += k
+    last_len = n - last_change if last_change >= 0 else n
+    # changes alternate in direction, starting with the one leaving the first state
+    first_dir_up = np.int64(1) - first_state
+    up = (n_changes + first_dir_up) // 2
+    down = n_changes - up
     bad = -1
-    if (anybad | first) > 1:
-        for k in range(n):
-            if x[k] > 1:
-                bad = k
+    if anybad > 1:
+        for m in range(n):
+            if x[m] > 1:
+                bad = m
                 break
-    hist[0] = 0
-    hist[hist_len] = 0
-    n_flips = np.int64(0)
-    for k in range(2 * hist_len):
-        n_flips += hist[k]
-    n_flips += n_over + (1 if i0 < n else 0)
-    down = n_flips - up
-    return (bad, n1, up, down, first_len, np.int64(first), run, prev, n_over,
-            hist.reshape(2, hist_len), over_len[:n_over], over_state[:n_over])
+    return (bad, up, down, first_len, first_state, last_len, prev, n_over,
+            hist, over_len[:n_over], over_state[:n_over])
 
 
 @dataclass(frozen=True)
@@ -145,8 +169,10 @@ def scan_runs(bits: np.ndarray, *, source: str = "bits") -> RunStats:
     if x.size < 2:
         raise InputError(f"{source}: {x.size} sample(s); need at least 2")
     x = np.ascontiguousarray(x)
-    (bad, n1, up, down, first_len, first_state, last_len, last_state, n_over,
+    (bad, up, down, first_len, first_state, last_len, last_state, n_over,
      hist, over_len, over_state) = _scan(x, x[: x.size - x.size % 8].view(np.uint64), HIST_LEN)
+    # a vectorised count is faster than accumulating ones in the loop
+    n1 = int(np.count_nonzero(x)) if bad < 0 else 0
     if bad >= 0:
         raise InputError(f"{source}: value {int(x[bad])} at sample {bad}; bits must be 0 or 1")
     return RunStats(n=int(x.size), n1=int(n1), n_up=int(up), n_down=int(down), first_len=int(first_len),
