@@ -280,10 +280,15 @@ def job_from_cell(cell, *, bias_v: float, corner: str | None = None, temp_c: flo
 # the worker side: one ngspice per process
 _NG = None
 _MESSAGES: list[str] = []
+#: set when ngspice reported an unrecoverable error; the shared library then refuses further work
+_BROKEN: str | None = None
 
 
 def _ngspice():
     global _NG
+    if _BROKEN:
+        raise SimulationError(f"ngspice in this process is unusable after an earlier fatal error ({_BROKEN}); "
+                              "restart the worker process (run_job does this automatically)")
     if _NG is None:
         for name in ("PySpice", "PySpice.Spice.NgSpice.Shared"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -307,6 +312,9 @@ def _command(cmd: str) -> None:
 
 
 def _messages_text() -> list[str]:
+    global _BROKEN
+    if any("cannot recover" in m for m in _MESSAGES):
+        _BROKEN = "ngspice: cannot recover and awaits to be detached"
     out = []
     for m in _MESSAGES:
         pre, _, content = m.partition(" ")

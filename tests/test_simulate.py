@@ -138,3 +138,18 @@ def test_sky130_mismatch_seed_and_noise_seed_are_independent():
     assert not np.array_equal(a.v_out[5:], b.v_out[5:])
     assert "MC_MM_SWITCH=1" in job(11, 1).render() and "seed=11" in job(11, 1).render()
     assert "MC_MM_SWITCH=0" in job(None, 1).render()
+
+
+def test_fatal_load_error_is_reported_and_process_marked_unusable():
+    # ngspice's shared library cannot be used again after this kind of error: the in-process runner
+    # says so (pool workers must restart); run_job's fresh child is unaffected.
+    code = ("from noisecell.simulate import run_netlist_in_process, run_job_in_process, SimulationJob\n"
+            "from noisecell.errors import SimulationError\n"
+            "bad = 't\\nB1 x 0 V=@m1[id]\\nR1 x 0 1k\\n.op\\n.end\\n'\n"
+            "try:\n    run_netlist_in_process(bad, trusted=True)\nexcept SimulationError as e:\n    print('first:', e)\n"
+            "j = SimulationJob(cell_name='rc', template='R1 n 0 1k\\nC1 n 0 1p\\n', params={}, technology='generic',"
+            " corner='tt', temp_c=27.0, duration_s=1e-8, noise_step_s=1e-10, seed=1, outputs={'v_out': 'n'})\n"
+            "try:\n    run_job_in_process(j)\nexcept SimulationError as e:\n    print('second:', e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "first:" in r.stdout and "did not load" in r.stdout
+    assert "second:" in r.stdout and "unusable" in r.stdout and "restart" in r.stdout
