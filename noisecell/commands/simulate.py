@@ -89,7 +89,7 @@ def summarize(wf) -> dict:
     from ..digitize import digitize_waveform
 
     m = wf.meta
-    res = {"duration_s": wf.duration_s, "mean_supply_power_w": wf.mean_supply_power_w(),
+    res = {"duration_s": m.get("duration_s", wf.duration_s), "mean_supply_power_w": wf.mean_supply_power_w(),
            "seed": m.get("seed"), "job_id": m.get("job_id"), "cell": m.get("cell"), "bias_v": m.get("bias_v"),
            "corner": m.get("corner"), "temp_c": m.get("temp_c"), "vdd_v": m.get("vdd_v"),
            "mismatch_seed": m.get("mismatch_seed"), "noise_step_s": m.get("noise_step_s"),
