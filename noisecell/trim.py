@@ -127,13 +127,15 @@ class TrimResult:
         head = f"trim {self.cell} at {self.corner}, {self.temp_c:g} °C" + (
             f", mismatch seed {self.mismatch_seed}" if self.mismatch_seed is not None else "")
         lines = [head, f"  {'OK' if self.ok else 'NO TRIM'}: {self.message}",
-                 f"  {self.trim_param} = {self.trim_v:.4f} V, VDD = {format_si(self.vdd_v, 'V')}"]
+                 (f"  {self.trim_param} = {self.trim_v:.4f} V, " if self.trim_param != "VDD" else "  ")
+                 + f"VDD = {format_si(self.vdd_v, 'V')}"]
         if self.dc:
             lines.append(f"  DC: switching point at {self.dc.vm_frac:.3f} of VDD, loop-half gain {self.dc.gain:.3f}")
         if self.bias_offset_v is not None:
             lines.append(f"  bias offset for P(1)=0.5: {format_si(self.bias_offset_v, 'V')}")
         for a in self.attempts:
-            lines.append(f"  check VDD={format_si(a.vdd_v, 'V')} {self.trim_param}={a.trim_v:.4f}: {a.regime}, "
+            extra = f" {self.trim_param}={a.trim_v:.4f}" if self.trim_param != "VDD" else ""
+            lines.append(f"  check VDD={format_si(a.vdd_v, 'V')}{extra}: {a.regime}, "
                          f"P(1)={a.p1:.3f}±{a.p1_se:.3f}, {a.flips_per_us:.3g} flips/µs over "
                          f"{format_si(a.duration_s, 's')}, {format_si(a.power_w, 'W')}")
         return "\n".join(lines)
@@ -378,7 +380,8 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
     # VDD_STEP; then it bisects, because the bistable window is only a few % of VDD wide.
     below_v, above_v = -math.inf, math.inf
     for it in range(max_iterations):
-        say(f"  check {it + 1}: {base['trim_param']}={tv(dc, vdd):.5g} V, VDD={vdd * 1e3:.2f} mV, {duration_s * 1e6:g} µs")
+        also = f"{bal.trim}={tv(dc, vdd):.5g} V, " if bal.trim else ""
+        say(f"  check {it + 1}: {also}VDD={vdd * 1e3:.2f} mV, {duration_s * 1e6:g} µs")
         c = check(cell, corner, temp_c, tv(dc, vdd), vdd, duration_s=duration_s, seed=seed + it, options=options,
                   mismatch_seed=mismatch_seed)
         attempts.append(c)
