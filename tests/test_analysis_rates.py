@@ -143,3 +143,18 @@ def test_ring_oscillator_capture_is_non_markov():
     # a Markov chain would have lag-2 = lag-1² = 0.46: the dwell test and the tau comparison must see it
     assert e.markov_dwells_ok is False and e.tau_iact_agree is False and e.markov_consistent is False
     assert e.n_eff_method == "acf" and e.tau_int_acf_samples > e.tau_int_markov_samples
+
+
+def test_true_random_capture_is_unresolved_and_markov_consistent():
+    path = RING_OSC.parent / "truerand_1bit.bin"
+    if not path.exists():
+        pytest.fail(f"reference capture missing: {path}")
+    from noisecell.io import load_bits
+
+    e = analyze_stream(load_bits(path))
+    # a good physical RNG: lag-1 within 3/sqrt(n) = 0.003 of 0, so no finite switching rate is supported
+    assert abs(e.lag1_autocorr) < 0.003
+    assert not e.rates_resolved and e.rate_up is None and e.tau_samples_ci95[0] == 0.0
+    assert e.markov_dwells_ok is True and e.markov_consistent is True
+    # near-full entropy: Hmin = -log2 max(p, 1-p) within the P(1) CI
+    assert e.h_min_rate > 0.99 and e.rct_cutoff in (21, 22)

@@ -9,8 +9,9 @@ sampled every dt. Sampled, it is exactly a two-state Markov chain with
 This inversion stays right when several flips can happen within one sample (it reduces to
 k·dt ≈ a, b when a, b ≪ 1). The MLE of (a, b) from dwell times with the first and last dwell
 censored equals the transition-count MLE (each dwell contributes its stays and, when complete, one
-exit), computed in one pass by :mod:`.runs`. When lam ≤ 0 the samples are uncorrelated or
-anti-correlated: the switching is faster than the sampling and the rates are not resolved (NaN).
+exit), computed in one pass by :mod:`.runs`. When lam is not significantly above 0 the samples are
+(compatible with) uncorrelated or anti-correlated: the switching may be faster than the sampling and
+the rates are not resolved (NaN).
 
 Rate CIs: the union of (i) the exact Poisson/gamma interval for the number of exits N in the time
 at risk (the exponential-dwell likelihood), ``k̂·[χ²(0.025; 2N)/(2N), χ²(0.975; 2N+2)/(2N)]``, exact
@@ -135,7 +136,8 @@ def dwell_gof(rs: RunStats, state: int, exit_prob: float, max_bins: int = 50) ->
 class RateEstimates:
     """Switching rates per sample (k·dt) and, when dt is known, in Hz, with 95 % CIs.
 
-    resolved: False when lag-1 correlation ≤ 0 (switching faster than sampling): rates are NaN.
+    resolved: False unless the lag-1 correlation is significantly > 0 (95 %): otherwise the switching
+        may be faster than the sampling and the rates are NaN.
     dwell_gof: one DwellGoF per state; markov_dwells_ok: no state rejects the geometric law at GOF_ALPHA.
     """
 
@@ -172,7 +174,16 @@ def _union_factor(gamma: tuple[float, float], log_se: float) -> tuple[float, flo
 
 def estimate_rates(rs: RunStats, a: float, b: float) -> RateEstimates:
     ku, kd = embedding_rates(a, b)
-    resolved = bool(np.isfinite(ku) and np.isfinite(kd))
+    # Resolved only when the lag-1 correlation is significantly positive: if its 95 % interval
+    # reaches 0 the data are compatible with arbitrarily fast switching, and a finite rate (or a
+    # finite upper CI bound) would be a number the data do not support.
+    lam = 1.0 - a - b
+    lam_se = math.sqrt(a * (1 - a) / rs.n0_at_risk + b * (1 - b) / rs.n1_at_risk) \
+        if rs.n0_at_risk > 0 and rs.n1_at_risk > 0 else float("nan")
+    significant = bool(np.isfinite(lam_se) and lam - float(stats.norm.ppf(0.975)) * lam_se > 0)
+    resolved = bool(np.isfinite(ku) and np.isfinite(kd) and significant)
+    if not resolved:
+        ku = kd = float("nan")
     # Relative CI: the wider of the exact gamma interval on the exit count (right for fine sampling
     # and few events) and the delta-method interval through the embedding (right for coarse sampling,
     # where the gamma interval alone undercovers: 0.71 at (k_up + k_down)·dt = 2 in our tests).

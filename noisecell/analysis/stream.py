@@ -82,7 +82,7 @@ class StreamEstimates:
     rate_down_hz: float | None = None                # Hz
     rate_up_hz_ci95: list[float] | None = None
     rate_down_hz_ci95: list[float] | None = None
-    rates_resolved: bool = False                     # False when lag-1 <= 0 (switching faster than sampling)
+    rates_resolved: bool = False                     # False unless lag-1 is significantly > 0
     n_flips: int = 0
     n_up: int = 0
     n_down: int = 0
@@ -184,7 +184,7 @@ class StreamEstimates:
             lines.append(f"  k_up·dt         {_fmt(d['rate_up'])}{ci('rate_up_ci95')}")
             lines.append(f"  k_down·dt       {_fmt(d['rate_down'])}{ci('rate_down_ci95')}")
         if not d["rates_resolved"]:
-            lines.append("  (lag-1 correlation <= 0: switching faster than sampling, rates not resolved)")
+            lines.append("  (lag-1 correlation not significantly > 0: switching may be faster than sampling, rates not resolved)")
         lines.append(f"  flips           {d['n_flips']} ({d['n_up']} up, {d['n_down']} down)")
         lines.append(f"  dwell GoF       p0 {_fmt(d['dwell_gof_p_0'])}, p1 {_fmt(d['dwell_gof_p_1'])}; dispersion "
                      f"{_fmt(d['dwell_dispersion_0'])}, {_fmt(d['dwell_dispersion_1'])} -> "
@@ -264,6 +264,10 @@ def analyze_stream(bits, *, waveform=None, temp_c: float | None = None, sample_p
         lam_var = a * (1 - a) / rs.n0_at_risk + b * (1 - b) / rs.n1_at_risk
         tau_log_se = math.sqrt(lam_var) / (lam * abs(math.log(lam)))
         tau_ci = (tau_m * math.exp(-Z95 * tau_log_se), tau_m * math.exp(Z95 * tau_log_se))
+        lam_lo, lam_hi = lam - Z95 * math.sqrt(lam_var), lam + Z95 * math.sqrt(lam_var)
+        if lam_lo <= 0:
+            # lag-1 not significantly positive: tau is compatible with 0
+            tau_ci = (0.0, -1.0 / math.log(lam_hi) if lam_hi < 1 else float("inf"))
 
     # --- P(1), ACF on a bounded subset, integrated autocorrelation time, exponential fit ---
     tg = tau_m if math.isfinite(tau_m) and tau_m > 0 else 1.0
@@ -292,12 +296,13 @@ def analyze_stream(bits, *, waveform=None, temp_c: float | None = None, sample_p
     # --- rates and dwell-time goodness of fit ---
     rt = estimate_rates(rs, a, b)
     if not rt.resolved and var > 0:
-        notes.append("lag-1 correlation <= 0: switching is faster than the sampling; rates and tau are not resolved")
+        notes.append("lag-1 correlation not significantly > 0: switching may be faster than the sampling; "
+                     "rates are not resolved")
 
     # --- PSD corner vs tau ---
     psd = fit_lorentzian(x, tg, max_samples=max_fft_samples) if var > 0 and n >= 64 else None
     psd_ratio = psd_agree = None
-    if psd is not None and psd.ok and tau_m > 0 and math.isfinite(tau_m):
+    if psd is not None and psd.ok and rt.resolved and tau_m > 0 and math.isfinite(tau_m):
         psd_ratio = psd.tau_samples / tau_m
         se = math.hypot(psd.corner_log_se, tau_log_se if math.isfinite(tau_log_se) else 0.0)
         # 5 % allowance for Welch/Hann leakage bias near the corner (segments are >= 64 tau long)
