@@ -65,13 +65,18 @@ def test_fit_cli_then_predict_held_out_points(sweep, tmp_path, capsys):
                           (math.log(t_hi) - math.log(t_lo)) / (2 * Z95))
         z_p = (r["p1"] - p_m) / se_p
         z_t = (math.log(r["tau_s"]) - math.log(t_m)) / se_t
+        markov = r.get("markov_consistent") is not False
         report[v] = {"p1_spice": r["p1"], "p1_model": p_m, "z_p1": z_p, "tau_spice_s": r["tau_s"],
-                     "tau_model_s": t_m, "z_ln_tau": z_t}
+                     "tau_model_s": t_m, "z_ln_tau": z_t, "markov_consistent": markov}
         # the fresh run and the prediction are independent estimates of the same quantity, so
         # z ~ N(0, 1) when the model is right; 4 sigma (two-sided p 6e-5 per check)
         assert abs(z_p) < 4, report[v]
-        assert abs(z_t) < 4, report[v]
+        if markov:
+            # tau of a stream whose dwell statistics the analysis rejects (e.g. digitiser chatter)
+            # does not measure the cell; the fit leaves such streams out too
+            assert abs(z_t) < 4, report[v]
     print(json.dumps(report))
+    assert any(r["markov_consistent"] for r in report.values()), "no held-out stream usable for tau"
 
     bits_path = tmp_path / "bits.npy"
     assert main(["sample", str(model_path), "--bias=-0.2m", "--n", "1000", "--dt", "10ns", "--cells", "3",

@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-bias", action="append", default=[], metavar="V",
                         help="leave this bias point out of the fit (repeatable; e.g. for held-out checks); "
                         "write negative values as --exclude-bias=-0.3m")
+    parser.add_argument("--keep-non-markov", action="store_true",
+                        help="also fit rates of streams the analysis flags as non-Markov (non-exponential "
+                             "dwells, e.g. comparator chatter); by default they are left out")
 
 
 def run(args) -> int:
@@ -22,7 +25,7 @@ def run(args) -> int:
     from ..model.fit import fit_sweep_dir
 
     excl = [parse_si(v, unit="V", what="--exclude-bias") for v in args.exclude_bias]
-    doc = fit_sweep_dir(args.sweep_dir, exclude_bias=excl)
+    doc = fit_sweep_dir(args.sweep_dir, exclude_bias=excl, require_markov=not args.keep_non_markov)
     model = CellModel(doc, source=args.out)
     path = model.save(args.out)
     print(model.summary(), file=sys.stderr)

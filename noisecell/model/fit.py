@@ -5,7 +5,8 @@ The fit, per operating condition (corner, temp_c, vdd_v):
 1. For every stream the sweep's analysis gives ``rate_up_hz``, ``rate_down_hz`` (1/s) with 95 % CIs.
    The standard error of ``ln k`` is taken from the CI width on the log scale,
    ``se = (ln hi - ln lo) / (2 * 1.96)`` (the rate CIs are close to symmetric in ``ln k``
-   because a rate is a count over an exposure time).
+   because a rate is a count over an exposure time). Streams the analysis flags as non-Markov
+   (``markov_consistent`` False) and rates from fewer than ~4 transitions are left out.
 2. ``ln k_up`` and ``ln k_down`` are fitted as straight lines in bias by weighted least squares
    (statsmodels WLS, weights ``1/se**2``) with a fixed-scale covariance (the CIs are trusted). When the
    residual chi-square exceeds its degrees of freedom (the line does not describe the data within
@@ -332,22 +333,31 @@ def _rate_points(df):
     return out
 
 
-def fit_rates(df, v_ref: float | None = None):
+def fit_rates(df, v_ref: float | None = None, *, require_markov: bool = True):
     """Loglinear rate model from the rows of one condition / one instance.
 
+    Rows the analysis flags as not Markov (``markov_consistent`` False: dwell times not
+    exponential or ACF/lag-1 tau disagree -- e.g. comparator chatter counted as transitions) are
+    left out when ``require_markov``: their rates do not measure the cell's switching.
     Returns (rate_model, details) where details holds the per-rate chi2/dof, the mask of rows used and
-    the residuals. Raises InputError when fewer than 3 usable points remain for either rate.
+    the exclusion counts. Raises InputError when fewer than 3 usable points remain.
     """
     bias = df["bias_v"].to_numpy(float)
     pts = _rate_points(df)
-    used = pts["up"][2] & pts["down"][2]
+    enough = pts["up"][2] & pts["down"][2]
+    markov = np.ones(len(df), bool)
+    if require_markov and "markov_consistent" in df.columns:
+        markov = (df["markov_consistent"] != False).to_numpy(bool)  # noqa: E712 - None/NaN = not judged
+    used = enough & markov
+    n_few, n_nm = int((~enough).sum()), int((enough & ~markov).sum())
     if used.sum() < 3:
-        raise InputError(f"only {int(used.sum())} bias point(s) with at least ~4 transitions each way; "
-                         "a rate model needs 3 or more: extend the sweep duration or move the bias points "
-                         "towards V50")
+        raise InputError(f"only {int(used.sum())} usable bias point(s) ({n_few} with fewer than ~4 transitions "
+                         f"each way, {n_nm} flagged non-Markov by the analysis); a rate model needs 3 or more: "
+                         "extend the sweep duration, move the bias points towards V50, check the digitiser "
+                         "(chatter), or pass --keep-non-markov")
     if v_ref is None:
         v_ref = float(np.mean(bias[used]))
-    thetas, covs, det = [], [], {"used": used}
+    thetas, covs, det = [], [], {"used": used, "n_excluded_few_transitions": n_few, "n_excluded_non_markov": n_nm}
     for which in ("up", "down"):
         lk, se, _ = pts[which]
         theta, cov, chi2, dof = _wls_line(bias[used] - v_ref, lk[used], se[used])
@@ -483,7 +493,7 @@ def _h_min_measured(df, v50: float) -> float | None:
 def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology: str = "generic",
               netlist_sha256: str | None = None, model_package: dict | None = None, sweep_id: str | None = None,
               ngspice_version: str | None = None, source: str = "simulation", nominal: Mapping | None = None,
-              exclude_bias: Iterable[float] = (), what: str = "sweep") -> dict:
+              exclude_bias: Iterable[float] = (), require_markov: bool = True, what: str = "sweep") -> dict:
     """Fit a cell-model document to a sweep table (one row per stream; see module docstring).
 
     ``df`` needs: corner, temp_c, vdd_v, bias_v, rate_up_hz/rate_down_hz with ``*_ci95_lo/_hi``;
@@ -516,13 +526,13 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
         per_inst = []
         for k, gi in g[inst >= 0].groupby(inst[inst >= 0]):
             try:
-                rm_i, _ = fit_rates(gi)
+                rm_i, _ = fit_rates(gi, require_markov=require_markov)
                 per_inst.append((int(k), rm_i, _instance_sigmoid(rm_i)))
             except InputError:
                 continue  # an instance that never telegraphs is reported by the sweep's regime column
         try:
             if len(nom):
-                rm, det = fit_rates(nom)
+                rm, det = fit_rates(nom, require_markov=require_markov)
                 rows = nom
             elif per_inst:
                 # no nominal cell simulated: the population mean of the instance coefficients, its
@@ -549,7 +559,9 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
         if len(per_inst) >= 2:
             mm = mismatch_block([(k, s[0], s[1]) for k, _, s in per_inst],
                                 v50_se=[s[2] for _, _, s in per_inst], ln_scale_se=[s[3] for _, _, s in per_inst])
-        gof = {"n_points": int(np.sum(used)), "ln_k_up": det["up"], "ln_k_down": det["down"]}
+        gof = {"n_points": int(np.sum(used)), "n_excluded_few_transitions": det.get("n_excluded_few_transitions", 0),
+               "n_excluded_non_markov": det.get("n_excluded_non_markov", 0),
+               "ln_k_up": det["up"], "ln_k_down": det["down"]}
         if len(nom):
             gof["p1"], gof["tau"] = _gof_p1_tau(rm, nom, used)
         v50_guess = _instance_sigmoid(rm)[0]
@@ -578,7 +590,7 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
                           n_streams=len(d), sample_period_s=sps[0] if sps else None)
 
 
-def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = ()) -> dict:
+def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = (), require_markov: bool = True) -> dict:
     """Fit the sweep stored in ``sweep_dir`` (noisecell.sweep layout), with identity and provenance."""
     import hashlib
     from pathlib import Path
@@ -631,4 +643,4 @@ def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = ()) -> dict:
     return fit_sweep(df, name=cell.get("name"), bias_param=cell.get("bias", {}).get("param", "VB"),
                      technology=tech, netlist_sha256=sha, model_package=pkg,
                      sweep_id=manifest.get("spec_sha256"), ngspice_version=ngspice, nominal=nom,
-                     exclude_bias=exclude_bias, what=str(root))
+                     exclude_bias=exclude_bias, require_markov=require_markov, what=str(root))
