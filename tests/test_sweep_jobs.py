@@ -134,3 +134,34 @@ def test_stop_rule():
     assert should_stop({"p1_ci_halfwidth": 0.01}, 2, a)
     assert not should_stop({"p1_ci_halfwidth": 0.2}, 3, a)
     assert should_stop({"p1_ci_halfwidth": 0.2}, 4, a)           # max_duration reached
+
+
+def test_mismatch_instances_on_pdk_cell():
+    """pbit (sky130): instance i has one mismatch seed at every condition, distinct across instances,
+    passed to ngspice as .option seed with the PDK mismatch switch on; no simulation here."""
+    spec = parse_spec({"cell": "pbit", "duration": "2us", "seed": 3,
+                       "grid": {"bias": [-0.01, 0.01], "temperature": [27, 85], "mismatch_instances": 3}})
+    jobs = expand(spec)
+    assert len(jobs) == 2 * 2 * 3 and len({j.job_id for j in jobs}) == 12
+    by_inst: dict[int, set] = {}
+    for j in jobs:
+        c = j.conditions
+        by_inst.setdefault(c["mismatch_instance"], set()).add(c["mismatch_seed"])
+        text = j.sim_job.render()
+        assert "MC_MM_SWITCH=1" in text and f"seed={c['mismatch_seed']}" in text
+    assert sorted(by_inst) == [0, 1, 2]
+    assert all(len(s) == 1 for s in by_inst.values())
+    assert len({next(iter(s)) for s in by_inst.values()}) == 3
+    # noise seeds still differ point by point
+    assert len({j.conditions["seed"] for j in jobs}) == 12
+    # without mismatch: switch off, no seed option
+    (j0,) = expand(parse_spec({"cell": "pbit", "duration": "2us", "grid": {"bias": [0.0]}}))
+    assert j0.conditions["mismatch_instance"] == -1 and "MC_MM_SWITCH=0" in j0.sim_job.render()
+
+
+def test_result_code_fingerprint_enters_the_id(monkeypatch):
+    import noisecell.sweep.jobs as J
+
+    a = ids(BASE)
+    monkeypatch.setattr(J, "source_fingerprint", lambda: "0" * 16)
+    assert not set(a) & set(ids(BASE))

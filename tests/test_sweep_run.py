@@ -58,7 +58,7 @@ def local_run(spec_file, tmp_path_factory):
 
 def test_local_sweep_completes_and_loads(local_run):
     out, res = local_run
-    assert (res.total, res.done, res.failed, res.pending, res.ran) == (N_JOBS, N_JOBS, 0, 0, N_JOBS)
+    assert (res.total, res.done, res.failed, res.pending, res.ran) == (N_JOBS, N_JOBS, 0, 0, N_JOBS), res.failures[:1]
     df = load(out)
     assert len(df) == N_JOBS and set(df["status"]) == {"ok"}
     for col in ("cell", "corner", "temp_c", "vdd_v", "bias_v", "mismatch_instance", "seed", "duration_s",
@@ -100,7 +100,7 @@ def test_dask_localcluster_bit_identical(local_run, spec_file, tmp_path):
     out_local, _ = local_run
     out = tmp_path / "dask"
     res = run_sweep(spec_file, out, workers=2, executor="dask", progress=False)
-    assert (res.done, res.failed, res.executor) == (N_JOBS, 0, "dask")
+    assert (res.done, res.failed, res.executor) == (N_JOBS, 0, "dask"), res.failures[:1]
     pd.testing.assert_frame_equal(_comparable(load(out)), _comparable(load(out_local)))
     assert _bits(out) == _bits(out_local)
 
@@ -219,3 +219,42 @@ def test_adaptive_duration(tmp_path):
     rep = res.adaptive
     assert rep.used_s == pytest.approx(df["duration_s"].sum())
     assert rep.fixed_total_s >= rep.fixed_per_point_s * 2 - 1e-15
+
+
+@pytest.mark.timeout(300)
+def test_host_kills_hangs_survives_crashes_and_refuses_other_code(tmp_path):
+    from noisecell.errors import InputError, SimulationError, SimulationTimeout
+    from noisecell.sweep.executors import SimHost
+    from noisecell.sweep.jobs import expand
+    from noisecell.sweep.spec import parse_spec
+
+    h = SimHost(tmp_path / "host.log")
+    try:
+        pid = h.run({"call": "os:getpid"}, 120)
+        t0 = time.monotonic()
+        with pytest.raises(SimulationTimeout, match="no result after 1 s"):
+            h.run({"call": "time:sleep", "args": [60]}, 1.0)
+        assert time.monotonic() - t0 < 30
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)                                  # the hung process is gone
+        with pytest.raises(SimulationError, match="died"):
+            h.run({"call": "os:_exit", "args": [9]}, 60)
+        assert h.run({"call": "os:getpid"}, 120) not in (pid, None)   # restarted
+        (job,) = expand(parse_spec({"cell": "pbit_generic", "duration": "1us"}))
+        p = job.payload(False)
+        p["analysis"] = {**p["analysis"], "code": "not-this-code"}
+        with pytest.raises(InputError, match="different noisecell code"):
+            h.run(p, 120)
+    finally:
+        h.close()
+
+
+def test_folder_of_another_spec_is_refused(local_run, tmp_path):
+    from noisecell.errors import InputError
+
+    out, _ = local_run
+    other = tmp_path / "other.toml"
+    other.write_text(SPEC.replace("seed = 5", "seed = 6"))
+    with pytest.raises(InputError, match="different spec.*--update-spec"):
+        run_sweep(other, out, workers=1, progress=False)
+    assert Store(out).counts()["done"] == N_JOBS          # nothing was touched

@@ -114,3 +114,12 @@ def test_cli_reports_bad_spec_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("noisecell: error: ") and "grid.bias" in err[0]
+
+
+def test_issue_example_expands_on_the_reference_cell(tmp_path):
+    from noisecell.sweep.jobs import expand
+
+    jobs = expand(load_spec(write(tmp_path, EXAMPLE)))
+    assert len(jobs) == 9 and [j.conditions["bias_v"] for j in jobs][4] == 0.0
+    assert all(len(j.chunk_jobs) == 20 for j in jobs)          # 200 us / 10 us
+    assert all(j.chunk_jobs[0].duration_s == pytest.approx(10e-6) for j in jobs)

@@ -251,8 +251,8 @@ def run_with_ladder(host: SimHost, payload: dict, *, timeout_s: float, retries: 
     allowed rung failed, with the earlier errors attached as ``exc.attempt_errors``.
     """
     errors: list[str] = []
-    rungs = RETRY_LADDER[: max(1, min(len(RETRY_LADDER), retries + 1))]
-    base_options = dict(payload["job"].options or {})
+    rungs = RETRY_LADDER[: max(1, min(len(RETRY_LADDER), retries + 1))] if "job" in payload else ({},)
+    base_options = dict(payload["job"].options or {}) if "job" in payload else {}
     for k, extra in enumerate(rungs):
         p = payload
         if extra:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,10 +79,38 @@ class SweepJob:
                 "name": f"job {self.job_id[:12]} (#{self.index}{'' if k is None else f' chunk {k}'})"}
 
 
+#: modules whose source determines a stored result (simulation, digitisation, regime, analysis,
+#: pooling); their content hash is part of every job id, so results made by other code are never
+#: mistaken for these
+RESULT_MODULES = ("cells.py", "technology.py", "netlist.py", "noise.py", "simulate.py", "waveform.py",
+                  "units.py", "io.py", "digitize.py", "regime.py", "analysis", "sweep/jobs.py",
+                  "sweep/adaptive.py")
+
+
+def source_fingerprint() -> str:
+    """sha256 (16 hex) of the source of :data:`RESULT_MODULES` as it is on disk now."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for name in RESULT_MODULES:
+        p = root / name
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            if f.is_file():
+                h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """:func:`source_fingerprint` when first called in this process: a simulator host calls it as
+    it imports the code, so it describes the code the host actually runs."""
+    return source_fingerprint()
+
+
 def analysis_settings(spec: SweepSpec) -> dict:
     from .. import __version__
 
-    return {"threshold_v": spec.threshold_v, "analysis_version": __version__}
+    return {"threshold_v": spec.threshold_v, "noisecell_version": __version__, "code": source_fingerprint()}
 
 
 def _trim_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> dict[str, float]:
@@ -184,6 +213,7 @@ def warm_up() -> None:
     """Import the heavy modules once per host so the first job's timeout is not spent importing."""
     from .. import digitize, simulate  # noqa: F401
 
+    code_fingerprint()  # the code this host imports now, before any file could change under it
     simulate._ngspice()
     try:
         from ..analysis import analyze_stream  # noqa: F401
@@ -269,6 +299,11 @@ def execute_in_host(payload: dict) -> dict:
     from ..simulate import run_job_in_process
 
     job = payload["job"]
+    analysis = payload["analysis"]
+    if analysis.get("code") not in (None, code_fingerprint()):
+        raise InputError(f"{payload.get('name', 'job')}: this worker runs different noisecell code than the sweep "
+                         "driver (files changed during the sweep, or another version on the cluster); "
+                         "restart the sweep with one noisecell version everywhere")
     expected = payload.get("expected_sim_id")
     if expected is not None and payload.get("rung", 0) == 0 and job.job_id() != expected:
         # the job id was computed by the driver; a host that renders a different netlist runs other
@@ -277,7 +312,6 @@ def execute_in_host(payload: dict) -> dict:
         raise InputError(f"{payload.get('name', 'job')}: this worker renders a different netlist than the "
                               "sweep driver (noisecell or model files changed during the sweep); restart the sweep")
     wf = run_job_in_process(job)
-    analysis = payload["analysis"]
     bits, dig = digitize_waveform(wf, threshold_v=analysis.get("threshold_v"))
     row: dict[str, Any] = {"sim_job_id": job.job_id(), "options_json": json.dumps(dict(job.options or {}), sort_keys=True)}
     row.update(flatten(dig.to_dict(), "digitize_"))
