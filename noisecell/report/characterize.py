@@ -676,6 +676,7 @@ def _entropy_columns(points: pd.DataFrame, out: Path, period_s: float, run_90b: 
 
     points["entropy_period_s"] = period_s
     points["h_original_n"] = np.nan
+    points["h_original_period_s"] = np.nan
     for i, r in points.iterrows():
         ku, kd = r["rate_up_hz"], r["rate_down_hz"]
         if r["status"] != "ok" or not (ku > 0 and kd > 0) or not math.isfinite(period_s):
@@ -701,7 +702,14 @@ def _entropy_columns(points: pd.DataFrame, out: Path, period_s: float, run_90b: 
         m = max(1, int(round(period_s / sp)))
         # every chunk is an independent stream: decimate each, then join (one junction per chunk)
         dec = np.concatenate([s[::m] for s in streams])
+        used_period = m * sp
+        if dec.size < MIN_SAMPLES:
+            # too few samples at the stated clock: assess the stream at its native period instead (a
+            # different, stated, per-sample figure) rather than report nothing
+            dec = np.concatenate(streams)
+            used_period = sp
         points.at[i, "h_original_n"] = dec.size
+        points.at[i, "h_original_period_s"] = used_period
         if dec.size < MIN_SAMPLES:
             continue
         try:
@@ -1033,7 +1041,7 @@ def _datasheet(points, fits, model, nominal, mm_sum, validation, ent_period, cel
         add("energy per flip P/(flip rate)", r["energy_per_flip_j"], unit="J", note=at)
         if math.isfinite(r.get("h_original", float("nan"))):
             add("SP 800-90B h_original", r["h_original"], unit="bits/sample",
-                note=f"{at}, bit clock {ent_period * 1e9:.4g} ns, {int(r.get('h_original_n', 0))} samples")
+                note=f"{at}, bit clock {r['h_original_period_s'] * 1e9:.4g} ns, {int(r['h_original_n'])} samples")
     if math.isfinite(ent_period):
         k50 = 1 / (2 * f.tau_at_v50_s)
         a, b, _ = transition_probabilities(math.log(k50), math.log(k50), ent_period)

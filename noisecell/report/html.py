@@ -212,11 +212,13 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
         + w.table("energy", _sel(data.points, energy_cols), max_rows=40)))
 
     ent_cols = ["corner", "temp_c", "vdd_v", "bias_v", "regime", "entropy_period_s", "h_shannon_rate",
-                "h_min_rate", "h_original", "h_original_n", "rct_cutoff", "apt_cutoff"]
+                "h_min_rate", "rct_cutoff", "apt_cutoff", "h_original", "h_original_period_s", "h_original_n"]
     parts.append(_section("entropy", w.figure(
         "entropy", F.fig_entropy(data),
-        "Entropy per sample at the stated sampling period: closed forms of the fitted two-state Markov "
-        "model, and the SP 800-90B non-IID min-entropy estimate where it was run.")
+        "Entropy per sample at the stated bit clock: closed forms of the two-state Markov model with each "
+        "point's rates, and the SP 800-90B non-IID min-entropy h_original where the decimated stream was long "
+        "enough (≥ 6012 samples; otherwise h_original is given in the table at the simulation's own sample "
+        "period, column h_original_period_s).")
         + (f"<p class='note'>{esc(data.entropy_note)}</p>" if data.entropy_note else "")
         + "<p class='note'>Health-test cutoffs (SP 800-90B §4.4): repetition count test C and adaptive "
           "proportion test C for window W = 1024, false-alarm probability α = 2<sup>−20</sup>, from the "
