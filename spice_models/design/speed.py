@@ -49,7 +49,7 @@ def run_variant(cell, opts: dict, duration: float, seed: int, nt: float) -> dict
         r = subprocess.run(["ngspice", "-b", "job.cir"], cwd=td, capture_output=True, text=True, timeout=1800)
         wall = time.perf_counter() - t0
         out = r.stdout + r.stderr
-        m = re.search(r"Transient time points\s*=\s*(\d+)", out) or re.search(r"tranpoints\s*=\s*(\d+)", out, re.I)
+        m = re.search(r"Transient timepoints\s*=\s*(\d+)", out)
         points = int(m.group(1)) if m else None
         d = np.loadtxt(Path(td, "out.dat"))
     t, q, qb = d[:, 0], d[:, 1], d[:, 3]
