@@ -118,13 +118,37 @@ def test_pooled_chunks_recover_known_rates_and_p1():
     assert P["rate_down_hz"] == pytest.approx(2 * k / 3, rel=0.12)
     assert P["p1"] == pytest.approx(1 / 3, abs=0.038)
     assert P["rate_up_hz_ci95_lo"] < P["rate_up_hz"] < P["rate_up_hz_ci95_hi"]
-    assert P["n_eff"] == pytest.approx(sum(r["n_eff"] for r in rows))
+    assert P["n_eff_within"] == pytest.approx(sum(r["n_eff"] for r in rows))
+    # the between-chunk check only ever lowers n_eff; with 8 consistent chunks s^2/sigma^2 ~ chi2_7/7,
+    # which exceeds 3 with probability 0.004, so n_eff ≥ n_eff_within / 3 here
+    assert P["n_eff_within"] / 3 <= P["n_eff"] <= P["n_eff_within"]
+    assert P["chunks_consistency_p"] > 1e-3
     assert P["tau_s"] == pytest.approx(1 / (P["rate_up_hz"] + P["rate_down_hz"]))
     # CI half-width ≈ 1.96 sqrt(p(1-p)/n_eff) (Wilson ≈ Wald here)
     assert P["p1_ci_halfwidth"] == pytest.approx(1.96 * math.sqrt(P["p1"] * (1 - P["p1"]) / P["n_eff"]), rel=0.02)
     assert P["simulated_s"] == pytest.approx(8 * 20e-6)
     # exact bookkeeping: sums of the chunks
     assert P["n_samples"] == 160_000 and P["n_flips"] == sum(r["n_up"] + r["n_down"] for r in rows)
+
+
+def test_chunks_slower_than_their_length_are_caught():
+    """Each chunk sits in one state with a few short excursions (its own n_eff is large), but the
+    chunks disagree: the between-chunk scatter must widen the pooled CI to what the scatter implies."""
+    rows = []
+    for p in (0.05, 0.5, 0.95, 0.1):
+        n = 10_000
+        rows.append({"n_samples": n, "n_ones": int(p * n), "n_up": 5, "n_down": 5, "occ0_samples": n - int(p * n),
+                     "occ1_samples": int(p * n), "sample_period_s": 1e-9, "n_eff": 2000.0, "simulated_s": 1e-5,
+                     "mean_supply_power_w": None})
+    P = pool(rows)
+    ps = np.array([0.05, 0.5, 0.95, 0.1])
+    se = ps.std(ddof=1) / 2                                 # sqrt(s^2 / K), K = 4
+    assert P["n_eff"] == pytest.approx(P["p1"] * (1 - P["p1"]) / se**2, rel=1e-9)
+    assert P["n_eff_method"] == "between-chunk scatter" and P["n_eff"] < 10
+    from noisecell.analysis.p1 import wilson_interval
+    lo, hi = wilson_interval(P["p1"], P["n_eff"])
+    assert P["p1_ci_halfwidth"] == pytest.approx((hi - lo) / 2) and P["p1_ci_halfwidth"] > 0.25
+    assert P["chunks_consistency_p"] < 1e-6
 
 
 def test_stop_rule():

@@ -11,7 +11,12 @@ Pooling (chunks are independent, so sums of independent statistics):
 * P(1) = Σ ones / Σ samples (the chunks have equal length, so this is also the n_eff-weighted mean
   when their correlation is the same);
 * n_eff = Σ n_eff_k (effective sample sizes of independent blocks add), each n_eff_k from the
-  analysis module's autocorrelation-aware estimate for that chunk;
+  analysis module's autocorrelation-aware estimate for that chunk — unless the chunks scatter more
+  than that allows: with K ≥ 2 chunks the variance of the pooled P(1) is taken as the larger of
+  p(1−p)/Σ n_eff_k and the between-chunk estimate s²/K (s² = sample variance of the chunk P(1)s),
+  and n_eff = p(1−p)/variance. A cell that switches more slowly than a chunk lasts makes each chunk
+  look well-determined on its own; the scatter between independent chunks exposes it.
+  ``chunks_consistency_p`` is the chi-square p-value of the chunks against their own n_eff;
 * CI: Wilson score interval with n_eff in place of n (the interval the analysis module uses for one
   stream, see :func:`p1_interval`);
 * rates: the two-state chain fitted to the summed transition counts (p01 = Σ n_up / Σ samples at risk
@@ -63,7 +68,25 @@ def pool(chunks: list[dict]) -> dict:
     n_effs = [c.get("n_eff") for c in chunks]
     # a chunk without an n_eff (stuck: analysis refused) contributes its samples as if independent:
     # a constant stream carries no correlation information, and p(1-p)=0 there anyway
-    n_eff = float(sum(c["n_samples"] if (e is None or not math.isfinite(e)) else e for e, c in zip(n_effs, chunks)))
+    n_eff_within = float(sum(c["n_samples"] if (e is None or not math.isfinite(e)) else e
+                             for e, c in zip(n_effs, chunks)))
+    n_eff, consistency_p = n_eff_within, float("nan")
+    k = len(chunks)
+    if k >= 2 and 0 < p1 < 1:
+        # Chunks are independent replicates, so their scatter measures Var(P1) whatever the
+        # correlation inside a chunk. A process slower than a chunk (a chunk that sits in one state
+        # most of the time) fools each chunk's own n_eff; the scatter does not. Use the larger of
+        # the two variances of the pooled mean (equal-length chunks: between = s^2 / K).
+        ps = [c["n_ones"] / c["n_samples"] for c in chunks]
+        var_between = sum((x - p1) ** 2 for x in ps) / (k * (k - 1))
+        var_within = p1 * (1 - p1) / n_eff_within
+        if var_between > var_within:
+            n_eff = p1 * (1 - p1) / var_between
+        # chi-square test of the chunks against their own n_eff: small p = chunks disagree more
+        # than their within-chunk uncertainty allows (slow or non-stationary switching)
+        chi2 = sum((x - p1) ** 2 / (p1 * (1 - p1) / max(ne if ne and math.isfinite(ne) else c["n_samples"], 1e-300))
+                   for x, ne, c in zip(ps, n_effs, chunks))
+        consistency_p = float(_st.chi2.sf(chi2, k - 1))
     lo, hi = p1_interval(p1, n_eff)
     dt = chunks[0]["sample_period_s"]
     n_up = sum(c["n_up"] for c in chunks)
@@ -91,7 +114,8 @@ def pool(chunks: list[dict]) -> dict:
     flip_rate = flips / (n * dt) if n else float("nan")
     return {
         "p1": p1, "p1_ci95_lo": lo, "p1_ci95_hi": hi, "p1_ci_halfwidth": (hi - lo) / 2, "n_eff": n_eff,
-        "n_eff_method": "sum over chunks", "n_samples": n, "n_flips": flips, "n_up": n_up, "n_down": n_down,
+        "n_eff_method": "sum over chunks" if n_eff == n_eff_within else "between-chunk scatter",
+        "n_eff_within": n_eff_within, "chunks_consistency_p": consistency_p, "n_samples": n, "n_flips": flips, "n_up": n_up, "n_down": n_down,
         "p01": mk.p01, "p10": mk.p10, "flip_rate_hz": flip_rate, "rate_up_hz": k_up, "rate_up_hz_ci95_lo": up_lo,
         "rate_up_hz_ci95_hi": up_hi, "rate_down_hz": k_down, "rate_down_hz_ci95_lo": dn_lo,
         "rate_down_hz_ci95_hi": dn_hi, "tau_s": tau, "mean_supply_power_w": p_w,

@@ -231,9 +231,10 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
         chunk = ctx.positive("adaptive.chunk", a["chunk"], "s")
         mx = ctx.positive("adaptive.max_duration", a["max_duration"], "s")
         # min_duration defaults to the top-level duration when given (the example spec has both):
-        # every point gets at least that, adaptive extension happens beyond it
+        # every point gets at least that, adaptive extension happens beyond it. Without either, two
+        # chunks: the between-chunk scatter check of the pooled CI needs at least two
         mn = (ctx.positive("adaptive.min_duration", a["min_duration"], "s") if "min_duration" in a
-              else (duration_s if duration_s is not None else chunk))
+              else (duration_s if duration_s is not None else min(2 * chunk, mx)))
         if mx < chunk:
             raise ctx.fail("adaptive.max_duration", f"{a['max_duration']!r} is shorter than one chunk "
                                                     f"({a['chunk']!r}); make it ≥ chunk")

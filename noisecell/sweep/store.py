@@ -208,7 +208,16 @@ class Store:
 
     def write_summary(self, df: pd.DataFrame) -> None:
         buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
+        try:
+            df.to_parquet(buf, index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # a column whose type differs between rows (e.g. a number in one, text in another):
+            # store such columns as text in this convenience copy; results/ keeps the real values
+            df = df.copy()
+            for c in df.columns[df.dtypes == object]:
+                df[c] = df[c].map(lambda v: None if v is None else str(v))
+            buf = io.BytesIO()
+            df.to_parquet(buf, index=False)
         atomic_write_bytes(self.root / "summary.parquet", buf.getvalue())
 
     def counts(self) -> dict[str, int]:
