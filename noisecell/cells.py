@@ -54,6 +54,11 @@ class ReadoutSpec:
 
     mode: str
     threshold_v: float
+    #: full width of the comparator's hysteresis band, V (switch up at threshold + h/2, down at
+    #: threshold - h/2). A property of the cell's state separation, declared so that strongly biased
+    #: points (whose histogram has no visible second mode) are digitised without noise chatter.
+    #: None: estimated per trace from the histogram.
+    hysteresis_v: float | None = None
 
 
 @dataclass(frozen=True)
@@ -352,7 +357,11 @@ def load_cell(name_or_path: str) -> CellSpec:
         raise r.fail("readout.mode", f"expected 'single' or 'differential', got {mode!r}")
     if mode == "differential" and "v_outb" not in outputs:
         raise r.fail("readout.mode", "differential readout needs an output named v_outb")
-    readout = ReadoutSpec(mode, r.num(ro, "threshold_v", "readout.threshold_v", required=False, default=0.0) or 0.0)
+    hyst = r.num(ro, "hysteresis_v", "readout.hysteresis_v", required=False, default=None)
+    if hyst is not None and hyst < 0:
+        raise r.fail("readout.hysteresis_v", f"must be >= 0 V (full band width), got {hyst!r}")
+    readout = ReadoutSpec(mode, r.num(ro, "threshold_v", "readout.threshold_v", required=False, default=0.0) or 0.0,
+                          hyst)
 
     trims: dict[str, TrimSpec] = {}
     for tname, t in r.table(raw, "trim", "trim", required=False).items():

@@ -294,7 +294,8 @@ def digitize_waveform(wf, *, threshold_v: float | None = None, hysteresis_v: flo
                       sample_period_s: float | None = None, source: str | None = None):
     """Digitise a :class:`noisecell.waveform.Waveform` by its ``meta["readout"]``.
 
-    The threshold is, in order: the argument, the readout's ``threshold_v``, automatic. The sample
+    The threshold is, in order: the argument, the readout's ``threshold_v``, automatic; the hysteresis
+    likewise: the argument, the readout's ``hysteresis_v`` (declared by the cell), automatic. The sample
     period is, in order: the argument, ``meta["sample_period_s"]``, the trace's uniform step.
     Returns ``(BitStream, Digitization)``; the BitStream's meta is the waveform's meta plus the digitisation.
     """
@@ -302,6 +303,8 @@ def digitize_waveform(wf, *, threshold_v: float | None = None, hysteresis_v: flo
     v, mode, thr = readout_signal(wf, source=src)
     if threshold_v is None:
         threshold_v = thr
+    if hysteresis_v is None and (wf.meta.get("readout") or {}).get("hysteresis_v") is not None:
+        hysteresis_v = float(wf.meta["readout"]["hysteresis_v"])
     if sample_period_s is None and wf.meta.get("sample_period_s"):
         sample_period_s = float(wf.meta["sample_period_s"])
     return digitize_trace(wf.time_s, v, threshold_v=threshold_v, hysteresis_v=hysteresis_v,

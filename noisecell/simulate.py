@@ -271,7 +271,9 @@ def job_from_cell(cell, *, bias_v: float, corner: str | None = None, temp_c: flo
                          corner=corner, temp_c=temp_c, duration_s=float(duration_s),
                          noise_step_s=float(noise_step_s), seed=int(seed), mismatch_seed=mismatch_seed,
                          outputs=dict(cell.outputs), supplies=supplies,
-                         readout={"mode": cell.readout.mode, "threshold_v": cell.readout.threshold_v},
+                         readout={"mode": cell.readout.mode, "threshold_v": cell.readout.threshold_v,
+                                  **({"hysteresis_v": cell.readout.hysteresis_v}
+                                     if cell.readout.hysteresis_v is not None else {})},
                          options=dict(options or {}), flicker_corner_hz=float(flicker_corner_hz),
                          bias_v=bias_v, vdd_v=supplies[main][1], trusted=True)
 
@@ -452,7 +454,9 @@ def run_job_in_process(job: SimulationJob) -> Waveform:
         "duration_s": job.duration_s, "noise_step_s": job.noise_step_s, "sample_period_s": job.noise_step_s,
         "noise_bandwidth_hz": 1.0 / (2 * job.noise_step_s),
         "noise": report.to_dict() if report else None,
-        "readout": {"mode": job.readout.get("mode", "single"), "threshold_v": float(job.readout.get("threshold_v", 0.0))},
+        "readout": {"mode": job.readout.get("mode", "single"), "threshold_v": float(job.readout.get("threshold_v", 0.0)),
+                    **({"hysteresis_v": float(job.readout["hysteresis_v"])}
+                       if job.readout.get("hysteresis_v") is not None else {})},
         "outputs": dict(job.outputs), "options": {k: v for k, v in job.options.items()},
         "fast_tau_est_s": tau, "warnings": warnings, "wall_time_s": wall,
         "sim_code_version": SIM_CODE_VERSION, "ngspice": _ngspice_version(),
