@@ -178,3 +178,27 @@ def test_default_spec_resolves_for_both_cells():
     # the generic cell has one corner and no mismatch models: those parts are skipped, and said so
     g = load_char_spec(None, quick=False, cell_name="pbit_generic")
     assert len(g.skipped) == 2 and all("skipped" in x for x in g.skipped)
+
+
+def test_pilot_window_locates_the_sigmoid():
+    import numpy as np
+
+    from noisecell.report.characterize import pilot_window
+
+    v = np.linspace(-0.08, 0.08, 9)
+    # a wide sigmoid seen at several pilot points: exact logistic data give V50 and s back exactly
+    p = 1 / (1 + np.exp(-(v - 0.004) / 0.02))
+    (lo, hi, c), note = pilot_window(v, p, 1.0, -0.08, 0.08)
+    assert "+4 mV" in note and "20 mV" in note
+    # V50 ± 1 s = -16..24 mV, widened to keep the pilot points with 0.02 < P < 0.98 (-60..80 mV)
+    assert (lo, hi) == pytest.approx((-0.06, 0.08))
+    p = 1 / (1 + np.exp(-(v - 0.004) / 0.005))  # inner points only at -20..+20 mV
+    (lo, hi, c), note = pilot_window(v, p, 4.0, -0.08, 0.08)
+    assert (lo, hi) == pytest.approx((0.004 - 0.02, 0.004 + 0.02), abs=1e-9)
+    # steeper than the grid: the bracket around the crossing, widened by half a step each side
+    p = 1 / (1 + np.exp(-(v - 0.004) / 0.002))
+    (lo, hi, c), note = pilot_window(v, p, 4.0, -0.08, 0.08)
+    assert (lo, hi) == pytest.approx((-0.01, 0.03)) and lo < 0.004 < hi
+    # no crossing: no window, and the reason says so
+    w, note = pilot_window(v, np.zeros(9), 4.0, -0.08, 0.08)
+    assert w is None and "does not cross" in note

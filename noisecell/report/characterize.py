@@ -34,7 +34,8 @@ from .data import POINT_COLUMNS, Comparison, ConditionFit, ExampleStream, Report
 
 Z95 = float(stats.norm.ppf(0.975))
 ROLES = ("fit", "mismatch", "heldout")
-SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick")
+SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot")
+PILOT_KEYS = ("num", "duration", "seed", "margin")
 PART_KEYS = ("name", "role", "grid")  # plus any sweep key
 REPORT_KEYS = ("examples", "entropy_90b", "entropy_sample_period", "fit_regimes")
 #: sweep-spec keys a characterisation spec may not set (the flow owns them)
@@ -51,7 +52,8 @@ class Part:
     name: str
     role: str
     sweep: dict            # a complete sweep-spec dict (TOML shape), ready for parse_spec
-    axes_note: str = ""
+    grid_raw: dict = field(default_factory=dict)
+    where: str = ""
 
 
 @dataclass
@@ -63,6 +65,8 @@ class CharSpec:
     parts: list[Part]
     report: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    pilot: dict | None = None
+    shared: dict = field(default_factory=dict)
 
 
 def default_spec_text() -> str:
@@ -131,6 +135,21 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
         t = parse_si(esp, unit="s", what=f"{source}: report.entropy_sample_period")
         if not t > 0:
             raise InputError(f"{source}: report.entropy_sample_period must be > 0 s or \"auto\", got {esp!r}")
+    pilot = data.get("pilot")
+    if pilot is not None:
+        if not isinstance(pilot, dict):
+            raise InputError(f"{source}: [pilot] must be a table")
+        badp = sorted(set(pilot) - set(PILOT_KEYS))
+        if badp:
+            raise InputError(f"{source}: unknown key(s) in [pilot]: {', '.join(badp)}; allowed: {', '.join(PILOT_KEYS)}")
+        n = pilot.get("num", 9)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 3:
+            raise InputError(f"{source}: pilot.num must be an integer ≥ 3, got {n!r}")
+        m = pilot.get("margin", 4.0)
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0:
+            raise InputError(f"{source}: pilot.margin must be a number > 0 (sigmoid scales), got {m!r}")
+        if not parse_si(pilot.get("duration", "2us"), unit="s", what=f"{source}: pilot.duration") > 0:
+            raise InputError(f"{source}: pilot.duration must be > 0")
     parts_raw = data.get("part")
     if not isinstance(parts_raw, list) or not parts_raw:
         raise InputError(f"{source}: no [[part]] tables; a characterisation needs at least one part with role = \"fit\"")
@@ -178,13 +197,17 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
         # validate now, so a bad spec fails before any simulation starts
         from ..sweep.spec import parse_spec
         parse_spec(sweep, source=f"{source} part {name}", base_dir=Path(source).parent if path else None)
-        parts.append(Part(name=name, role=role, sweep=sweep))
+        parts.append(Part(name=name, role=role, sweep=sweep, grid_raw=grid_raw, where=where))
     if not any(p.role == "fit" for p in parts):
         raise InputError(f"{source}: no part with role = \"fit\" (after skipping: {'; '.join(skipped) or 'none'})")
-    return CharSpec(source=source, text=text, cell=cell, title=title, parts=parts, report=report, skipped=skipped)
+    return CharSpec(source=source, text=text, cell=cell, title=title, parts=parts, report=report, skipped=skipped,
+                    pilot=pilot, shared=shared)
 
 
-def _resolve_grid(grid: dict, cell, where: str) -> tuple[dict, str | None]:
+def _resolve_grid(grid: dict, cell, where: str, window: tuple[float, float, float] | None = None
+                  ) -> tuple[dict, str | None]:
+    """Shorthands → sweep-spec axes. ``window`` = (lo, hi, centre) V from the pilot replaces the cell's
+    bias range and mid point for the ``{num, span, midpoints}`` bias shorthand."""
     out = dict(grid)
     lo, hi = cell.bias.range_v
     b = grid.get("bias")
@@ -201,6 +224,9 @@ def _resolve_grid(grid: dict, cell, where: str) -> tuple[dict, str | None]:
             raise InputError(f"{where}: grid.bias.span must be in (0, 1], got {span!r}")
         mid = cell.bias.mid_v
         half = 0.5 * (hi - lo) * span
+        if window is not None:
+            half = 0.5 * (window[1] - window[0]) * span
+            mid = window[2]
         a, z = max(lo, mid - half), min(hi, mid + half)
         pts = np.linspace(a, z, num)
         if b.get("midpoints", False):
@@ -440,6 +466,30 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     warnings = list(spec.skipped)
     frames, raw_frames, part_rows = [], [], []
     total = failed = 0
+    pilot_note = "none (bias shorthands over the cell's whole bias range)"
+    if spec.pilot is not None:
+        # a short coarse sweep at the nominal condition locates the sigmoid; the parts' bias
+        # shorthands are then laid out around it instead of over the whole bias range
+        pilots, window, note = _run_pilot(spec, cellspec, out, workers, retry_failed)
+        log(note)
+        for k, pres in enumerate(pilots):
+            name = "pilot" if k == 0 else "pilot2"
+            total += pres.total
+            failed += pres.failed
+            frames.append(normalise_rows(pres.dataframe, name, "pilot"))
+            raw = pres.dataframe.copy()
+            raw["part"], raw["role"] = name, "pilot"
+            raw_frames.append(raw)
+            part_rows.append({"part": name, "role": "pilot", "points": pres.total, "ok": pres.done,
+                              "failed": pres.failed, "simulated_s": float(pd.to_numeric(
+                                  pres.dataframe.get("simulated_s"), errors="coerce").sum()),
+                              "adaptive_saving": float("nan"), "store": str(Path("sweep") / name)})
+        pilot_note = note
+        if window is None:
+            warnings.append(note)
+        else:
+            for part in spec.parts:
+                part.sweep["grid"], _ = _resolve_grid(part.grid_raw, cellspec, part.where, window)
     for i, part in enumerate(spec.parts):
         sw = parse_spec(part.sweep, source=f"{spec.source} part {part.name}",
                         base_dir=Path(spec.source).parent if spec_path else None)
@@ -548,7 +598,7 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             "sweep store": str(out / "sweep"), "jobs": f"{total - failed}/{total} ok",
             "simulated time": f"{sum(r['simulated_s'] for r in part_rows if math.isfinite(r['simulated_s'])) * 1e6:.4g} µs",
             "noise": "per-MOSFET thermal + shot noise, TRRANDOM unit sources seeded per job (setseed)",
-            "entropy clock": ent_note, "spec_text": spec.text}
+            "pilot": pilot_note, "entropy clock": ent_note, "spec_text": spec.text}
     data = ReportData(
         title=spec.title or f"noisecell characterisation: {cellspec.name}", cell=cell_info, provenance=prov,
         points=points.drop(columns=["chunks"]), fits=fits, examples=examples, datasheet=datasheet,
@@ -621,6 +671,78 @@ def _cond_points(points: pd.DataFrame, cond: tuple, roles=("fit",)) -> pd.DataFr
            & points["role"].isin(roles) & (points["instance"] < 0) & (points["status"] == "ok")
            & points["fitted_regime"])
     return points[sel].sort_values("bias_v")
+
+
+# ============================================================================ pilot
+def pilot_window(bias_v: np.ndarray, p1: np.ndarray, margin: float, lo: float, hi: float
+                 ) -> tuple[tuple[float, float, float] | None, str]:
+    """Bias window (lo, hi, centre), V, around the P(1) = 0.5 crossing seen in a coarse pilot sweep.
+
+    With two or more pilot points strictly inside (0.02, 0.98), a straight line through logit P(1)
+    gives V50 and the logistic scale s; the window is V50 ± margin·s, widened to keep those points.
+    With fewer, the window is the bracket between the last point below 0.5 and the first above.
+    Returns (None, reason) when the pilot shows no crossing.
+    """
+    order = np.argsort(bias_v)
+    v, p = np.asarray(bias_v, float)[order], np.asarray(p1, float)[order]
+    ok = np.isfinite(p)
+    v, p = v[ok], p[ok]
+    inner = (p > 0.02) & (p < 0.98)
+    if inner.sum() >= 2:
+        y = np.log(p[inner] / (1 - p[inner]))
+        b, a = np.polyfit(v[inner], y, 1)
+        if b > 0:
+            v50, s = -a / b, 1 / b
+            w_lo = min(v50 - margin * s, v[inner].min())
+            w_hi = max(v50 + margin * s, v[inner].max())
+            w_lo, w_hi = max(lo, w_lo), min(hi, w_hi)
+            return ((w_lo, w_hi, 0.5 * (w_lo + w_hi)),
+                    f"pilot: P(1) crosses 0.5 near {v50 * 1e3:+.3g} mV, logistic scale ≈ {s * 1e3:.3g} mV; "
+                    f"bias points laid out over {w_lo * 1e3:+.3g} .. {w_hi * 1e3:+.3g} mV")
+    above = np.flatnonzero(p >= 0.5)
+    if above.size and above[0] > 0 and p[above[0] - 1] < 0.5:
+        i = above[0]
+        # the sigmoid is steeper than the pilot grid: the bracket, widened by half a grid step on each
+        # side so that a V50 near either end still has points on both sides
+        half = 0.5 * (v[i] - v[i - 1])
+        w_lo, w_hi = max(lo, v[i - 1] - half), min(hi, v[i] + half)
+        return ((w_lo, w_hi, 0.5 * (w_lo + w_hi)),
+                f"pilot: P(1) crosses 0.5 between {v[i - 1] * 1e3:+.3g} and {v[i] * 1e3:+.3g} mV (steeper than the "
+                f"pilot grid); window {w_lo * 1e3:+.3g} .. {w_hi * 1e3:+.3g} mV")
+    return None, ("pilot: P(1) does not cross 0.5 inside the cell's bias range "
+                  f"(P(1) = {', '.join(f'{x:.2f}' for x in p)}); the parts use the whole range")
+
+
+def _run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed):
+    from ..sweep import run_sweep
+    from ..sweep.spec import parse_spec
+
+    pl = spec.pilot
+    lo, hi = cellspec.bias.range_v
+    sweep = {k: v for k, v in spec.shared.items() if k != "adaptive"}
+    sweep.update(cell=spec.cell, duration=pl.get("duration", "2us"), seed=pl.get("seed", 1000),
+                 grid={"bias": [float(f"{x:.9g}") for x in np.linspace(lo, hi, int(pl.get("num", 9)))]})
+    margin = float(pl.get("margin", 4.0))
+    results, window, note = [], None, ""
+    for stage in (1, 2):
+        sw = parse_spec(sweep, source=f"{spec.source} [pilot]")
+        name = "pilot" if stage == 1 else "pilot2"
+        log(f"pilot stage {stage}: {len(sw.bias_v)} points at the nominal condition -> {out / 'sweep' / name}")
+        res = run_sweep(sw, out / "sweep" / name, workers=workers, progress=True, retry_failed=retry_failed)
+        results.append(res)
+        ok = pd.concat([r.dataframe for r in results])
+        ok = ok[ok["status"] == "ok"]
+        if not len(ok) or "p1" not in ok:
+            window, note = None, "pilot: every pilot simulation failed (see Warnings); the parts use the whole bias range"
+            break
+        window, note = pilot_window(ok["bias_v"].to_numpy(float),
+                                    pd.to_numeric(ok["p1"], errors="coerce").to_numpy(float), margin, lo, hi)
+        if window is None or "steeper than the pilot grid" not in note or stage == 2:
+            break
+        # stage 2: the same number of points across the bracket, to measure the steep sigmoid's scale
+        sweep["grid"] = {"bias": [float(f"{x:.9g}") for x in np.linspace(window[0], window[1], int(pl.get("num", 9)))]}
+        sweep["seed"] = int(pl.get("seed", 1000)) + 1
+    return results, window, note
 
 
 # ============================================================================ stored streams

@@ -151,6 +151,8 @@ def _fit_x(f: ConditionFit, rows: pd.DataFrame) -> np.ndarray:
 
 def _cond_rows(points: pd.DataFrame, cond) -> pd.DataFrame:
     ok = _ok(points)
+    if "role" in ok:
+        ok = ok[ok["role"].isin(["fit", "measured"])]  # held-out and pilot points have their own places
     sel = (ok["corner"] == cond[0]) & (ok["temp_c"] == cond[1]) & (ok["vdd_v"] == cond[2])
     if "instance" in ok:
         sel &= ok["instance"].fillna(-1) < 0
