@@ -99,7 +99,7 @@ def test_end_to_end_outputs(run1):
     fitted = {round(p["bias_v"], 9) for c in doc["conditions"] for p in c.get("points", [])}
     assert not fitted & {-0.0006, 0.0006}
     # measured data: fitted into their own model; the synthetic example is at the sky130 pbit's
-    # supply (58 mV), which this cell (60 mV) was not simulated at, so no comparison is claimed
+    # supply (94 mV), which this cell (60 mV) was not simulated at, so no comparison is claimed
     assert (out / "model_measured.json").exists()
     mp = pd.read_csv(out / "tables" / "measured_points.csv")
     assert len(mp) == 12 and (mp["corner"] == "measured").all()

@@ -47,7 +47,7 @@ def test_example_trace_is_digitised_at_the_bit_clock():
     n_expected = int(math.floor(truth["trace"]["duration_s"] / tr.sample_period_s - 1e-9)) + 1
     assert abs(tr.bits.size - n_expected) <= 1
     assert tr.threshold_v == pytest.approx(truth["vdd_v"] / 2)
-    # the trace's noise (1.5 mV rms) is far below the 29 mV threshold distance: the digitised bits
+    # the trace's noise (1.5 mV rms) is far below the 47 mV threshold distance: the digitised bits
     # must be a real telegraph, neither stuck nor chattering every sample
     flips = np.count_nonzero(np.diff(tr.bits))
     assert 0.05 * tr.bits.size < tr.bits.mean() * tr.bits.size < 0.95 * tr.bits.size

@@ -22,7 +22,7 @@ from noisecell.report.html import SECTIONS, render
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "measurements" / "synthetic-pbit-example"
-COND = ("tt", 27.0, 0.058)
+COND = ("tt", 27.0, 0.094)
 # simulated stand-in with known parameters at the pbit's nominal condition
 SIM_V50, SIM_SCALE, SIM_TAU = 0.0, 0.008, 90e-9
 
@@ -89,15 +89,15 @@ def _report_data(measured, title: str) -> ReportData:
     pts["role"] = "fit"
     pts["fitted_regime"] = pts["regime"] == "bistable"
     C._entropy_columns(pts, out, 60e-9, False, COND)
-    fits = [C.condition_fit(CellModel.load(mpath), ("measured", 27.0, 0.058), pts)]
+    fits = [C.condition_fit(CellModel.load(mpath), ("measured", 27.0, 0.094), pts)]
     fits[0].corner = "tt"
     cap = next(c for c in ms.captures if c.kind == "trace")
     big = next(c for c in ms.captures if c.kind == "bits" and abs(c.bias_v - 0.004) < 1e-9)
-    ex = [ExampleStream(label="tt 27 °C", corner="tt", temp_c=27.0, vdd_v=0.058, bias_v=cap.bias_v, bits=cap.bits,
+    ex = [ExampleStream(label="tt 27 °C", corner="tt", temp_c=27.0, vdd_v=0.094, bias_v=cap.bias_v, bits=cap.bits,
                         sample_period_s=cap.sample_period_s, p1=0.4, tau_s=60e-9, rate_up_hz=5e6, rate_down_hz=7e6,
                         time_s=cap.trace_time_s, v_read=cap.trace_v, threshold_v=cap.threshold_v,
                         hysteresis_v=cap.hysteresis_v),
-          ExampleStream(label="tt 27 °C", corner="tt", temp_c=27.0, vdd_v=0.058, bias_v=big.bias_v, bits=big.bits,
+          ExampleStream(label="tt 27 °C", corner="tt", temp_c=27.0, vdd_v=0.094, bias_v=big.bias_v, bits=big.bits,
                         sample_period_s=big.sample_period_s, p1=0.5, tau_s=60e-9, rate_up_hz=8e6, rate_down_hz=8e6)]
     mm = pd.DataFrame({"instance": [0, 1, 2], "v50_v": [0.001, -0.002, 0.0005], "scale_v": [0.007, 0.0075, 0.0068],
                        "v50_lo_v": [0.0005, -0.0025, 0.0], "v50_hi_v": [0.0015, -0.0015, 0.001]})

@@ -33,7 +33,7 @@ ASYM = 0.4               # share of the bias dependence carried by k_down
 TAU0_S = 60e-9           # correlation time at V50, s
 SAMPLE_PERIOD_S = 5e-9   # bit clock, s
 N_SAMPLES = 200_000      # per bit capture (1 ms of clocked bits)
-VDD_V = 0.058            # the sky130 pbit core supply, V
+VDD_V = 0.094            # the sky130 pbit nominal supply (spice_models/pbit/cell.toml), V
 TEMP_C = 27.0
 I0_A = 2.5e-9            # mean supply current at V50, A (invented; mild bias dependence below)
 BIAS_V = [-0.024, -0.016, -0.010, -0.005, 0.0, 0.004, 0.008, 0.012, 0.016, 0.020, 0.028]
@@ -112,7 +112,7 @@ def main() -> None:
         for ti, vi in zip(t, v):
             fh.write(f"{ti:.4e},{vi:.4f}\n")
     entries.append(dict(file=fname, kind="trace", format="csv", bias_v="0mV", n_samples=n,
-                        threshold_v="29mV", supply_current_a=f"{I0_A * 1e9:.4g}nA",
+                        threshold_v=f"{VDD_V / 2 * 1e3:g}mV", supply_current_a=f"{I0_A * 1e9:.4g}nA",
                         notes="synthetic scope trace: telegraph, 1st-order rise, Gaussian noise"))
 
     prov = ("SYNTHETIC, not measured: exact samples of a two-state continuous-time Markov chain with "

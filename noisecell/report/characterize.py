@@ -36,6 +36,8 @@ Z95 = float(stats.norm.ppf(0.975))
 ROLES = ("fit", "mismatch", "heldout")
 SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot")
 PILOT_KEYS = ("num", "duration", "seed", "margin")
+#: at most this many pilot stages (each narrows a too-steep bracket ~4-fold with 9 points)
+PILOT_STAGES = 4
 PART_KEYS = ("name", "role", "grid")  # plus any sweep key
 REPORT_KEYS = ("examples", "entropy_90b", "entropy_sample_period", "fit_regimes")
 #: sweep-spec keys a characterisation spec may not set (the flow owns them)
@@ -473,7 +475,7 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
         pilots, window, note = _run_pilot(spec, cellspec, out, workers, retry_failed)
         log(note)
         for k, pres in enumerate(pilots):
-            name = "pilot" if k == 0 else "pilot2"
+            name = "pilot" if k == 0 else f"pilot{k + 1}"
             total += pres.total
             failed += pres.failed
             frames.append(normalise_rows(pres.dataframe, name, "pilot"))
@@ -724,9 +726,9 @@ def _run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed):
                  grid={"bias": [float(f"{x:.9g}") for x in np.linspace(lo, hi, int(pl.get("num", 9)))]})
     margin = float(pl.get("margin", 4.0))
     results, window, note = [], None, ""
-    for stage in (1, 2):
+    for stage in range(1, PILOT_STAGES + 1):
         sw = parse_spec(sweep, source=f"{spec.source} [pilot]")
-        name = "pilot" if stage == 1 else "pilot2"
+        name = "pilot" if stage == 1 else f"pilot{stage}"
         log(f"pilot stage {stage}: {len(sw.bias_v)} points at the nominal condition -> {out / 'sweep' / name}")
         res = run_sweep(sw, out / "sweep" / name, workers=workers, progress=True, retry_failed=retry_failed)
         results.append(res)
@@ -737,11 +739,12 @@ def _run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed):
             break
         window, note = pilot_window(ok["bias_v"].to_numpy(float),
                                     pd.to_numeric(ok["p1"], errors="coerce").to_numpy(float), margin, lo, hi)
-        if window is None or "steeper than the pilot grid" not in note or stage == 2:
+        if window is None or "steeper than the pilot grid" not in note or stage == PILOT_STAGES:
             break
-        # stage 2: the same number of points across the bracket, to measure the steep sigmoid's scale
+        # next stage: the same number of points across the widened bracket (each stage narrows it
+        # about (num-1)/2-fold) until the sigmoid's own width is resolved
         sweep["grid"] = {"bias": [float(f"{x:.9g}") for x in np.linspace(window[0], window[1], int(pl.get("num", 9)))]}
-        sweep["seed"] = int(pl.get("seed", 1000)) + 1
+        sweep["seed"] = int(pl.get("seed", 1000)) + stage
     return results, window, note
 
 
