@@ -155,6 +155,7 @@ class AdaptiveReport:
     points: int
     points_meeting_target: int
     worst_job_id: str
+    extrapolated: bool = False
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -163,7 +164,10 @@ class AdaptiveReport:
         return (f"adaptive: {self.used_s * 1e6:.4g} µs simulated in total; a fixed duration meeting the "
                 f"worst point's target needs {self.fixed_per_point_s * 1e6:.4g} µs x {self.points} points = "
                 f"{self.fixed_total_s * 1e6:.4g} µs -> saving {self.saving:.3g}x; "
-                f"{self.points_meeting_target}/{self.points} points met the target")
+                f"{self.points_meeting_target}/{self.points} points met the target"
+                + ("; the worst point did not reach the target within max_duration, so the fixed duration is "
+                   "extrapolated (CI width ∝ 1/√T) — raise max_duration for a measured comparison"
+                   if self.extrapolated else ""))
 
 
 def report(rows: list[dict], target: float) -> AdaptiveReport | None:
@@ -184,8 +188,10 @@ def report(rows: list[dict], target: float) -> AdaptiveReport | None:
     used = float(sum(r["simulated_s"] for r in ok))
     n = len(ok)
     met = sum(1 for r in ok if r.get("p1_ci_halfwidth") is not None and r["p1_ci_halfwidth"] <= target)
+    wrow = next(r for r in ok if r["job_id"] == worst)
+    extrapolated = not (wrow.get("p1_ci_halfwidth") is not None and wrow["p1_ci_halfwidth"] <= target)
     return AdaptiveReport(used, float(fixed), float(fixed * n), float(fixed * n / used) if used else float("nan"),
-                          n, met, worst)
+                          n, met, worst, extrapolated)
 
 
 def ci_halfwidth_from_row(row: dict) -> float:
