@@ -26,7 +26,7 @@ def add_arguments(parser) -> None:
                         help="trim one mismatched instance (PDK mismatch models, .options seed) and report its bias offset")
     parser.add_argument("--all", action="store_true", help="every corner of the cell × -40/27/85 °C")
     parser.add_argument("--write", action="store_true",
-                        help="with --all: store the table (trims.json + cell.toml [[trim.*.table]]) after each row")
+                        help="store the result(s) in the cell's table (trims.json [+ cell.toml [[trim.*.table]]]); with --all after each row")
     parser.add_argument("--json", action="store_true", help="print the result(s) as JSON (last line)")
 
 
@@ -39,8 +39,8 @@ def run(args) -> int:
     duration = parse_si(args.duration, unit="s", what="--duration")
     if duration <= 0:
         raise InputError("--duration must be positive, e.g. 20us")
-    if args.write and not args.all:
-        raise InputError("--write stores the full table: use it with --all")
+    if args.write and args.mismatch_seed is not None:
+        raise InputError("--write stores the cell's table, which is for the mismatch-free cell: drop --mismatch-seed")
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     kw = dict(duration_s=duration, seed=args.seed, min_flips_per_us=args.min_flips,
               max_iterations=args.max_iterations, progress=say)
@@ -71,6 +71,12 @@ def run(args) -> int:
         off = T.bias_offset(cell, corner, temp, mismatch_seed=args.mismatch_seed, trim_v=res.trim_v, vdd_v=res.vdd_v)
         from dataclasses import replace
         res = replace(res, bias_offset_v=off)
+    if args.write:  # replace this (corner, temperature) row of the stored table, keep the others
+        bal = T.balance_spec(cell)
+        key = bal.trim or cell.supplies[cell.main_supply].param
+        rows = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get(key, [])}
+        rows[(corner, float(temp))] = T.row_from_result(res)
+        T.write_table(cell, list(rows.values()), command=f"noisecell trim {cell.name} --corner {corner} --temp {temp:g} --write")
     print(res.summary(), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(res.to_dict()))
