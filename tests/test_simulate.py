@@ -55,7 +55,7 @@ def test_waveform_grid_meta_and_supply_sign(cell, tmp_path):
         assert key in m, key
     assert m["sample_period_s"] == job.noise_step_s
     assert m["noise_bandwidth_hz"] == pytest.approx(0.5 / job.noise_step_s)
-    assert m["readout"] == {"mode": "differential", "threshold_v": 0.0}
+    assert m["readout"] == {"mode": "differential", "threshold_v": 0.0, "hysteresis_v": 0.012}
     assert len(m["noise"]["mosfets"]) == 6
     p = wf.save_npz(tmp_path / "w.npz")
     back = Waveform.load_npz(p)
