@@ -68,3 +68,18 @@ def test_mismatch_instances_are_reproducible_and_distinct(pbit):
     assert a1 == a2  # same .options seed -> the same instance, bit for bit
     assert a1 != b and a1 != nominal
     assert np.isfinite(a1) and np.isfinite(b)
+
+
+def test_bias_offset_equalises_the_two_half_circuits(pbit):
+    """The DC bias offset of a mismatched instance is where both inverters switch at the same
+    fraction of the rail; brentq's xtol of 10 µV in VB moves the switching points by < 1e-3 of VDD."""
+    vdd = 0.094
+    off = T.bias_offset(pbit, "tt", 27.0, mismatch_seed=2, vdd_v=vdd)
+    assert off is not None and pbit.bias.range_v[0] < off < pbit.bias.range_v[1]
+    a = T.dc_points(pbit, "tt", 27.0, [(None, vdd)], bias_v=off, mismatch_seed=2, forced="v_outb")[0]
+    b = T.dc_points(pbit, "tt", 27.0, [(None, vdd)], bias_v=off, mismatch_seed=2, forced="v_out")[0]
+    assert a.vm_frac == pytest.approx(b.vm_frac, abs=1e-3)
+    # without mismatch the two halves are identical: the offset is zero (to brentq's tolerance)
+    a0 = T.dc_points(pbit, "tt", 27.0, [(None, vdd)], forced="v_outb")[0]
+    b0 = T.dc_points(pbit, "tt", 27.0, [(None, vdd)], forced="v_out")[0]
+    assert a0.vm_frac == pytest.approx(b0.vm_frac, abs=1e-6)

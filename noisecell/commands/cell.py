@@ -44,7 +44,17 @@ def cell_info(cell) -> dict:
         "vdd_range_v": list(main.range_v),
         "corners": list(cell.corners),
     })
-    d["trim"] = {k: {**d["trim"][k], "stored": stored_trims(cell).get(k, [])} for k in d["trim"]}
+    stored = stored_trims(cell)
+    d["trim"] = {k: {**d["trim"][k], "kind": "trim", "stored": stored.get(k, [])} for k in d["trim"]}
+    for k, rows in stored.items():  # a supply-trimmed cell (no [trim.*] input): the supply is the trim
+        if k not in d["trim"]:
+            sup = next((s for s in cell.supplies.values() if s.param == k), None)
+            d["trim"][k] = {"kind": "supply", "nominal_v": sup.nominal_v if sup else None,
+                            "range_v": list(sup.range_v) if sup else None,
+                            "description": "the supply is trimmed per corner/temperature (noisecell trim)",
+                            "stored": rows}
+    for port in ports:
+        port["trimmed"] = port.get("param") in d["trim"]
     return d
 
 
@@ -73,8 +83,12 @@ def run(args) -> int:
         print(cell.summary())
         for k, t in info["trim"].items():
             for row in t["stored"]:
-                print(f"  stored trim {k} @ {row['corner']} {row['temp_c']:g} °C: "
-                      + (f"{row['value_v']:.4f} V, VDD {row['vdd_v'] * 1e3:.2f} mV, {row.get('regime')}, "
-                         f"P(1)={row.get('p1')}, {row.get('flips_per_us')} flips/µs" if row.get("ok")
-                         else f"none works ({row.get('message', '')})"))
+                vdd = row.get("vdd_v")
+                where = f"  stored trim {k} @ {row['corner']} {row['temp_c']:g} °C: "
+                if row.get("ok"):
+                    print(where + f"VDD {vdd * 1e3:.2f} mV, {row.get('regime')}, P(1)={row.get('p1')}, "
+                          f"{row.get('flips_per_us')} flips/µs")
+                else:
+                    best = f"best estimate VDD {vdd * 1e3:.2f} mV; " if isinstance(vdd, (int, float)) else ""
+                    print(where + f"no trim works ({best}{row.get('message', '')})")
     return 0
