@@ -80,61 +80,61 @@ def main() -> int:
     ap.add_argument("--cell", default="pbit_generic")
     ap.add_argument("--jobs", type=int, default=8, help="jobs per timing (default 8)")
     ap.add_argument("--duration", default="4us", help="simulated time per job (default 4us)")
-    ap.add_argument("--target", type=float, default=0.1, help="adaptive target P(1) CI half-width")
+    ap.add_argument("--target", type=float, default=0.05, help="adaptive target P(1) CI half-width")
+    ap.add_argument("--repeat", type=int, default=2, help="alternating repetitions of each timing (best kept)")
     ap.add_argument("--verify-fixed", action="store_true", help="also run the fixed-duration sweep")
     ap.add_argument("--quick", action="store_true", help="fewer, shorter jobs (smoke run)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: speedup,dask,adaptive")
     a = ap.parse_args()
     if a.quick:
-        a.jobs, a.duration = 4, "1us"
+        a.jobs, a.duration, a.repeat, a.target = 4, "1us", 1, 0.1
     skip = set(filter(None, a.skip.split(",")))
     print(f"cell {a.cell}, {a.jobs} jobs of {a.duration}; cores {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     tasks = sim_tasks(a.cell, a.jobs, a.duration)
 
+    def timed(kind: str, workers: int, batches: list[list[dict]]) -> list[float]:
+        ex = make_executor(kind, workers, None)
+        try:
+            warm(ex, workers)
+            return [run_batch(ex, b) for b in batches]
+        finally:
+            ex.close()
+
+    # Repetitions alternate between the two configurations and the fastest of each is kept: on a
+    # shared machine other processes only ever slow a run down, so the minimum is the least
+    # disturbed measurement of each.
     if "speedup" not in skip:
-        ex1 = make_executor("local", 1, None)
-        try:
-            warm(ex1, 1)
-            t1 = run_batch(ex1, tasks)
-        finally:
-            ex1.close()
-        ex2 = make_executor("local", 2, None)
-        try:
-            warm(ex2, 2)
-            t2 = run_batch(ex2, tasks)
-        finally:
-            ex2.close()
-        print(f"[speed-up] 1 worker {t1:.2f} s, 2 workers {t2:.2f} s for the same {len(tasks)} jobs: "
+        t1s, t2s = [], []
+        for _ in range(a.repeat):
+            t1s += timed("local", 1, [tasks])
+            t2s += timed("local", 2, [tasks])
+        t1, t2 = min(t1s), min(t2s)
+        print(f"[speed-up] 1 worker {t1:.2f} s, 2 workers {t2:.2f} s for the same {len(tasks)} jobs "
+              f"(best of {a.repeat}; all: {', '.join(f'{x:.1f}' for x in t1s)} / {', '.join(f'{x:.1f}' for x in t2s)}): "
               f"speed-up {t1 / t2:.3f} (target ≥ 1.85); load average now {os.getloadavg()[0]:.2f}")
 
     if "dask" not in skip:
-        exl = make_executor("local", 2, None)
-        try:
-            warm(exl, 2)
-            e_local = run_batch(exl, empty_tasks(40)) / 40
-            tl = run_batch(exl, tasks)
-        finally:
-            exl.close()
-        exd = make_executor("dask", 2, None)
-        try:
-            warm(exd, 2)
-            e_dask = run_batch(exd, empty_tasks(40)) / 40
-            td = run_batch(exd, tasks)
-        finally:
-            exd.close()
-        per_job_l, per_job_d = tl / len(tasks), td / len(tasks)
-        print(f"[dask] local pool {tl:.2f} s, Dask LocalCluster {td:.2f} s for {len(tasks)} jobs on 2 workers: "
-              f"per-job overhead {100 * (td - tl) / tl:+.1f} % (target ≤ 5 %); "
+        tls, tds, els, eds = [], [], [], []
+        for _ in range(a.repeat):
+            e, t = timed("local", 2, [empty_tasks(40), tasks])
+            els.append(e / 40)
+            tls.append(t)
+            e, t = timed("dask", 2, [empty_tasks(40), tasks])
+            eds.append(e / 40)
+            tds.append(t)
+        tl, td, e_local, e_dask = min(tls), min(tds), min(els), min(eds)
+        per_job_l = tl / len(tasks)
+        print(f"[dask] local pool {tl:.2f} s, Dask LocalCluster {td:.2f} s for {len(tasks)} jobs on 2 workers "
+              f"(best of {a.repeat}): per-job overhead {100 * (td - tl) / tl:+.1f} % (target ≤ 5 %); "
               f"empty-task round trip: local {1e3 * e_local:.1f} ms, dask {1e3 * e_dask:.1f} ms "
               f"= {100 * (e_dask - e_local) / per_job_l:.2f} % of a {per_job_l:.2f} s job")
-        _ = per_job_d
 
     if "adaptive" not in skip:
         grid_bias = {"start": -0.004, "stop": 0.004, "num": 9}
         spec = {"cell": a.cell, "noise_step": "1ns", "seed": 21, "timeout": 3600,
                 "grid": {"bias": grid_bias} if a.cell == "pbit_generic" else {},
-                "adaptive": {"target_p1_ci_halfwidth": a.target, "chunk": "1us" if a.quick else "2us",
+                "adaptive": {"target_p1_ci_halfwidth": a.target, "chunk": "1us",
                              "max_duration": "200us"}}
         with tempfile.TemporaryDirectory() as d:
             res = run_sweep(parse_spec(spec, source="benchmark adaptive spec"), Path(d) / "adaptive",
