@@ -153,3 +153,12 @@ def test_fatal_load_error_is_reported_and_process_marked_unusable():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "first:" in r.stdout and "did not load" in r.stdout
     assert "second:" in r.stdout and "unusable" in r.stdout and "restart" in r.stdout
+
+
+def test_option_that_removes_the_noise_is_refused():
+    from noisecell.cells import load_cell
+    from noisecell.errors import InputError
+    from noisecell.simulate import job_from_cell
+    with pytest.raises(InputError, match="minbreak"):
+        job_from_cell(load_cell("pbit_generic"), bias_v=0.0, duration_s=1e-7, noise_step_s=1e-9, seed=1,
+                      options={"MINBREAK": 1e-7})
