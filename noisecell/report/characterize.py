@@ -499,7 +499,14 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
                  * max(1, sw.mismatch_instances))
         log(f"part {i + 1}/{len(spec.parts)} {part.name!r} ({part.role}): {n_pts} points -> "
             f"{out / 'sweep' / part.name}")
-        res = run_sweep(sw, out / "sweep" / part.name, workers=workers, progress=True, retry_failed=retry_failed)
+        try:
+            res = run_sweep(sw, out / "sweep" / part.name, workers=workers, progress=True, retry_failed=retry_failed)
+        except InputError as exc:
+            if "different spec" not in str(exc):
+                raise
+            raise InputError(f"{out / 'sweep' / part.name}: holds part {part.name!r} of a different characterisation "
+                             "(spec edited, or the pilot placed the bias points elsewhere); use a new --out folder, "
+                             "or delete that part's folder to simulate it again") from None
         log(res.summary().splitlines()[0])
         df = res.dataframe
         total += res.total
@@ -543,6 +550,9 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     ident = _identity(cellspec, raw_all)
     model = None
     model_path = None
+    for_fit, dropped = _drop_unfittable(for_fit, fit_sweep)
+    for cond, why in dropped:
+        warnings.append(f"condition {condition_label(*cond)} left out of the model: {why}")
     try:
         doc = fit_sweep(for_fit, name=cellspec.name, bias_param=cellspec.bias.param, technology=cellspec.technology,
                         netlist_sha256=ident["netlist_sha256"], model_package=ident["model_package"],
@@ -614,6 +624,24 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     return CharacterizeResult(out_dir=out, report_path=report_path, model_path=model_path, failed_jobs=failed,
                               total_jobs=total, datasheet=datasheet, measured_model_path=meas_model_path,
                               wall_s=time.monotonic() - t0)
+
+
+def _drop_unfittable(df: pd.DataFrame, fit_sweep) -> tuple[pd.DataFrame, list[tuple[tuple, str]]]:
+    """Rows of the conditions a model can be fitted to, and (condition, reason) for the others.
+
+    One condition with too few telegraphing points (e.g. a cold corner that is stuck over most of the
+    bias window) must not cost the model of every other condition.
+    """
+    if not len(df):
+        return df, []
+    keep, dropped = [], []
+    for cond, g in df.groupby(["corner", "temp_c", "vdd_v"], sort=True):
+        try:
+            fit_sweep(g, what="condition")
+            keep.append(g)
+        except NoisecellError as exc:
+            dropped.append(((cond[0], float(cond[1]), float(cond[2])), str(exc).split(": ", 2)[-1]))
+    return (pd.concat(keep) if keep else df.iloc[:0]), dropped
 
 
 def _fit_regimes(val, source: str) -> tuple[str, ...]:
