@@ -283,6 +283,9 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
 
 def _sel(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     ok = df[df["status"] == "ok"] if "status" in df else df
+    if "role" in ok:
+        ok = ok[ok["role"] != "pilot"]  # the pilot's short coarse runs are in the points table only
+    ok = ok.sort_values([c for c in ("corner", "temp_c", "vdd_v", "bias_v") if c in ok.columns])
     return ok[[c for c in cols if c in ok.columns]]
 
 
