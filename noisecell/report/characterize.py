@@ -14,14 +14,12 @@ import datetime as _dt
 import hashlib
 import json
 import math
-import shlex
 import sys
 import time
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +36,6 @@ SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot")
 PILOT_KEYS = ("num", "duration", "seed", "margin")
 #: at most this many pilot stages (each narrows a too-steep bracket ~4-fold with 9 points)
 PILOT_STAGES = 4
-PART_KEYS = ("name", "role", "grid")  # plus any sweep key
 REPORT_KEYS = ("examples", "entropy_90b", "entropy_sample_period", "fit_regimes")
 #: sweep-spec keys a characterisation spec may not set (the flow owns them)
 _FLOW_OWNED = ("cell", "grid")
@@ -505,7 +502,8 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             if "different spec" not in str(exc):
                 raise
             raise InputError(f"{out / 'sweep' / part.name}: holds part {part.name!r} of a different characterisation "
-                             "(spec edited, or the pilot placed the bias points elsewhere); use a new --out folder, "
+                             "(spec edited, the pilot placed the bias points elsewhere, or the simulation/analysis code "
+                             "changed); use a new --out folder, "
                              "or delete that part's folder to simulate it again") from None
         log(res.summary().splitlines()[0])
         df = res.dataframe
