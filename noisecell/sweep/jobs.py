@@ -121,6 +121,24 @@ def _trim_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> dict[str, fl
     return out
 
 
+def _supplies_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> tuple[float, ...]:
+    """The supply axis at (corner, temp_c): the spec's values; else, for a cell whose trim is its
+    supply (a ``[balance]`` table and a stored trim table, e.g. pbit), the stored trimmed supply —
+    a supply-trimmed cell run at its nominal supply away from tt/27 °C is simply not bistable;
+    else the nominal supply."""
+    main = cell.supplies[cell.main_supply]
+    if spec.vdd_v:
+        return tuple(spec.vdd_v)
+    if spec.use_trim:
+        from ..trim import trimmed_point
+        try:
+            _, vdd = trimmed_point(cell, corner, temp_c)
+        except InputError:  # the cell has no [balance] table: its supply is not a trim
+            vdd = main.nominal_v
+        return (float(vdd),)
+    return (main.nominal_v,)
+
+
 def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
     """All points of ``spec`` in a fixed order (corner, temperature, vdd, instance, bias — bias fastest)."""
     from ..cells import load_cell
@@ -164,7 +182,7 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
     for corner in corners:
         for temp in temps:
             trim = _trim_for(cell, spec, corner, temp)
-            for vdd in vdds:
+            for vdd in _supplies_for(cell, spec, corner, temp):
                 for inst in instances:
                     mseed = None if inst is None else mismatch_seed(spec.seed, inst)
                     for bias in biases:
