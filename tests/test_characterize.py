@@ -199,6 +199,10 @@ def test_pilot_window_locates_the_sigmoid():
     p = 1 / (1 + np.exp(-(v - 0.004) / 0.002))
     (lo, hi, c), note = pilot_window(v, p, 4.0, -0.08, 0.08)
     assert (lo, hi) == pytest.approx((-0.01, 0.03)) and lo < 0.004 < hi
+    # two inner points at the same bias (repeated by a later stage) cannot define a line: bracket
+    p = np.r_[np.where(v < 0, 0.0, np.where(v > 0, 1.0, 0.6)), 0.3]
+    (lo, hi, c), note = pilot_window(np.r_[v, 0.0], p, 4.0, -0.08, 0.08)
+    assert "steeper" in note and lo < 0 < hi
     # no crossing: no window, and the reason says so
     w, note = pilot_window(v, np.zeros(9), 4.0, -0.08, 0.08)
     assert w is None and "does not cross" in note

@@ -576,7 +576,7 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
 
     # ---- entropy at a stated clock period, SP 800-90B on the stored streams
     ent_period, ent_note = _entropy_period(report_cfg, fits, nominal_eff, points)
-    _entropy_columns(points, out, ent_period, bool(report_cfg.get("entropy_90b", True)), nominal_eff)
+    warnings.extend(_entropy_columns(points, out, ent_period, bool(report_cfg.get("entropy_90b", True)), nominal_eff))
 
     # ---- examples, mismatch, held-out validation
     examples = _examples(points, out, nominal_eff, int(report_cfg.get("examples", 3)))
@@ -716,7 +716,8 @@ def pilot_window(bias_v: np.ndarray, p1: np.ndarray, margin: float, lo: float, h
     ok = np.isfinite(p)
     v, p = v[ok], p[ok]
     inner = (p > 0.02) & (p < 0.98)
-    if inner.sum() >= 2:
+    # a line needs two distinct bias values (stages can repeat a bias point)
+    if np.unique(v[inner]).size >= 2:
         y = np.log(p[inner] / (1 - p[inner]))
         b, a = np.polyfit(v[inner], y, 1)
         if b > 0:
@@ -819,12 +820,13 @@ def _entropy_period(cfg: dict, fits: list[ConditionFit], nominal: tuple, points:
                f"({fit.tau_at_v50_s * 1e9:.3g} ns), i.e. every {m}th stored sample")
 
 
-def _entropy_columns(points: pd.DataFrame, out: Path, period_s: float, run_90b: bool, nominal: tuple) -> None:
+def _entropy_columns(points: pd.DataFrame, out: Path, period_s: float, run_90b: bool, nominal: tuple) -> list[str]:
     """Markov-model entropy rates and health-test cutoffs at ``period_s`` for every point (from its
     rates), and SP 800-90B h_original on the stored stream decimated to ``period_s`` (nominal points)."""
     from ..analysis.markov import apt_cutoff, min_entropy_rate, rct_cutoff, shannon_rate
     from ..model.sampler import transition_probabilities
 
+    problems: list[str] = []
     points["entropy_period_s"] = period_s
     points["h_original_n"] = np.nan
     points["h_original_period_s"] = np.nan
@@ -839,7 +841,7 @@ def _entropy_columns(points: pd.DataFrame, out: Path, period_s: float, run_90b: 
         points.at[i, "rct_cutoff"] = rct_cutoff(h_min) or np.nan
         points.at[i, "apt_cutoff"] = apt_cutoff(h_min) or np.nan
     if not run_90b:
-        return
+        return problems
     from ..entropy import MIN_SAMPLES, assess
 
     sel = ((points["corner"] == nominal[0]) & np.isclose(points["temp_c"], nominal[1])
@@ -867,6 +869,11 @@ def _entropy_columns(points: pd.DataFrame, out: Path, period_s: float, run_90b: 
             points.at[i, "h_original"] = assess(dec, run_ais31=False, source=str(r["job_id"])[:12]).h_original
         except NoisecellError:
             continue
+        except (ValueError, ArithmeticError) as exc:
+            # an estimator failing on one stream must not cost the report (the simulations are kept)
+            problems.append(f"SP 800-90B assessment failed at {r['bias_v'] * 1e3:+.4g} mV "
+                            f"({type(exc).__name__}: {exc}); h_original not given there")
+    return problems
 
 
 # ============================================================================ examples
