@@ -711,13 +711,13 @@ def pilot_window(bias_v: np.ndarray, p1: np.ndarray, margin: float, lo: float, h
     With fewer, the window is the bracket between the last point below 0.5 and the first above.
     Returns (None, reason) when the pilot shows no crossing.
     """
-    order = np.argsort(bias_v)
-    v, p = np.asarray(bias_v, float)[order], np.asarray(p1, float)[order]
-    ok = np.isfinite(p)
-    v, p = v[ok], p[ok]
+    v, p = np.asarray(bias_v, float), np.asarray(p1, float)
+    ok = np.isfinite(p) & np.isfinite(v)
+    # later stages can repeat a bias point: pool repeats (equal-length runs, so a plain mean)
+    v, inv = np.unique(v[ok], return_inverse=True)
+    p = np.bincount(inv, weights=p[ok]) / np.bincount(inv)
     inner = (p > 0.02) & (p < 0.98)
-    # a line needs two distinct bias values (stages can repeat a bias point)
-    if np.unique(v[inner]).size >= 2:
+    if inner.sum() >= 2:
         y = np.log(p[inner] / (1 - p[inner]))
         b, a = np.polyfit(v[inner], y, 1)
         if b > 0:
