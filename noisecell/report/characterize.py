@@ -757,7 +757,14 @@ def _run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed):
         sw = parse_spec(sweep, source=f"{spec.source} [pilot]")
         name = "pilot" if stage == 1 else f"pilot{stage}"
         log(f"pilot stage {stage}: {len(sw.bias_v)} points at the nominal condition -> {out / 'sweep' / name}")
-        res = run_sweep(sw, out / "sweep" / name, workers=workers, progress=True, retry_failed=retry_failed)
+        try:
+            res = run_sweep(sw, out / "sweep" / name, workers=workers, progress=True, retry_failed=retry_failed)
+        except InputError as exc:
+            if "different spec" not in str(exc):
+                raise
+            raise InputError(f"{out / 'sweep' / name}: holds a pilot stage of a different characterisation (spec "
+                             "edited, or the simulation/analysis code changed); use a new --out folder, or delete "
+                             "OUT/sweep to simulate again") from None
         results.append(res)
         ok = pd.concat([r.dataframe for r in results])
         ok = ok[ok["status"] == "ok"]
