@@ -26,6 +26,12 @@ plt.rcParams.update({
 _NON_BISTABLE = dict(marker="x", color="0.45", linestyle="none", markersize=6)
 
 
+def _legend(ax, **kw) -> None:
+    """A legend only when something is labelled (empty panels stay clean)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
 def _cond_colors(conds) -> dict:
     cmap = plt.get_cmap("tab10")
     return {c: cmap(i % 10) for i, c in enumerate(conds)}
@@ -113,7 +119,7 @@ def fig_traces(examples: list[ExampleStream]) -> plt.Figure:
                 label=f"bits (clock {e.sample_period_s * 1e9:.3g} ns)")
         ax.set_ylabel("readout (V)")
         ax.set_title(f"{e.label}: bias {e.bias_v * 1e3:+.3g} mV, P(1) = {e.p1:.3f}", loc="left")
-        ax.legend(loc="upper right", ncol=4)
+        _legend(ax, loc="upper right", ncol=4)
     axes[-1, 0].set_xlabel(f"time ({unit})")
     fig.tight_layout()
     return fig
@@ -189,7 +195,7 @@ def fig_p1(data: ReportData) -> plt.Figure:
         ax.set_ylabel("P(1)")
         ax.set_ylim(-0.03, 1.03)
         ax.set_title(title, loc="left")
-        ax.legend(loc="upper left")
+        _legend(ax, loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -218,7 +224,7 @@ def fig_tau(data: ReportData) -> plt.Figure:
         ax.set_xlabel("bias (mV)")
         ax.set_ylabel("correlation time τ (ns)")
         ax.set_title(title, loc="left")
-        ax.legend(loc="best")
+        _legend(ax, loc="best")
     fig.tight_layout()
     return fig
 
@@ -244,7 +250,7 @@ def fig_acf(examples: list[ExampleStream]) -> plt.Figure:
     ax.set_xlabel("lag (ns)")
     ax.set_ylabel("autocorrelation")
     ax.set_title("autocorrelation of the bit stream with the exponential fit", loc="left")
-    ax.legend(loc="upper right")
+    _legend(ax, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -273,7 +279,7 @@ def fig_dwell(examples: list[ExampleStream]) -> plt.Figure:
         ax.set_xlabel("dwell time (ns)")
         ax.set_ylabel("probability density (1/ns)")
         ax.set_title(f"{e.label}, {e.bias_v * 1e3:+.3g} mV", loc="left")
-        ax.legend(loc="upper right")
+        _legend(ax, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -296,7 +302,7 @@ def fig_psd(examples: list[ExampleStream]) -> plt.Figure:
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("PSD of the bit (1/Hz)")
     ax.set_title("power spectral density with the Lorentzian of the fitted τ", loc="left")
-    ax.legend(loc="lower left")
+    _legend(ax, loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -330,12 +336,12 @@ def fig_energy(data: ReportData) -> plt.Figure:
     a1.set_xlabel("bias (mV)")
     a1.set_ylabel("mean supply power (nW)")
     a1.set_title("power drawn from the supplies", loc="left")
-    a1.legend(loc="best")
+    _legend(a1, loc="best")
     a2.set_yscale("log")
     a2.set_xlabel("bias (mV)")
     a2.set_ylabel("energy per bit P·τ (J)")
     a2.set_title("energy per bit (one bit per correlation time)", loc="left")
-    a2.legend(loc="best")
+    _legend(a2, loc="best")
     fig.tight_layout()
     return fig
 
@@ -360,7 +366,7 @@ def fig_entropy(data: ReportData) -> plt.Figure:
     sp = rows[col].dropna()
     per = f", bit clock {sp.iloc[0] * 1e9:.4g} ns" if len(sp) else ""
     ax.set_title(f"entropy at {condition_label(corner0, temp0, vdd0)}{per}", loc="left")
-    ax.legend(loc="lower center")
+    _legend(ax, loc="lower center")
     fig.tight_layout()
     return fig
 
@@ -375,7 +381,7 @@ def fig_mismatch(mm: pd.DataFrame) -> plt.Figure:
     a1.set_xlabel("V50 (mV)")
     a1.set_ylabel("sigmoid scale (mV)")
     a1.set_title("mismatch: midpoint and scale per instance", loc="left")
-    a1.legend(loc="best")
+    _legend(a1, loc="best")
     a2.hist(ok["v50_v"] * 1e3, bins=max(5, int(math.sqrt(len(ok))) + 2), color="C0", alpha=0.7)
     a2.set_xlabel("V50 (mV)")
     a2.set_ylabel("instances")
@@ -395,7 +401,7 @@ def fig_validation(val: pd.DataFrame) -> plt.Figure:
     a1.set_xlabel("bias (mV)")
     a1.set_ylabel("P(1)")
     a1.set_title("held-out P(1)", loc="left")
-    a1.legend(loc="best")
+    _legend(a1, loc="best")
     a2.errorbar(x, val["tau_spice_s"] * 1e9,
                 yerr=np.nan_to_num(np.vstack([val["tau_spice_s"] - val["tau_spice_lo_s"],
                                               val["tau_spice_hi_s"] - val["tau_spice_s"]]).clip(min=0)) * 1e9,
@@ -405,7 +411,7 @@ def fig_validation(val: pd.DataFrame) -> plt.Figure:
     a2.set_xlabel("bias (mV)")
     a2.set_ylabel("τ (ns)")
     a2.set_title("held-out correlation time", loc="left")
-    a2.legend(loc="best")
+    _legend(a2, loc="best")
     fig.tight_layout()
     return fig
 
@@ -425,7 +431,7 @@ def fig_comparison(sim: ConditionFit, meas: ConditionFit, meas_points: pd.DataFr
     a1.set_xlabel("bias (mV)")
     a1.set_ylabel("P(1)")
     a1.set_title("P(1): simulation vs measurement", loc="left")
-    a1.legend(loc="upper left")
+    _legend(a1, loc="upper left")
     ok = mp[np.isfinite(mp["tau_s"].astype(float))]
     a2.errorbar(_bias_mv(ok["bias_v"]), ok["tau_s"] * 1e9,
                 yerr=np.nan_to_num(np.vstack([ok["tau_s"] - ok["tau_lo_s"], ok["tau_hi_s"] - ok["tau_s"]]).clip(min=0))
@@ -438,6 +444,6 @@ def fig_comparison(sim: ConditionFit, meas: ConditionFit, meas_points: pd.DataFr
     a2.set_xlabel("bias (mV)")
     a2.set_ylabel("τ (ns)")
     a2.set_title("correlation time: simulation vs measurement", loc="left")
-    a2.legend(loc="best")
+    _legend(a2, loc="best")
     fig.tight_layout()
     return fig
