@@ -593,7 +593,13 @@ def _log_no_long_run(p: float, r: int, n: int) -> float:
             x = x_new
             break
         x = x_new
-    return math.log(1.0 - p * x) - math.log((r + 1.0 - r * x) * q) - (n + 1.0) * math.log(x)
+    a, b = 1.0 - p * x, (r + 1.0 - r * x) * q
+    if a <= 0.0 or b <= 0.0:
+        # The iteration settled on the root x >= 1/p: the run length r is so short for this p that
+        # the probability of no run of r in n trials underflows (it is below any target); NIST's tool
+        # gets a NaN there that compares false, with the same outcome as -inf here.
+        return -math.inf
+    return math.log(a) - math.log(b) - (n + 1.0) * math.log(x)
 
 
 def prediction_estimate(name: str, section: str, correct: int, n: int, longest_run: int,
