@@ -559,6 +559,13 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     for cond, why in dropped:
         warnings.append(f"condition {condition_label(*cond)} left out of the model: {why}")
     try:
+        if not len(for_fit):
+            # say what was seen rather than the fitter's generic "no rows" (the sweep did run)
+            ok = points[points["status"].eq("ok") & points["role"].isin(["fit", "mismatch"])]
+            seen = ", ".join(f"{n} {r}" for r, n in ok["regime"].astype(str).value_counts().items())
+            raise NoisecellError(f"none of the {len(ok)} finished fit/mismatch points telegraphs "
+                                 f"({seen or 'no points'}); a model needs at least 3 bistable points "
+                                 "per condition: lengthen the records (sweep.adaptive) or trim the cell")
         doc = fit_sweep(for_fit, name=cellspec.name, bias_param=cellspec.bias.param, technology=cellspec.technology,
                         netlist_sha256=ident["netlist_sha256"], model_package=ident["model_package"],
                         sweep_id=ident["sweep_id"], ngspice_version=ident["ngspice"],
