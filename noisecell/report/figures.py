@@ -32,6 +32,12 @@ def _legend(ax, **kw) -> None:
         ax.legend(**kw)
 
 
+def _empty_note(ax, text: str) -> None:
+    """Say in the panel why it is empty (a blank axis reads as a plotting bug)."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.35",
+            wrap=True)
+
+
 def _cond_colors(conds) -> dict:
     cmap = plt.get_cmap("tab10")
     return {c: cmap(i % 10) for i, c in enumerate(conds)}
@@ -275,7 +281,10 @@ def fig_dwell(examples: list[ExampleStream]) -> plt.Figure:
                 k = rate * 1e-9  # per ns
                 ax.plot(bins, k * np.exp(-k * bins), "--", color=col, lw=1.0,
                         label=f"exp., k = {rate:.3g} /s")
-        ax.set_yscale("log")
+        if not ax.patches:
+            _empty_note(ax, "fewer than 2 completed dwells in either state:\nno dwell-time histogram")
+        else:
+            ax.set_yscale("log")
         ax.set_xlabel("dwell time (ns)")
         ax.set_ylabel("probability density (1/ns)")
         ax.set_title(f"{e.label}, {e.bias_v * 1e3:+.3g} mV", loc="left")
@@ -326,7 +335,11 @@ def fig_energy(data: ReportData) -> plt.Figure:
         a2.plot(_bias_mv(bi["bias_v"]), bi["energy_per_bit_j"], "o-", ms=3, lw=1, color=col,
                 label=condition_label(*cond))
         temps.add(cond[1])
-    ymax = a2.get_ylim()[1] if a2.lines else 1e-15
+    has_energy = bool(a2.lines) and any(len(l.get_xdata()) for l in a2.lines)
+    ymax = a2.get_ylim()[1] if has_energy else 1e-15
+    if not has_energy:
+        a2.set_xlim(a1.get_xlim())
+        _empty_note(a2, "no telegraphing point with a resolved τ:\nenergy per bit P·τ is undefined")
     for t in sorted(temps):
         a2.axhline(kt_ln2_j(t), color="k", ls=":", lw=1.0)
         a2.text(0.01, kt_ln2_j(t), f" kT·ln2 at {t:g} °C", fontsize=7, va="bottom",
