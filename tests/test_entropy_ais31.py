@@ -11,17 +11,9 @@ import pytest
 
 from noisecell.entropy import ais31
 
+from _bitstreams import iid, markov_chain
+
 BLOCK = ais31.BLOCK_BITS
-
-
-def iid(p, n, seed):
-    return (np.random.default_rng(seed).random(n) < p).astype(np.uint8)
-
-
-def markov_chain(p_stay, n, seed):
-    rng = np.random.default_rng(seed)
-    flips = (rng.random(n - 1) >= p_stay).astype(np.uint8)
-    return np.concatenate(([0], np.cumsum(flips) & 1)).astype(np.uint8)
 
 
 def by_name(results):

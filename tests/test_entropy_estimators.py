@@ -15,17 +15,9 @@ from noisecell.cli import main
 from noisecell.entropy import MIN_SAMPLES, assess, sp80090b
 from noisecell.errors import InputError
 
+from _bitstreams import iid, markov_chain
+
 Z = sp80090b.Z_ALPHA
-
-
-def iid(p, n, seed):
-    return (np.random.default_rng(seed).random(n) < p).astype(np.uint8)
-
-
-def markov_chain(p_stay, n, seed):
-    rng = np.random.default_rng(seed)
-    flips = (rng.random(n - 1) >= p_stay).astype(np.uint8)
-    return np.concatenate(([0], np.cumsum(flips) & 1)).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------

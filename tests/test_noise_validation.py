@@ -67,13 +67,12 @@ def _op_point(base: str, node_src: str, v_op: float) -> tuple[float, float]:
     return float(i[1]), float((i[2] - i[0]) / (2 * dv))
 
 
-def test_shot_noise_driven_capacitor():
-    # A subthreshold NMOS in saturation (V_DS ≈ 0.3 V ≫ V_T) carries I_D; an ideal (noiseless)
-    # 20 nA source and a noiseless 20 MΩ resistor set the node; C = 1 pF. The device's channel
-    # noise S = 2q·I_D·coth(V_DS/2V_T) drives the node; the total conductance is
-    # g = 1/R + g_ds, so Var(V) = S/(4·C·g) (= q·I·R_eff/(2C) in saturation, coth → 1).
-    # I_D and g_ds come from a .dc sweep of the same device in the same ngspice.
-    # τ = C/g ≈ 20 µs, NT = τ/5, N = 50 000 -> σ_rel = 1.41 % again, 5 % tolerance = 3.5 σ.
+def _shot_noise_node():
+    """The subthreshold-NMOS node of the shot-noise and flicker tests: an ideal (noiseless) 20 nA
+    source, a noiseless 20 MΩ resistor and 1 pF. Returns the netlist template, its operating point
+    (V_DS, I_D, g_ds), the device's white channel-noise PSD S = 2q·I_D·coth(V_DS/2V_T) (A²/Hz), the
+    node conductance g (S), τ = C/g (s), C (F) and V_T (V). I_D and g_ds come from a .dc sweep of
+    the same device in the same ngspice."""
     c, r, i0 = 1e-12, 20e6, 20e-9
     model = ".model nch nmos level=54 version=4.8.2 toxe=2n fnoimod=0 kf=0\n"
     dev = "M1 n g 0 0 nch W=1u L=1u\nVg g 0 -0.1\n"
@@ -83,10 +82,20 @@ def test_shot_noise_driven_capacitor():
     vt = K_B * T_K / Q_E
     s = 2 * Q_E * i_d / math.tanh(v_op / (2 * vt))
     g = 1 / r + g_ds
-    tau = c / g
+    tpl = f"{dev}{model}I0 0 n DC {i0!r}\nR1 n 0 {r!r}\nC1 n 0 {c!r}\n.ic v(n)={v_op!r}\n"
+    return tpl, v_op, i_d, g_ds, s, g, c / g, c, vt
+
+
+def test_shot_noise_driven_capacitor():
+    # A subthreshold NMOS in saturation (V_DS ≈ 0.3 V ≫ V_T) carries I_D; an ideal (noiseless)
+    # 20 nA source and a noiseless 20 MΩ resistor set the node; C = 1 pF. The device's channel
+    # noise S = 2q·I_D·coth(V_DS/2V_T) drives the node; the total conductance is
+    # g = 1/R + g_ds, so Var(V) = S/(4·C·g) (= q·I·R_eff/(2C) in saturation, coth → 1).
+    # I_D and g_ds come from a .dc sweep of the same device in the same ngspice.
+    # τ = C/g ≈ 20 µs, NT = τ/5, N = 50 000 -> σ_rel = 1.41 % again, 5 % tolerance = 3.5 σ.
+    tpl, v_op, i_d, g_ds, s, g, tau, c, vt = _shot_noise_node()
     nt = tau / 5
     expected = s / (4 * c * g) * hold_factor(nt / tau)
-    tpl = f"{dev}{model}I0 0 n DC {i0!r}\nR1 n 0 {r!r}\nC1 n 0 {c!r}\n.ic v(n)={v_op!r}\n"
     wf = run_job_in_process(_job(tpl, nt, 50_000, seed=5, resistor_noise=False))
     v = wf.v_out[50:]
     ratio = v.var() / expected
@@ -154,21 +163,11 @@ def test_flicker_noise_psd_follows_corner_over_f():
     # [f_3dB/10, f_3dB], where the 1/f part is 10-100× the white part, as the mean of per-bin ratios.
     # Statistics as in the amplifier test: σ_rel ≈ sqrt(1.5·1.056/(K·M)) ≈ 4-5 % (printed); the
     # synthesis itself is within 4 % of f_c/f; tolerance 15 % (a missing 1/f term would be off ×10).
-    c, r, i0 = 1e-12, 20e6, 20e-9
-    model = ".model nch nmos level=54 version=4.8.2 toxe=2n fnoimod=0 kf=0\n"
-    dev = "M1 n g 0 0 nch W=1u L=1u\nVg g 0 -0.1\n"
-    op = run_netlist_in_process(f"op\n{dev}{model}I0 0 n DC {i0!r}\nR1 n 0 {r!r}\n.op\n.end\n", trusted=True)
-    v_op = float(next(v for p, v in op.items() if p.startswith("op"))["n"][0])
-    i_d, g_ds = _op_point(f"dc\n{dev}{model}", "Vn", v_op)
-    vt = K_B * T_K / Q_E
-    s_white = 2 * Q_E * i_d / math.tanh(v_op / (2 * vt))
-    g = 1 / r + g_ds
-    tau = c / g
+    tpl, v_op, i_d, g_ds, s_white, g, tau, c, vt = _shot_noise_node()
     f3 = 1 / (2 * math.pi * tau)
     fc = 10 * f3
     nt = tau / 5  # variance bias (NT/τ)²/12 = 0.3 %; the sinc² of the hold is in the expectation
     n = 20_000
-    tpl = f"{dev}{model}I0 0 n DC {i0!r}\nR1 n 0 {r!r}\nC1 n 0 {c!r}\n.ic v(n)={v_op!r}\n"
     # 1/f synthesised from f_3dB/10 (the bottom of the compared decade) up: 9 sections per device
     wf = run_job_in_process(_job(tpl, nt, n, seed=13, resistor_noise=False, flicker_corner_hz=fc,
                                  flicker_min_hz=f3 / 10))
