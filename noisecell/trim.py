@@ -19,8 +19,9 @@ two deterministic stages and one statistical check, in that order:
 3. **Check** (transient noise simulation at zero bias, noisecell.simulate): the regime must be
    bistable (noisecell.regime), P(1) within 3 standard errors of 0.5 (SE = 2p(1-p)/√N for a
    two-state Markov record with N transitions: Var(P̂) = 2p(1-p)τ_c/T with τ_c = p(1-p)·2T/N), and
-   the flip rate at least ``min_flips_per_us``. If the record is frozen or too slow the supply is
-   lowered by 1.5 % and stages 1–3 repeat; if it is single-peaked it is raised by 1.5 %; once a
+   the flip rate at least ``min_flips_per_us``. If the record is frozen or too slow (or one level far to one
+   side of the threshold) the supply is lowered by 1.5 % and stages 1–3 repeat; if it is single-peaked
+   around the threshold it is raised by 1.5 %; once a
    single-peaked and a frozen supply bracket the window, the supply is bisected; at most
    ``max_iterations`` checks. Otherwise the result says that no trim works there, and what was seen.
 
@@ -53,6 +54,8 @@ from .units import format_si
 DC_POINTS = 241
 #: relative supply step between transient checks
 VDD_STEP = 0.015
+#: |P(1) - 0.5| above which a single-peaked check counts as frozen on one side (see trim_cell)
+ONE_SIDED_P1 = 0.3
 
 
 @dataclass(frozen=True)
@@ -391,7 +394,12 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
             return TrimResult(**base, ok=True, trim_v=tv(dc, vdd), vdd_v=vdd, dc=dc, check=c, attempts=tuple(attempts),
                               message=(f"bistable, P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs "
                                        f"at VDD={vdd * 1e3:.2f} mV"))
-        if c.regime == "single_peaked":
+        # A single level far to one side of the threshold is a latch frozen in one state whose record
+        # also holds a short excursion (the settling from the operating point, or one brief visit):
+        # too much barrier, like "stuck". A single level of a latch below the window straddles the
+        # threshold (P(1) near 0.5 by symmetry).
+        one_sided = c.regime == "single_peaked" and abs(c.p1 - 0.5) > ONE_SIDED_P1
+        if c.regime == "single_peaked" and not one_sided:
             below_v = max(below_v, vdd)
         else:  # stuck/frozen, too slow, or off-centre (a slow latch that stayed long on one side)
             above_v = min(above_v, vdd)

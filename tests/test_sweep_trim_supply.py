@@ -30,3 +30,28 @@ def test_explicit_supply_axis_and_use_trim_false_win():
     assert {j.conditions["vdd_v"] for j in jobs} == {0.1}
     jobs = expand(parse_spec({**SPEC, "use_trim": False}), cell)
     assert {j.conditions["vdd_v"] for j in jobs} == {cell.supplies[cell.main_supply].nominal_v}
+
+
+def test_bias_about_offset_centres_each_instance_on_its_own_offset():
+    """With bias_about_offset, instance k's bias points are its DC offset + the grid, so a cell whose
+    mismatch offsets are many sigmoid widths (pbit: ~0.3 V rms vs ~10 mV) is swept where it telegraphs."""
+    from noisecell.errors import InputError
+    from noisecell.trim import bias_offset
+
+    cell = load_cell("pbit")
+    spec = parse_spec({"cell": "pbit", "duration": "2us", "seed": 2, "bias_about_offset": True,
+                       "grid": {"bias": [-0.005, 0.005], "mismatch_instances": 2}})
+    jobs = expand(spec, cell)
+    by_inst = {}
+    for j in jobs:
+        by_inst.setdefault(j.conditions["mismatch_instance"], []).append(j)
+    assert set(by_inst) <= {0, 1} and by_inst  # an instance whose offset is out of range is skipped, not clamped
+    for inst, js in by_inst.items():
+        c = js[0].conditions
+        trim, _ = trimmed_point(cell, c["corner"], c["temp_c"])
+        off = bias_offset(cell, c["corner"], c["temp_c"], mismatch_seed=c["mismatch_seed"], trim_v=trim["VGP"],
+                          vdd_v=c["vdd_v"])
+        assert [j.conditions["bias_v"] for j in js] == pytest.approx([off - 0.005, off + 0.005], abs=1e-8)
+        assert all(j.conditions["bias_offset_v"] == pytest.approx(off) for j in js)
+    with pytest.raises(InputError, match="bias_about_offset"):
+        parse_spec({"cell": "pbit", "duration": "2us", "bias_about_offset": True, "grid": {"bias": [0.0]}})

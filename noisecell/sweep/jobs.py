@@ -114,11 +114,33 @@ def analysis_settings(spec: SweepSpec) -> dict:
 
 
 def _trim_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> dict[str, float]:
-    """Stored trim (interpolated in temperature) when enabled, else each trim's nominal value."""
-    out = {}
-    for name, t in cell.trim.items():
-        out[name] = t.value_for(corner, temp_c) if spec.use_trim else t.nominal_v
+    """Stored trim (interpolated in temperature) when enabled, else each trim's nominal value.
+
+    A cell trimmed by noisecell.trim (a ``[balance]`` table) takes trim and supply from the same
+    trims.json row (:func:`noisecell.trim.trimmed_point`), so a corner whose check failed still gets
+    the pair the search ended on, not the nearest passing row's trim with another row's supply."""
+    out = {name: (t.value_for(corner, temp_c) if spec.use_trim else t.nominal_v) for name, t in cell.trim.items()}
+    if spec.use_trim and cell.trim:
+        from ..trim import trimmed_point
+        try:
+            stored, _ = trimmed_point(cell, corner, temp_c)
+        except InputError:  # no [balance] table: the cell.toml tables are the trim
+            return out
+        out.update(stored)
     return out
+
+
+@lru_cache(maxsize=256)
+def _instance_offset(cell_dir: str, corner: str, temp_c: float, mseed: int, trim_json: str, vdd_v: float) -> float | None:
+    """DC bias offset (V) of one mismatch instance (noisecell.trim.bias_offset), cached per process."""
+    from ..cells import load_cell
+    from ..trim import balance_spec, bias_offset
+
+    cell = load_cell(cell_dir)
+    bal = balance_spec(cell)
+    trim = json.loads(trim_json)
+    return bias_offset(cell, corner, temp_c, mismatch_seed=mseed, trim_v=trim.get(bal.trim) if bal.trim else None,
+                       vdd_v=vdd_v)
 
 
 def _supplies_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> tuple[float, ...]:
@@ -179,13 +201,31 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
     adaptive = asdict(spec.adaptive) if spec.adaptive else None
     jobs: list[SweepJob] = []
     ids: set[str] = set()
+    skipped: list[str] = []
     for corner in corners:
         for temp in temps:
             trim = _trim_for(cell, spec, corner, temp)
             for vdd in _supplies_for(cell, spec, corner, temp):
                 for inst in instances:
                     mseed = None if inst is None else mismatch_seed(spec.seed, inst)
-                    for bias in biases:
+                    offset = 0.0
+                    if spec.bias_about_offset and inst is not None:
+                        try:
+                            off = _instance_offset(str(cell.cell_dir or cell.netlist_path.parent), corner, float(temp),
+                                                   mseed, json.dumps(trim, sort_keys=True), float(vdd))
+                        except InputError as exc:
+                            raise InputError(f"{spec.source}: bias_about_offset: {exc}") from None
+                        if off is None:
+                            skipped.append(f"instance {inst} at {corner} {temp:g} °C: its bias offset is outside "
+                                           f"the cell's bias range {lo:g}..{hi:g} V")
+                            continue
+                        offset = off
+                    for rel_bias in biases:
+                        bias = float(f"{rel_bias + offset:.9g}")
+                        if not lo - 1e-12 <= bias <= hi + 1e-12:
+                            skipped.append(f"instance {inst} at {corner} {temp:g} °C: bias {bias:g} V "
+                                           f"(offset {offset:g} V + {rel_bias:g} V) is outside the bias range")
+                            continue
                         cond_key = {"cell": cell.name, "corner": corner, "temp_c": temp, "vdd_v": vdd,
                                     "bias_v": bias, "mismatch_instance": inst, "params": dict(spec.params)}
                         seed = derive_seed(spec.seed, 0x4E53, *_words(cond_key))
@@ -222,7 +262,13 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
                                 "mismatch_seed": mseed, "seed": seed, "duration_s": duration,
                                 "noise_step_s": spec.noise_step_s,
                                 "trim_json": json.dumps(trim, sort_keys=True)}
+                        if spec.bias_about_offset and inst is not None:
+                            cond["bias_offset_v"] = float(offset)
                         jobs.append(SweepJob(job_id, len(jobs), cond, sim, analysis, chunk_jobs))
+    if skipped:
+        import warnings
+        warnings.warn(f"{spec.source}: {len(skipped)} point(s) not simulated: " + "; ".join(dict.fromkeys(skipped)),
+                      stacklevel=2)
     return jobs
 
 

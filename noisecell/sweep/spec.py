@@ -22,7 +22,7 @@ from ..units import parse_si
 
 #: top-level keys and tables a spec may contain
 TOP_KEYS = ("cell", "duration", "noise_step", "seed", "timeout", "retries", "workers", "executor",
-            "threshold", "use_trim", "keep_waveforms", "grid", "adaptive", "params")
+            "threshold", "use_trim", "keep_waveforms", "bias_about_offset", "grid", "adaptive", "params")
 GRID_KEYS = ("bias", "temperature", "corner", "vdd", "mismatch_instances")
 ADAPTIVE_KEYS = ("target_p1_ci_halfwidth", "chunk", "max_duration", "min_duration")
 RANGE_KEYS = ("start", "stop", "num", "step")
@@ -80,6 +80,8 @@ class SweepSpec:
     keep_waveforms: bool = True
     params: Mapping[str, float] = field(default_factory=dict)
     adaptive: AdaptiveSpec | None = None
+    #: mismatch instances: the bias axis is relative to each instance's DC bias offset (V)
+    bias_about_offset: bool = False
     source: str = "<spec>"
 
     def to_dict(self) -> dict:
@@ -262,6 +264,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
     threshold_v = ctx.si("threshold", data["threshold"], "V") if "threshold" in data else None
     use_trim = ctx.boolean("use_trim", data.get("use_trim", True))
     keep_waveforms = ctx.boolean("keep_waveforms", data.get("keep_waveforms", True))
+    bias_about_offset = ctx.boolean("bias_about_offset", data.get("bias_about_offset", False))
 
     params_raw = data.get("params", {})
     if not isinstance(params_raw, dict):
@@ -298,12 +301,15 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
         if v <= 0:
             raise ctx.fail("grid.vdd", f"{v:g} V: supply voltages must be > 0")
     mc = ctx.integer("grid.mismatch_instances", grid.get("mismatch_instances", 0), minimum=0)
+    if bias_about_offset and not mc:
+        raise ctx.fail("bias_about_offset", "applies to mismatch instances only; set grid.mismatch_instances > 0 "
+                                            "or remove it")
 
     spec = SweepSpec(cell=cell, duration_s=duration_s, noise_step_s=noise_step_s, seed=seed, bias_v=bias,
                      temp_c=temps, corners=corners, vdd_v=vdd, mismatch_instances=mc, timeout_s=timeout_s,
                      retries=retries, workers=workers, executor=executor, threshold_v=threshold_v,
                      use_trim=use_trim, keep_waveforms=keep_waveforms, params=params, adaptive=adaptive,
-                     source=source)
+                     bias_about_offset=bias_about_offset, source=source)
     n = max(1, len(bias)) * max(1, len(temps)) * max(1, len(corners)) * max(1, len(vdd)) * max(1, mc)
     if n > MAX_JOBS:
         raise ctx.fail("grid", f"{n} points exceed the {MAX_JOBS} one sweep accepts; split the sweep")
