@@ -60,6 +60,14 @@ DWELL_RATIO_MIN = 3.0
 #: Fraction of the record on the far side of the readout threshold below which a one-level output
 #: is "stuck" rather than "single-peaked": 1e-3 of the time is < 1 sample in a thousand.
 STUCK_FRACTION = 1e-3
+#: A biased (tilted) double well: the bias adds a roughly linear term to the potential U = -ln p,
+#: which lowers the minority well's barrier and raises valley/minor-mode height even though both
+#: states are still metastable. valley / sqrt(height_a·height_b) cancels a linear tilt exactly when
+#: the valley lies midway between the modes (ln p_valley - (ln p_a + ln p_b)/2 is tilt-free), so it
+#: is compared with VALLEY_RATIO_MAX as a second, tilt-corrected test — only on records with enough
+#: traffic that the minority level cannot be a tail artefact of the density estimate:
+TILTED_MIN_FRACTION = 0.05
+TILTED_MIN_TRANSITIONS = LOW_STAT_TRANSITIONS
 
 
 @dataclass(frozen=True)
@@ -282,6 +290,7 @@ def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s:
         a, k, b = found
         m_lo, m_hi, valley_v = float(x[a]), float(x[b]), float(x[k])
         ratio = float(dens[k] / min(dens[a], dens[b]))
+        ratio_tilt = float(dens[k] / math.sqrt(dens[a] * dens[b]))
         # Schmitt band: switch only within 10 % of the other level (milestoning), so noise at one level is not counted.
         h = 0.4 * (m_hi - m_lo)
         state = _schmitt(v, valley_v - h, valley_v + h)
@@ -310,8 +319,14 @@ def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s:
     modes = (m_lo, m_hi)
     shape = (f"modes at {format_si(m_lo, 'V')} and {format_si(m_hi, 'V')}, valley/minor-mode height "
              f"{ratio:.2f}")
-    if ratio > VALLEY_RATIO_MAX:
-        return one_level(f"{shape} > {VALLEY_RATIO_MAX}: not two separate levels", modes, **extra)
+    tilted = (ratio > VALLEY_RATIO_MAX and ratio_tilt <= VALLEY_RATIO_MAX and minor >= TILTED_MIN_FRACTION
+              and n_trans >= TILTED_MIN_TRANSITIONS)
+    if ratio > VALLEY_RATIO_MAX and not tilted:
+        return one_level(f"{shape} > {VALLEY_RATIO_MAX} (tilt-corrected {ratio_tilt:.2f}): not two separate levels",
+                         modes, **extra)
+    if tilted:
+        shape += (f" > {VALLEY_RATIO_MAX}, but a biased double well: tilt-corrected valley ratio "
+                  f"{ratio_tilt:.2f} ≤ {VALLEY_RATIO_MAX}, minor level {minor:.2f} of the time")
     if minor < MIN_MODE_FRACTION or n_trans < MIN_TRANSITIONS:
         # Two shapes in the histogram but (almost) no traffic between them: a relaxation or a frozen latch.
         res = one_level(f"{shape}, but only {n_trans} transition(s) and {minor:.3g} of the time in the "
@@ -326,7 +341,7 @@ def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s:
         why = (f"{shape}, but the mean dwell {format_si(mean_dwell, 's')} is only {dratio:.2f}× the within-level "
                f"correlation time {format_si(tau_w, 's')} (need ≥ {DWELL_RATIO_MIN}): fluctuation, not metastable states")
         return RegimeResult("single_peaked", (why,), modes_v=modes, **base, **extra)
-    why = (f"{shape} ≤ {VALLEY_RATIO_MAX}; {n_trans} transitions, mean dwell {format_si(mean_dwell, 's')} = "
+    why = (f"{shape}{'' if tilted else f' ≤ {VALLEY_RATIO_MAX}'}; {n_trans} transitions, mean dwell {format_si(mean_dwell, 's')} = "
            f"{dratio:.1f}× the within-level correlation time {format_si(tau_w, 's')}")
     reasons = (why,)
     if n_trans < LOW_STAT_TRANSITIONS:

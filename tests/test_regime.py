@@ -104,3 +104,29 @@ def test_nonuniform_time_is_resampled_and_bad_input_rejected():
         classify_trace(np.array([0.0, np.nan] * 20), sample_period_s=1e-9)
     with pytest.raises(InputError):
         classify_trace(np.zeros(100))  # neither times nor a sample period
+
+
+def test_tilted_double_well_stays_bistable():
+    """A bias tilts the double well: U = ΔU (x²-1)² - F x. With ΔU = 1.5 kT and F = 1 the minority
+    well (x ≈ -1) holds ~16 % of the time and its own barrier drops to ΔU - 2F ≈ 0 .. ΔU - F, so
+    valley/minor-mode height exceeds 0.5 although both states stay metastable (~440 transitions,
+    dwell ≈ 40 τ_w). valley/sqrt(h_a·h_b) ≈ e^{-ΔU} does not depend on F to first order (the linear
+    term cancels between the two modes placed symmetrically about the valley) and calls it bistable.
+    Without tilt the same well is bistable by the plain ratio; with F = 1.3 it is single-peaked."""
+    barrier, force = 1.5, 1.0
+    x = langevin(lambda x: barrier * 4 * x * (x * x - 1) - force, 600_000, 1.0, seed=5)
+    r = classify_trace(x, sample_period_s=DT)
+    assert 0.03 < 1 - r.fraction_above_threshold < 0.3
+    assert r.regime == "bistable", r.summary()
+    assert r.valley_ratio > 0.5  # the plain test alone would have refused it
+    assert r.dwell_ratio > DWELL_RATIO_MIN
+    r0 = classify_trace(langevin(double_well(barrier), 600_000, 1.0, seed=5), sample_period_s=DT)
+    assert r0.regime == "bistable" and r0.valley_ratio <= 0.5, r0.summary()
+
+
+def test_single_well_with_a_far_shoulder_is_not_made_bistable_by_the_tilt_correction():
+    """One level (harmonic well) plus rare excursions: the correction only applies with ≥ 5 % of the
+    time in the minority level and ≥ 10 transitions, so a thin tail is never a second state."""
+    x = langevin(lambda x: 2 * x, 300_000, 0.0, seed=6)
+    r = classify_trace(x + 1.0, sample_period_s=DT)  # one level, 1 V above the threshold 0
+    assert r.regime in ("single_peaked", "stuck"), r.summary()
