@@ -546,18 +546,19 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def trimmed_point(cell, corner: str, temp_c: float) -> tuple[dict[str, float], float]:
     """(trim .param values, supply V) stored for (corner, temp_c): linear interpolation in
-    temperature between the table's rows that passed, the nearest row outside them (no
-    extrapolation); the cell's nominal values when the corner has no passing row."""
+    temperature between the table's rows (passing rows and the best estimates of failed ones), the
+    nearest row outside them (no extrapolation); the cell's nominal values when the corner has no
+    row with a supply."""
     bal = balance_spec(cell)
     s = cell.supplies[cell.main_supply]
     key = bal.trim or s.param
     allrows = [r for r in stored_trims(cell).get(key, []) if r.get("corner") == corner
                and isinstance(r.get("vdd_v"), (int, float))]
-    # rows whose transient check passed; if the corner has none, the best estimates of the failed
-    # rows (DC loop-gain supply, or the middle of the single-peaked/frozen bracket) are still better
-    # than the nominal values
-    rows = sorted((float(r["temp_c"]), r) for r in allrows if r.get("ok")) or \
-        sorted((float(r["temp_c"]), r) for r in allrows)
+    # Every row with a supply: a failed row's best estimate (DC loop-gain supply, or the middle of the
+    # single-peaked/frozen bracket) at this temperature is far closer than a passing row at another
+    # temperature — the supply that balances the loop gain scales roughly with absolute temperature,
+    # so the 85 °C supply run at 27 °C is frozen.
+    rows = sorted((float(r["temp_c"]), r) for r in allrows)
     nominal_trim = {bal.trim: cell.trim[bal.trim].nominal_v} if bal.trim else {}
     if not rows:
         return nominal_trim, s.nominal_v

@@ -90,6 +90,11 @@ def test_write_table_and_trimmed_point(tmp_path, pbit):
     assert vdd == pytest.approx(0.092) and trim["VGP"] == pytest.approx(-0.095)
     assert T.trimmed_point(cell, "tt", 85.0) == ({"VGP": pytest.approx(-0.07)}, pytest.approx(0.104))
     assert T.trimmed_point(cell, "ss", 27.0)[1] == pytest.approx(0.09)  # best estimate of a failed row
+    # a failed row at its own temperature beats a passing row at another one
+    rows2 = rows + [{"corner": "ss", "temp_c": 85.0, "ok": True, "value_v": -0.1, "vdd_v": 0.14}]
+    T.write_table(cell, rows2, command="test")
+    cell = load_cell(str(dst))
+    assert T.trimmed_point(cell, "ss", 27.0) == ({"VGP": pytest.approx(-0.2)}, pytest.approx(0.09))
     assert T.trimmed_point(cell, "ff", 27.0)[1] == cell.supplies["vdd"].nominal_v  # nothing known
     # the job builder takes the stored trim for the condition when none is given
     from noisecell.simulate import job_from_cell

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, NoisecellError
 from . import adaptive as _ad
 from .executors import make_executor
 from .jobs import SweepJob, expand
@@ -189,7 +189,7 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, out_dir: str | os.Pat
                 rows = store.read_chunks(job.job_id)
                 chunk_rows[job.job_id] = rows
                 if rows and _ad.should_stop(_ad.pool(rows), len(rows), spec.adaptive):
-                    finish(job, _adaptive_row(base_row(job, "ok"), rows), False)
+                    finish(job, _adaptive_row(base_row(job, "ok"), rows, store), False)
                 else:
                     submit(job, len(rows))
             else:
@@ -230,7 +230,7 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, out_dir: str | os.Pat
                 rows = chunk_rows[job.job_id] + [crow]
                 chunk_rows[job.job_id] = rows
                 if _ad.should_stop(_ad.pool(rows), len(rows), spec.adaptive):
-                    finish(job, _adaptive_row(base_row(job, "ok"), rows), False)
+                    finish(job, _adaptive_row(base_row(job, "ok"), rows, store), False)
                 else:
                     submit(job, k + 1)
     finally:
@@ -249,7 +249,32 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, out_dir: str | os.Pat
                        failures=all_failures, dataframe=df, adaptive=rep)
 
 
-def _adaptive_row(row: dict, chunks: list[dict]) -> dict:
+def _pooled_regime(store: Store, job_id: str, n_chunks: int):
+    """Regime of an adaptive point from its chunks' stored waveforms, concatenated (None if any is
+    missing, e.g. keep_waveforms = false). A chunk of a biased point holds few transitions, so its
+    own verdict can miss a minority level that the whole record shows."""
+    from ..regime import classify_trace
+    from ..waveform import Waveform
+
+    parts, step, thr = [], None, 0.0
+    for k in range(n_chunks):
+        path = store.waves / f"{job_id}.c{k}.npz"
+        if not path.is_file():
+            return None
+        wf = Waveform.load_npz(path)
+        ro = wf.meta.get("readout") or {}
+        diff = ro.get("mode", "differential" if "v_outb" in wf.outputs else "single") == "differential"
+        v = wf.outputs["v_out"] - wf.outputs["v_outb"] if diff else wf.outputs["v_out"]
+        step = float(wf.meta.get("noise_step_s") or np.median(np.diff(wf.time_s)))
+        thr = float(ro.get("threshold_v", 0.0))
+        # each chunk is its own run from the operating point: drop its first 0.5 µs of settling
+        t = wf.time_s - wf.time_s[0]
+        grid = np.arange(min(0.5e-6, 0.05 * t[-1]), t[-1], step)
+        parts.append(np.interp(grid, t, v))
+    return classify_trace(np.concatenate(parts), threshold_v=thr, sample_period_s=step)
+
+
+def _adaptive_row(row: dict, chunks: list[dict], store: Store | None = None) -> dict:
     pooled = _ad.pool(chunks)
     row.update(pooled)
     row["duration_s"] = pooled["simulated_s"]
@@ -259,6 +284,20 @@ def _adaptive_row(row: dict, chunks: list[dict]) -> dict:
     # regime of the point: the chunks' verdicts, when they agree
     regimes = {c.get("regime") for c in chunks}
     row["regime"] = regimes.pop() if len(regimes) == 1 else "mixed:" + ",".join(sorted(map(str, regimes)))
+    if row["regime"].startswith("mixed:") and store is not None:
+        # the chunks disagree (typically: enough transitions in one, too few in another): decide on
+        # the whole record
+        try:
+            res = _pooled_regime(store, row["job_id"], len(chunks))
+        except (OSError, ValueError, KeyError, NoisecellError):
+            res = None
+        if res is not None:
+            row["regime_chunks"] = row["regime"]
+            row["regime"] = res.regime
+            row["regime_reasons"] = f"whole record ({len(chunks)} chunks; chunks said {row['regime_chunks'][6:]}): " + \
+                "; ".join(res.reasons)
+            for k in ("valley_ratio", "minor_mode_fraction", "n_transitions", "mean_dwell_s", "dwell_ratio"):
+                row[f"regime_{k}"] = getattr(res, k)
     return row
 
 
