@@ -563,8 +563,11 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             # say what was seen rather than the fitter's generic "no rows" (the sweep did run)
             ok = points[points["status"].eq("ok") & points["role"].isin(["fit", "mismatch"])]
             seen = ", ".join(f"{n} {r}" for r, n in ok["regime"].astype(str).value_counts().items())
-            raise NoisecellError(f"none of the {len(ok)} finished fit/mismatch points telegraphs "
-                                 f"({seen or 'no points'}); a model needs at least 3 bistable points "
+            n_bi = int(ok["regime"].astype(str).eq("bistable").sum())
+            head = (f"none of the {len(ok)} finished fit/mismatch points telegraphs" if n_bi == 0 else
+                    f"no condition has 3 bistable points ({n_bi} of the {len(ok)} finished fit/mismatch "
+                    "points telegraph, spread over conditions)")
+            raise NoisecellError(f"{head} ({seen or 'no points'}); a model needs at least 3 bistable points "
                                  "per condition: lengthen the records (sweep.adaptive) or trim the cell")
         doc = fit_sweep(for_fit, name=cellspec.name, bias_param=cellspec.bias.param, technology=cellspec.technology,
                         netlist_sha256=ident["netlist_sha256"], model_package=ident["model_package"],

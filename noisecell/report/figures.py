@@ -340,12 +340,20 @@ def fig_energy(data: ReportData) -> plt.Figure:
     if not has_energy:
         a2.set_xlim(a1.get_xlim())
         _empty_note(a2, "no telegraphing point with a resolved τ:\nenergy per bit P·τ is undefined")
+    # one line per temperature, one label for the band (the lines are within a factor 1.6 of each
+    # other from -40 to 85 °C, so separate labels would print on top of each other)
     for t in sorted(temps):
         a2.axhline(kt_ln2_j(t), color="k", ls=":", lw=1.0)
-        a2.text(0.01, kt_ln2_j(t), f" kT·ln2 at {t:g} °C", fontsize=7, va="bottom",
+    if temps:
+        ts = sorted(temps)
+        which = f"{ts[0]:g} °C" if len(ts) == 1 else f"{ts[0]:g} … {ts[-1]:g} °C"
+        a2.text(0.01, max(kt_ln2_j(t) for t in ts), f" kT·ln2 at {which}", fontsize=7, va="bottom",
                 transform=a2.get_yaxis_transform())
     if temps:
         a2.set_ylim(min(kt_ln2_j(t) for t in temps) / 3, ymax * 3)
+    pw = [y for l in a1.lines for y in np.asarray(l.get_ydata(), float) if np.isfinite(y) and y > 0]
+    if pw and max(pw) / min(pw) > 20:  # conditions decades apart (e.g. -40 vs 85 °C): log scale
+        a1.set_yscale("log")
     a1.set_xlabel("bias (mV)")
     a1.set_ylabel("mean supply power (nW)")
     a1.set_title("power drawn from the supplies", loc="left")

@@ -216,8 +216,8 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
                         except InputError as exc:
                             raise InputError(f"{spec.source}: bias_about_offset: {exc}") from None
                         if off is None:
-                            skipped.append(f"instance {inst} at {corner} {temp:g} °C: its bias offset is outside "
-                                           f"the cell's bias range {lo:g}..{hi:g} V")
+                            skipped.extend([f"instance {inst} at {corner} {temp:g} °C ({len(biases)} points): its "
+                                            f"bias offset is outside the cell's bias range {lo:g}..{hi:g} V"] * len(biases))
                             continue
                         offset = off
                     for rel_bias in biases:
