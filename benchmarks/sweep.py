@@ -77,17 +77,16 @@ def sim_tasks(cell: str, n: int, duration: str) -> list[dict]:
     return tasks
 
 
-def raw_netlists(cell: str, n: int, duration: str, where: Path) -> list[Path]:
+def raw_netlists(tasks: list[dict], where: Path) -> list[Path]:
     """The benchmark's jobs as batch netlists (each in its own folder with a .spiceinit)."""
-    from noisecell.cells import load_cell
     from noisecell.technology import spice_settings
 
-    c = load_cell(cell)
     out = []
-    for i, t in enumerate(sim_tasks(cell, n, duration)):
+    for i, t in enumerate(tasks):
         d = where / f"raw{i}"
         d.mkdir()
-        (d / ".spiceinit").write_text("\n".join(spice_settings(c.technology) + ["set num_threads=1"]) + "\n")
+        tech = t["payload"]["job"].technology
+        (d / ".spiceinit").write_text("\n".join(spice_settings(tech) + ["set num_threads=1"]) + "\n")
         (d / "job.cir").write_text(t["payload"]["job"].render_batch("out.dat"))
         out.append(d)
     return out
@@ -152,7 +151,7 @@ def main() -> int:
     if "speedup" not in skip:
         t1s, t2s, r1s, r2s = [], [], [], []
         with tempfile.TemporaryDirectory() as d:
-            raw = raw_netlists(a.cell, a.jobs, a.duration, Path(d))
+            raw = raw_netlists(tasks, Path(d))
             for _ in range(a.repeat):
                 t1s += timed("local", 1, [tasks])
                 t2s += timed("local", 2, [tasks])

@@ -350,15 +350,21 @@ def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s:
     return RegimeResult("bistable", reasons, modes_v=modes, **base, **extra)
 
 
-def classify_waveform(wf, *, skip_s: float = 0.0, sample_period_s: float | None = None) -> RegimeResult:
-    """Classify a :class:`noisecell.waveform.Waveform` using its readout (meta["readout"]: mode, threshold)."""
+def readout_trace(wf) -> tuple[np.ndarray, float]:
+    """(signal V, threshold V) the bit of a :class:`noisecell.waveform.Waveform` is read from:
+    v_out - v_outb for a differential readout, else v_out (meta["readout"]: mode, threshold)."""
     ro = wf.meta.get("readout") or {}
     mode = ro.get("mode", "differential" if "v_outb" in wf.outputs else "single")
     v = wf.outputs["v_out"] - wf.outputs["v_outb"] if mode == "differential" else wf.outputs["v_out"]
+    return v, float(ro.get("threshold_v", 0.0))
+
+
+def classify_waveform(wf, *, skip_s: float = 0.0, sample_period_s: float | None = None) -> RegimeResult:
+    """Classify a :class:`noisecell.waveform.Waveform` using its readout (meta["readout"]: mode, threshold)."""
+    v, threshold_v = readout_trace(wf)
     if sample_period_s is None:
         sample_period_s = wf.meta.get("noise_step_s")
-    return classify_trace(v, wf.time_s, threshold_v=float(ro.get("threshold_v", 0.0)),
-                          sample_period_s=sample_period_s, skip_s=skip_s)
+    return classify_trace(v, wf.time_s, threshold_v=threshold_v, sample_period_s=sample_period_s, skip_s=skip_s)
 
 
 def classify_bits(bits) -> RegimeResult:

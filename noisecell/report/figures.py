@@ -347,10 +347,9 @@ def fig_energy(data: ReportData) -> plt.Figure:
     if temps:
         ts = sorted(temps)
         which = f"{ts[0]:g} °C" if len(ts) == 1 else f"{ts[0]:g} … {ts[-1]:g} °C"
-        a2.text(0.01, max(kt_ln2_j(t) for t in ts), f" kT·ln2 at {which}", fontsize=7, va="bottom",
+        a2.text(0.01, kt_ln2_j(ts[-1]), f" kT·ln2 at {which}", fontsize=7, va="bottom",
                 transform=a2.get_yaxis_transform())
-    if temps:
-        a2.set_ylim(min(kt_ln2_j(t) for t in temps) / 3, ymax * 3)
+        a2.set_ylim(kt_ln2_j(ts[0]) / 3, ymax * 3)
     pw = [y for l in a1.lines for y in np.asarray(l.get_ydata(), float) if np.isfinite(y) and y > 0]
     if pw and max(pw) / min(pw) > 20:  # conditions decades apart (e.g. -40 vs 85 °C): log scale
         a1.set_yscale("log")

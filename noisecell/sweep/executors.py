@@ -146,10 +146,9 @@ class SimHost:
         # one thread per host: the pool provides the parallelism; BLAS/numba threads would fight it
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
             env[var] = "1"
-        # A Dask nanny starts its worker with MALLOC_TRIM_THRESHOLD_=65536 (to return memory to the OS
-        # quickly); inherited by the simulator, glibc then trims on ngspice's constant small frees and
-        # the same job ran ~20 % slower under Dask than in the local pool. The simulator gets glibc's
-        # default behaviour in both executors.
+        # A Dask nanny starts its worker with MALLOC_TRIM_THRESHOLD_=65536; the simulator does not
+        # inherit it, so it runs with glibc's defaults under either executor (no speed difference was
+        # measurable from this alone: the Dask slowdown was its housekeeping, see DaskExecutor).
         env.pop("MALLOC_TRIM_THRESHOLD_", None)
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -380,12 +379,13 @@ class DaskExecutor:
             # a 10 ms statistical profiler and a 0.5 s system monitor in every process cost ~6 % of
             # a core each, i.e. ~10-20 % of a 2-core machine whose cores the simulators need. Our
             # tasks are seconds long and never profiled, so the LocalCluster we start runs them at
-            # a slow pace (the nannies hand this configuration to their workers).
-            dask.config.set({"distributed.admin.tick.interval": "1s",
-                             "distributed.admin.system-monitor.interval": "5s",
-                             "distributed.worker.profile.enabled": False})
-            self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                        processes=True, dashboard_address=None, silence_logs=40)
+            # a slow pace (the nannies hand this configuration to their workers as they start them,
+            # so it is set only while the cluster starts, not for the rest of the caller's process).
+            with dask.config.set({"distributed.admin.tick.interval": "1s",
+                                  "distributed.admin.system-monitor.interval": "5s",
+                                  "distributed.worker.profile.enabled": False}):
+                self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                            processes=True, dashboard_address=None, silence_logs=40)
             self.client = Client(self.cluster)
         self.workers = len(self.client.scheduler_info().get("workers", {})) or (workers or 1)
 

@@ -201,7 +201,7 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
     adaptive = asdict(spec.adaptive) if spec.adaptive else None
     jobs: list[SweepJob] = []
     ids: set[str] = set()
-    skipped: list[str] = []
+    skipped: dict[str, int] = {}  # reason -> points not simulated for it
     for corner in corners:
         for temp in temps:
             trim = _trim_for(cell, spec, corner, temp)
@@ -216,15 +216,16 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
                         except InputError as exc:
                             raise InputError(f"{spec.source}: bias_about_offset: {exc}") from None
                         if off is None:
-                            skipped.extend([f"instance {inst} at {corner} {temp:g} °C ({len(biases)} points): its "
-                                            f"bias offset is outside the cell's bias range {lo:g}..{hi:g} V"] * len(biases))
+                            why = (f"instance {inst} at {corner} {temp:g} °C ({len(biases)} points): its bias offset "
+                                   f"is outside the cell's bias range {lo:g}..{hi:g} V")
+                            skipped[why] = len(biases)
                             continue
                         offset = off
                     for rel_bias in biases:
                         bias = float(f"{rel_bias + offset:.9g}")
                         if not lo - 1e-12 <= bias <= hi + 1e-12:
-                            skipped.append(f"instance {inst} at {corner} {temp:g} °C: bias {bias:g} V "
-                                           f"(offset {offset:g} V + {rel_bias:g} V) is outside the bias range")
+                            skipped[f"instance {inst} at {corner} {temp:g} °C: bias {bias:g} V (offset {offset:g} V "
+                                    f"+ {rel_bias:g} V) is outside the bias range"] = 1
                             continue
                         cond_key = {"cell": cell.name, "corner": corner, "temp_c": temp, "vdd_v": vdd,
                                     "bias_v": bias, "mismatch_instance": inst, "params": dict(spec.params)}
@@ -267,7 +268,7 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
                         jobs.append(SweepJob(job_id, len(jobs), cond, sim, analysis, chunk_jobs))
     if skipped:
         import warnings
-        warnings.warn(f"{spec.source}: {len(skipped)} point(s) not simulated: " + "; ".join(dict.fromkeys(skipped)),
+        warnings.warn(f"{spec.source}: {sum(skipped.values())} point(s) not simulated: " + "; ".join(skipped),
                       stacklevel=2)
     return jobs
 

@@ -253,7 +253,7 @@ def _pooled_regime(store: Store, job_id: str, n_chunks: int):
     """Regime of an adaptive point from its chunks' stored waveforms, concatenated (None if any is
     missing, e.g. keep_waveforms = false). A chunk of a biased point holds few transitions, so its
     own verdict can miss a minority level that the whole record shows."""
-    from ..regime import classify_trace
+    from ..regime import classify_trace, readout_trace
     from ..waveform import Waveform
 
     parts, step, thr = [], None, 0.0
@@ -262,11 +262,8 @@ def _pooled_regime(store: Store, job_id: str, n_chunks: int):
         if not path.is_file():
             return None
         wf = Waveform.load_npz(path)
-        ro = wf.meta.get("readout") or {}
-        diff = ro.get("mode", "differential" if "v_outb" in wf.outputs else "single") == "differential"
-        v = wf.outputs["v_out"] - wf.outputs["v_outb"] if diff else wf.outputs["v_out"]
+        v, thr = readout_trace(wf)
         step = float(wf.meta.get("noise_step_s") or np.median(np.diff(wf.time_s)))
-        thr = float(ro.get("threshold_v", 0.0))
         # each chunk is its own run from the operating point: drop its first 0.5 µs of settling
         t = wf.time_s - wf.time_s[0]
         grid = np.arange(min(0.5e-6, 0.05 * t[-1]), t[-1], step)
