@@ -1,5 +1,4 @@
 """Switching rates, correlation time and dwell-time goodness of fit on telegraph processes of known rates."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,8 +8,8 @@ from noisecell.analysis.markov import fit_markov
 from noisecell.analysis.rates import estimate_rates
 from noisecell.analysis.runs import scan_runs
 from noisecell.analysis.synthetic import markov_chain, modulated_telegraph, telegraph
+from _shared_data import shared_capture
 
-RING_OSC = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ringOsc-nist.bin"
 
 K_UP, K_DOWN = 2e6, 3e6     # Hz
 DT = 1e-8                   # s: k·dt = 0.02 / 0.03, well resolved
@@ -132,11 +131,9 @@ def test_modulated_rates_flagged_non_markov():
 
 
 def test_ring_oscillator_capture_is_non_markov():
-    if not RING_OSC.exists():
-        pytest.fail(f"reference capture missing: {RING_OSC}")
     from noisecell.io import load_bits
 
-    e = analyze_stream(load_bits(RING_OSC))
+    e = analyze_stream(load_bits(shared_capture("ringOsc-nist.bin")))
     # published characteristics of this capture: lag-1 ≈ 0.68, lag-2 ≈ 0.54 (SE ~ 1/sqrt(n_eff) ≈ 0.003)
     assert e.lag1_autocorr == pytest.approx(0.68, abs=0.01)
     assert e.lag2_autocorr == pytest.approx(0.54, abs=0.01)
@@ -146,9 +143,7 @@ def test_ring_oscillator_capture_is_non_markov():
 
 
 def test_true_random_capture_is_unresolved_and_markov_consistent():
-    path = RING_OSC.parent / "truerand_1bit.bin"
-    if not path.exists():
-        pytest.fail(f"reference capture missing: {path}")
+    path = shared_capture("truerand_1bit.bin")
     from noisecell.io import load_bits
 
     e = analyze_stream(load_bits(path))

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from noisecell.entropy import ESTIMATORS, assess, sp80090b
+from _shared_data import shared_capture
 
 HERE = Path(__file__).resolve().parent
 REF = json.loads((HERE / "data" / "entropy_reference.json").read_text())
-SHARED = HERE.parent.parent / "shared" / "data"
 N = 1_000_000
 TOL_BITS = 1e-3
 
@@ -50,9 +50,7 @@ def _stream(name):
     if name in GENERATORS:
         bits = GENERATORS[name](entry["seed"])
     else:
-        path = SHARED / f"{name}.bin"
-        if not path.exists():
-            pytest.fail(f"{path} is missing: the shared data folder must sit next to the repository")
+        path = shared_capture(f"{name}.bin")
         bits = np.fromfile(path, dtype=np.uint8)
     digest = hashlib.sha256(bits.tobytes()).hexdigest()
     assert digest == entry["sha256_one_byte_per_sample"], (
