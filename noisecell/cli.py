@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from . import __version__
@@ -30,12 +31,88 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: a negative number with an optional SI suffix and unit ("-5m", "-0.5mV", "-.3u", "-1e-3"): argparse
+#: itself takes only "-5" and "-0.5" as values and reads "-5m" as an unknown option.
+NEGATIVE_SI = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:meg|[tgkmuµnpfa])?[a-zA-Z°]*$", re.IGNORECASE)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default: appends "(default: X)" unless the help already states one.
+
+    The commands' help strings carry the unit (", V", ", s", "°C") and, where the default is not a
+    plain value (the cell's nominal, automatic), say so in words.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or not action.option_strings or action.required:
+            return text
+        if action.nargs == 0:  # store_true / store_false / version / help flags
+            return text
+        if action.default is None or action.default is argparse.SUPPRESS or action.default == []:
+            return text + " (default: none)"
+        return text + " (default: %(default)s)"
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:  # argparse offers no public walk over sub-commands
+        if isinstance(action, argparse._SubParsersAction):
+            yield from action.choices.values()
+
+
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Option strings (of the parser and its sub-commands) that take exactly one value."""
+    out: set[str] = set()
+    for action in parser._actions:
+        if action.option_strings and action.nargs in (None, 1):
+            out.update(action.option_strings)
+    for sub in _subparsers(parser):
+        out |= _value_options(sub)
+    return out
+
+
+def join_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Rewrite ``--bias -5m`` as ``--bias=-5m`` for options that take one value.
+
+    argparse reads a token starting with "-" as an option unless it is a plain negative number, so
+    the SI-suffixed values the docs use (``-0.5m``) would fail; ``--bias=-5m`` always worked.
+    """
+    takes_value = _value_options(parser)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":  # everything after is positional
+            out.extend(argv[i:])
+            break
+        if tok in takes_value and i + 1 < len(argv) and NEGATIVE_SI.match(argv[i + 1]):
+            out.append(f"{tok}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def command_parser(command: str, module) -> argparse.ArgumentParser:
+    """The full parser of one command (its module's arguments, the shared help formatter)."""
+    parser = argparse.ArgumentParser(prog=f"noisecell {command}", description=COMMANDS[command][1],
+                                     formatter_class=HelpFormatter)
+    module.add_arguments(parser)
+    for sub in _subparsers(parser):  # nested actions (cell list/info/check) format the same way
+        sub.formatter_class = HelpFormatter
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="noisecell", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="noisecell", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"noisecell {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # add_help=False: this first stage only finds the command; "--help" must reach the command's
+        # own parser (second stage), else it prints this empty placeholder's help listing no options.
+        p = sub.add_parser(name, help=help_text, description=help_text, add_help=False)
         p.set_defaults(_module=module)
     return parser
 
@@ -56,10 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"noisecell: error: command {args.command!r} is not available in this build", file=sys.stderr)
             return 2
         raise
-    cmd_parser = argparse.ArgumentParser(prog=f"noisecell {args.command}",
-                                         description=COMMANDS[args.command][1])
-    module.add_arguments(cmd_parser)
-    cmd_args = cmd_parser.parse_args(argv[argv.index(args.command) + 1:])
+    cmd_parser = command_parser(args.command, module)
+    cmd_args = cmd_parser.parse_args(join_negative_values(cmd_parser, argv[argv.index(args.command) + 1:]))
     try:
         return int(module.run(cmd_args) or 0)
     except NoisecellError as exc:

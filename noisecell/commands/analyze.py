@@ -13,14 +13,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", choices=["npy", "bytes", "packed", "csv", "npz"],
                         help="file format (default: from the extension)")
     parser.add_argument("--sample-period", metavar="S",
-                        help="time between samples, e.g. 1us (bit files); clock period of the sampler (traces)")
-    parser.add_argument("--threshold", metavar="V", help="comparator threshold for traces, e.g. 0 or 10m (default: automatic)")
-    parser.add_argument("--hysteresis", metavar="V", help="full hysteresis band for traces (default: automatic)")
+                        help="time between samples, s, e.g. 1us (bit files); clock period of the sampler (traces) "
+                             "(default: the waveform's noise step; unknown for bit files: per-sample results only)")
+    parser.add_argument("--threshold", metavar="V", help="comparator threshold for traces, V, e.g. 0 or 10m (default: automatic)")
+    parser.add_argument("--hysteresis", metavar="V", help="full hysteresis band for traces, V (default: automatic)")
     parser.add_argument("--temp", metavar="C", type=float, help="temperature in °C for kT·ln2 units (default: from the waveform)")
     parser.add_argument("--alpha", type=float, default=2.0 ** -20,
                         help="false-alarm probability of the SP 800-90B health tests (default 2^-20)")
     parser.add_argument("--entropy-period", metavar="S",
-                        help="sampling period for the energy per min-entropy bit (default: the sample period)")
+                        help="sampling period for the energy per min-entropy bit, s (default: the sample period)")
     parser.add_argument("--summary", action="store_true", help="also print a human-readable summary to stderr")
 
 

@@ -21,10 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-ais31", action="store_true", help="skip the AIS 31 tests")
     parser.add_argument("--claim", type=float, default=None, metavar="H",
                         help="claimed min-entropy H_submitter in bits per sample, checked against "
-                             "H_original (SP 800-90B section 3.1.3)")
+                             "H_original (SP 800-90B section 3.1.3; default: no claim)")
     parser.add_argument("--summary", action="store_true", help="also print a readable summary to stderr")
     parser.add_argument("--max-samples", type=int, default=None, metavar="N",
-                        help="assess only the first N samples")
+                        help="assess only the first N samples (default: all)")
 
 
 def _load(path: str, fmt: str | None):

@@ -13,8 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="output folder of `noisecell sweep`")
     parser.add_argument("--out", required=True, help="model file to write (JSON, schema cell-model-v1)")
     parser.add_argument("--exclude-bias", action="append", default=[], metavar="V",
-                        help="leave this bias point out of the fit (repeatable; e.g. for held-out checks); "
-                        "write negative values as --exclude-bias=-0.3m")
+                        help="leave this bias point out of the fit, V (repeatable; e.g. for held-out checks, "
+                        "--exclude-bias -0.3m) (default: none)")
     parser.add_argument("--keep-non-markov", action="store_true",
                         help="also fit rates of streams the analysis flags as non-Markov (non-exponential "
                              "dwells, e.g. comparator chatter); by default they are left out")

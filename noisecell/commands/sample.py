@@ -16,15 +16,15 @@ from ..units import parse_si
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="cell model JSON file")
-    parser.add_argument("--bias", required=True, help="bias voltage, V (e.g. 0.5m; negative values as --bias=-1m)")
+    parser.add_argument("--bias", required=True, help="bias voltage, V (e.g. 0.5m, -1m)")
     parser.add_argument("--n", required=True, type=int, help="number of time steps")
     parser.add_argument("--dt", required=True, help="time step, s (e.g. 1us)")
     parser.add_argument("--cells", type=int, default=None, help="number of cells K (output shape (K, N)); "
                         "omitted: one cell, shape (N,)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bits)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bits; default 0)")
     parser.add_argument("--corner", default=None, help="process corner (default: the model's nominal)")
-    parser.add_argument("--temp", default=None, help="temperature, °C (interpolated between calibrated ones)")
-    parser.add_argument("--vdd", default=None, help="supply voltage, V")
+    parser.add_argument("--temp", default=None, help="temperature, °C (interpolated between calibrated ones; default: the model's nominal)")
+    parser.add_argument("--vdd", default=None, help="supply voltage, V (default: the model's nominal)")
     parser.add_argument("--no-mismatch", action="store_true", help="nominal cells (no per-cell V50/scale draws)")
     parser.add_argument("--out", required=True, help="output .npy file (uint8 0/1)")
 

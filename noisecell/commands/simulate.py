@@ -22,7 +22,7 @@ from ..units import parse_si
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cell", nargs="?", default="pbit",
                         help="cell name (folder in spice_models/) or folder with cell.toml (default: pbit)")
-    parser.add_argument("--bias", required=True, help="bias voltage, V (SI suffixes: 1m, -0.5m)")
+    parser.add_argument("--bias", required=True, help="bias voltage, V (SI suffixes: 1m, -0.5m, -5m)")
     parser.add_argument("--corner", default=None, help="process corner (default: the cell's nominal)")
     parser.add_argument("--temp", default=None, help="temperature, °C (default: the cell's nominal)")
     parser.add_argument("--vdd", default=None, help="main supply voltage, V (default: the cell's nominal)")
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mismatch-seed", type=int, default=None,
                         help="draw device mismatch with this seed (default: no mismatch)")
     parser.add_argument("--flicker-corner", default="0", help="1/f noise corner frequency, Hz (default 0 = off)")
-    parser.add_argument("--timeout", default=None, help="kill the run after this many seconds (default: no limit)")
+    parser.add_argument("--timeout", default=None, help="kill the run after this long, s (default: no limit)")
     parser.add_argument("--out", required=True, help="output .npz path")
 
 

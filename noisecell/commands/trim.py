@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("cell", nargs="?", default=DEFAULT_CELL, help=f"cell name or folder (default {DEFAULT_CELL})")
     parser.add_argument("--corner", default=None, help="process corner (default: the cell's nominal)")
     parser.add_argument("--temp", default=None, help="temperature in °C (default: the cell's nominal)")
-    parser.add_argument("--duration", default="10us", help="length of each transient check (default 10us)")
+    parser.add_argument("--duration", default="10us", help="length of each transient check, s (default 10us)")
     parser.add_argument("--seed", type=int, default=1, help="noise seed of the first check (default 1)")
     parser.add_argument("--min-flips", type=float, default=1.0, help="required flips per µs at zero bias (default 1)")
     parser.add_argument("--max-iterations", type=int, default=5, help="transient checks before giving up (default 5)")
