@@ -272,6 +272,8 @@ def load_cell(name_or_path: str) -> CellSpec:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc}); fix the syntax")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}; a binary file?); write cell.toml as UTF-8 TOML")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc})")
     r = _Reader(path)
@@ -301,10 +303,11 @@ def load_cell(name_or_path: str) -> CellSpec:
         raise r.fail("nominal.corner", f"{nominal_corner!r} is not in corners {corners_raw}")
     nominal_temp_c = r.num(nominal, "temp_c", "nominal.temp_c")
 
-    template = netlist_path.read_text(encoding="utf-8")
     # Cell templates are part of the repo or a user folder; they get the same safety check as any
-    # user netlist, with includes allowed only inside the cell's own folder.
-    _netlist.check_template(template, source=str(netlist_path), allowed_dirs=[path.parent.resolve()])
+    # user netlist, with includes allowed only inside the cell's own folder or the technology's models.
+    # Includes are inlined here (checked recursively), so ngspice never resolves a path itself.
+    from .technology import allowed_include_dirs as _tech_dirs
+    template = _netlist.load_template(netlist_path, allowed_dirs=[path.parent.resolve()] + _tech_dirs(technology))
     defined = _netlist.template_params(template)
 
     def need_param(p: str, key: str) -> None:

@@ -8,6 +8,12 @@ allow-list, XSPICE ``A`` elements (their code models can read arbitrary files), 
 ``.include``/``.lib`` of a file outside the allowed folders. ``trusted=True`` turns the check off
 (for netlists noisecell itself generates or that the caller vouches for).
 
+Includes are resolved by noisecell, never by ngspice (which would look in its current directory,
+its ``sourcepath`` and expand ``~`` to $HOME): :func:`expand_includes` reads every included file
+relative to the including file, refuses ``~``, symlinks and paths that leave the allowed folders,
+checks its text the same way (recursively, at most :data:`MAX_INCLUDE_DEPTH` levels) and inlines it,
+so a cell's rendered netlist contains no include of its own and runs the same from any folder.
+
 Parsing: SPICE is case-insensitive and continues a line with a leading ``+``; ``*`` starts a comment
 line and ``;`` or `` $ `` an inline comment. :func:`logical_lines` joins continuations;
 :func:`find_mosfets` finds ``M`` elements and ``X`` instances of PDK MOSFET subcircuits (recognised by
@@ -16,6 +22,7 @@ model name per technology, see noisecell.technology), inside or outside ``.subck
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,17 +168,108 @@ def _within(path: Path, dirs: Iterable[Path]) -> bool:
     return False
 
 
-def check_template(text: str, *, source: str = "<netlist>", allowed_dirs: Iterable[Path] = (),
-                   trusted: bool = False, allow_analyses: bool = False) -> None:
-    """Refuse netlists that could run commands or read files; see the module docstring.
+#: the deepest chain of nested includes noisecell follows (a cell needs one or two levels)
+MAX_INCLUDE_DEPTH = 8
+#: the most netlist text (characters, all included files together) noisecell reads for one template
+MAX_NETLIST_CHARS = 20_000_000
+_INCLUDE_DOT = (".include", ".inc", ".lib")
 
-    source: file name used in messages (and the base folder for relative includes when it is a path).
-    allowed_dirs: folders .include/.lib may read from. Raises :class:`UnsafeNetlistError`.
+
+def read_netlist_text(path: str | Path, *, what: str = "netlist") -> str:
+    """Read a netlist file as UTF-8 text; a binary, non-UTF-8, huge or unreadable file is an InputError."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise InputError(f"{p}: {what} is a folder, not a file; name the netlist file")
+        size = p.stat().st_size
+        if size > MAX_NETLIST_CHARS:
+            raise InputError(f"{p}: {what} is {size / 1e6:.1f} MB, over noisecell's {MAX_NETLIST_CHARS / 1e6:g} MB "
+                             "limit for a cell netlist; a cell needs a few kB")
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read the {what} ({exc.strerror or exc}); check the path and its permissions") from None
+    if b"\0" in data:
+        raise InputError(f"{p}: {what} contains NUL bytes (a binary file?); give a plain-text SPICE netlist")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p}: {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8 (ASCII) text") from None
+
+
+def _resolve_include(fname: str, *, where: str, first: str, base: Path | None, allowed: list[Path]) -> Path:
+    """The real file an include names, refused unless it is a regular file inside ``allowed``.
+
+    noisecell, not ngspice, resolves the name: relative to the folder of the file that contains the
+    line (ngspice would use its current directory or its ``sourcepath``), ``~`` is refused (ngspice
+    expands it to $HOME) and symlinks are followed before the folder check.
     """
-    if trusted:
-        return
-    base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
-    allowed = list(allowed_dirs)
+    if fname.startswith("~"):
+        raise UnsafeNetlistError(f"{where}: {first} {fname}: '~' paths are expanded by ngspice to a home folder; "
+                                 "name the file relative to the cell's folder")
+    p = Path(fname)
+    if not p.is_absolute():
+        if base is None:
+            raise UnsafeNetlistError(f"{where}: {first} {fname}: a relative include in a netlist that is not read "
+                                     "from a file cannot be resolved safely; load the cell from its folder "
+                                     "(noisecell.cells.load_cell inlines its includes)")
+        p = base / p
+    try:
+        real = p.resolve(strict=True)
+    except (OSError, RuntimeError):
+        real = None
+    if real is not None and not _within(real, allowed) or real is None and not _within(p, allowed):
+        raise UnsafeNetlistError(f"{where}: {first} {fname} reads a file outside the allowed folders "
+                                 f"({', '.join(str(a) for a in allowed) or 'none'}); put the file in the cell's "
+                                 "folder (symlinks are followed)")
+    if real is None or not real.is_file():
+        raise InputError(f"{where}: {first} {fname}: no such file ({p}); put it in the cell's folder or fix the name")
+    return real
+
+
+def _include_target(toks: list[str], first: str, where: str) -> tuple[str, str | None] | None:
+    """(file name, .lib section or None) of an include line; None for a ``.lib section`` header."""
+    if len(toks) < 2:
+        raise InputError(f"{where}: {first} without a file name")
+    if first == ".lib" and len(toks) == 2 and not re.search(r"[./\\~]", toks[1]):
+        return None  # ".lib section" opening a section inside a library file
+    fname = toks[1].strip("'\"")
+    section = None
+    if first == ".lib":
+        if len(toks) != 3:
+            raise InputError(f"{where}: .lib {fname}: expected '.lib FILE SECTION'")
+        section = toks[2].strip("'\"")
+    return fname, section
+
+
+def _scan_line_safety(toks: list[str], where: str, allow_analyses: bool) -> bool:
+    """Refuse a dangerous logical line; True when it is an include/.lib line the caller must resolve."""
+    first = toks[0].lower()
+    if re.match(r"^(shell|system|exec)\b", first) or first.startswith("!"):
+        raise UnsafeNetlistError(f"{where}: '{toks[0]}' would run a shell command; remove it")
+    if first.startswith("."):
+        if first in (".control", ".endc"):
+            raise UnsafeNetlistError(f"{where}: {first} blocks run ngspice commands and are not allowed in a cell "
+                                     "netlist; remove the block (noisecell adds the analysis itself)")
+        if first in ANALYSIS_DOT:
+            if allow_analyses:
+                return False
+            raise UnsafeNetlistError(f"{where}: {first} is not allowed in a cell template; noisecell adds the "
+                                     "analysis and saves the outputs itself, remove the line")
+        if first not in SAFE_DOT:
+            raise UnsafeNetlistError(f"{where}: dot-command {first} is not on noisecell's allow-list "
+                                     f"({', '.join(sorted(SAFE_DOT))}); remove it or pass trusted=True")
+        return first in _INCLUDE_DOT
+    if first[0] == "a":
+        raise UnsafeNetlistError(f"{where}: XSPICE 'A' elements are not allowed (code models can read files); "
+                                 "remove it or pass trusted=True")
+    bad = [t for t in toks if re.match(r"^(shell|system)\b", t, re.I)]
+    if bad:
+        raise UnsafeNetlistError(f"{where}: the word '{bad[0]}' is not allowed in a netlist line; "
+                                 "rename the node or element")
+    return False
+
+
+def _raw_scan(text: str, source: str) -> None:
     # Raw scan first: substitution syntax is dangerous wherever it appears, even in a comment-like
     # continuation, because ngspice's control language expands it.
     for n, raw in enumerate(text.splitlines(), start=1):
@@ -182,45 +280,120 @@ def check_template(text: str, *, source: str = "<netlist>", allowed_dirs: Iterab
             raise UnsafeNetlistError(f"{source}:{n}: backtick command substitution is not allowed in a netlist; remove it")
         if "$(" in s:
             raise UnsafeNetlistError(f"{source}:{n}: '$(' substitution is not allowed in a netlist; remove it")
-    for ln in logical_lines(text):
-        s = ln.text
-        toks = tokens(s)
-        first = toks[0].lower()
-        where = f"{source}:{ln.lineno}"
-        if re.match(r"^(shell|system|exec)\b", first) or first.startswith("!"):
-            raise UnsafeNetlistError(f"{where}: '{toks[0]}' would run a shell command; remove it")
-        if first.startswith("."):
-            if first in (".control", ".endc"):
-                raise UnsafeNetlistError(f"{where}: {first} blocks run ngspice commands and are not allowed in a cell "
-                                         "netlist; remove the block (noisecell adds the analysis itself)")
-            if first in ANALYSIS_DOT:
-                if allow_analyses:
-                    continue
-                raise UnsafeNetlistError(f"{where}: {first} is not allowed in a cell template; noisecell adds the "
-                                         "analysis and saves the outputs itself, remove the line")
-            if first not in SAFE_DOT:
-                raise UnsafeNetlistError(f"{where}: dot-command {first} is not on noisecell's allow-list "
-                                         f"({', '.join(sorted(SAFE_DOT))}); remove it or pass trusted=True")
-            if first in (".include", ".inc", ".lib"):
-                if len(toks) < 2:
-                    raise InputError(f"{where}: {first} without a file name")
-                if first == ".lib" and len(toks) == 2 and not re.search(r"[./\\]", toks[1]):
-                    continue  # ".lib section" inside a library file
-                fname = toks[1].strip("'\"")
-                p = Path(fname)
-                p = p if p.is_absolute() else base / p
-                if not _within(p, allowed):
-                    raise UnsafeNetlistError(f"{where}: {first} {fname} reads a file outside the allowed folders "
-                                             f"({', '.join(str(a) for a in allowed) or 'none'}); put the file in the "
-                                             "cell's folder")
+
+
+def _base_of(source: str) -> Path | None:
+    """Folder relative includes are taken from: that of ``source`` when it is a file path (not a
+    ``<label>`` or a bare cell name such as a job's), else None (relative includes are refused)."""
+    if not source or source.startswith("<"):
+        return None
+    p = Path(source)
+    if "/" in source or os.sep in source or p.is_file():
+        return p.resolve().parent
+    return None
+
+
+def check_template(text: str, *, source: str = "<netlist>", allowed_dirs: Iterable[Path] = (),
+                   trusted: bool = False, allow_analyses: bool = False) -> None:
+    """Refuse netlists that could run commands or read files; see the module docstring.
+
+    source: file name used in messages (and the base folder for relative includes when it names an
+    existing file). allowed_dirs: folders .include/.lib may read from. Every included file is read and
+    checked the same way, recursively (:func:`expand_includes` does the work and this discards its
+    text). Raises :class:`UnsafeNetlistError` (or :class:`InputError` for a missing/unreadable file).
+    """
+    if trusted:
+        return
+    expand_includes(text, source=source, allowed_dirs=allowed_dirs, allow_analyses=allow_analyses)
+
+
+def _lib_section(text: str, section: str, where: str, path: Path) -> str:
+    """The lines of ``.lib SECTION`` ... ``.endl`` in a library file (physical lines, unchanged)."""
+    out: list[str] | None = None
+    for raw in text.splitlines():
+        t = raw.split()
+        low = [x.lower() for x in t[:2]]
+        if out is None:
+            if len(t) == 2 and low[0] == ".lib" and low[1].strip("'\"") == section.lower():
+                out = []
             continue
-        if first[0] == "a":
-            raise UnsafeNetlistError(f"{where}: XSPICE 'A' elements are not allowed (code models can read files); "
-                                     "remove it or pass trusted=True")
-        bad = [t for t in toks if re.match(r"^(shell|system)\b", t, re.I)]
-        if bad:
-            raise UnsafeNetlistError(f"{where}: the word '{bad[0]}' is not allowed in a netlist line; "
-                                     "rename the node or element")
+        if low and low[0] == ".endl":
+            return "\n".join(out) + "\n"
+        out.append(raw)
+    raise InputError(f"{where}: .lib {path.name} {section}: the library has no complete section "
+                     f"'.lib {section}' ... '.endl'; fix the section name")
+
+
+def expand_includes(text: str, *, source: str = "<netlist>", allowed_dirs: Iterable[Path] = (),
+                    allow_analyses: bool = False, _depth: int = 0, _stack: tuple[Path, ...] = (),
+                    _budget: list[int] | None = None) -> str:
+    """Check ``text`` like :func:`check_template` and return it with every include inlined.
+
+    Each ``.include FILE`` / ``.inc FILE`` is replaced by the checked, recursively expanded text of
+    FILE (its ``.end`` lines dropped), and ``.lib FILE SECTION`` by that section of FILE, between
+    ``* noisecell: begin include`` / ``end include`` comment lines, so ngspice never resolves a
+    path itself: the result runs the same from any working directory. Relative names are taken from
+    the folder of the including file (``source`` when it names an existing file); every file must
+    resolve (symlinks followed) inside ``allowed_dirs``; at most :data:`MAX_INCLUDE_DEPTH` levels and
+    :data:`MAX_NETLIST_CHARS` characters in all; an include cycle is refused.
+    """
+    allowed = [Path(d) for d in allowed_dirs]
+    budget = [MAX_NETLIST_CHARS] if _budget is None else _budget
+    budget[0] -= len(text)
+    if budget[0] < 0:
+        raise InputError(f"{source}: the netlist and its includes exceed {MAX_NETLIST_CHARS / 1e6:g} M characters; "
+                         "a cell needs a few kB")
+    base = _base_of(source)
+    _raw_scan(text, source)
+    replace: dict[int, str] = {}
+    for ln in logical_lines(text):
+        toks = tokens(ln.text)
+        where = f"{source}:{ln.lineno}"
+        if not _scan_line_safety(toks, where, allow_analyses):
+            continue
+        first = toks[0].lower()
+        target = _include_target(toks, first, where)
+        if target is None:
+            continue
+        fname, section = target
+        path = _resolve_include(fname, where=where, first=first, base=base, allowed=allowed)
+        if path in _stack:
+            raise InputError(f"{where}: {first} {fname} includes itself (cycle through "
+                             f"{' -> '.join(p.name for p in _stack + (path,))}); remove the loop")
+        if _depth + 1 > MAX_INCLUDE_DEPTH:
+            raise InputError(f"{where}: {first} {fname}: includes nested deeper than {MAX_INCLUDE_DEPTH} levels; "
+                             "flatten them")
+        body = read_netlist_text(path, what="included file")
+        if section is not None:
+            body = _lib_section(body, section, where, path)
+        inner = expand_includes(body, source=str(path), allowed_dirs=allowed, allow_analyses=allow_analyses,
+                                _depth=_depth + 1, _stack=_stack + (path,), _budget=budget)
+        inner = "\n".join(l for l in inner.splitlines() if l.strip().lower() != ".end")
+        replace[ln.lineno] = (f"* noisecell: begin include {path}{' section ' + section if section else ''}\n"
+                              f"{inner}\n* noisecell: end include {path}")
+    if not replace:
+        return text
+    out: list[str] = []
+    skip_cont = False
+    for n, raw in enumerate(text.splitlines(), start=1):
+        if n in replace:
+            out.append(replace[n])
+            skip_cont = True
+            continue
+        if skip_cont and raw.strip().startswith("+"):
+            continue
+        if skip_cont and (not raw.strip() or raw.strip().startswith("*")):
+            out.append(raw)  # logical_lines continues a line across comments and blank lines
+            continue
+        skip_cont = False
+        out.append(raw)
+    return "\n".join(out) + "\n"
+
+
+def load_template(path: str | Path, *, allowed_dirs: Iterable[Path]) -> str:
+    """Read a netlist template file, check it and return its text with all includes inlined."""
+    p = Path(path)
+    return expand_includes(read_netlist_text(p), source=str(p), allowed_dirs=allowed_dirs)
 
 
 def template_params(text: str) -> dict[str, str]:
