@@ -1,0 +1,582 @@
+"""Joint maximum-likelihood fit of the two-state rate model to every transition of a condition.
+
+The cell is a continuous-time two-state Markov process with rates k_up(V) (0→1) and k_down(V)
+(1→0), sampled every dt. Sampled, it is exactly a two-state Markov chain with
+
+    p01 = k_up/k · (1 − e^{−k·dt}),   p10 = k_down/k · (1 − e^{−k·dt}),   k = k_up + k_down,
+
+so the likelihood of one record given its first sample is
+
+    ℓ = n_up ln p01 + (n0 − n_up) ln(1 − p01) + n_down ln p10 + (n1 − n_down) ln(1 − p10)
+
+with n0, n1 the samples in state 0 / 1 that have a successor. This IS the dwell-time likelihood with
+the first and last dwells censored: every complete dwell contributes its stays and one exit, a
+censored dwell its stays only (a survival term). It is exact for any k·dt (it reduces to the
+exponential-dwell likelihood k^N e^{−k·T} for fine sampling), and independent records (chunks,
+repeated streams) at one bias simply add their counts.
+
+Model (per condition), with x = V − V50 in volts:
+
+    ln k_up(V)   = ln k50 + b_up·x   (+ c_up·x²)
+    ln k_down(V) = ln k50 + b_down·x (+ c_down·x²)
+    b_up − b_down = 1/scale,  b_up + b_down = slope_sum
+
+so at V50 both rates equal k50, P(1) = 1/2, τ(V50) = 1/(2·k50), and P(1) is logistic with ``scale``
+near V50. The datasheet quantities are parameters of the likelihood, so their CIs are profile-
+likelihood intervals (Wilks: 2·(ℓ̂ − ℓ_profile) ≤ χ²₁(0.95)); no delta method is needed.
+
+Curvature: the quadratic terms (c_up, c_down) are kept only when a likelihood-ratio test against the
+straight lines rejects them at CURVATURE_ALPHA (2·Δℓ ~ χ²₂ under the linear model).
+
+Goodness of fit: the deviance against the saturated model (one (p01, p10) per bias point) is
+χ²(2·points − parameters) when the model holds. When it is rejected at GOF_ALPHA (non-Markov or
+mis-specified points) the CIs use the quasi-likelihood profile, the deviance threshold multiplied by
+the dispersion deviance/dof, so they widen instead of lying; the fit says so (``dispersion``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numba
+import numpy as np
+from scipy import stats
+
+from ..errors import InputError
+
+#: level of the likelihood-ratio test that admits the curvature terms
+CURVATURE_ALPHA = 0.01
+#: level of the deviance goodness-of-fit test that switches to quasi-likelihood CIs
+GOF_ALPHA = 0.01
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class PointCounts:
+    """Sufficient statistics of all records at one bias (counts of independent records add).
+
+    bias_v: bias (V). sample_period_s: dt (s). n_up / n_down: 0→1 / 1→0 transitions.
+    n0_at_risk / n1_at_risk: samples in state 0 / 1 with a successor (the exposure; censored dwells
+    included). n_samples, n_ones: for P(1). n_eff: effective sample size of P(1) from the readout
+    analysis (autocorrelation-aware), None if unknown. regime: the regime label ("bistable" points
+    enter the rate fit; any other label enters the P(1) description only). simulated_s: record length.
+    """
+
+    bias_v: float
+    sample_period_s: float
+    n_up: int
+    n_down: int
+    n0_at_risk: int
+    n1_at_risk: int
+    n_samples: int = 0
+    n_ones: int = 0
+    n_eff: float | None = None
+    regime: str = "bistable"
+    simulated_s: float = 0.0
+
+    @property
+    def p1(self) -> float:
+        return self.n_ones / self.n_samples if self.n_samples else float("nan")
+
+    @classmethod
+    def from_runstats(cls, bias_v: float, sample_period_s: float, rs, *, n_eff: float | None = None,
+                      regime: str = "bistable") -> "PointCounts":
+        """From a :class:`noisecell.analysis.runs.RunStats` of one record."""
+        return cls(float(bias_v), float(sample_period_s), int(rs.n_up), int(rs.n_down), int(rs.n0_at_risk),
+                   int(rs.n1_at_risk), int(rs.n), int(rs.n1), n_eff, regime, rs.n * float(sample_period_s))
+
+    def merged(self, other: "PointCounts") -> "PointCounts":
+        """Counts of this record and an independent one at the same bias and sample period."""
+        if not (math.isclose(self.bias_v, other.bias_v, rel_tol=0, abs_tol=1e-12)
+                and math.isclose(self.sample_period_s, other.sample_period_s, rel_tol=1e-9)):
+            raise ValueError("merge only records at the same bias and sample period")
+        ne = None if self.n_eff is None or other.n_eff is None else self.n_eff + other.n_eff
+        return PointCounts(self.bias_v, self.sample_period_s, self.n_up + other.n_up, self.n_down + other.n_down,
+                           self.n0_at_risk + other.n0_at_risk, self.n1_at_risk + other.n1_at_risk,
+                           self.n_samples + other.n_samples, self.n_ones + other.n_ones, ne,
+                           self.regime if self.regime == other.regime else "mixed",
+                           self.simulated_s + other.simulated_s)
+
+
+def merge_points(points: Sequence[PointCounts]) -> list[PointCounts]:
+    """One PointCounts per (bias, sample period), records at the same bias summed, bias ascending."""
+    out: dict[tuple[float, float], PointCounts] = {}
+    for p in points:
+        key = (round(p.bias_v, 12), round(p.sample_period_s, 18))
+        out[key] = out[key].merged(p) if key in out else p
+    return sorted(out.values(), key=lambda p: p.bias_v)
+
+
+# ----------------------------------------------------------------------------- likelihood kernel
+class _Data:
+    """Arrays of the counts, bias normalised x̃ = (V − v_ref)/v_unit, rates per t_unit."""
+
+    def __init__(self, points: Sequence[PointCounts]):
+        self.v = np.array([p.bias_v for p in points], float)
+        self.v_ref = float(np.mean(self.v))
+        self.v_unit = float(np.std(self.v)) or 1e-3
+        self.x = (self.v - self.v_ref) / self.v_unit
+        self.n_up = np.array([p.n_up for p in points], float)
+        self.n_down = np.array([p.n_down for p in points], float)
+        self.n0 = np.array([p.n0_at_risk for p in points], float)
+        self.n1 = np.array([p.n1_at_risk for p in points], float)
+        self.dt = np.array([p.sample_period_s for p in points], float)
+        exposure = float(np.sum((self.n0 + self.n1) * self.dt))
+        flips = float(np.sum(self.n_up + self.n_down))
+        # time unit: the mean dwell, so ln k50 is O(1) for the optimiser
+        self.t_unit = exposure / max(flips, 1.0)
+        self.dtu = self.dt / self.t_unit          # sample period in units of t_unit
+
+
+def _saturated_loglik(d: _Data) -> float:
+    """ℓ of the saturated model: each point's own (p01, p10) at its MLE."""
+    tot = 0.0
+    for n_k, n_at in ((d.n_up, d.n0), (d.n_down, d.n1)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.where(n_at > 0, n_k / n_at, 0.0)
+            t = np.where(n_k > 0, n_k * np.log(np.where(p > 0, p, 1)), 0.0) + \
+                np.where(n_at - n_k > 0, (n_at - n_k) * np.log1p(-np.where(p < 1, p, 0)), 0.0)
+        tot += float(np.sum(t))
+    return tot
+
+
+# Parameter vector φ (normalised units): [X50, lnS, L, slope_sum, (c_up, c_down)]
+#   x̃ − X50 = u;  B_up − B_down = σ·e^{−lnS};  η_up = L + B_up·u + c_up·u²;  η_down = L + B_down·u + c_down·u²
+def _etas(phi, d: _Data, sign: float):
+    X, lnS, L, ssum = phi[0], phi[1], phi[2], phi[3]
+    inv = sign * math.exp(-lnS)
+    bu, bd = 0.5 * (ssum + inv), 0.5 * (ssum - inv)
+    u = d.x - X
+    cu, cd = (phi[4], phi[5]) if len(phi) > 4 else (0.0, 0.0)
+    return L + bu * u + cu * u * u, L + bd * u + cd * u * u, u, bu, bd, cu, cd, inv
+
+
+@numba.njit(cache=True)
+def _kernel(phi, x, n_up, n_down, n0, n1, dtu, sign):  # pragma: no cover - compiled
+    """(−ℓ, ∇(−ℓ), expected information) in φ; a compiled loop over the points (the arrays are a
+    few dozen long, so numpy's per-call overhead would dominate the profile-likelihood search)."""
+    k = phi.size
+    X, lnS, L, ssum = phi[0], phi[1], phi[2], phi[3]
+    inv = sign * np.exp(-lnS)
+    bu, bd = 0.5 * (ssum + inv), 0.5 * (ssum - inv)
+    cu = phi[4] if k > 4 else 0.0
+    cd = phi[5] if k > 4 else 0.0
+    nll = 0.0
+    grad = np.zeros(k)
+    info = np.zeros((k, k))
+    ju = np.zeros(k)
+    jd = np.zeros(k)
+    for i in range(x.size):
+        u = x[i] - X
+        eu = min(max(L + bu * u + cu * u * u, -300.0), 300.0)
+        ed = min(max(L + bd * u + cd * u * u, -300.0), 300.0)
+        ju[0], jd[0] = -bu - 2 * cu * u, -bd - 2 * cd * u
+        ju[1], jd[1] = -0.5 * inv * u, 0.5 * inv * u
+        ju[2] = 1.0
+        jd[2] = 1.0
+        ju[3] = 0.5 * u
+        jd[3] = 0.5 * u
+        if k > 4:
+            ju[4], jd[4] = u * u, 0.0
+            ju[5], jd[5] = 0.0, u * u
+        ku = np.exp(eu) * dtu[i]
+        kd = np.exp(ed) * dtu[i]
+        sm = ku + kd
+        if sm < 1e-4:
+            r = 1 - sm / 2 + sm * sm / 6
+            drds = -0.5 + sm / 3
+        else:
+            e = -np.expm1(-sm)
+            r = e / sm
+            drds = (sm * np.exp(-sm) - e) / (sm * sm)
+        p01 = min(max(ku * r, 1e-300), 1 - 1e-12)
+        p10 = min(max(kd * r, 1e-300), 1 - 1e-12)
+        m0 = n0[i] - n_up[i]
+        m1 = n1[i] - n_down[i]
+        ll = 0.0
+        if n_up[i] > 0:
+            ll += n_up[i] * np.log(p01)
+        if m0 > 0:
+            ll += m0 * np.log1p(-p01)
+        if n_down[i] > 0:
+            ll += n_down[i] * np.log(p10)
+        if m1 > 0:
+            ll += m1 * np.log1p(-p10)
+        nll -= ll
+        w01 = n_up[i] / p01 - m0 / (1 - p01)
+        w10 = n_down[i] / p10 - m1 / (1 - p10)
+        a1, a2 = ku * (r + ku * drds), kd * ku * drds        # ∂p01/∂η_up, ∂p01/∂η_down
+        b1, b2 = ku * kd * drds, kd * (r + kd * drds)        # ∂p10/∂η_up, ∂p10/∂η_down
+        gu = w01 * a1 + w10 * b1
+        gd = w01 * a2 + w10 * b2
+        v01 = n0[i] / (p01 * (1 - p01))
+        v10 = n1[i] / (p10 * (1 - p10))
+        for a in range(k):
+            grad[a] -= gu * ju[a] + gd * jd[a]
+            g01a = a1 * ju[a] + a2 * jd[a]
+            g10a = b1 * ju[a] + b2 * jd[a]
+            for b in range(a + 1):
+                v = v01 * g01a * (a1 * ju[b] + a2 * jd[b]) + v10 * g10a * (b1 * ju[b] + b2 * jd[b])
+                info[a, b] += v
+                if b != a:
+                    info[b, a] += v
+    return nll, grad, info
+
+
+def _negll_grad(phi, d: _Data, sign: float):
+    nll, g, _ = _kernel(np.asarray(phi, float), d.x, d.n_up, d.n_down, d.n0, d.n1, d.dtu, float(sign))
+    return float(nll), g
+
+
+def _fisher(phi, d: _Data, sign: float) -> np.ndarray:
+    """Expected information about φ given the exposures: each point's p01 (n0 trials) and p10 (n1
+    trials) are binomial, I = Σ n·∇p ∇pᵀ / (p(1−p))."""
+    return _kernel(np.asarray(phi, float), d.x, d.n_up, d.n_down, d.n0, d.n1, d.dtu, float(sign))[2]
+
+
+def _hessian(phi, d: _Data, sign: float) -> np.ndarray:
+    """Observed information (Hessian of −ℓ) by central differences of the analytic gradient."""
+    n = len(phi)
+    h = np.empty((n, n))
+    for j in range(n):
+        step = 1e-5 * max(1.0, abs(phi[j]))
+        a, b = np.array(phi, float), np.array(phi, float)
+        a[j] += step
+        b[j] -= step
+        h[:, j] = (_negll_grad(a, d, sign)[1] - _negll_grad(b, d, sign)[1]) / (2 * step)
+    return 0.5 * (h + h.T)
+
+
+@numba.njit(cache=True)
+def _scoring(phi, free, x, n_up, n_down, n0, n1, dtu, sign, max_iter):  # pragma: no cover - compiled
+    nll, g, info = _kernel(phi, x, n_up, n_down, n0, n1, dtu, sign)
+    m = free.size
+    for _ in range(max_iter):
+        A = np.empty((m, m))
+        gf = np.empty(m)
+        tr = 0.0
+        for i in range(m):
+            gf[i] = g[free[i]]
+            tr += info[free[i], free[i]]
+            for j in range(m):
+                A[i, j] = info[free[i], free[j]]
+        for i in range(m):
+            A[i, i] += 1e-12 * tr + 1e-300
+        step = -np.linalg.solve(A, gf)
+        t = 1.0
+        ok = False
+        while t > 1e-8:
+            trial = phi.copy()
+            for i in range(m):
+                trial[free[i]] += t * step[i]
+            nll_t, g_t, info_t = _kernel(trial, x, n_up, n_down, n0, n1, dtu, sign)
+            if (np.isfinite(nll_t) and nll_t <= nll + 1e-12 * abs(nll) and np.all(np.isfinite(g_t))
+                    and np.all(np.isfinite(info_t))):
+                ok = True
+                break
+            t *= 0.5
+        if not ok:
+            return phi, nll
+        decrease = nll - nll_t
+        phi, nll, g, info = trial, nll_t, g_t, info_t
+        if decrease < 1e-10 * max(1.0, abs(nll)) and np.max(np.abs(t * step)) < 1e-7:
+            break
+    return phi, nll
+
+
+def _minimise(phi0, d: _Data, sign: float, fixed: dict[int, float] | None = None, max_iter: int = 100):
+    """Maximise ℓ over φ with the entries in ``fixed`` held: Fisher scoring with step halving (the
+    likelihood is GLM-like, so scoring converges in a few steps from a warm start); returns (φ, −ℓ)."""
+    fixed = fixed or {}
+    phi = np.array(phi0, float)
+    for i, v in fixed.items():
+        phi[i] = v
+    free = np.array([i for i in range(len(phi)) if i not in fixed], np.int64)
+    p, nll = _scoring(phi, free, d.x, d.n_up, d.n_down, d.n0, d.n1, d.dtu, float(sign), max_iter)
+    return p, float(nll)
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its confidence interval (lo, hi) at ``level`` and the method that gave it."""
+
+    value: float
+    lo: float
+    hi: float
+    level: float = LEVEL
+    method: str = "profile likelihood"
+
+    @property
+    def halfwidth(self) -> float:
+        return 0.5 * (self.hi - self.lo)
+
+    @property
+    def rel_halfwidth(self) -> float:
+        """Half-width relative to the value (for positive quantities such as scale and τ)."""
+        return self.halfwidth / abs(self.value) if self.value else float("inf")
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "ci": [self.lo, self.hi], "level": self.level, "method": self.method}
+
+
+@dataclass(frozen=True)
+class RateFit:
+    """Joint rate-model fit of one condition (SI units throughout).
+
+    v50: bias where k_up = k_down (V). scale: 1/(b_up − b_down) (V; P(1) is logistic with this scale
+    near V50). tau_v50: 1/(2·k50) (s). k_v50: the common rate at V50 (1/s). slope_sum_per_v:
+    b_up + b_down (1/V). curvature_per_v2: (c_up, c_down) or None for straight lines.
+    curvature_test: (2Δℓ, p) of the likelihood-ratio test. deviance, dof, gof_p: goodness of fit
+    against the saturated model; dispersion: the factor applied to the profile threshold (1 unless
+    the fit was rejected at GOF_ALPHA). n_points, n_transitions, bias_range_v: what entered.
+    covariance: of [ln k_up intercept, slope, ln k_down intercept, slope] at reference_bias_v (V),
+    from the observed information (for the loglinear model block and samplers).
+    """
+
+    v50: Interval
+    scale: Interval
+    tau_v50: Interval
+    k_v50: Interval
+    slope_sum_per_v: float
+    curvature_per_v2: tuple[float, float] | None
+    curvature_test: tuple[float, float]
+    deviance: float
+    dof: int
+    gof_p: float
+    dispersion: float
+    n_points: int
+    n_transitions: int
+    bias_range_v: tuple[float, float]
+    reference_bias_v: float
+    ln_k_up: tuple[float, float]
+    ln_k_down: tuple[float, float]
+    covariance: tuple[tuple[float, ...], ...]
+    _phi: tuple = field(default=(), repr=False, compare=False)
+    _units: tuple = field(default=(), repr=False, compare=False)
+
+    def ln_rates(self, bias_v) -> tuple[np.ndarray, np.ndarray]:
+        """(ln k_up, ln k_down) in ln(1/s) at ``bias_v`` (V), from the fitted model."""
+        x = (np.asarray(bias_v, float) - self.v50.value)
+        bu = 0.5 * (self.slope_sum_per_v + 1 / self.scale.value)
+        bd = 0.5 * (self.slope_sum_per_v - 1 / self.scale.value)
+        cu, cd = self.curvature_per_v2 or (0.0, 0.0)
+        lk = math.log(self.k_v50.value)
+        return lk + bu * x + cu * x * x, lk + bd * x + cd * x * x
+
+    def p1(self, bias_v) -> np.ndarray:
+        lu, ld = self.ln_rates(bias_v)
+        return 1 / (1 + np.exp(ld - lu))
+
+    def tau_s(self, bias_v) -> np.ndarray:
+        lu, ld = self.ln_rates(bias_v)
+        return np.exp(-np.logaddexp(lu, ld))
+
+    def to_dict(self) -> dict:
+        return {"v50_v": self.v50.to_dict(), "scale_v": self.scale.to_dict(), "tau_v50_s": self.tau_v50.to_dict(),
+                "k_v50_hz": self.k_v50.to_dict(), "slope_sum_per_v": self.slope_sum_per_v,
+                "curvature_per_v2": list(self.curvature_per_v2) if self.curvature_per_v2 else None,
+                "curvature_lr_stat": self.curvature_test[0], "curvature_lr_p": self.curvature_test[1],
+                "curvature_alpha": CURVATURE_ALPHA, "deviance": self.deviance, "dof": self.dof,
+                "gof_p": self.gof_p, "dispersion": self.dispersion, "n_points": self.n_points,
+                "n_transitions": self.n_transitions, "bias_range_v": list(self.bias_range_v)}
+
+    def summary(self) -> str:
+        from ..units import format_si
+
+        def iv(name, i, unit):
+            return f"{name} = {format_si(i.value, unit)} [{format_si(i.lo, unit)}, {format_si(i.hi, unit)}]"
+
+        shape = "quadratic (LR test p = %.2g)" % self.curvature_test[1] if self.curvature_per_v2 else \
+            "linear (curvature LR test p = %.2g)" % self.curvature_test[1]
+        return "\n".join([
+            f"joint rate fit: {self.n_points} points, {self.n_transitions} transitions, ln k {shape}",
+            "  " + iv("V50", self.v50, "V"), "  " + iv("scale", self.scale, "V"),
+            "  " + iv("τ(V50)", self.tau_v50, "s"), "  " + iv("k(V50)", self.k_v50, "Hz"),
+            f"  deviance {self.deviance:.3g} on {self.dof} dof (p = {self.gof_p:.2g})"
+            + (f"; CIs widened by dispersion {self.dispersion:.3g}" if self.dispersion > 1 else "")])
+
+
+# ----------------------------------------------------------------------------- the fit
+def _start(d: _Data) -> tuple[np.ndarray, float]:
+    """Starting φ from weighted straight lines through the per-point ln k (Poisson approximation)."""
+    expo0, expo1 = d.n0 * d.dtu, d.n1 * d.dtu
+    ok = (d.n_up > 0) & (d.n_down > 0) & (expo0 > 0) & (expo1 > 0)
+    if ok.sum() < 2 or np.ptp(d.x[ok]) <= 0:
+        raise InputError("fewer than 2 bias points with transitions both ways; no rate model can be fitted")
+    lu = np.log(d.n_up[ok] / expo0[ok])
+    ld = np.log(d.n_down[ok] / expo1[ok])
+    bu = np.polyfit(d.x[ok], lu, 1, w=np.sqrt(d.n_up[ok]))
+    bd = np.polyfit(d.x[ok], ld, 1, w=np.sqrt(d.n_down[ok]))
+    db = bu[0] - bd[0]
+    if db == 0:
+        raise InputError("ln k_up and ln k_down have the same slope: P(1) does not depend on the bias here")
+    sign = 1.0 if db > 0 else -1.0
+    X = -(bu[1] - bd[1]) / db
+    X = float(np.clip(X, d.x.min() - 3, d.x.max() + 3))
+    L = float(bu[1] + bu[0] * X)
+    return np.array([X, -math.log(abs(db)), L, bu[0] + bd[0]]), sign
+
+
+def _illinois(f, a: float, fa: float, b: float, fb: float, xtol: float, max_iter: int = 60) -> float:
+    """Root of f in [a, b] (fa < 0 ≤ fb) by the Illinois variant of regula falsi: the bracket values
+    are known already, so no evaluation is repeated."""
+    side = 0
+    for _ in range(max_iter):
+        c = b - fb * (b - a) / (fb - fa) if (math.isfinite(fb) and fb != fa) else 0.5 * (a + b)
+        fc = f(c)
+        if fc >= 0:
+            b, fb = c, fc
+            if side == 1:
+                fa *= 0.5
+            side = 1
+        else:
+            a, fa = c, fc
+            if side == -1:
+                fb *= 0.5
+            side = -1
+        if abs(b - a) < xtol or abs(fc) < 1e-6:
+            return c
+    return c
+
+
+def _profile_interval(j: int, phi_hat, nll_hat: float, d: _Data, sign: float, threshold: float,
+                      se: float) -> tuple[float, float]:
+    """Endpoints of {t : 2·(ℓ̂ − ℓ_profile(t)) ≤ threshold} for parameter j.
+
+    Solved on the signed root r(t) = √(2·(ℓ̂ − ℓ_profile(t))), close to linear in |t − t̂| (exactly
+    linear for a quadratic likelihood): bracket from the Wald guess outwards, then Brent's method;
+    a handful of profile evaluations per endpoint, each warm-started from the previous one.
+    ±inf when the profile never reaches the threshold (the data do not bound the parameter)."""
+    target = math.sqrt(threshold)
+    t_hat = float(phi_hat[j])
+    step = (se if np.isfinite(se) and se > 0 else 0.1 * max(1.0, abs(t_hat))) * target
+    ends = []
+    for direction in (-1.0, 1.0):
+        warm = {"phi": np.array(phi_hat, float)}
+
+        def excess(t):
+            # warm start from the previous profile point; from the MLE when that start fails (far
+            # out in a mis-specified model the information can vanish along the way)
+            best = None
+            for start in (warm["phi"], phi_hat):
+                try:
+                    p, nll = _minimise(start, d, sign, {j: t})
+                except np.linalg.LinAlgError:
+                    continue
+                if np.isfinite(nll) and (best is None or nll < best[1]):
+                    best = (p, nll)
+                if best is not None and start is warm["phi"] and nll - nll_hat < 50 * threshold:
+                    break
+            if best is None:
+                return math.inf
+            warm["phi"] = best[0]
+            return math.sqrt(max(0.0, 2 * (best[1] - nll_hat))) - target
+
+        inner, f_in, outer = t_hat, -target, t_hat + direction * step
+        f_out = excess(outer)
+        n = 0
+        while f_out < 0 and n < 25:
+            inner, f_in, outer = outer, f_out, outer + direction * step * 1.5 ** n
+            f_out = excess(outer)
+            n += 1
+        if f_out < 0:
+            ends.append(direction * math.inf)
+            continue
+        ends.append(_illinois(excess, inner, f_in, outer, f_out,
+                              1e-3 * step))
+    return ends[0], ends[1]
+
+
+def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = True, level: float = LEVEL,
+                    profile: bool = True) -> RateFit:
+    """Joint ML fit of the rate model to all ``points`` of one condition (see module docstring).
+
+    ``profile`` False gives Wald intervals in the same parametrisation (faster; for the design's
+    look-ahead). Raises InputError when fewer than two bias points have transitions both ways.
+    """
+    pts = merge_points([p for p in points if p.n0_at_risk + p.n1_at_risk > 0])
+    if len({p.bias_v for p in pts}) < 2:
+        raise InputError("the rate model needs telegraph points at 2 or more bias values")
+    d = _Data(pts)
+    phi0, sign = _start(d)
+    phi_lin, nll_lin = _minimise(phi0, d, sign)
+    phi_hat, nll_hat = phi_lin, nll_lin
+    lr, lr_p = 0.0, 1.0
+    n_bias = len(pts)
+    if allow_curvature and n_bias >= 4:
+        phi_q, nll_q = _minimise(np.concatenate([phi_lin, [0.0, 0.0]]), d, sign)
+        lr = max(0.0, 2 * (nll_lin - nll_q))
+        lr_p = float(stats.chi2.sf(lr, 2))
+        if lr_p < CURVATURE_ALPHA:
+            phi_hat, nll_hat = phi_q, nll_q
+    k = len(phi_hat)
+    deviance = max(0.0, 2 * (nll_hat + _saturated_loglik(d)))
+    dof = 2 * n_bias - k
+    gof_p = float(stats.chi2.sf(deviance, dof)) if dof > 0 else float("nan")
+    dispersion = max(1.0, deviance / dof) if dof > 0 and gof_p < GOF_ALPHA else 1.0
+    hess = _hessian(phi_hat, d, sign)
+    try:
+        cov_phi = np.linalg.inv(hess) * dispersion
+    except np.linalg.LinAlgError:
+        cov_phi = np.full((k, k), np.nan)
+    se = np.sqrt(np.clip(np.diag(cov_phi), 0, None))
+    thr = float(stats.chi2.ppf(level, 1)) * dispersion
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    ends = {}
+    for j in (0, 1, 2):
+        if profile:
+            ends[j] = _profile_interval(j, phi_hat, nll_hat, d, sign, thr, se[j])
+        else:
+            ends[j] = (phi_hat[j] - z * se[j], phi_hat[j] + z * se[j])
+    method = "profile likelihood" if profile else "Wald"
+    if dispersion > 1:
+        method += f" (quasi-likelihood, dispersion {dispersion:.3g})"
+    vu, tu = d.v_unit, d.t_unit
+    X, lnS, L, ssum = phi_hat[:4]
+    v50 = Interval(d.v_ref + X * vu, d.v_ref + ends[0][0] * vu, d.v_ref + ends[0][1] * vu, level, method)
+    s_lo, s_hi = sorted((sign * math.exp(ends[1][0]) * vu, sign * math.exp(ends[1][1]) * vu))
+    scale = Interval(sign * math.exp(lnS) * vu, s_lo, s_hi, level, method)
+    k50 = Interval(math.exp(L) / tu, math.exp(ends[2][0]) / tu, math.exp(ends[2][1]) / tu, level, method)
+    tau = Interval(0.5 / k50.value, 0.5 / k50.hi, 0.5 / k50.lo, level, method)
+    # loglinear block at reference_bias_v = V50: intercepts ln k50 (1/s), slopes per volt
+    inv = sign * math.exp(-lnS)
+    bu, bd = 0.5 * (ssum + inv) / vu, 0.5 * (ssum - inv) / vu
+    curv = (float(phi_hat[4] / vu**2), float(phi_hat[5] / vu**2)) if k > 4 else None
+    v_ref = v50.value
+    lnk = L - math.log(tu)
+    # Jacobian of (a_u, b_u, a_d, b_d) at V50 with respect to (X, lnS, L, ssum): intercepts are ln k50
+    # at V50 itself, so they move with L only; the slopes with lnS and ssum. V50's own uncertainty is
+    # carried by sigmoid.v50_ci95_v; here it enters through the reference point (0 derivative).
+    jac = np.zeros((4, k))
+    jac[0, 2] = jac[2, 2] = 1.0
+    jac[1, 1], jac[1, 3] = -0.5 * inv / vu, 0.5 / vu
+    jac[3, 1], jac[3, 3] = 0.5 * inv / vu, 0.5 / vu
+    cov4 = jac @ cov_phi @ jac.T
+    return RateFit(v50=v50, scale=scale, tau_v50=tau, k_v50=k50, slope_sum_per_v=float(ssum / vu),
+                   curvature_per_v2=curv, curvature_test=(float(lr), float(lr_p)), deviance=float(deviance),
+                   dof=int(dof), gof_p=gof_p, dispersion=float(dispersion), n_points=n_bias,
+                   n_transitions=int(d.n_up.sum() + d.n_down.sum()),
+                   bias_range_v=(float(d.v.min()), float(d.v.max())), reference_bias_v=float(v_ref),
+                   ln_k_up=(float(lnk), float(bu)), ln_k_down=(float(lnk), float(bd)),
+                   covariance=tuple(tuple(float(c) for c in row) for row in cov4),
+                   _phi=tuple(float(x) for x in phi_hat), _units=(d.v_ref, vu, tu, sign))
+
+
+def information_per_second(fit: RateFit, bias_v: float) -> np.ndarray:
+    """Expected Fisher information about (ln k50, V50, ln scale, slope_sum) per simulated second at
+    ``bias_v`` (fine sampling). A stationary record of length T at bias V holds on average
+    T·P0·k_up exits from 0 and T·P1·k_down from 1, and k_up·P0 = k_down·P1 = P0·P1/τ, so the
+    information on each of η_up, η_down is P0·P1/τ per second; it maps to φ through ∂η/∂φ."""
+    p = float(fit.p1(bias_v))
+    q = p * (1 - p) / float(fit.tau_s(bias_v))
+    x = bias_v - fit.v50.value
+    s = fit.scale.value
+    bu = 0.5 * (fit.slope_sum_per_v + 1 / s)
+    bd = 0.5 * (fit.slope_sum_per_v - 1 / s)
+    cu, cd = fit.curvature_per_v2 or (0.0, 0.0)
+    # rows: dη/d(ln k50, V50, ln|scale|, slope_sum)
+    gu = np.array([1.0, -bu - 2 * cu * x, -0.5 / s * x, 0.5 * x])
+    gd = np.array([1.0, -bd - 2 * cd * x, 0.5 / s * x, 0.5 * x])
+    return q * (np.outer(gu, gu) + np.outer(gd, gd))
