@@ -211,7 +211,7 @@ def test_adaptive_duration(tmp_path):
         # stopping rule: met at k (or max reached), not met at k - 1
         assert r["p1_ci_halfwidth"] <= 0.15 or k == 5
         if k > 2:                                     # default minimum: two chunks
-            assert pool(chunks[:-1])["p1_ci_halfwidth"] > 0.15
+            assert pool(chunks[:-1]).p1_ci_halfwidth > 0.15
         assert len({c["seed"] for c in chunks}) == k
     # the near-0.5 point needs more time than the strongly biased one
     d = df.set_index("bias_v")

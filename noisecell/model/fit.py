@@ -2,10 +2,10 @@
 
 The fit, per operating condition (corner, temp_c, vdd_v):
 
-1. For every stream the sweep's analysis gives ``rate_up_hz``, ``rate_down_hz`` (1/s) with 95 % CIs.
-   The standard error of ``ln k`` is taken from the CI width on the log scale,
-   ``se = (ln hi - ln lo) / (2 * 1.96)`` (the rate CIs are close to symmetric in ``ln k``
-   because a rate is a count over an exposure time). Streams the analysis flags as non-Markov
+1. For every stream the sweep's analysis gives ``rate_up_hz``, ``rate_down_hz`` (1/s) with 95 % CIs
+   and the standard errors of ``ln k`` it stored (``rate_up_log_se``, ``rate_down_log_se``: the CI's
+   half-width on the log scale / 1.96; the rate CIs are close to symmetric in ``ln k`` because a rate
+   is a count over an exposure time). Streams the analysis flags as non-Markov
    (``markov_consistent`` False) and rates from fewer than ~4 transitions are left out.
 2. ``ln k_up`` and ``ln k_down`` are fitted as straight lines in bias by weighted least squares
    (statsmodels WLS, weights ``1/se**2``) with a fixed-scale covariance (the CIs are trusted). When the
@@ -313,20 +313,36 @@ def _fit_stat(chi2: float, dof: int, resid=None, z=None) -> dict:
             "max_abs_z": None if z is None or len(z) == 0 else float(np.max(np.abs(z)))}
 
 
+def _stored_or_width_se(df, se_col: str, lo_c: str | None, hi_c: str | None, log: bool) -> np.ndarray:
+    """The standard errors the analysis stored (``se_col``, see
+    :class:`noisecell.analysis.StreamEstimates`); tables without that column (older sweeps, hand-made
+    tables) fall back to the 95 % CI width (on the ln scale when ``log``) / (2·1.96)."""
+    if se_col in df.columns:
+        return pd_to_float(df[se_col])
+    if lo_c is None:
+        return np.full(len(df), np.nan)
+    lo, hi = df[lo_c].to_numpy(float), df[hi_c].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.log(hi) - np.log(lo)) / (2 * Z95) if log else (hi - lo) / (2 * Z95)
+
+
+def pd_to_float(col) -> np.ndarray:
+    """A table column as floats, None → NaN."""
+    return np.array([np.nan if v is None else float(v) for v in col], float)
+
+
 def _rate_points(df):
     """(bias, ln k_up, se_up, ln k_down, se_down) arrays of the usable rate points of ``df``."""
     out = {}
     for which in ("up", "down"):
         base = f"rate_{which}_hz"
         lo_c, hi_c = _ci_cols(df, base, "hz")
-        if base not in df.columns or lo_c is None:
+        if base not in df.columns or (lo_c is None and f"rate_{which}_log_se" not in df.columns):
             raise InputError(f"sweep table has no {base} with a 95 % CI ({base}_ci95_lo/_hi); "
                              "re-run the sweep with a noisecell that records transition rates")
-        k = df[base].to_numpy(float)
-        lo = df[lo_c].to_numpy(float)
-        hi = df[hi_c].to_numpy(float)
+        k = pd_to_float(df[base])
+        se = _stored_or_width_se(df, f"rate_{which}_log_se", lo_c, hi_c, log=True)
         with np.errstate(divide="ignore", invalid="ignore"):
-            se = (np.log(hi) - np.log(lo)) / (2 * Z95)
             lk = np.log(k)
         ok = np.isfinite(lk) & np.isfinite(se) & (se > 0) & (se <= MAX_LN_RATE_SE)
         out[which] = (lk, se, ok)
@@ -443,9 +459,9 @@ def _gof_p1_tau(model_rm: dict, df, used) -> tuple[dict | None, dict | None]:
     lu, ld = rc.ln_rates(v)
     out = []
     p_lo, p_hi = _ci_cols(df, "p1")
-    if p_lo is not None:
+    if p_lo is not None or "p1_se" in df.columns:
         p = df["p1"].to_numpy(float)[used]
-        se = (df[p_hi].to_numpy(float)[used] - df[p_lo].to_numpy(float)[used]) / (2 * Z95)
+        se = _stored_or_width_se(df, "p1_se", p_lo, p_hi, log=False)[used]
         pm = 1 / (1 + np.exp(ld - lu))
         ok = np.isfinite(p) & (se > 0)
         z = (p[ok] - pm[ok]) / se[ok]
@@ -453,10 +469,10 @@ def _gof_p1_tau(model_rm: dict, df, used) -> tuple[dict | None, dict | None]:
     else:
         out.append(None)
     t_lo, t_hi = _ci_cols(df, "tau_s", "s")
-    if t_lo is not None and "tau_s" in df.columns:
-        t = df["tau_s"].to_numpy(float)[used]
+    if (t_lo is not None or "tau_log_se" in df.columns) and "tau_s" in df.columns:
+        t = pd_to_float(df["tau_s"])[used]
+        se = _stored_or_width_se(df, "tau_log_se", t_lo, t_hi, log=True)[used]
         with np.errstate(divide="ignore", invalid="ignore"):
-            se = (np.log(df[t_hi].to_numpy(float)[used]) - np.log(df[t_lo].to_numpy(float)[used])) / (2 * Z95)
             r = np.log(t) + np.logaddexp(lu, ld)
         ok = np.isfinite(r) & np.isfinite(se) & (se > 0)
         z = r[ok] / se[ok]

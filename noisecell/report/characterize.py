@@ -253,87 +253,74 @@ def _resolve_grid(grid: dict, cell, where: str, window: tuple[float, float, floa
 
 
 # ============================================================================ normalising rows
-def _num(row: dict, *names: str) -> float:
-    for n in names:
-        v = row.get(n)
-        if v is not None:
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                continue
-            return x
-    return float("nan")
+def _nan(x) -> float:
+    """None → NaN (table cells)."""
+    return float("nan") if x is None else float(x)
 
 
-def _tau_ci(row: dict, tau: float) -> tuple[float, float]:
-    lo = _num(row, "tau_s_ci95_lo", "tau_ci95_s_lo", "tau_s_lo", "tau_ci95_lo")
-    hi = _num(row, "tau_s_ci95_hi", "tau_ci95_s_hi", "tau_s_hi", "tau_ci95_hi")
-    if math.isfinite(lo) and math.isfinite(hi):
-        return lo, hi
-    # τ = 1/(k_up + k_down); the rate CIs are exact Poisson intervals, so their half-widths give the
-    # standard errors and the sum's SE adds in quadrature (independent counts); then invert.
-    ku, kd = _num(row, "rate_up_hz"), _num(row, "rate_down_hz")
-    su = (_num(row, "rate_up_hz_ci95_hi") - _num(row, "rate_up_hz_ci95_lo")) / (2 * Z95)
-    sd = (_num(row, "rate_down_hz_ci95_hi") - _num(row, "rate_down_hz_ci95_lo")) / (2 * Z95)
-    k = ku + kd
-    se = math.hypot(su, sd)
-    if not (math.isfinite(k) and math.isfinite(se) and k > 0):
-        return float("nan"), float("nan")
-    # the interval is built on ln k (rates are positive, their sampling distribution is skewed)
-    r = se / k
-    return 1 / (k * math.exp(Z95 * r)), 1 / (k * math.exp(-Z95 * r))
+def _lo(ci) -> float:
+    return float("nan") if ci is None else float(ci.lo)
+
+
+def _hi(ci) -> float:
+    return float("nan") if ci is None else float(ci.hi)
+
+
+def point_row(r: dict, part: str, role: str) -> dict:
+    """One sweep (or measurement) row → one row of the report's per-point table (:data:`POINT_COLUMNS`),
+    read through :class:`~noisecell.analysis.StreamEstimates` (its fields, not guessed column names)."""
+    from ..analysis.estimates import StreamEstimates
+
+    e = StreamEstimates.from_row(r)
+    regime = r.get("regime")
+    if regime is None or (isinstance(regime, float) and math.isnan(regime)):
+        regime = _regime_from_estimates(e, r.get("status", "ok"))
+    inst = r.get("mismatch_instance")
+    dt = e.sample_period_s
+    e_bit = e.energy_per_bit_j
+    return {
+        "part": part, "role": role, "corner": r.get("corner"), "temp_c": _nan(r.get("temp_c")),
+        "vdd_v": _nan(r.get("vdd_v")), "bias_v": _nan(r.get("bias_v")),
+        "instance": int(inst) if inst is not None and inst == inst else -1,
+        "job_id": r.get("job_id"), "status": r.get("status", "ok"), "error": r.get("error"),
+        "regime": regime,
+        "n_samples": float(e.n_samples) if e.n_samples else float("nan"), "sample_period_s": _nan(dt),
+        "duration_s": _nan(r.get("simulated_s", r.get("duration_s"))),
+        "p1": _nan(e.p1), "p1_ci95_lo": _lo(e.p1_ci95), "p1_ci95_hi": _hi(e.p1_ci95), "p1_se": _nan(e.p1_se),
+        "n_eff": _nan(e.n_eff), "lag1_autocorr": _nan(e.lag1_autocorr),
+        "tau_s": _nan(e.tau_s), "tau_s_ci95_lo": _lo(e.tau_s_ci95), "tau_s_ci95_hi": _hi(e.tau_s_ci95),
+        "tau_log_se": _nan(e.tau_log_se),
+        "rate_up_hz": _nan(e.rate_up_hz), "rate_up_hz_ci95_lo": _lo(e.rate_up_hz_ci95),
+        "rate_up_hz_ci95_hi": _hi(e.rate_up_hz_ci95),
+        "rate_down_hz": _nan(e.rate_down_hz), "rate_down_hz_ci95_lo": _lo(e.rate_down_hz_ci95),
+        "rate_down_hz_ci95_hi": _hi(e.rate_down_hz_ci95),
+        "rates_resolved": bool(e.rates_resolved), "n_flips": float(e.n_flips),
+        "dwell_gof_p_0": _nan(e.dwell_gof_p_0), "dwell_gof_p_1": _nan(e.dwell_gof_p_1),
+        "markov_consistent": bool(e.markov_consistent),
+        "psd_tau_s": _nan(e.psd_tau_samples * dt) if (e.psd_tau_samples is not None and dt) else float("nan"),
+        "mean_power_w": _nan(e.mean_supply_power_w), "energy_per_flip_j": _nan(e.energy_per_flip_j),
+        "energy_per_bit_j": _nan(e_bit),
+        "energy_per_bit_kTln2": e_bit / kt_ln2_j(float(r["temp_c"])) if e_bit is not None else float("nan"),
+        "h_shannon_rate": float("nan"), "h_min_rate": float("nan"), "rct_cutoff": float("nan"),
+        "apt_cutoff": float("nan"), "h_original": float("nan"),
+        "chunks": float(e.chunks),
+    }
 
 
 def normalise_rows(df: pd.DataFrame, part: str, role: str) -> pd.DataFrame:
     """Sweep (or measurement) rows → the report's per-point table (:data:`POINT_COLUMNS`)."""
-    out = []
-    for r in df.to_dict("records"):
-        tau = _num(r, "tau_s")
-        tlo, thi = _tau_ci(r, tau)
-        p_w = _num(r, "mean_supply_power_w")
-        regime = r.get("regime")
-        if regime is None or (isinstance(regime, float) and math.isnan(regime)):
-            regime = _regime_from_stats(r)
-        e_bit = _num(r, "energy_per_bit_j")
-        if not math.isfinite(e_bit) and math.isfinite(p_w) and math.isfinite(tau):
-            e_bit = p_w * tau
-        out.append({
-            "part": part, "role": role, "corner": r.get("corner"), "temp_c": _num(r, "temp_c"),
-            "vdd_v": _num(r, "vdd_v"), "bias_v": _num(r, "bias_v"),
-            "instance": int(_num(r, "mismatch_instance", "instance")) if math.isfinite(
-                _num(r, "mismatch_instance", "instance")) else -1,
-            "job_id": r.get("job_id"), "status": r.get("status", "ok"), "error": r.get("error"),
-            "regime": regime,
-            "n_samples": _num(r, "n_samples"), "sample_period_s": _num(r, "sample_period_s"),
-            "duration_s": _num(r, "simulated_s", "duration_s"),
-            "p1": _num(r, "p1"), "p1_lo": _num(r, "p1_ci95_lo"), "p1_hi": _num(r, "p1_ci95_hi"),
-            "n_eff": _num(r, "n_eff"), "lag1_autocorr": _num(r, "lag1_autocorr"),
-            "tau_s": tau, "tau_lo_s": tlo, "tau_hi_s": thi,
-            "rate_up_hz": _num(r, "rate_up_hz"), "rate_up_lo_hz": _num(r, "rate_up_hz_ci95_lo"),
-            "rate_up_hi_hz": _num(r, "rate_up_hz_ci95_hi"),
-            "rate_down_hz": _num(r, "rate_down_hz"), "rate_down_lo_hz": _num(r, "rate_down_hz_ci95_lo"),
-            "rate_down_hi_hz": _num(r, "rate_down_hz_ci95_hi"),
-            "dwell_gof_p": _num(r, "dwell_gof_p_value", "dwell_gof_p", "dwell_gof_up_p_value"),
-            "psd_corner_tau_s": _num(r, "psd_tau_s", "psd_lorentzian_tau_s"),
-            "mean_power_w": p_w, "energy_per_flip_j": _num(r, "energy_per_flip_j"), "energy_per_bit_j": e_bit,
-            "energy_per_bit_kTln2": e_bit / kt_ln2_j(_num(r, "temp_c")) if math.isfinite(e_bit) else float("nan"),
-            "h_shannon_rate": float("nan"), "h_min_rate": float("nan"), "rct_cutoff": float("nan"),
-            "apt_cutoff": float("nan"), "h_original": float("nan"),
-            "chunks": _num(r, "chunks"),
-        })
+    out = [point_row(r, part, role) for r in df.to_dict("records")]
     cols = list(POINT_COLUMNS[:1]) + ["role"] + list(POINT_COLUMNS[1:]) + ["chunks"]
     return pd.DataFrame(out, columns=cols)
 
 
-def _regime_from_stats(r: dict) -> str:
+def _regime_from_estimates(e, status: str) -> str:
     """Fallback when the sweep recorded no regime: a point with too few flips cannot be fitted."""
-    if r.get("status", "ok") != "ok":
+    if status != "ok":
         return "failed"
-    flips = _num(r, "flips")
-    p = _num(r, "p1")
-    if math.isfinite(flips) and flips < 10:
+    if e.n_flips < 10:
         return "stuck"
-    if math.isfinite(p) and (p <= 0 or p >= 1):
+    if e.p1 is not None and (e.p1 <= 0 or e.p1 >= 1):
         return "stuck"
     return "bistable"
 
@@ -943,9 +930,8 @@ def _examples(points: pd.DataFrame, out: Path, nominal: tuple, n: int) -> list[E
         acf_tau = psd_tau = float("nan")
         try:
             est = analyze_stream(BitStream(bits=streams[0], sample_period_s=sp), sample_period_s=sp)
-            acf_tau = float(est.values.get("tau_exp_fit_s") or np.nan)
-            pt = est.values.get("psd_tau_samples")
-            psd_tau = float(pt) * sp if pt else float("nan")
+            acf_tau = _nan(est.tau_exp_fit_s)
+            psd_tau = est.psd_tau_samples * sp if est.psd_tau_samples else float("nan")
         except NoisecellError:
             pass
         exs.append(ExampleStream(
@@ -1004,14 +990,15 @@ def _validation(model, points: pd.DataFrame, nominal: tuple) -> tuple[pd.DataFra
         t_lo, t_hi = model.tau_ci95(r["bias_v"], cond)
         # z of the difference: SPICE and model uncertainties are independent (the held-out streams
         # were not used in the fit), half-widths / 1.96 as standard errors
-        se_p = math.hypot((r["p1_hi"] - r["p1_lo"]) / (2 * Z95), (p_hi - p_lo) / (2 * Z95))
-        se_lt = math.hypot((math.log(r["tau_hi_s"]) - math.log(r["tau_lo_s"])) / (2 * Z95)
-                           if r["tau_lo_s"] > 0 else float("nan"), (math.log(t_hi) - math.log(t_lo)) / (2 * Z95))
+        # the SPICE point's stored standard errors; the model's from its CIs (the model JSON keeps
+        # intervals: on the logit scale for P(1), the ln scale for τ)
+        se_p = math.hypot(r["p1_se"], (p_hi - p_lo) / (2 * Z95))
+        se_lt = math.hypot(r["tau_log_se"], (math.log(t_hi) - math.log(t_lo)) / (2 * Z95))
         rows.append({"corner": cond[0], "temp_c": cond[1], "vdd_v": cond[2], "bias_v": r["bias_v"],
-                     "p1_spice": r["p1"], "p1_spice_lo": r["p1_lo"], "p1_spice_hi": r["p1_hi"],
+                     "p1_spice": r["p1"], "p1_spice_lo": r["p1_ci95_lo"], "p1_spice_hi": r["p1_ci95_hi"],
                      "p1_model": p_m, "p1_model_lo": p_lo, "p1_model_hi": p_hi,
                      "p1_z": (r["p1"] - p_m) / se_p if se_p > 0 else float("nan"),
-                     "tau_spice_s": r["tau_s"], "tau_spice_lo_s": r["tau_lo_s"], "tau_spice_hi_s": r["tau_hi_s"],
+                     "tau_spice_s": r["tau_s"], "tau_spice_lo_s": r["tau_s_ci95_lo"], "tau_spice_hi_s": r["tau_s_ci95_hi"],
                      "tau_model_s": t_m, "tau_model_lo_s": t_lo, "tau_model_hi_s": t_hi,
                      "tau_ratio": r["tau_s"] / t_m,
                      "ln_tau_z": math.log(r["tau_s"] / t_m) / se_lt if se_lt > 0 else float("nan")})
@@ -1035,9 +1022,8 @@ def _validation(model, points: pd.DataFrame, nominal: tuple) -> tuple[pd.DataFra
 def measurement_rows(meas) -> pd.DataFrame:
     """Analyse every capture of a :class:`~noisecell.measurements.MeasurementSet` like a simulated
     stream; rows shaped like a sweep table (corner ``"measured"``), ready for ``fit_sweep``."""
-    from ..analysis import analyze_stream
+    from ..analysis import StreamEstimates, analyze_stream
     from ..io import BitStream
-    from ..sweep.jobs import flatten
 
     rows = []
     for i, c in enumerate(meas.captures):
@@ -1046,21 +1032,18 @@ def measurement_rows(meas) -> pd.DataFrame:
                "vdd_v": c.vdd_v, "bias_v": c.bias_v, "mismatch_instance": -1, "status": "ok", "error": None}
         try:
             est = analyze_stream(bs, temp_c=c.temp_c)
-            row.update(flatten(est.to_dict()))
+            row.update(est.to_row())
         except NoisecellError as exc:
             row.update({"p1": float(np.mean(c.bits)), "analysis_error": str(exc)})
-        flips = _num(row, "n_flips")
-        p = _num(row, "p1")
-        resolved = bool(row.get("rates_resolved", False))
-        row["regime"] = "bistable" if (resolved and flips >= 10 and 0 < p < 1) else "stuck"
+        e = StreamEstimates.from_row(row)
+        row["regime"] = ("bistable" if (e.rates_resolved and e.n_flips >= 10 and e.p1 is not None and 0 < e.p1 < 1)
+                         else "stuck")
         row["simulated_s"] = c.bits.size * c.sample_period_s
         if c.mean_supply_power_w is not None:
             pw = c.mean_supply_power_w
-            tau = _num(row, "tau_s")
-            fr = _num(row, "flip_rate_hz")
             row["mean_supply_power_w"] = pw
-            row["energy_per_bit_j"] = pw * tau if math.isfinite(tau) else None
-            row["energy_per_flip_j"] = pw / fr if fr > 0 else None
+            row["energy_per_bit_j"] = pw * e.tau_s if e.rates_resolved and e.tau_s else None
+            row["energy_per_flip_j"] = pw / e.flip_rate_hz if e.flip_rate_hz else None
         rows.append(row)
     return pd.DataFrame(rows)
 

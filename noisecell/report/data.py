@@ -19,10 +19,11 @@ K_BOLTZMANN_J_PER_K = 1.380649e-23  # exact (SI 2019)
 POINT_COLUMNS = (
     "part", "corner", "temp_c", "vdd_v", "bias_v", "instance", "job_id", "status", "error", "regime",
     "n_samples", "sample_period_s", "duration_s",
-    "p1", "p1_lo", "p1_hi", "n_eff", "lag1_autocorr",
-    "tau_s", "tau_lo_s", "tau_hi_s",
-    "rate_up_hz", "rate_up_lo_hz", "rate_up_hi_hz", "rate_down_hz", "rate_down_lo_hz", "rate_down_hi_hz",
-    "dwell_gof_p", "psd_corner_tau_s",
+    "p1", "p1_ci95_lo", "p1_ci95_hi", "p1_se", "n_eff", "lag1_autocorr",
+    "tau_s", "tau_s_ci95_lo", "tau_s_ci95_hi", "tau_log_se",
+    "rate_up_hz", "rate_up_hz_ci95_lo", "rate_up_hz_ci95_hi", "rate_down_hz", "rate_down_hz_ci95_lo",
+    "rate_down_hz_ci95_hi", "rates_resolved", "n_flips",
+    "dwell_gof_p_0", "dwell_gof_p_1", "markov_consistent", "psd_tau_s",
     "mean_power_w", "energy_per_flip_j", "energy_per_bit_j", "energy_per_bit_kTln2",
     "h_shannon_rate", "h_min_rate", "rct_cutoff", "apt_cutoff", "h_original",
 )

@@ -182,7 +182,7 @@ def fig_p1(data: ReportData) -> plt.Figure:
             bi = rows[_fitted(rows)]
             nb = rows[~_fitted(rows)]
             col = colors[cond]
-            yerr = np.vstack([bi["p1"] - bi["p1_lo"], bi["p1_hi"] - bi["p1"]]).clip(min=0)
+            yerr = np.vstack([bi["p1"] - bi["p1_ci95_lo"], bi["p1_ci95_hi"] - bi["p1"]]).clip(min=0)
             ax.errorbar(_bias_mv(bi["bias_v"]), bi["p1"], yerr=yerr, fmt="o", ms=3.5, color=col, capsize=2,
                         label=condition_label(*cond))
             if len(nb):
@@ -218,7 +218,7 @@ def fig_tau(data: ReportData) -> plt.Figure:
             if not len(rows):
                 continue
             col = colors[cond]
-            yerr = np.vstack([rows["tau_s"] - rows["tau_lo_s"], rows["tau_hi_s"] - rows["tau_s"]]) * 1e9
+            yerr = np.vstack([rows["tau_s"] - rows["tau_s_ci95_lo"], rows["tau_s_ci95_hi"] - rows["tau_s"]]) * 1e9
             ax.errorbar(_bias_mv(rows["bias_v"]), rows["tau_s"] * 1e9, yerr=np.nan_to_num(yerr.clip(min=0)),
                         fmt="o", ms=3.5, color=col, capsize=2, label=condition_label(*cond))
             f = _fit_for(data.fits, cond)
@@ -440,8 +440,8 @@ def fig_comparison(sim: ConditionFit, meas: ConditionFit, meas_points: pd.DataFr
     """Measured P(1) and τ vs bias (95 % CIs) against the simulated model at the matching condition."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.4, 3.9))
     mp = meas_points.sort_values("bias_v")
-    a1.errorbar(_bias_mv(mp["bias_v"]), mp["p1"], yerr=np.vstack([mp["p1"] - mp["p1_lo"],
-                                                                    mp["p1_hi"] - mp["p1"]]).clip(min=0),
+    a1.errorbar(_bias_mv(mp["bias_v"]), mp["p1"], yerr=np.vstack([mp["p1"] - mp["p1_ci95_lo"],
+                                                                    mp["p1_ci95_hi"] - mp["p1"]]).clip(min=0),
                 fmt="o", ms=4, capsize=2, color="C1", label="measured (95 % CI)")
     xm, xs = _fit_x(meas, mp), _fit_x(sim, mp)
     if meas.p1_curve is not None:
@@ -454,7 +454,7 @@ def fig_comparison(sim: ConditionFit, meas: ConditionFit, meas_points: pd.DataFr
     _legend(a1, loc="upper left")
     ok = mp[np.isfinite(mp["tau_s"].astype(float))]
     a2.errorbar(_bias_mv(ok["bias_v"]), ok["tau_s"] * 1e9,
-                yerr=np.nan_to_num(np.vstack([ok["tau_s"] - ok["tau_lo_s"], ok["tau_hi_s"] - ok["tau_s"]]).clip(min=0))
+                yerr=np.nan_to_num(np.vstack([ok["tau_s"] - ok["tau_s_ci95_lo"], ok["tau_s_ci95_hi"] - ok["tau_s"]]).clip(min=0))
                 * 1e9, fmt="o", ms=4, capsize=2, color="C1", label="measured (95 % CI)")
     if meas.tau_curve is not None:
         a2.plot(_bias_mv(xm), meas.tau_curve(xm) * 1e9, color="C1", lw=1.2, label="fit to measurement")

@@ -308,19 +308,12 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def stream_stats(bits: np.ndarray, sample_period_s: float) -> dict:
-    """Sufficient statistics of a chunk for pooling (see :mod:`noisecell.sweep.adaptive`).
+    """Sufficient statistics of a chunk for pooling (:class:`noisecell.analysis.pool.SegmentCounts`
+    columns: counts, transitions, samples at risk, complete-dwell histogram) and its sample period, s."""
+    from ..analysis.pool import SegmentCounts
 
-    Transition counts and occupation: n_up (0→1), n_down (1→0), zeros/ones counted over the samples
-    that can start a transition (all but the last), so rate = count / (occupancy × period) is the
-    censored-exponential maximum-likelihood estimate.
-    """
-    b = np.asarray(bits, dtype=np.int8)
-    d = np.diff(b)
-    head = b[:-1]
-    n1_head = int(head.sum())
-    return {"n_samples": int(b.size), "n_ones": int(b.sum()), "n_up": int((d == 1).sum()),
-            "n_down": int((d == -1).sum()), "occ0_samples": int(head.size - n1_head),
-            "occ1_samples": n1_head, "sample_period_s": float(sample_period_s)}
+    return {**SegmentCounts.from_bits(np.asarray(bits, dtype=np.uint8)).to_row(),
+            "sample_period_s": float(sample_period_s)}
 
 
 def _regime(wf, bits) -> dict:
@@ -386,7 +379,7 @@ def execute_in_host(payload: dict) -> dict:
         from ..analysis import analyze_stream
 
         est = analyze_stream(bits, waveform=wf)
-        row.update(flatten(est.to_dict()))
+        row.update(est.to_row())
         row["analysis_error"] = None
     except (RegimeError, InputError, ImportError) as exc:
         # e.g. a stuck point: the simulation is valid and kept; the estimates that need flips are not

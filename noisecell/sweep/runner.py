@@ -273,8 +273,10 @@ def _pooled_regime(store: Store, job_id: str, n_chunks: int):
 
 def _adaptive_row(row: dict, chunks: list[dict], store: Store | None = None) -> dict:
     pooled = _ad.pool(chunks)
-    row.update(pooled)
-    row["duration_s"] = pooled["simulated_s"]
+    row.update(pooled.to_row())
+    row["p1_ci_halfwidth"] = pooled.p1_ci_halfwidth
+    row["simulated_s"] = float(sum(c["simulated_s"] for c in chunks))
+    row["duration_s"] = row["simulated_s"]
     row["error"] = None
     row["attempts"] = int(sum(c.get("attempts", 1) for c in chunks))
     row["wall_s"] = float(sum(c.get("wall_s", 0.0) for c in chunks))
