@@ -92,7 +92,8 @@ def test_status_cli(local_run):
     assert r.returncode == 0, r.stderr
     import json
 
-    assert json.loads(r.stdout.strip().splitlines()[-1]) == {"total": N_JOBS, "done": N_JOBS, "failed": 0, "pending": 0}
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {"total": N_JOBS, "done": N_JOBS, "failed": 0, "pending": 0,
+                                                             "quarantined": 0}
 
 
 @pytest.mark.timeout(400)
@@ -183,7 +184,7 @@ def test_failures_recorded_others_complete(tmp_path):
 
     st = json.loads(subprocess.run([sys.executable, "-m", "noisecell", "status", str(tmp_path / "o"), "--json"],
                                    cwd=ROOT, capture_output=True, text=True, timeout=60).stdout)
-    assert st == {"total": 4, "done": 2, "failed": 2, "pending": 0}
+    assert st == {"total": 4, "done": 2, "failed": 2, "pending": 0, "quarantined": 0}
     # no simulator process outlives the sweep
     time.sleep(0.5)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

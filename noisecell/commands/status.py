@@ -8,7 +8,7 @@ import json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="a sweep output folder (noisecell sweep --out DIR)")
     parser.add_argument("--json", action="store_true",
-                        help='print {"total", "done", "failed", "pending"} as one JSON line')
+                        help='print {"total", "done", "failed", "pending", "quarantined"} as one JSON line')
 
 
 def run(args) -> int:
@@ -17,7 +17,7 @@ def run(args) -> int:
     store = Store(args.dir)
     counts = store.counts()
     if args.json:
-        print(json.dumps(counts))
+        print(json.dumps({**counts, "quarantined": len(store.quarantined_files())}))
         return 0
     m = store.read_manifest()
     print(f"sweep {args.dir} (spec {m.get('spec_source')}, cell {m.get('cell', {}).get('name')}): "
@@ -27,4 +27,9 @@ def run(args) -> int:
         for r in df[df["status"] == "failed"].to_dict("records"):
             print(f"  FAILED #{r['index']} {r['job_id'][:12]} corner={r['corner']} temp={r['temp_c']:g} °C "
                   f"vdd={r['vdd_v']:g} V bias={r['bias_v']:g} V: {r.get('error')}")
+    q = store.quarantined_files()
+    if q:
+        print(f"  {len(q)} damaged file(s) in quarantine (their jobs are pending; resume the sweep to rerun them):")
+        for p in q[:20]:
+            print(f"  QUARANTINED {p}")
     return 0

@@ -143,6 +143,18 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, out_dir: str | os.Pat
         raise InputError(f"{spec.source}: cell: {exc}") from None
     jobs = expand(spec, cell)
     store = Store(out_dir)
+    lock = store.acquire_writer_lock()  # one writer per folder; released in the finally below
+    try:
+        return _run_locked(spec, cell, jobs, store, t_start=t_start, workers=workers, executor=executor,
+                           progress=progress, scheduler=scheduler, retry_failed=retry_failed,
+                           update_spec=update_spec)
+    finally:
+        lock.release()
+
+
+def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: float, workers, executor,
+                progress, scheduler, retry_failed, update_spec) -> SweepResult:
+    out_dir = store.root
     store.prepare(build_manifest(spec, jobs, cell), replace=update_spec)
     finished = store.finished()
     todo = [j for j in jobs if j.job_id not in finished or (retry_failed and finished[j.job_id] != "ok")]
@@ -254,14 +266,12 @@ def _pooled_regime(store: Store, job_id: str, n_chunks: int):
     missing, e.g. keep_waveforms = false). A chunk of a biased point holds few transitions, so its
     own verdict can miss a minority level that the whole record shows."""
     from ..regime import classify_trace, readout_trace
-    from ..waveform import Waveform
 
     parts, step, thr = [], None, 0.0
     for k in range(n_chunks):
-        path = store.waves / f"{job_id}.c{k}.npz"
-        if not path.is_file():
+        wf = store.read_waveform(f"{job_id}.c{k}")
+        if wf is None:
             return None
-        wf = Waveform.load_npz(path)
         v, thr = readout_trace(wf)
         step = float(wf.meta.get("noise_step_s") or np.median(np.diff(wf.time_s)))
         # each chunk is its own run from the operating point: drop its first 0.5 µs of settling
