@@ -22,7 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from noisecell.cells import list_cells, load_cell  # noqa: E402
-from noisecell.simulate import job_from_cell, run_job, run_job_in_process  # noqa: E402
+from noisecell.simulate import job_from_cell  # noqa: E402
+from noisecell.simulator import run_job  # noqa: E402
+from noisecell.simulator.session import run_job_in_process  # noqa: E402
 from noisecell.technology import spice_settings  # noqa: E402
 from noisecell.units import parse_si  # noqa: E402
 

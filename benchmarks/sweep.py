@@ -79,14 +79,14 @@ def sim_tasks(cell: str, n: int, duration: str) -> list[dict]:
 
 def raw_netlists(tasks: list[dict], where: Path) -> list[Path]:
     """The benchmark's jobs as batch netlists (each in its own folder with a .spiceinit)."""
-    from noisecell.technology import spice_settings
+    from noisecell.simulator.settings import spiceinit_text  # the backend's settings, as every run gets
 
     out = []
     for i, t in enumerate(tasks):
         d = where / f"raw{i}"
         d.mkdir()
         tech = t["payload"]["job"].technology
-        (d / ".spiceinit").write_text("\n".join(spice_settings(tech) + ["set num_threads=1"]) + "\n")
+        (d / ".spiceinit").write_text(spiceinit_text(tech))
         (d / "job.cir").write_text(t["payload"]["job"].render_batch("out.dat"))
         out.append(d)
     return out

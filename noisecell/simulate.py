@@ -1,14 +1,13 @@
-"""Run one transient-noise simulation of a cell in ngspice and return its :class:`Waveform`.
+"""Describe one transient-noise simulation of a cell: the job, its rendered netlist and its id.
 
 A :class:`SimulationJob` is everything that determines a run (netlist template, parameter values,
 models and corner, temperature, duration, noise step, seeds, extra options). :meth:`SimulationJob.render`
 turns it into the exact netlist ngspice runs (deterministic text); :meth:`SimulationJob.job_id` hashes
 that text together with the model package identity and :data:`SIM_CODE_VERSION`.
 
-Execution: ngspice's shared library through PySpice (``NgSpiceShared``), one ngspice per process
-(it is not thread-safe), ``set num_threads=1`` before anything is loaded. :func:`run_job` starts a
-fresh child process and kills it at the timeout; :func:`run_job_in_process` runs in the calling
-process (for pool workers that already are child processes).
+Execution is not here: :mod:`noisecell.simulator` runs jobs (the in-process ngspice session,
+persistent simulator hosts with timeouts, kill and the retry ladder, ``ngspice -b`` batch runs).
+This module only describes and renders them.
 
 Seeds: the noise seed is applied with ``setseed`` *after* the circuit is loaded, so TRRANDOM noise
 depends on it alone; the mismatch seed is ``.option seed=`` in the netlist, read while the models'
@@ -28,21 +27,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
-import os
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from . import netlist as nl
-from .errors import InputError, SimulationError, SimulationTimeout
+from .errors import InputError
 from .noise import NoiseConfig, inject_noise
 from .technology import model_identity, model_lines, spice_settings
-from .waveform import Waveform
 
 #: bump when the rendering or the runner changes results (part of every job id)
 SIM_CODE_VERSION = "1"
@@ -52,7 +47,6 @@ MAX_POINTS = 200_000_000
 NT_TAU_RATIO = 3.0
 _OPT_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 _NODE = re.compile(r"^[A-Za-z0-9_.:+\-\[\]<>#]+$")
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -288,77 +282,7 @@ def job_from_cell(cell, *, bias_v: float, corner: str | None = None, temp_c: flo
                          bias_v=bias_v, vdd_v=supplies[main][1], trusted=True)
 
 
-# ----------------------------------------------------------------------------------------------
-# the worker side: one ngspice per process
-_NG = None
-_MESSAGES: list[str] = []
-#: set when ngspice reported an unrecoverable error; the shared library then refuses further work
-_BROKEN: str | None = None
-
-
-def _ngspice():
-    global _NG
-    if _BROKEN:
-        raise SimulationError(f"ngspice in this process is unusable after an earlier fatal error ({_BROKEN}); "
-                              "restart the worker process (run_job does this automatically)")
-    if _NG is None:
-        for name in ("PySpice", "PySpice.Spice.NgSpice.Shared"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        from PySpice.Spice.NgSpice.Shared import NgSpiceShared
-
-        class _Collecting(NgSpiceShared):
-            def send_char(self, message, ngspice_id):
-                _MESSAGES.append(message)
-                return 0
-
-        _NG = _Collecting.new_instance()
-        _command("set num_threads=1")
-        _command("set nomoremode")
-    return _NG
-
-
-def _command(cmd: str) -> None:
-    rc = _NG._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
-    if rc:
-        raise SimulationError(f"ngspice command {cmd!r} returned {rc}")
-
-
-def _messages_text() -> list[str]:
-    global _BROKEN
-    if any("cannot recover" in m for m in _MESSAGES):
-        _BROKEN = "ngspice: cannot recover and awaits to be detached"
-    out = []
-    for m in _MESSAGES:
-        pre, _, content = m.partition(" ")
-        out.append(content if pre in ("stdout", "stderr") else m)
-    return out
-
-
-def _diagnose(job: SimulationJob, lines: list[str], extra: str) -> SimulationError:
-    text = "\n".join(lines)
-    node = None
-    m = re.search(r'trouble with node\s+"?([^"\s]+)"?', text, re.I) or \
-        re.search(r"check nodes?\s+\"?([^\s\"]+)", text, re.I) or \
-        re.search(r"singular matrix:?\s*check nodes?\s+\"?([^\s\"]+)", text, re.I)
-    if m:
-        node = m.group(1)
-    m_sing = re.search(r"singular matrix:?\s*check nodes?\s+\"?([^\s\"]+)", text, re.I)
-    if m_sing or re.search(r"singular matrix", text, re.I):
-        snode = m_sing.group(1) if m_sing else node
-        return SimulationError(f"{job.describe()}: singular matrix{' at node ' + snode if snode else ''} "
-                               "(a floating node or a loop of voltage sources/inductors); fix the netlist")
-    if re.search(r"timestep too small", text, re.I):
-        tm = re.search(r"time\s*=\s*([0-9.eE+\-]+)", text)
-        at = f" at t = {float(tm.group(1)):.4g} s" if tm else ""
-        return SimulationError(f"{job.describe()}: ngspice did not converge (timestep too small{at}"
-                               f"{', trouble with node ' + node if node else ''}); try a smaller noise step, "
-                               "options method=gear or reltol=1e-4")
-    errs = [l.strip() for l in lines if re.search(r"error|abort|fail", l, re.I)]
-    detail = "; ".join(dict.fromkeys(errs))[:400] or extra
-    return SimulationError(f"{job.describe()}: ngspice failed: {detail}")
-
-
-def _fast_tau(v: np.ndarray, dt: float) -> float | None:
+def fast_tau(v: np.ndarray, dt: float) -> float | None:
     """Fastest relaxation time seen at a node, s, from the lag-1 autocorrelation of its increments.
 
     For an Ornstein-Uhlenbeck node with time constant τ sampled every dt, successive increments have
@@ -380,196 +304,3 @@ def _fast_tau(v: np.ndarray, dt: float) -> float | None:
     if a >= 1:
         return math.inf
     return -dt / math.log(a)
-
-
-def run_job_in_process(job: SimulationJob) -> Waveform:
-    """Run ``job`` in this process's ngspice (created on first use) and return its waveform.
-
-    Raises :class:`SimulationError` (non-convergence naming the node, ngspice errors, or a result that
-    does not reach ``duration_s``). Not thread-safe: one job at a time per process.
-    """
-    netlist = job.render()
-    ng = _ngspice()
-    t0 = time.perf_counter()
-    _command("destroy all")
-    _command("remcirc")
-    for s in spice_settings(job.technology):
-        _command(s)
-    _MESSAGES.clear()
-    lines_in = [l for l in netlist.splitlines() if l]
-    try:
-        ng.load_circuit("\n".join(lines_in))
-    except Exception as exc:  # PySpice raises NgSpiceCircuitError on any "error" in stdout
-        raise _diagnose(job, _messages_text(), f"circuit did not load ({exc.__class__.__name__})")
-    load_msgs = _messages_text()
-    if any(re.search(r"^\s*error", l, re.I) for l in load_msgs):
-        raise _diagnose(job, load_msgs, "circuit did not load")
-    _command(f"setseed {int(job.seed)}")
-    _MESSAGES.clear()
-    _command("run")
-    msgs = _messages_text()
-    wall = time.perf_counter() - t0
-    plot_name = ng.last_plot
-    if not plot_name.lower().startswith("tran"):
-        raise _diagnose(job, msgs, "no transient result was produced")
-    plot = ng.plot(None, plot_name)
-    vecs = {k.lower(): np.array(v._data, dtype=float) for k, v in plot.items()}
-    t = vecs.get("time")
-    n_steps = int(round(job.duration_s / job.noise_step_s))
-    if t is None or len(t) < 2:
-        raise _diagnose(job, msgs, "empty result")
-    if t[-1] < job.duration_s * (1 - 1e-9) or not np.all(np.diff(t) >= 0):
-        raise _diagnose(job, msgs, f"result stops at t = {t[-1]:.6g} s of {job.duration_s:.6g} s")
-    # Uniform output grid t_k = k·NT, k = 0..N. Every k·NT is a breakpoint of the noise sources and
-    # the step is capped at NT, so the solver visited these times; np.interp picks them up (and
-    # interpolates linearly in the rare noise-free case where a grid time fell inside a step).
-    grid = np.arange(n_steps + 1, dtype=float) * job.noise_step_s
-    outputs = {}
-    for name, node in job.outputs.items():
-        key = node.lower()
-        if key not in vecs:
-            key = f"v({node.lower()})"
-        if key not in vecs:
-            raise SimulationError(f"{job.describe()}: output node {node!r} was not in ngspice's result; "
-                                  "check the cell's [outputs]")
-        outputs[name] = np.interp(grid, t, vecs[key])
-    currents, volts = {}, {}
-    for sname, (src, v) in job.supplies.items():
-        key = f"{src.lower()}#branch"
-        if key not in vecs:
-            raise SimulationError(f"{job.describe()}: supply source {src!r} has no current in the result")
-        currents[sname] = -np.interp(grid, t, vecs[key])  # ngspice: current into the + terminal; we report current into the cell
-        volts[sname] = float(v)
-    for k, arr in list(outputs.items()) + [(f"i_{k}", a) for k, a in currents.items()]:
-        if not np.all(np.isfinite(arr)):
-            raise SimulationError(f"{job.describe()}: {k} contains NaN/inf; the simulation diverged")
-    warnings = []
-    tau = _fast_tau(outputs["v_out"], job.noise_step_s)
-    # Criterion: a node with time constant τ driven by NT-held white noise sees (a) its variance
-    # biased by −(NT/τ)²/12 and (b) the noise PSD at its corner 1/(2πτ) lowered by sinc² ≈
-    # 1 − (NT/τ)²/12; both stay ≤ 1 % while NT ≤ τ/3. Beyond that the noise is not white over the
-    # node's bandwidth and rates/variances are biased low.
-    if job.noise and tau is not None and tau < NT_TAU_RATIO * job.noise_step_s:
-        warnings.append(f"noise step {job.noise_step_s:g} s is not well below the fastest node time constant "
-                        f"(~{tau:.3g} s measured at v_out; noise under-resolved by > 1 %); use a noise step "
-                        f"≤ {max(tau, 1e-15) / NT_TAU_RATIO:.3g} s")
-        log.warning("%s: %s", job.describe(), warnings[-1])
-    report = job.noise_report() if job.noise else None
-    meta = {
-        "job_id": job.job_id(), "cell": job.cell_name, "technology": job.technology,
-        "models": model_identity(job.technology), "corner": job.corner, "temp_c": job.temp_c,
-        "bias_v": job.bias_v, "vdd_v": job.vdd_v, "seed": int(job.seed),
-        "mismatch_seed": None if job.mismatch_seed is None else int(job.mismatch_seed),
-        "params": {k: float(v) for k, v in sorted(job.params.items())},
-        "duration_s": job.duration_s, "noise_step_s": job.noise_step_s, "sample_period_s": job.noise_step_s,
-        "noise_bandwidth_hz": 1.0 / (2 * job.noise_step_s),
-        "noise": report.to_dict() if report else None,
-        "readout": {"mode": job.readout.get("mode", "single"), "threshold_v": float(job.readout.get("threshold_v", 0.0)),
-                    **({"hysteresis_v": float(job.readout["hysteresis_v"])}
-                       if job.readout.get("hysteresis_v") is not None else {})},
-        "outputs": dict(job.outputs), "options": {k: v for k, v in job.options.items()},
-        "fast_tau_est_s": tau, "warnings": warnings, "wall_time_s": wall,
-        "sim_code_version": SIM_CODE_VERSION, "ngspice": _ngspice_version(),
-    }
-    return Waveform(time_s=grid, outputs=outputs, supply_currents=currents, supply_voltages=volts, meta=meta)
-
-
-def _ngspice_version() -> str | None:
-    try:
-        return str(_NG.ngspice_version)
-    except Exception:
-        return None
-
-
-def run_netlist_in_process(text: str, *, seed: int | None = None, technology: str = "generic",
-                           trusted: bool = False, source: str = "<netlist>") -> dict[str, dict[str, np.ndarray]]:
-    """Run a complete netlist with its own analysis lines (.op/.dc/.ac/.noise/.tran; no .control) here.
-
-    For checks against ngspice's own analyses (e.g. the small-signal ``.noise`` validation). Returns
-    {plot name: {vector name (lower case): real array (magnitude for complex vectors)}} for every plot
-    the run produced. The netlist passes the safety check with analyses allowed unless ``trusted``.
-    """
-    nl.check_template(text, source=source, trusted=trusted, allow_analyses=True)
-    ng = _ngspice()
-    _command("destroy all")
-    _command("remcirc")
-    for s_ in spice_settings(technology):
-        _command(s_)
-    _MESSAGES.clear()
-    lines = [l for l in text.splitlines() if l]
-    try:
-        ng.load_circuit("\n".join(lines))
-    except Exception as exc:
-        raise SimulationError(f"{source}: circuit did not load: {'; '.join(_messages_text())[:300]} ({exc})")
-    if seed is not None:
-        _command(f"setseed {int(seed)}")
-    _MESSAGES.clear()
-    _command("run")
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for plot_name in ng.plot_names:
-        if plot_name.lower() == "const":
-            continue
-        vecs = {}
-        for k, v in ng.plot(None, plot_name).items():
-            vecs[k.lower()] = np.abs(np.asarray(v._data)) if np.iscomplexobj(v._data) else np.array(v._data, dtype=float)
-        out[plot_name.lower()] = vecs
-    if not out:
-        raise SimulationError(f"{source}: ngspice produced no result: {'; '.join(_messages_text())[:300]}")
-    return out
-
-
-def _worker_main() -> None:
-    """Child-process entry: read a pickled job from stdin, write a pickled ("ok"|"err", payload) to stdout."""
-    import pickle
-    import sys
-
-    job = pickle.load(sys.stdin.buffer)
-    out = sys.stdout.buffer
-    sys.stdout = sys.stderr  # anything printed by libraries must not corrupt the result stream
-    try:
-        res = ("ok", run_job_in_process(job))
-    except BaseException as exc:  # report everything to the parent, including programming errors
-        res = ("err", exc)
-    try:
-        data = pickle.dumps(res)
-    except Exception:
-        data = pickle.dumps(("err", SimulationError(f"{job.cell_name}: {res[1].__class__.__name__}: {res[1]}")))
-    out.write(data)
-    out.flush()
-
-
-def run_job(job: SimulationJob, *, timeout_s: float | None = None) -> Waveform:
-    """Run ``job`` in a fresh child process; kill it and raise :class:`SimulationTimeout` after ``timeout_s``.
-
-    The child is a new Python interpreter (``subprocess``, not ``multiprocessing``: no dependence on
-    the caller's ``__main__`` guard and no inherited ngspice/thread state).
-    """
-    import pickle
-    import subprocess
-    import sys
-
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen([sys.executable, "-c", "from noisecell.simulate import _worker_main; _worker_main()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        out, err = proc.communicate(pickle.dumps(job), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise SimulationTimeout(f"{job.describe()}: no result after {timeout_s:g} s; the worker was killed "
-                                "(raise the timeout or shorten the duration)")
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
-    try:
-        status, payload = pickle.loads(out)
-    except Exception:
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise SimulationError(f"{job.describe()}: the ngspice worker died (exit code {proc.returncode}) "
-                              f"without a result: {tail[0][:300]}")
-    if status == "ok":
-        return payload
-    raise payload

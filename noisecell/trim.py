@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -48,6 +47,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import InputError, SimulationError
+from .simulator.batch import BATCH_TIMEOUT_S, run_batch
 from .units import format_si
 
 #: number of points of the DC sweep across the core supply (0.25 mV steps at 60 mV)
@@ -185,30 +185,16 @@ def _cell_values(cell, *, corner: str, temp_c: float, bias_v: float, vdd_v: floa
     return dict(job.params)
 
 
-def _run_ngspice(text: str, workdir: Path, timeout_s: float = 300.0) -> str:
-    from .technology import spice_settings
-
-    (workdir / ".spiceinit").write_text("\n".join(spice_settings("sky130") + ["set num_threads=1"]) + "\n")
-    (workdir / "dc.cir").write_text(text)
-    try:
-        r = subprocess.run(["ngspice", "-b", "dc.cir"], cwd=workdir, capture_output=True, text=True,
-                           timeout=timeout_s, env={**os.environ, "HOME": str(workdir)})
-    except FileNotFoundError:
-        raise SimulationError("ngspice is not installed; run `make setup`")
-    except subprocess.TimeoutExpired:
-        raise SimulationError(f"DC trim analysis did not finish in {timeout_s:g} s")
-    return r.stdout + r.stderr
-
-
 def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, float]], *, bias_v: float = 0.0,
               mismatch_seed: int | None = None, params: dict | None = None,
-              forced: str = "v_outb") -> list[DcPoint]:
+              forced: str = "v_outb", timeout_s: float | None = BATCH_TIMEOUT_S) -> list[DcPoint]:
     """Open-loop DC figures of ``cell`` at each (trim_v, vdd_v) of ``points``.
 
     One ngspice batch process; points are applied with ``alterparam`` + ``reset``. With a mismatch
     seed, every point runs in its own process instead, because ``reset`` would redraw the mismatch
     (``.options seed`` makes each process draw the same instance). ``forced``: the output forced by
     the DC source ("v_outb": inverter 1 drives v_out; "v_out": inverter 2 drives v_outb).
+    ``timeout_s``: wall s per ngspice batch run (SimulationTimeout after it).
     """
     from . import netlist as nl
     from .technology import model_lines
@@ -247,7 +233,8 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
             for i, (t, v) in g:
                 ctl += block(i, t, v)
             ctl += ["quit", ".endc", ".end"]
-            log = _run_ngspice("\n".join(head + ctl) + "\n", wd)
+            log = run_batch("\n".join(head + ctl) + "\n", wd, technology=cell.technology, timeout_s=timeout_s,
+                            name=f"DC trim analysis of cell {cell.name} ({corner}, {temp_c:g} C)", filename="dc.cir")
             for i, _ in g:
                 if not (wd / f"p{i}.dat").is_file():
                     tail = " ".join(log.strip().splitlines()[-3:])
@@ -335,7 +322,8 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
           options: dict | None = None, timeout_s: float | None = None) -> TrimCheck:
     """Transient noise run at ``bias_v``: P(1), its SE, flip rate, regime (stage 3)."""
     from .regime import classify_waveform
-    from .simulate import job_from_cell, run_job
+    from .simulate import job_from_cell
+    from .simulator import run_job
 
     bal = balance_spec(cell)
     job = job_from_cell(cell, bias_v=bias_v, corner=corner, temp_c=temp_c, vdd_v=vdd_v,

@@ -9,7 +9,8 @@ import pytest
 from noisecell.errors import InputError
 from noisecell.netlist import find_mosfets
 from noisecell.noise import NoiseConfig, flicker_sections, inject_noise
-from noisecell.simulate import SimulationJob, run_job_in_process
+from noisecell.simulate import SimulationJob
+from noisecell.simulator.session import run_job_in_process
 
 
 def test_transform_structure_one_source_per_device():

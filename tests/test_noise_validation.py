@@ -24,7 +24,8 @@ import pytest
 from scipy import signal
 
 from noisecell.noise import K_B, Q_E
-from noisecell.simulate import SimulationJob, run_job_in_process, run_netlist_in_process
+from noisecell.simulate import SimulationJob
+from noisecell.simulator.session import run_job_in_process, run_netlist_in_process
 
 T_C = 27.0
 T_K = T_C + 273.15

@@ -11,7 +11,9 @@ import pytest
 
 from noisecell.cells import load_cell
 from noisecell.errors import InputError, SimulationError, SimulationTimeout
-from noisecell.simulate import SimulationJob, job_from_cell, run_job, run_job_in_process
+from noisecell.simulate import SimulationJob, job_from_cell
+from noisecell.simulator import run_job
+from noisecell.simulator.session import run_job_in_process
 from noisecell.waveform import Waveform
 
 CELL = "pbit_generic"
@@ -143,7 +145,7 @@ def test_sky130_mismatch_seed_and_noise_seed_are_independent():
 def test_fatal_load_error_is_reported_and_process_marked_unusable():
     # ngspice's shared library cannot be used again after this kind of error: the in-process runner
     # says so (pool workers must restart); run_job's fresh child is unaffected.
-    code = ("from noisecell.simulate import run_netlist_in_process, run_job_in_process, SimulationJob\n"
+    code = ("from noisecell.simulate import SimulationJob\nfrom noisecell.simulator.session import run_netlist_in_process, run_job_in_process\n"
             "from noisecell.errors import SimulationError\n"
             "bad = 't\\nB1 x 0 V=@m1[id]\\nR1 x 0 1k\\n.op\\n.end\\n'\n"
             "try:\n    run_netlist_in_process(bad, trusted=True)\nexcept SimulationError as e:\n    print('first:', e)\n"

@@ -225,7 +225,7 @@ def test_adaptive_duration(tmp_path):
 @pytest.mark.timeout(300)
 def test_host_kills_hangs_survives_crashes_and_refuses_other_code(tmp_path):
     from noisecell.errors import InputError, SimulationError, SimulationTimeout
-    from noisecell.sweep.executors import SimHost
+    from noisecell.simulator import SimHost
     from noisecell.sweep.jobs import expand
     from noisecell.sweep.spec import parse_spec
 

@@ -52,7 +52,8 @@ def _kv(items: list[str], what: str) -> dict[str, float]:
 
 def run(args) -> int:
     from ..cells import load_cell
-    from ..simulate import job_from_cell, run_job
+    from ..simulate import job_from_cell
+    from ..simulator import run_job
 
     out = Path(args.out)
     if out.suffix != ".npz":

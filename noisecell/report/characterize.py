@@ -691,7 +691,7 @@ def _identity(cellspec, raw: pd.DataFrame) -> dict:
             break
     if ng is None:
         try:
-            from ..simulate import _ngspice_version
+            from ..simulator.session import _ngspice_version
             ng = _ngspice_version()
         except Exception:  # noqa: BLE001
             ng = None

@@ -74,7 +74,7 @@ class SweepJob:
 
     def payload(self, keep_waveform: bool, k: int | None = None) -> dict:
         job = self.sim_job if k is None else self.chunk_jobs[k]
-        return {"job": job, "analysis": self.analysis, "keep_waveform": keep_waveform,
+        return {"entry": "noisecell.sweep.jobs:execute_in_host", "job": job, "analysis": self.analysis, "keep_waveform": keep_waveform,
                 "expected_sim_id": job.job_id(),
                 "name": f"job {self.job_id[:12]} (#{self.index}{'' if k is None else f' chunk {k}'})"}
 
@@ -82,7 +82,8 @@ class SweepJob:
 #: modules whose source determines a stored result (simulation, digitisation, regime, analysis,
 #: pooling); their content hash is part of every job id, so results made by other code are never
 #: mistaken for these
-RESULT_MODULES = ("cells.py", "technology.py", "netlist.py", "noise.py", "simulate.py", "waveform.py",
+RESULT_MODULES = ("cells.py", "technology.py", "netlist.py", "noise.py", "simulate.py",
+                  "simulator/session.py", "simulator/settings.py", "waveform.py",
                   "units.py", "io.py", "digitize.py", "regime.py", "analysis", "sweep/jobs.py",
                   "sweep/adaptive.py")
 
@@ -276,10 +277,11 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
 # --- inside the simulator host --------------------------------------------------------------
 def warm_up() -> None:
     """Import the heavy modules once per host so the first job's timeout is not spent importing."""
-    from .. import digitize, simulate  # noqa: F401
+    from .. import digitize  # noqa: F401
+    from ..simulator import session
 
     code_fingerprint()  # the code this host imports now, before any file could change under it
-    simulate._ngspice()
+    session.warm_up()
     try:
         from ..analysis import analyze_stream  # noqa: F401
     except ImportError:
@@ -344,17 +346,10 @@ def _regime(wf, bits) -> dict:
 def execute_in_host(payload: dict) -> dict:
     """Simulate, digitise, classify and analyse one job (runs inside a simulator host).
 
-    A payload ``{"call": "module:function", "args": [...]}`` calls that function instead (used by
-    the tests and the benchmark to exercise the host machinery; payloads are built by this package,
-    never from user text).
+    ``payload["rung"]``: the retry-ladder rung whose options the job carries (noisecell.simulator.retry).
     """
-    if "call" in payload:
-        import importlib
-
-        mod, fn = payload["call"].split(":")
-        return getattr(importlib.import_module(mod), fn)(*payload.get("args", ()))
     from ..digitize import digitize_waveform
-    from ..simulate import run_job_in_process
+    from ..simulator.session import run_job_in_process
 
     job = payload["job"]
     analysis = payload["analysis"]

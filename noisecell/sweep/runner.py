@@ -127,11 +127,14 @@ class _Progress:
 
 def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, out_dir: str | os.PathLike, *,
               workers: int | None = None, executor: str | None = None, progress: bool = True,
-              scheduler: str | None = None, retry_failed: bool = False, update_spec: bool = False) -> SweepResult:
+              scheduler: str | None = None, retry_failed: bool = False, update_spec: bool = False,
+              pool=None) -> SweepResult:
     """Run (or resume) a sweep into ``out_dir``; returns a :class:`SweepResult`.
 
     Jobs with a stored result are skipped (failed ones too, unless ``retry_failed``). ``workers``
     and ``executor`` override the spec's; ``scheduler`` (tcp://HOST:PORT) uses a running Dask cluster.
+    ``pool``: a :class:`noisecell.simulator.HostPool` to run local jobs on (kept open afterwards, so
+    a characterisation's parts share its hosts); its size then sets the number of workers.
     """
     from ..cells import load_cell
 
@@ -171,7 +174,7 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
     ex = None
     try:
         if todo:
-            ex = make_executor(kind, n_workers, scheduler, store.logs)
+            ex = make_executor(kind, n_workers, scheduler, store.logs, pool=pool)
             n_workers = ex.workers
         done_q: queue.Queue = queue.Queue()
         outstanding = 0
@@ -217,7 +220,7 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
             if not res["ok"]:
                 row = base_row(job, "failed")
                 row.update({"error": (res["error"] if k is None else f"chunk {k}: {res['error']}"),
-                            "error_type": res.get("error_type"), "attempts": res["attempts"],
+                            "error_type": res.get("error_type"), **res["retry"],
                             "wall_s": res["wall_s"], "host": res.get("host")})
                 finish(job, row, True)
                 continue
@@ -228,14 +231,13 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
             store.write_bits(name, np.unpackbits(out["bits"])[: out["n_bits"]], out["sample_period_s"])
             if k is None:
                 row = base_row(job, "ok")
-                row.update({"error": None, "attempts": res["attempts"],
-                            "retry_errors": " | ".join(res["errors"]) or None})
+                row.update({"error": None, **res["retry"]})  # which retry rung made these numbers
                 row.update({c: v for c, v in out["row"].items() if c not in job.conditions})
                 row.update({"wall_s": res["wall_s"], "host": res.get("host"), "simulated_s": out["simulated_s"]})
                 finish(job, row, False)
             else:
                 crow = {"job_id": job.job_id, "chunk": k, "seed": job.chunk_jobs[k].seed,
-                        "simulated_s": out["simulated_s"], "attempts": res["attempts"], **out["stats"],
+                        "simulated_s": out["simulated_s"], **res["retry"], **out["stats"],
                         **{c: v for c, v in out["row"].items() if c not in out["stats"]},
                         "wall_s": res["wall_s"], "invocation": invocation}
                 store.write_chunk(job.job_id, k, crow)
@@ -289,6 +291,9 @@ def _adaptive_row(row: dict, chunks: list[dict], store: Store | None = None) -> 
     row["duration_s"] = row["simulated_s"]
     row["error"] = None
     row["attempts"] = int(sum(c.get("attempts", 1) for c in chunks))
+    # the highest retry rung any chunk needed, and each chunk's history ("ok;crash,ok;...")
+    row["retry_rung"] = int(max((c.get("retry_rung") or 0) for c in chunks)) if chunks else 0
+    row["retry_history"] = ";".join(str(c.get("retry_history") or "ok") for c in chunks)
     row["wall_s"] = float(sum(c.get("wall_s", 0.0) for c in chunks))
     # regime of the point: the chunks' verdicts, when they agree
     regimes = {c.get("regime") for c in chunks}
