@@ -311,3 +311,76 @@ def test_second_writer_is_refused_and_a_killed_writer_leaves_no_stale_lock(sweep
     assert (out / "writer.lock").exists()
     res = run_sweep(spec, out, workers=1, executor="local", progress=False)
     assert res.done == 4 and res.ran == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. output paths checked before any work starts
+
+@pytest.fixture
+def model_json(tmp_path) -> Path:
+    from noisecell.model.fit import synthetic_model
+
+    m = synthetic_model(scale_v=-1e-3, tau_v50_s=1e-7, bias_range_v=(-4e-3, 4e-3), mismatch=(2e-4, 0.05, 0.0))
+    return m.save(tmp_path / "model.json")
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make every expensive step fail loudly: an output check that comes too late is caught."""
+    def boom(*a, **k):
+        raise AssertionError("work started before the output path was checked")
+
+    import noisecell.model.fit as fit
+    import noisecell.report.characterize as ch
+    import noisecell.simulate as sim
+    import noisecell.sweep as sw
+    from noisecell.model import CellModel
+
+    monkeypatch.setattr(sim, "run_job", boom)
+    monkeypatch.setattr(sw, "run_sweep", boom)
+    monkeypatch.setattr(fit, "fit_sweep_dir", boom)
+    monkeypatch.setattr(ch, "characterize", boom)
+    monkeypatch.setattr(CellModel, "sample", boom)
+
+
+def _out_cases(tmp_path: Path, suffix: str) -> list[tuple[str, Path]]:
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    a_dir = tmp_path / f"adir{suffix}"
+    a_dir.mkdir()
+    return [("under a file", a_file / f"x{suffix}"), ("is a folder", a_dir), ("unwritable", Path(f"/proc/x{suffix}"))]
+
+
+def _file_commands(model_json: Path, clean: Path | None):
+    yield "simulate", ".npz", lambda out: ["simulate", "pbit_generic", "--bias", "0", "--out", out]
+    yield "sample", ".npy", lambda out: ["sample", model_json, "--bias", "0", "--n", "10", "--dt", "1us", "--out", out]
+    yield "fit", ".json", lambda out: ["fit", clean, "--out", out]
+
+
+@pytest.mark.parametrize("command", ["simulate", "sample", "fit"])
+@pytest.mark.parametrize("case", [0, 1, 2])
+def test_bad_output_file_refused_before_work(command, case, model_json, clean_sweep, tmp_path, no_work, capsys):
+    cmds = {c: (sfx, argv) for c, sfx, argv in _file_commands(model_json, clean_sweep[1])}
+    suffix, argv = cmds[command]
+    label, out = _out_cases(tmp_path, suffix)[case]
+    rc, o, e = run_cli(argv(out), capsys)
+    assert_one_line_error(rc, e, 2, "--out")
+
+
+@pytest.mark.parametrize("command", ["sweep", "characterize"])
+@pytest.mark.parametrize("case", [0, 2, 3])
+def test_bad_output_folder_refused_before_work(command, case, clean_sweep, tmp_path, no_work, capsys):
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    out = [a_file, a_file / "sub", Path("/proc/noisecell-out"), Path("/proc/self/x/y")][case]
+    argv = {"sweep": ["sweep", clean_sweep[0], "--out", out],
+            "characterize": ["characterize", "pbit_generic", "--quick", "--out", out]}[command]
+    rc, o, e = run_cli(argv, capsys)
+    assert_one_line_error(rc, e, 2, "--out")
+
+
+def test_missing_output_folders_are_created_before_work(model_json, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "bits.npy"
+    rc, o, e = run_cli(["sample", model_json, "--bias", "0", "--n", "10", "--dt", "1us", "--out", out], capsys)
+    assert rc == 0, e
+    assert np.load(out).shape == (10,)

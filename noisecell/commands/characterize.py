@@ -29,8 +29,11 @@ def run(args) -> int:
     from ..errors import InputError
     from ..report.characterize import characterize
 
+    from ..outpaths import check_output_dir
+
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers {args.workers}: must be ≥ 1")
+    check_output_dir(args.out)
     command = "noisecell characterize " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
     res = characterize(args.cell, args.out, spec_path=args.spec, quick=args.quick, measurements=args.measurements,
                        workers=args.workers, command=command, retry_failed=args.retry_failed)

@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from ..model import CellModel
     from ..model.fit import fit_sweep_dir
+    from ..outpaths import check_output_file
 
+    check_output_file(args.out)
     excl = [parse_si(v, unit="V", what="--exclude-bias") for v in args.exclude_bias]
     doc = fit_sweep_dir(args.sweep_dir, exclude_bias=excl, require_markov=not args.keep_non_markov)
     model = CellModel(doc, source=args.out)

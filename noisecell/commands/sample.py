@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..model import CellModel
+    from ..outpaths import check_output_file
 
+    out = check_output_file(args.out, suffix=".npy")
     model = CellModel.load(args.model)
     bias = parse_si(args.bias, unit="V", what="--bias")
     dt = parse_si(args.dt, unit="s", what="--dt")
@@ -46,9 +48,6 @@ def run(args) -> int:
         cond["temp_c"] = parse_si(args.temp, what="--temp")
     if args.vdd is not None:
         cond["vdd_v"] = parse_si(args.vdd, unit="V", what="--vdd")
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        raise InputError(f"{out}: --out must end in .npy")
     bits = model.sample(bias, args.n, dt, seed=args.seed, cells=args.cells, condition=cond or None,
                         mismatch=not args.no_mismatch)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -55,9 +55,9 @@ def run(args) -> int:
     from ..simulate import job_from_cell
     from ..simulator import run_job
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise InputError(f"--out {out}: the waveform file must end in .npz")
+    from ..outpaths import check_output_file
+
+    out = check_output_file(args.out, suffix=".npz")  # before the run: a finished waveform is never lost
     cell = load_cell(args.cell)
     job = job_from_cell(
         cell,

@@ -24,8 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..outpaths import check_output_dir
     from ..sweep import run_sweep
 
+    check_output_dir(args.out)
     res = run_sweep(args.spec, args.out, workers=args.workers, executor=args.executor,
                     progress=not args.quiet, scheduler=args.scheduler, retry_failed=args.retry_failed,
                     update_spec=args.update_spec)
