@@ -384,3 +384,117 @@ def test_missing_output_folders_are_created_before_work(model_json, tmp_path, ca
     rc, o, e = run_cli(["sample", model_json, "--bias", "0", "--n", "10", "--dt", "1us", "--out", out], capsys)
     assert rc == 0, e
     assert np.load(out).shape == (10,)
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. model JSON: finite numbers, sane magnitudes, bounded size and depth; printed JSON always valid
+
+def _model_doc(model_json: Path) -> dict:
+    return json.loads(model_json.read_text())
+
+
+MODEL_EDITS = {
+    "NaN intercept": lambda d: d["conditions"][0]["rate_model"]["ln_k_up"].__setitem__("intercept", float("nan")),
+    "Infinity slope": lambda d: d["conditions"][0]["rate_model"]["ln_k_down"].__setitem__("slope_per_v", float("inf")),
+    "-Infinity bias": lambda d: d["bias"].__setitem__("range_v", [float("-inf"), 0.004]),
+    "1e308 intercept": lambda d: d["conditions"][0]["rate_model"]["ln_k_up"].__setitem__("intercept", 1e308),
+    "1e30 slope": lambda d: d["conditions"][0]["rate_model"]["ln_k_up"].__setitem__("slope_per_v", 1e30),
+    "NaN in covariance": lambda d: d["conditions"][0]["rate_model"]["covariance"][1].__setitem__(1, float("nan")),
+    "NaN temperature": lambda d: d["conditions"][0].__setitem__("temp_c", float("nan")),
+    "huge vdd": lambda d: d["conditions"][0].__setitem__("vdd_v", 1e200),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(MODEL_EDITS))
+def test_model_with_non_finite_or_absurd_numbers_is_refused(edit, model_json, tmp_path, capsys):
+    from noisecell.model import CellModel
+
+    doc = _model_doc(model_json)
+    MODEL_EDITS[edit](doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))  # json.dumps writes NaN/Infinity literals, as a careless tool would
+    with pytest.raises(InputError) as ei:
+        CellModel.load(bad)
+    assert str(bad) in str(ei.value) and "\n" not in str(ei.value)
+    rc, o, e = run_cli(["validate", bad], capsys)
+    assert rc == 1 and "Traceback" not in e and str(bad) in e
+    rc, o, e = run_cli(["sample", bad, "--bias", "0", "--n", "10", "--dt", "1us", "--out", tmp_path / "b.npy"], capsys)
+    assert_one_line_error(rc, e, 2, bad)
+    assert "NaN" not in o and "Infinity" not in o
+
+
+def test_model_numbers_are_bounded_in_the_schema_itself():
+    # the shipped schema (used by other tools, e.g. thrml users) bounds every number it declares
+    from noisecell.model.cellmodel import schema
+
+    unbounded = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            t = node.get("type")
+            if t == "number" or (isinstance(t, list) and "number" in t):
+                if not (("minimum" in node or "exclusiveMinimum" in node) and ("maximum" in node or "exclusiveMaximum" in node)):
+                    unbounded.append(where)
+            if t == "array" and "maxItems" not in node:
+                unbounded.append(where + " (array)")
+            if t == "string" and "maxLength" not in node and "enum" not in node and "const" not in node:
+                unbounded.append(where + " (string)")
+            for k, v in node.items():
+                walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}")
+
+    walk(schema(), "")
+    assert not unbounded, unbounded[:10]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[" * 100_000 + "]" * 100_000, "nested"),
+    ('{"a":' * 5000 + "1" + "}" * 5000, "nested"),
+    ("[" * 40 + "]" * 40, "nested"),
+    ("1e999", "finite"),
+    ("NaN", "finite"),
+    ('{"schema_version": "1.0.0", "x": -Infinity}', "finite"),
+    ("", "not JSON"),
+    ("\x00\x01", "not JSON"),
+    ("[1, 2]", "not a valid noisecell cell model"),
+    ("\"just a string\"", "not a valid noisecell cell model"),
+])
+def test_hostile_model_files(text, match, tmp_path, capsys):
+    from noisecell.model import CellModel
+
+    p = tmp_path / "m.json"
+    p.write_text(text)
+    with pytest.raises(InputError, match=match) as ei:
+        CellModel.load(p)
+    assert str(p) in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_oversized_model_file_is_refused_without_reading_it(tmp_path):
+    from noisecell.model import CellModel
+    from noisecell.model.cellmodel import MAX_MODEL_BYTES
+
+    p = tmp_path / "big.json"
+    with open(p, "wb") as f:
+        f.truncate(MAX_MODEL_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(InputError, match="limit"):
+        CellModel.load(p)
+
+
+def test_printed_json_is_always_valid(monkeypatch, capsys):
+    from noisecell.commands import print_json
+
+    print_json({"a": float("nan"), "b": [float("inf"), -float("inf"), 1.5], "c": np.float64("nan"), "d": np.int64(3)})
+    out = capsys.readouterr().out
+    assert json.loads(out, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}")) == \
+        {"a": None, "b": [None, None, 1.5], "c": None, "d": 3}
+
+
+def test_every_command_prints_json_through_one_function():
+    # the one place with allow_nan=False: a command calling json.dumps itself could print NaN again
+    import re
+
+    offenders = [p.name for p in (REPO / "noisecell" / "commands").glob("*.py")
+                 if p.name != "__init__.py" and re.search(r"print\(json\.dumps", p.read_text())]
+    assert not offenders, offenders

@@ -1,11 +1,11 @@
 """``noisecell analyze FILE``: per-stream statistics of a bit stream or analog trace as one JSON object."""
 from __future__ import annotations
 
-import json
 import sys
 
 from ..errors import InputError
 from ..units import parse_si
+from . import print_json
 
 
 def add_arguments(parser) -> None:
@@ -49,5 +49,5 @@ def run(args) -> int:
 
             print(Digitization.from_dict(est.digitization).summary(), file=sys.stderr)
         print(est.summary(), file=sys.stderr)
-    print(json.dumps(d, allow_nan=False))
+    print_json(d)
     return 0

@@ -1,8 +1,8 @@
 """`noisecell cell list` and `noisecell cell info [CELL] [--json]`: the available cells and their descriptions."""
 from __future__ import annotations
 
-import json
 import sys
+from . import print_json
 
 DEFAULT_CELL = "pbit"
 
@@ -70,7 +70,7 @@ def run(args) -> int:
         if not rows:
             print(f"no cells found in {spice_models_dir()}", file=sys.stderr)
         if args.json:
-            print(json.dumps(rows))
+            print_json(rows)
         else:
             for r in rows:
                 print(f"{r['name']:16s} {r['technology']:8s} {r['description']}")
@@ -78,7 +78,7 @@ def run(args) -> int:
     cell = load_cell(args.cell)
     info = cell_info(cell)
     if args.json:
-        print(json.dumps(info))
+        print_json(info)
     else:
         print(cell.summary())
         for k, t in info["trim"].items():

@@ -7,9 +7,9 @@ simulations failed (the report is still written, the failures listed in it), 2 f
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
+from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def run(args) -> int:
     if res.failed_jobs:
         print(f"noisecell: {res.failed_jobs} of {res.total_jobs} simulations failed; the report lists them "
               f"(simulator logs in OUT/sweep/<part>/logs; --retry-failed runs them again)", file=sys.stderr)
-    print(json.dumps({"report": str(res.report_path), "model": str(res.model_path) if res.model_path else None,
-                      "measured_model": str(res.measured_model_path) if res.measured_model_path else None,
-                      "total_jobs": res.total_jobs, "failed_jobs": res.failed_jobs, "wall_s": round(res.wall_s, 1)}))
+    print_json({"report": str(res.report_path), "model": str(res.model_path) if res.model_path else None,
+                "measured_model": str(res.measured_model_path) if res.measured_model_path else None,
+                "total_jobs": res.total_jobs, "failed_jobs": res.failed_jobs, "wall_s": round(res.wall_s, 1)})
     return 1 if res.failed_jobs else 0

@@ -7,8 +7,8 @@ intermediate values); ``--summary`` adds a human-readable table on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from . import print_json
 
 FORMATS = ("npy", "bytes", "packed", "csv", "npz")
 
@@ -45,5 +45,5 @@ def run(args) -> int:
     result = assess(bits, run_ais31=not args.no_ais31, claimed_min_entropy=args.claim, source=args.file)
     if args.summary:
         print(result.summary(), file=sys.stderr)
-    print(json.dumps(result.to_dict(), allow_nan=False))
+    print_json(result.to_dict())
     return 0

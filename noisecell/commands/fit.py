@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ..errors import InputError
 from ..units import parse_si
+from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def run(args) -> int:
     path = model.save(args.out)
     print(model.summary(), file=sys.stderr)
     nom = model.condition_data()
-    print(json.dumps({"model": str(path), "cell": model.name, "conditions": len(model.conditions),
-                      "v50_v": nom["sigmoid"]["v50_v"], "scale_v": nom["sigmoid"]["scale_v"],
-                      "tau_at_v50_s": nom["tau"]["tau_at_v50_s"]}))
+    print_json({"model": str(path), "cell": model.name, "conditions": len(model.conditions),
+                "v50_v": nom["sigmoid"]["v50_v"], "scale_v": nom["sigmoid"]["scale_v"],
+                "tau_at_v50_s": nom["tau"]["tau_at_v50_s"]})
     return 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -12,6 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..units import parse_si
+from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,7 @@ def run(args) -> int:
         if os.path.exists(tmp):
             os.unlink(tmp)
     c = cond or None
-    print(json.dumps({"out": str(out), "shape": list(bits.shape), "p1_observed": float(bits.mean()),
-                      "p1_model": model.p1(bias, c), "tau_s": model.tau(bias, c), "dt_s": dt,
-                      "seed": args.seed}))
+    print_json({"out": str(out), "shape": list(bits.shape), "p1_observed": float(bits.mean()),
+                "p1_model": model.p1(bias, c), "tau_s": model.tau(bias, c), "dt_s": dt,
+                "seed": args.seed})
     return 0

@@ -10,13 +10,13 @@ automatic hysteresis, sampled every noise step); the regime from noisecell.regim
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 from ..errors import InputError, RegimeError
 from ..units import parse_si
+from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +81,7 @@ def run(args) -> int:
         print(f"noisecell simulate: warning: {w}", file=sys.stderr)
     summary = summarize(wf)
     summary["out"] = str(out)
-    print(json.dumps(summary, sort_keys=True))
+    print_json(summary, sort_keys=True)
     return 0
 
 

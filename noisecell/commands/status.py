@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def run(args) -> int:
     store = Store(args.dir)
     counts = store.counts()
     if args.json:
-        print(json.dumps({**counts, "quarantined": len(store.quarantined_files())}))
+        print_json({**counts, "quarantined": len(store.quarantined_files())})
         return 0
     m = store.read_manifest()
     print(f"sweep {args.dir} (spec {m.get('spec_source')}, cell {m.get('cell', {}).get('name')}): "

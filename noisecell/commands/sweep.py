@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,5 +33,5 @@ def run(args) -> int:
                     update_spec=args.update_spec)
     if not args.quiet:
         print(res.summary(), file=sys.stderr)
-    print(json.dumps({k: v for k, v in res.to_dict().items()}, default=str))
+    print_json({k: v for k, v in res.to_dict().items()})
     return 0 if res.failed == 0 and res.pending == 0 else 1

@@ -5,11 +5,11 @@ and `--mismatch-seed N` trims one mismatched instance and reports the bias offse
 """
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 
 from ..units import parse_si
+from . import print_json
 
 DEFAULT_CELL = "pbit"
 
@@ -62,7 +62,7 @@ def run(args) -> int:
                 if args.write:  # after every row: an interrupted regeneration keeps what it finished
                     T.write_table(cell, list(rows.values()), command=command)
         if args.json:
-            print(json.dumps([r.to_dict() for r in results]))
+            print_json([r.to_dict() for r in results])
         return 0 if all(r.ok for r in results) else 1
     corner = args.corner or cell.nominal_corner
     temp = cell.nominal_temp_c if args.temp is None else parse_si(args.temp, what="--temp")
@@ -79,5 +79,5 @@ def run(args) -> int:
         T.write_table(cell, list(rows.values()), command=f"noisecell trim {cell.name} --corner {corner} --temp {temp:g} --write")
     print(res.summary(), file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps(res.to_dict()))
+        print_json(res.to_dict())
     return 0 if res.ok else 1

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..errors import InputError
+from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,6 @@ def run(args) -> int:
     except InputError as exc:
         # a failed validation is this command's answer, not a usage error: exit 1 as documented
         raise InputError(str(exc), exit_code=1) from None
-    print(json.dumps({"model": args.model, "valid": True, "cell": model.name,
-                      "schema_version": model.to_dict()["schema_version"], "conditions": len(model.conditions)}))
+    print_json({"model": args.model, "valid": True, "cell": model.name,
+                "schema_version": model.to_dict()["schema_version"], "conditions": len(model.conditions)})
     return 0

@@ -125,11 +125,78 @@ def _semantic_violation(doc: dict) -> str | None:
     return None
 
 
+#: the largest model file noisecell reads (a model of hundreds of conditions is well under 1 MB)
+MAX_MODEL_BYTES = 16 * 2**20
+#: the deepest nesting of arrays/objects a model may have (the schema's deepest path is under 12)
+MAX_JSON_DEPTH = 32
+#: |ln k| above this overflows exp() in double precision (e^709.8 is the largest double)
+MAX_ABS_LN_RATE = 700.0
+
+
+def _structure_violation(doc: Any) -> str | None:
+    """Non-finite numbers and excessive nesting, found without recursion (a hostile document can be
+    nested deeper than Python's recursion limit; JSON Schema treats NaN as passing every bound)."""
+    stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"at {where or '/'}: nested more than {MAX_JSON_DEPTH} levels deep"
+        if isinstance(node, float) and not math.isfinite(node):
+            return f"at {where or '/'}: {node!r} is not a finite number"
+        if isinstance(node, dict):
+            stack.extend((v, f"{where}/{k}", depth + 1) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, f"{where}/{i}", depth + 1) for i, v in enumerate(node))
+    return None
+
+
+def _ln_rate_violation(doc: dict) -> str | None:
+    """ln k at the ends of each condition's bias range must stay where exp() is finite."""
+    for i, c in enumerate(doc["conditions"]):
+        rm = c["rate_model"]
+        if rm["kind"] != "loglinear":
+            continue
+        for v in c["bias_range_v"]:
+            for name in ("ln_k_up", "ln_k_down"):
+                ln = rm[name]["intercept"] + rm[name]["slope_per_v"] * (v - rm["reference_bias_v"])
+                if not abs(ln) <= MAX_ABS_LN_RATE:
+                    return (f"at /conditions/{i}/rate_model/{name}: ln k = {ln:.4g} at bias {v:g} V is beyond "
+                            f"±{MAX_ABS_LN_RATE:g} (a rate exp(ln k) that overflows)")
+    return None
+
+
+def loads_model_json(text: str | bytes, source: str) -> Any:
+    """Parse model JSON strictly: NaN/Infinity literals and overflowing numbers (1e999) refused,
+    nesting bounded; :class:`InputError` naming ``source``."""
+    def constant(name: str):
+        raise ValueError(f"{name} is not a finite number")
+
+    def finite_float(txt: str) -> float:
+        x = float(txt)
+        if not math.isfinite(x):
+            raise ValueError(f"{txt} is not a finite number")
+        return x
+
+    try:
+        return json.loads(text, parse_constant=constant, parse_float=finite_float)
+    except RecursionError:
+        raise InputError(f"{source}: JSON nested too deeply (more than {MAX_JSON_DEPTH} levels allowed); "
+                         "regenerate it with `noisecell fit`") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                         "regenerate it with `noisecell fit`") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: not a valid cell model: {exc} (only finite numbers are allowed); "
+                         "regenerate it with `noisecell fit`") from None
+
+
 def validate_document(doc: Any, source: str = "<cell model>") -> None:
     """Raise :class:`InputError` naming ``source`` and the first violation unless ``doc`` is valid."""
-    problem = _first_violation(doc)
+    problem = _structure_violation(doc)
     if problem is None:
-        problem = _semantic_violation(doc)
+        problem = _first_violation(doc)
+    if problem is None:
+        problem = _semantic_violation(doc) or _ln_rate_violation(doc)
     if problem is not None:
         raise InputError(f"{source}: not a valid noisecell cell model ({SCHEMA_FILE}) {problem}; "
                          "regenerate it with `noisecell fit` or correct that field")
@@ -285,17 +352,16 @@ class CellModel:
         """Read and validate a model file; :class:`InputError` naming the file on any problem."""
         p = Path(path)
         try:
+            size = p.stat().st_size
+            if size > MAX_MODEL_BYTES:
+                raise InputError(f"{p}: {size / 2**20:.1f} MiB is over the {MAX_MODEL_BYTES / 2**20:g} MiB limit for a "
+                                 "cell model; a real model is a few kB, check the file")
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise InputError(f"{p}: no such cell model file; create one with `noisecell fit SWEEP_DIR --out {p}`") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{p}: cannot read the cell model ({exc.__class__.__name__}: {exc}); check the path") from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{p}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                             "regenerate it with `noisecell fit`") from None
-        return cls(doc, source=str(p))
+        return cls(loads_model_json(text, str(p)), source=str(p))
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(self._doc))
