@@ -172,6 +172,39 @@ class CellSpec:
         return "\n".join(lines)
 
 
+#: the one place stored trim values live, next to cell.toml (written by `noisecell trim --write`)
+TRIMS_FILE = "trims.json"
+
+
+def read_trims_json(cell_dir: Path) -> dict:
+    """The validated content of ``cell_dir/trims.json`` ({} when the cell has none)."""
+    import json
+
+    from .schema import validate
+
+    p = Path(cell_dir) / TRIMS_FILE
+    if not p.is_file():
+        return {}
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not valid JSON ({exc}); regenerate it with `noisecell trim CELL --all --write`") from None
+    validate(data, "trims-v1.json", str(p))
+    return data
+
+
+def stored_trim_entries(cell_dir: Path, trim_params: list[str], corners: list[str]) -> dict[str, list[TrimEntry]]:
+    """Passing rows of trims.json per trim .param, as TrimEntry (for :meth:`TrimSpec.value_for`)."""
+    rows = read_trims_json(cell_dir).get("trims", {})
+    out: dict[str, list[TrimEntry]] = {}
+    for tname in trim_params:
+        out[tname] = [TrimEntry(r["corner"], float(r["temp_c"]), float(r["value_v"]),
+                                None if r.get("vdd_v") is None else float(r["vdd_v"]))
+                      for r in rows.get(tname, []) if r.get("ok") and r.get("corner") in corners
+                      and isinstance(r.get("value_v"), (int, float))]
+    return out
+
+
 def spice_models_dir() -> Path:
     """The folder holding the cells: ``$NOISECELL_SPICE_MODELS`` if set, else the repo's ``spice_models/``."""
     env = os.environ.get("NOISECELL_SPICE_MODELS")
@@ -203,59 +236,12 @@ def _resolve(name_or_path: str) -> Path:
                      "or pass a folder containing cell.toml")
 
 
-class _Reader:
-    """Typed access to the TOML table with errors naming the file and the dotted key."""
+def _fail(path: Path, key: str, msg: str) -> InputError:
+    return InputError(f"{path}: key {key!r}: {msg}")
 
-    def __init__(self, path: Path):
-        self.path = path
 
-    def fail(self, key: str, msg: str) -> InputError:
-        return InputError(f"{self.path}: key {key!r}: {msg}")
-
-    def get(self, table: dict, key: str, dotted: str, *, required: bool = True, default: Any = None):
-        if key not in table:
-            if required:
-                raise InputError(f"{self.path}: missing required key {dotted!r} (see docs/ARCHITECTURE.md, 'The cell description')")
-            return default
-        return table[key]
-
-    def num(self, table: dict, key: str, dotted: str, **kw) -> float:
-        v = self.get(table, key, dotted, **kw)
-        if v is None:
-            return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-            raise self.fail(dotted, f"expected a finite number, got {v!r}")
-        return float(v)
-
-    def string(self, table: dict, key: str, dotted: str, **kw) -> str:
-        v = self.get(table, key, dotted, **kw)
-        if v is None:
-            return v
-        if not isinstance(v, str):
-            raise self.fail(dotted, f"expected a string, got {v!r}")
-        return v
-
-    def ident(self, table: dict, key: str, dotted: str, **kw) -> str:
-        v = self.string(table, key, dotted, **kw)
-        if v is not None and not _IDENT.match(v):
-            raise self.fail(dotted, f"{v!r} is not a valid SPICE identifier (letters, digits, _)")
-        return v
-
-    def range2(self, table: dict, key: str, dotted: str) -> tuple[float, float]:
-        v = self.get(table, key, dotted)
-        if (not isinstance(v, list) or len(v) != 2
-                or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) for x in v)):
-            raise self.fail(dotted, f"expected [low, high] (two finite numbers), got {v!r}")
-        lo, hi = float(v[0]), float(v[1])
-        if lo > hi:
-            raise self.fail(dotted, f"low {lo:g} is above high {hi:g}")
-        return lo, hi
-
-    def table(self, table: dict, key: str, dotted: str, *, required: bool = True) -> dict:
-        v = self.get(table, key, dotted, required=required, default={})
-        if not isinstance(v, dict):
-            raise self.fail(dotted, "expected a table")
-        return v
+def _range(raw: list) -> tuple[float, float]:
+    return float(raw[0]), float(raw[1])
 
 
 def load_cell(name_or_path: str) -> CellSpec:
@@ -276,32 +262,28 @@ def load_cell(name_or_path: str) -> CellSpec:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start}; a binary file?); write cell.toml as UTF-8 TOML")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc})")
-    r = _Reader(path)
-    name = r.ident(raw, "name", "name")
-    description = r.string(raw, "description", "description", required=False, default="") or ""
-    technology = r.string(raw, "technology", "technology")
-    if technology not in _KNOWN_TECHNOLOGIES:
-        raise r.fail("technology", f"unknown technology {technology!r}; use one of {', '.join(_KNOWN_TECHNOLOGIES)}")
-    netlist_name = r.string(raw, "netlist", "netlist")
+    from .schema import validate
+
+    validate(raw, "cell-v1.json", str(path))  # keys, types, enums; unknown keys refused
+    r = lambda key, msg: _fail(path, key, msg)  # noqa: E731  (checks the schema cannot express)
+    name, technology = raw["name"], raw["technology"]
+    description = raw.get("description", "")
+    netlist_name = raw["netlist"]
     netlist_path = (path.parent / netlist_name).resolve()
     if netlist_path.parent != path.parent.resolve():
-        raise r.fail("netlist", f"{netlist_name!r} must be a file next to cell.toml")
+        raise r("netlist", f"{netlist_name!r} must be a file next to cell.toml")
     if not netlist_path.is_file():
-        raise r.fail("netlist", f"netlist file {netlist_path} does not exist")
+        raise r("netlist", f"netlist file {netlist_path} does not exist")
 
     from .technology import corners as _tech_corners
-    corners_raw = r.get(raw, "corners", "corners")
-    if not isinstance(corners_raw, list) or not corners_raw or not all(isinstance(c, str) for c in corners_raw):
-        raise r.fail("corners", f"expected a non-empty list of corner names, got {corners_raw!r}")
+    corners_raw = raw["corners"]
     offered = _tech_corners(technology)
     for c in corners_raw:
         if c not in offered:
-            raise r.fail("corners", f"corner {c!r} is not offered by technology {technology!r} ({', '.join(offered)})")
-    nominal = r.table(raw, "nominal", "nominal")
-    nominal_corner = r.string(nominal, "corner", "nominal.corner")
+            raise r("corners", f"corner {c!r} is not offered by technology {technology!r} ({', '.join(offered)})")
+    nominal_corner, nominal_temp_c = raw["nominal"]["corner"], float(raw["nominal"]["temp_c"])
     if nominal_corner not in corners_raw:
-        raise r.fail("nominal.corner", f"{nominal_corner!r} is not in corners {corners_raw}")
-    nominal_temp_c = r.num(nominal, "temp_c", "nominal.temp_c")
+        raise r("nominal.corner", f"{nominal_corner!r} is not in corners {corners_raw}")
 
     # Cell templates are part of the repo or a user folder; they get the same safety check as any
     # user netlist, with includes allowed only inside the cell's own folder or the technology's models.
@@ -312,99 +294,59 @@ def load_cell(name_or_path: str) -> CellSpec:
 
     def need_param(p: str, key: str) -> None:
         if p.lower() not in defined:
-            raise r.fail(key, f".param {p} is not defined in {netlist_path.name}; add a '.param {p}=<value>' line")
+            raise r(key, f".param {p} is not defined in {netlist_path.name}; add a '.param {p}=<value>' line")
+
+    def in_range(key: str, x: float, rng: tuple[float, float]) -> None:
+        if rng[0] > rng[1]:
+            raise r(key.rsplit(".", 1)[0] + ".range_v", f"low {rng[0]:g} is above high {rng[1]:g}")
+        if not rng[0] <= x <= rng[1]:
+            raise r(key, f"{x:g} V is outside range_v {list(rng)}")
 
     supplies: dict[str, SupplySpec] = {}
-    sup_tab = r.table(raw, "supplies", "supplies")
-    if not sup_tab:
-        raise r.fail("supplies", "at least one supply is required")
     element_names = {e.lower() for e in _netlist.element_names(template)}
-    for sname, s in sup_tab.items():
+    for sname, s in raw["supplies"].items():
         key = f"supplies.{sname}"
-        if not _IDENT.match(sname):
-            raise r.fail(key, "supply names must be identifiers")
-        if not isinstance(s, dict):
-            raise r.fail(key, "expected a table")
-        src = r.ident(s, "source", key + ".source")
-        if src.lower() not in element_names or not src.lower().startswith("v"):
-            raise r.fail(key + ".source", f"voltage source {src} not found in {netlist_path.name}")
-        param = r.ident(s, "param", key + ".param")
-        need_param(param, key + ".param")
-        nom = r.num(s, "nominal_v", key + ".nominal_v")
-        rng = r.range2(s, "range_v", key + ".range_v")
-        if not rng[0] <= nom <= rng[1]:
-            raise r.fail(key + ".nominal_v", f"{nom:g} V is outside range_v {list(rng)}")
-        supplies[sname] = SupplySpec(src, param, nom, rng)
+        if s["source"].lower() not in element_names or not s["source"].lower().startswith("v"):
+            raise r(key + ".source", f"voltage source {s['source']} not found in {netlist_path.name}")
+        need_param(s["param"], key + ".param")
+        supplies[sname] = SupplySpec(s["source"], s["param"], float(s["nominal_v"]), _range(s["range_v"]))
+        in_range(key + ".nominal_v", supplies[sname].nominal_v, supplies[sname].range_v)
 
-    b = r.table(raw, "bias", "bias")
-    bias = BiasSpec(r.ident(b, "param", "bias.param"), r.range2(b, "range_v", "bias.range_v"),
-                    r.num(b, "mid_v", "bias.mid_v", required=False, default=0.0) or 0.0)
+    b = raw["bias"]
+    bias = BiasSpec(b["param"], _range(b["range_v"]), float(b.get("mid_v", 0.0)))
     need_param(bias.param, "bias.param")
-    if not bias.range_v[0] <= bias.mid_v <= bias.range_v[1]:
-        raise r.fail("bias.mid_v", f"{bias.mid_v:g} V is outside range_v {list(bias.range_v)}")
+    in_range("bias.mid_v", bias.mid_v, bias.range_v)
 
-    out_tab = r.table(raw, "outputs", "outputs")
-    outputs: dict[str, str] = {}
-    for k, node in out_tab.items():
-        if not _IDENT.match(k):
-            raise r.fail(f"outputs.{k}", "output names must be identifiers")
-        if not isinstance(node, str) or not _NODE.match(node):
-            raise r.fail(f"outputs.{k}", f"expected a node name, got {node!r}")
-        outputs[k if k.startswith("v_") else f"v_{k}"] = node
-    if "v_out" not in outputs:
-        raise r.fail("outputs.v_out", "the primary output v_out is required")
+    outputs = {k if k.startswith("v_") else f"v_{k}": node for k, node in raw["outputs"].items()}
 
-    ro = r.table(raw, "readout", "readout", required=False)
-    mode = r.string(ro, "mode", "readout.mode", required=False, default="single")
-    if mode not in ("single", "differential"):
-        raise r.fail("readout.mode", f"expected 'single' or 'differential', got {mode!r}")
+    ro = raw.get("readout", {})
+    mode = ro.get("mode", "single")
     if mode == "differential" and "v_outb" not in outputs:
-        raise r.fail("readout.mode", "differential readout needs an output named v_outb")
-    hyst = r.num(ro, "hysteresis_v", "readout.hysteresis_v", required=False, default=None)
-    if hyst is not None and hyst < 0:
-        raise r.fail("readout.hysteresis_v", f"must be >= 0 V (full band width), got {hyst!r}")
-    readout = ReadoutSpec(mode, r.num(ro, "threshold_v", "readout.threshold_v", required=False, default=0.0) or 0.0,
-                          hyst)
+        raise r("readout.mode", "differential readout needs an output named v_outb")
+    hyst = ro.get("hysteresis_v")
+    readout = ReadoutSpec(mode, float(ro.get("threshold_v", 0.0)), None if hyst is None else float(hyst))
 
+    stored = stored_trim_entries(path.parent, list(raw.get("trim", {})), corners_raw)
     trims: dict[str, TrimSpec] = {}
-    for tname, t in r.table(raw, "trim", "trim", required=False).items():
+    for tname, t in raw.get("trim", {}).items():
         key = f"trim.{tname}"
-        if not _IDENT.match(tname) or not isinstance(t, dict):
-            raise r.fail(key, "expected [trim.<PARAM>] tables named after a .param")
         need_param(tname, key)
-        nom = r.num(t, "nominal_v", key + ".nominal_v")
-        rng = r.range2(t, "range_v", key + ".range_v")
-        if not rng[0] <= nom <= rng[1]:
-            raise r.fail(key + ".nominal_v", f"{nom:g} V is outside range_v {list(rng)}")
-        entries = []
-        tab = t.get("table", [])
-        if not isinstance(tab, list):
-            raise r.fail(key + ".table", "expected an array of tables [[trim.X.table]] with corner, temp_c, value_v")
-        for i, e in enumerate(tab):
-            ek = f"{key}.table[{i}]"
-            if not isinstance(e, dict):
-                raise r.fail(ek, "expected a table with corner, temp_c, value_v")
-            corner = r.string(e, "corner", ek + ".corner")
-            if corner not in corners_raw:
-                raise r.fail(ek + ".corner", f"{corner!r} is not one of the cell's corners")
-            val = r.num(e, "value_v", ek + ".value_v")
-            if not rng[0] <= val <= rng[1]:
-                raise r.fail(ek + ".value_v", f"{val:g} V is outside range_v {list(rng)}")
-            entries.append(TrimEntry(corner, r.num(e, "temp_c", ek + ".temp_c"), val,
-                                     r.num(e, "vdd_v", ek + ".vdd_v", required=False)))
-        trims[tname] = TrimSpec(nom, rng, r.string(t, "description", key + ".description", required=False,
-                                                   default="") or "", tuple(entries))
+        rng = _range(t["range_v"])
+        in_range(key + ".nominal_v", float(t["nominal_v"]), rng)
+        for e in stored.get(tname, ()):
+            if not rng[0] <= e.value_v <= rng[1]:
+                raise InputError(f"{path.parent / TRIMS_FILE}: trims.{tname}: {e.corner} {e.temp_c:g} C value "
+                                 f"{e.value_v:g} V is outside the cell's range_v {list(rng)}; regenerate it with "
+                                 f"`noisecell trim {name} --all --write`")
+        trims[tname] = TrimSpec(float(t["nominal_v"]), rng, t.get("description", ""), tuple(stored.get(tname, ())))
 
     params: dict[str, ParamSpec] = {}
-    for pname, p in r.table(raw, "params", "params", required=False).items():
+    for pname, p in raw.get("params", {}).items():
         key = f"params.{pname}"
-        if not _IDENT.match(pname) or not isinstance(p, dict):
-            raise r.fail(key, "expected PARAM = { nominal = .., min = .., max = .., unit = '..' }")
         need_param(pname, key)
-        spec = ParamSpec(r.num(p, "nominal", key + ".nominal"), r.num(p, "min", key + ".min"),
-                         r.num(p, "max", key + ".max"), r.string(p, "unit", key + ".unit", required=False, default="") or "")
+        spec = ParamSpec(float(p["nominal"]), float(p["min"]), float(p["max"]), p.get("unit", ""))
         if not spec.min <= spec.nominal <= spec.max:
-            raise r.fail(key, f"nominal {spec.nominal:g} is outside [{spec.min:g}, {spec.max:g}]")
+            raise r(key, f"nominal {spec.nominal:g} is outside [{spec.min:g}, {spec.max:g}]")
         params[pname] = spec
 
     used = [s.param.lower() for s in supplies.values()] + [bias.param.lower()] + [t.lower() for t in trims] + [p.lower() for p in params]

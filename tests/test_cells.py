@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,13 @@ def _copy(tmp_path: Path, edit) -> Path:
     (lambda s: s.replace('corners = ["tt"]', 'corners = ["ss"]'), r"key 'corners'"),
     (lambda s: s.replace("[bias]", "[bias"), r"not valid TOML"),
     (lambda s: s.replace('name = "pbit_generic"\n', ""), r"missing required key 'name'"),
+    # issue 13: typos used to be accepted silently; now refused, naming the key and the likely fix
+    (lambda s: s.replace("description =", "descripton ="), r"unknown key 'descripton' at top level; did you mean 'description'"),
+    (lambda s: s.replace("mid_v = 0.0", "midd_v = 0.0"), r"unknown key 'midd_v' in \[bias\]; did you mean 'mid_v'"),
+    (lambda s: s.replace("hysteresis_v = 0.012", "hysteresis_v = -0.012"), r"key 'readout.hysteresis_v': must be ≥ 0, got -0.012"),
+    (lambda s: s.replace("threshold_v = 0.0", 'threshold_v = "zero"'), r"key 'readout.threshold_v': expected a number, got 'zero' \(comparator threshold"),
+    (lambda s: s.replace("threshold_v = 0.0", "threshold_v = nan"), r"key 'readout.threshold_v'.*finite"),
+    (lambda s: s + "[[trim.VREF.table]]\ncorner = 'tt'\ntemp_c = 0.0\nvalue_v = 0.0\n", r"trims.json"),
 ])
 def test_bad_cell_toml_names_file_and_key(tmp_path, edit, match):
     d = _copy(tmp_path, edit)
@@ -78,16 +86,13 @@ def test_trim_table_interpolates_in_temperature(tmp_path):
 nominal_v = 0.0
 range_v = [-0.01, 0.01]
 description = "test"
-[[trim.VREF.table]]
-corner = "tt"
-temp_c = 0.0
-value_v = 0.002
-[[trim.VREF.table]]
-corner = "tt"
-temp_c = 100.0
-value_v = 0.004
 """
     d = _copy(tmp_path, lambda s: s.replace('VREF = { nominal = 0.0, min = -0.01, max = 0.01, unit = "V" }', "") + extra)
+    # trims.json is where stored trims live; a failed row's value is never used as the trim
+    rows = [{"corner": "tt", "temp_c": 0.0, "ok": True, "value_v": 0.002},
+            {"corner": "tt", "temp_c": 100.0, "ok": True, "value_v": 0.004},
+            {"corner": "tt", "temp_c": 50.0, "ok": False, "value_v": 0.009}]
+    (d / "trims.json").write_text(json.dumps({"trims": {"VREF": rows}}))
     t = load_cell(str(d)).trim["VREF"]
     assert t.value_for("tt", 50.0) == pytest.approx(0.003)
     assert t.value_for("tt", -40.0) == pytest.approx(0.002)  # not extrapolated

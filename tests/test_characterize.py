@@ -138,6 +138,10 @@ def test_bad_spec_is_refused(tmp_path):
     spec = tmp_path / "s.toml"
     cases = [('[[part]]\nname = "a"\nrole = "fit"\ngrid = { bias = { num = 5, spam = 1 } }\n', "spam"),
              ('colour = "red"\n', "colour"),
+             # typos are refused by the schema (schemas/characterize-spec-v1.json) with the likely key
+             ('[reprot]\nexamples = 1\n[[part]]\nname = "a"\n', "did you mean 'report'"),
+             ('[report]\nexampels = 1\n[[part]]\nname = "a"\n', "did you mean 'examples'"),
+             ('[[part]]\nname = "a"\nseeed = 3\nduration = "1us"\n', "did you mean 'seed'"),
              ('[[part]]\nname = "a"\nrole = "fitting"\n', "role"),
              ('[[part]]\nname = "a b"\n', "name"),
              ('[sweep]\ncell = "x"\n[[part]]\nname = "a"\n', "sweep.cell"),

@@ -134,7 +134,7 @@ def test_missing_dataset_key(folder):
 
 
 @pytest.mark.parametrize("value, needle", [('"-5mA"', "wrong unit"), ('"-5m"', "no unit"),
-                                           ('"five"', "not a number"), ("true", "must be a number")])
+                                           ('"five"', "not a number"), ("true", "expected a number or a string")])
 def test_wrong_units(folder, value, needle):
     msg = _err(_write(folder, BASE + CAP.replace('"-5mV"', value)))
     assert needle in msg and "bias_v" in msg

@@ -26,7 +26,7 @@ def add_arguments(parser) -> None:
                         help="trim one mismatched instance (PDK mismatch models, .options seed) and report its bias offset")
     parser.add_argument("--all", action="store_true", help="every corner of the cell × -40/27/85 °C")
     parser.add_argument("--write", action="store_true",
-                        help="store the result(s) in the cell's table (trims.json [+ cell.toml [[trim.*.table]]]); with --all after each row")
+                        help="store the result(s) in the cell's trims.json (the one place trims are stored); with --all after each row")
     parser.add_argument("--json", action="store_true", help="print the result(s) as JSON (last line)")
 
 

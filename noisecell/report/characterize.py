@@ -92,6 +92,9 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{source}: not valid TOML ({exc})") from None
+    from ..schema import validate
+
+    validate(data, "characterize-spec-v1.json", source)  # structure; unknown keys refused (one line)
     bad = sorted(set(data) - set(SPEC_KEYS))
     if bad:
         raise InputError(f"{source}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(SPEC_KEYS)}")

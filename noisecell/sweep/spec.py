@@ -5,7 +5,6 @@ the fix, raised as :class:`noisecell.errors.InputError` (CLI exit 2).
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -20,12 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..units import parse_si
 
-#: top-level keys and tables a spec may contain
-TOP_KEYS = ("cell", "duration", "noise_step", "seed", "timeout", "retries", "workers", "executor",
-            "threshold", "use_trim", "keep_waveforms", "bias_about_offset", "grid", "adaptive", "params")
-GRID_KEYS = ("bias", "temperature", "corner", "vdd", "mismatch_instances")
-ADAPTIVE_KEYS = ("target_p1_ci_halfwidth", "chunk", "max_duration", "min_duration")
-RANGE_KEYS = ("start", "stop", "num", "step")
+# the keys a spec may contain, their types and descriptions: noisecell/schemas/sweep-spec-v1.json
 
 DEFAULT_NOISE_STEP_S = 1e-9
 DEFAULT_TIMEOUT_S = 600.0
@@ -118,15 +112,6 @@ class _Ctx:
     def fail(self, key: str, msg: str) -> InputError:
         return InputError(f"{self.source}: {key}: {msg}")
 
-    def unknown(self, table: str, got: Mapping, known: tuple[str, ...]) -> None:
-        for k in got:
-            if k not in known:
-                where = f"[{table}]" if table else "top level"
-                close = difflib.get_close_matches(str(k), known, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise InputError(f"{self.source}: unknown key {k!r} at {where}; {hint}"
-                                 f"known keys: {', '.join(known)}")
-
     def si(self, key: str, value: Any, unit: str) -> float:
         if isinstance(value, (list, dict)):
             raise self.fail(key, f"expected one value with unit {unit!r} (e.g. \"20u{unit}\"), got {value!r}")
@@ -160,7 +145,6 @@ class _Ctx:
 def _axis(ctx: _Ctx, key: str, value: Any, unit: str, *, allow_empty: bool = False) -> tuple[float, ...]:
     """A numeric axis: a list of values or a range table {start, stop, num} / {start, stop, step}."""
     if isinstance(value, dict):
-        ctx.unknown(key.strip("[]"), value, RANGE_KEYS)
         for req in ("start", "stop"):
             if req not in value:
                 raise ctx.fail(key, f"a range needs 'start' and 'stop' plus 'num' or 'step' (missing {req!r})")
@@ -200,9 +184,15 @@ def _axis(ctx: _Ctx, key: str, value: Any, unit: str, *, allow_empty: bool = Fal
 
 def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | os.PathLike | None = None
                ) -> SweepSpec:
-    """Validate a spec already read from TOML. ``base_dir`` resolves a relative cell path."""
+    """Validate a spec already read from TOML. ``base_dir`` resolves a relative cell path.
+
+    Structure (keys, types, unknown keys) is checked against ``schemas/sweep-spec-v1.json``; values
+    (SI strings, ranges, cross-key rules) here.
+    """
+    from ..schema import validate
+
     ctx = _Ctx(source)
-    ctx.unknown("", data, TOP_KEYS)
+    validate(dict(data), "sweep-spec-v1.json", source)
 
     if "cell" not in data:
         raise ctx.fail("cell", "missing; name a cell from spice_models/ (e.g. cell = \"pbit\") or a path")
@@ -223,7 +213,6 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
         a = data["adaptive"]
         if not isinstance(a, dict):
             raise ctx.fail("adaptive", "must be a table ([adaptive])")
-        ctx.unknown("adaptive", a, ADAPTIVE_KEYS)
         for req in ("target_p1_ci_halfwidth", "chunk", "max_duration"):
             if req not in a:
                 raise ctx.fail(f"adaptive.{req}", "missing (needed for adaptive duration)")
@@ -278,7 +267,6 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
         raise ctx.fail("grid", "must be a table ([grid])")
-    ctx.unknown("grid", grid, GRID_KEYS)
     bias = _axis(ctx, "grid.bias", grid["bias"], "V") if "bias" in grid else ()
     temps = _axis(ctx, "grid.temperature", grid["temperature"], "C") if "temperature" in grid else ()
     for t in temps:
