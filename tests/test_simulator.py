@@ -165,3 +165,20 @@ def test_pool_keeps_its_hosts_across_runs():
         assert third["result"] == first["result"]
     with pytest.raises(ProcessLookupError):
         os.kill(first["result"], 0)                          # closing the pool stops its hosts
+
+
+@pytest.mark.timeout(400)
+def test_sweeps_share_a_pool_across_parts(tmp_path):
+    # what a characterisation does with its parts: one HostPool, several sweeps, the same hosts
+    from noisecell.sweep import load, run_sweep
+    from noisecell.sweep.spec import parse_spec
+
+    spec = parse_spec({"cell": "pbit_generic", "duration": "0.2us", "grid": {"bias": [0.0]}})
+    with HostPool(workers=1) as pool:
+        a = run_sweep(spec, tmp_path / "a", pool=pool, progress=False)
+        b = run_sweep(spec, tmp_path / "b", pool=pool, progress=False)
+        assert a.done == b.done == 1 and len(pool.hosts) == 1
+        ra, rb = load(tmp_path / "a").iloc[0], load(tmp_path / "b").iloc[0]
+        assert ra["host"] == rb["host"]                      # same host process served both parts
+        assert ra["p1"] == rb["p1"] and ra["retry_history"] == "ok" and ra["retry_rung"] == 0
+        assert pool.hosts[0].proc is not None and pool.hosts[0].proc.poll() is None   # still alive

@@ -150,13 +150,13 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, out_dir: str | os.Pat
     try:
         return _run_locked(spec, cell, jobs, store, t_start=t_start, workers=workers, executor=executor,
                            progress=progress, scheduler=scheduler, retry_failed=retry_failed,
-                           update_spec=update_spec)
+                           update_spec=update_spec, pool=pool)
     finally:
         lock.release()
 
 
 def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: float, workers, executor,
-                progress, scheduler, retry_failed, update_spec) -> SweepResult:
+                progress, scheduler, retry_failed, update_spec, pool=None) -> SweepResult:
     out_dir = store.root
     store.prepare(build_manifest(spec, jobs, cell), replace=update_spec)
     finished = store.finished()
