@@ -98,6 +98,7 @@ class DesignSettings:
     span_scales: float = 3.5
     seed: int = 1
     tail_points: bool = True
+    rate_regimes: tuple[str, ...] = ("bistable",)
 
     def __post_init__(self):
         if self.jobs_per_round < 1:
@@ -111,11 +112,12 @@ def _job_seed(seed: int, round_no: int, index: int) -> int:
     return int(ss.generate_state(1, np.uint32)[0] & 0x7FFFFFFF)
 
 
-def held_information(fit: RateFit, points: Sequence[PointCounts]) -> np.ndarray:
+def held_information(fit: RateFit, points: Sequence[PointCounts],
+                     rate_regimes: tuple[str, ...] = ("bistable",)) -> np.ndarray:
     """Expected information about φ of the records already taken (telegraph points)."""
     tot = np.zeros((4, 4))
     for p in points:
-        if p.regime == "bistable" and p.simulated_s > 0:
+        if p.regime in rate_regimes and p.simulated_s > 0:
             tot += information_per_second(fit, p.bias_v) * p.simulated_s
     return tot
 
@@ -136,12 +138,29 @@ def _score(r: dict[str, float]) -> tuple[float, float]:
     return max(r.values()), sum(x * x for x in r.values())
 
 
-def candidate_biases(fit: RateFit, settings: DesignSettings, bias_limits: tuple[float, float] | None = None
-                     ) -> np.ndarray:
+def telegraph_window(points: Sequence[PointCounts], rate_regimes: tuple[str, ...]) -> tuple[float, float]:
+    """Open bias interval in which records are expected to telegraph: bounded on each side by the
+    innermost record beyond every telegraph record that did not telegraph (a tilted double well
+    loses its minority level past some P(1); information the rate model predicts there would never
+    arrive). Labels of records inside the telegraph span are not used (short records can be
+    mislabelled)."""
+    tele = [p.bias_v for p in points if p.regime in rate_regimes]
+    if not tele:
+        return -math.inf, math.inf
+    lo_t, hi_t = min(tele), max(tele)
+    other = [p.bias_v for p in points if p.regime not in rate_regimes]
+    below = [v for v in other if v < lo_t]
+    above = [v for v in other if v > hi_t]
+    return (max(below) if below else -math.inf), (min(above) if above else math.inf)
+
+
+def candidate_biases(fit: RateFit, settings: DesignSettings, bias_limits: tuple[float, float] | None = None,
+                     window: tuple[float, float] = (-math.inf, math.inf)) -> np.ndarray:
     s = abs(fit.scale.value)
     c = fit.v50.value + s * np.linspace(-settings.span_scales, settings.span_scales, settings.n_candidates)
     if bias_limits is not None:
         c = c[(c >= bias_limits[0]) & (c <= bias_limits[1])]
+    c = c[(c > window[0]) & (c < window[1])]
     return np.round(c, 12)
 
 
@@ -170,8 +189,8 @@ def greedy_batch(fit: RateFit, info_now: np.ndarray, candidates: np.ndarray, dur
 def plan_round(fit: RateFit, points: Sequence[PointCounts], settings: DesignSettings, round_no: int,
                bias_limits: tuple[float, float] | None = None) -> tuple[list[DesignJob], dict[str, float]]:
     """The next batch (see the module docstring) and its predicted ratios after the batch."""
-    info_now = held_information(fit, points)
-    cands = candidate_biases(fit, settings, bias_limits)
+    info_now = held_information(fit, points, settings.rate_regimes)
+    cands = candidate_biases(fit, settings, bias_limits, telegraph_window(points, settings.rate_regimes))
     if not len(cands):
         raise InputError("design: no candidate bias inside the cell's bias range; widen the range")
     biases, ratios, duration = [], {}, settings.chunk_lengths_s[-1]
@@ -182,14 +201,15 @@ def plan_round(fit: RateFit, points: Sequence[PointCounts], settings: DesignSett
             break
     jobs = [DesignJob(v, duration, _job_seed(settings.seed, round_no, i)) for i, v in enumerate(biases)]
     if settings.tail_points:
-        jobs += tail_jobs(fit, points, settings, round_no, bias_limits)
+        jobs += tail_jobs(fit, points, settings, round_no, bias_limits, duration)
     return jobs, ratios
 
 
 def tail_jobs(fit: RateFit, points: Sequence[PointCounts], settings: DesignSettings, round_no: int,
-              bias_limits: tuple[float, float] | None = None) -> list[DesignJob]:
+              bias_limits: tuple[float, float] | None = None, duration_s: float | None = None) -> list[DesignJob]:
     """Jobs at the biases where the fitted P(1) is TAIL_P1 (0.01 / 0.99) on each side whose
-    calibration (:func:`describe_regions`) does not yet reach P(1) 0.02 / 0.98; shortest chunk."""
+    calibration (:func:`describe_regions`) does not yet reach P(1) 0.02 / 0.98; record length
+    ``duration_s`` (default the shortest chunk; a round's own length keeps its jobs in one batch)."""
     cal = describe_regions(fit, points)
     lo, hi = (cal.p1_range if all(math.isfinite(x) for x in cal.p1_range) else (1.0, 0.0))
     out = []
@@ -200,9 +220,27 @@ def tail_jobs(fit: RateFit, points: Sequence[PointCounts], settings: DesignSetti
         v = fit.v50.value + fit.scale.value * math.log(q / (1 - q))
         if bias_limits is not None:
             v = min(max(v, bias_limits[0]), bias_limits[1])
-        out.append(DesignJob(round(v, 12), settings.chunk_lengths_s[0], _job_seed(settings.seed, round_no, 100 + j),
-                             "tail"))
+        out.append(DesignJob(round(v, 12), duration_s or settings.chunk_lengths_s[0],
+                             _job_seed(settings.seed, round_no, 100 + j), "tail"))
     return out
+
+
+def _p1_guess(points: Sequence[PointCounts], v50: float, scale: float,
+              bias_limits: tuple[float, float] | None) -> tuple[float, float]:
+    """(V50, scale) of the direct logistic P(1) fit of ``points``; the old guess when it fails."""
+    from .model.p1fit import fit_p1_direct
+
+    try:
+        f = fit_p1_direct(points)
+    except (InputError, ValueError, np.linalg.LinAlgError):
+        return v50, scale
+    v, s = f.v50.value, f.scale.value
+    width = (bias_limits[1] - bias_limits[0]) if bias_limits else 10 * abs(scale)
+    if not (math.isfinite(v) and math.isfinite(s) and s != 0):
+        return v50, scale
+    if bias_limits is not None:
+        v = min(max(v, bias_limits[0]), bias_limits[1])
+    return v, math.copysign(min(max(abs(s), 1e-4 * width), 0.5 * width), s)
 
 
 def start_jobs(v50_guess: float, scale_guess: float, settings: DesignSettings,
@@ -298,7 +336,7 @@ def run_design(runner: Runner, settings: DesignSettings, *, v50_guess: float, sc
     simulated = float(sum(p.simulated_s for p in points))
 
     def refit() -> RateFit | None:
-        tele = [p for p in points if p.regime == "bistable"]
+        tele = [p for p in points if p.regime in settings.rate_regimes]
         try:
             return fit_rates_joint(tele)
         except InputError:
@@ -308,12 +346,13 @@ def run_design(runner: Runner, settings: DesignSettings, *, v50_guess: float, sc
     tails_only, tail_rounds = False, 0
     for round_no in range(b.max_rounds):
         if fit is None:
-            jobs, predicted = start_jobs(v50_guess, scale_guess, settings, bias_limits), None
             if round_no > 0:
-                # the start points did not telegraph both ways: widen around the guess
-                jobs = start_jobs(v50_guess, scale_guess * (1.5 ** round_no), settings, bias_limits)
-                jobs = [DesignJob(j.bias_v, j.duration_s * 2 ** min(round_no, 3), _job_seed(settings.seed, round_no, i),
-                                  "start") for i, j in enumerate(jobs)]
+                # no two telegraph points yet: re-centre on the direct P(1) fit of every point so far
+                # (P(1) is measured whatever the regime) and take longer records there
+                v50_guess, scale_guess = _p1_guess(points, v50_guess, scale_guess, bias_limits)
+            jobs, predicted = start_jobs(v50_guess, scale_guess, settings, bias_limits), None
+            jobs = [DesignJob(j.bias_v, settings.chunk_lengths_s[min(round_no, len(settings.chunk_lengths_s) - 1)],
+                              _job_seed(settings.seed, round_no, i), "start") for i, j in enumerate(jobs)]
         elif settings.tail_points and tails_only:
             jobs, predicted = tail_jobs(fit, points, settings, round_no, bias_limits), None
         else:

@@ -16,8 +16,10 @@ from test_model_ratefit import SCALE, TAU50, V50, true_rates
 DT = TAU50 / 25
 
 
-def synthetic_runner(calls):
-    """Runner with a synthetic telegraph cell: each job's record from its own seed (deterministic)."""
+def synthetic_runner(calls, bistable_within=math.inf):
+    """Runner with a synthetic telegraph cell: each job's record from its own seed (deterministic).
+    Records further than ``bistable_within`` scales from V50 are labelled single-peaked whatever
+    they hold (a tilted double well that lost its minority level)."""
     def run(round_no, jobs):
         calls.append([(j.bias_v, j.duration_s, j.seed, j.purpose) for j in jobs])
         out = []
@@ -28,6 +30,8 @@ def synthetic_runner(calls):
             rs = scan_runs(telegraph(n, DT, ku, kd, rng))
             lam = max(0.0, 1 - (ku + kd) * DT)
             regime = "bistable" if min(rs.n_up, rs.n_down) >= 3 else "single-peaked"
+            if abs(j.bias_v - V50) > bistable_within * SCALE:
+                regime = "single-peaked"
             out.append(PointCounts.from_runstats(j.bias_v, DT, rs, n_eff=rs.n * (1 - lam) / (1 + lam), regime=regime))
         return out
     return run
@@ -88,3 +92,18 @@ def test_design_puts_scale_information_off_centre():
 def test_bad_settings():
     with pytest.raises(InputError):
         DesignSettings(jobs_per_round=0)
+
+
+def test_design_learns_where_the_cell_stops_telegraphing():
+    # past 1.2 scales (P(1) ≈ 0.23 / 0.77) the records are not telegraphs: information the model
+    # predicts there never arrives, so the design must stop asking for it there (no rate job beyond
+    # the innermost non-telegraph record on its side) and still meet V50/τ targets inside
+    calls = []
+    tg = Targets(v50_halfwidth_v=0.6e-3, scale_rel_halfwidth=0.5, tau_rel_halfwidth=0.15)
+    s = DesignSettings(targets=tg, budget=Budget(simulated_s=2e-3), jobs_per_round=2, seed=2)
+    res = run_design(synthetic_runner(calls, bistable_within=1.2), s, v50_guess=V50, scale_guess=SCALE)
+    assert res.met, res.summary()
+    rounds = [c for c in calls if any(why == "rates" for *_, why in c)]
+    assert len(rounds) >= 2
+    last = [abs(b - V50) / SCALE for b, _, _, why in rounds[-1] if why == "rates"]
+    assert all(x <= 1.2 + 3.5 * 2 / 40 for x in last), last      # inside the window (one grid step slack)

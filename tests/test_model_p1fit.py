@@ -5,15 +5,19 @@ import math
 
 import numpy as np
 
-from noisecell.model.p1fit import P1_SPAN_TARGET, describe_regions, fit_p1_direct, p1_consistency
+from noisecell.model.p1fit import P1_SPAN_TARGET, describe_regions, effective_n, fit_p1_direct, p1_consistency
 from noisecell.model.ratefit import PointCounts, fit_rates_joint
-from test_model_ratefit import COVERAGE_DT, SCALE, V50, synthetic_points
+from noisecell.analysis.runs import scan_runs
+from noisecell.analysis.synthetic import telegraph
+from test_model_ratefit import COVERAGE_DT, SCALE, V50, synthetic_points, true_rates
 
 
-def tail_point(rng, v, p_true, n_eff):
-    """A P(1)-only point (no usable telegraph): P(1) drawn as the readout would measure it, with n_eff."""
-    ones = rng.binomial(int(n_eff), p_true)
-    return PointCounts(v, COVERAGE_DT, 0, 0, 0, 0, int(n_eff), ones, float(n_eff), "single-peaked")
+def tail_point(rng, v, n_samples=400_000, v_shift=0.0):
+    """A tail record: a telegraph with the true rates at v + v_shift, labelled single-peaked (the regime
+    detector's verdict on so few minority visits; P(1) is still data)."""
+    ku, kd = true_rates(v + v_shift)
+    rs = scan_runs(telegraph(n_samples, COVERAGE_DT, ku, kd, rng))
+    return PointCounts.from_runstats(v, COVERAGE_DT, rs, regime="single-peaked")
 
 
 def logistic(v, v50=V50, s=SCALE):
@@ -31,14 +35,11 @@ def with_neff(pts):
     return out
 
 
-def scenario(rng, tail_p_shift=0.0):
+def scenario(rng, upper_shift_v=0.0):
     core = with_neff(synthetic_points(rng, V50 + SCALE * np.linspace(-2, 2, 5), 100_000, COVERAGE_DT))
-    tails = []
-    for z in (-5.0, -4.0, 4.0, 5.0):          # P(1) = 0.0067 … 0.9933 under the logistic truth
-        v = V50 + z * SCALE
-        p = logistic(v)
-        p = min(max(p + (tail_p_shift if z > 0 else 0.0), 0.0), 1.0)
-        tails.append(tail_point(rng, v, p, 2000))
+    # P(1) = 0.018, 0.0067 below and 0.982, 0.9933 above under the logistic truth; ~30-80 minority visits
+    tails = [tail_point(rng, V50 + z * SCALE, v_shift=(upper_shift_v if z > 0 else 0.0))
+             for z in (-5.0, -4.0, 4.0, 5.0)]
     return core, tails
 
 
@@ -57,11 +58,11 @@ def test_calibrated_range_covers_p1_0p02_to_0p98_with_rate_model_tails():
 
 
 def test_tails_that_disagree_with_the_rate_model_are_marked_p1_only():
-    # the upper tail's P(1) is 0.03 lower than the logistic implies: at n_eff = 2000 per point that is
-    # a deviance of ~2·2000·KL ≈ 2000·0.03²/(0.0067·0.99)·... ≫ χ²₂(0.99) = 9.2, so the rate model's
-    # P(1) must be rejected on that side and the region described by the direct fit (or nothing)
+    # the upper tail records come from a cell whose V50 sits 1.5 scales higher there (P(1) at z = 4 is
+    # 0.92 instead of 0.982): with ~10^3 effective samples per point the deviance is ~10^2 ≫
+    # χ²₂(0.99) = 9.2, so the rate model's P(1) must be rejected on that side
     rng = np.random.default_rng(4)
-    core, tails = scenario(rng, tail_p_shift=-0.03)
+    core, tails = scenario(rng, upper_shift_v=-1.5 * SCALE)
     fit = fit_rates_joint(core)
     cal = describe_regions(fit, core + tails)
     upper = cal.regions[-1]
@@ -69,11 +70,32 @@ def test_tails_that_disagree_with_the_rate_model_are_marked_p1_only():
     assert cal.regions[0].description == "rate model P(1)"
 
 
+class KnownLogistic:
+    """An exactly known sigmoid (no fit uncertainty)."""
+
+    def __init__(self, v50):
+        self.v50 = v50
+
+    def logit_p1_cov(self, v):
+        v = np.asarray(v, float)
+        return (v - self.v50) / SCALE, np.zeros((v.size, v.size))
+
+
 def test_consistency_test_can_fail_and_pass():
     rng = np.random.default_rng(2)
-    pts = [tail_point(rng, V50 + z * SCALE, logistic(V50 + z * SCALE), 5000) for z in (-4, -3, 3, 4)]
-    ok = p1_consistency(pts, lambda v: np.array([logistic(x) for x in v]))
-    shifted = p1_consistency(pts, lambda v: np.array([logistic(x, v50=V50 + 0.5 * SCALE) for x in v]))
+    pts = [tail_point(rng, V50 + z * SCALE) for z in (-4, -3, 3, 4)]
+    ok = p1_consistency(pts, KnownLogistic(V50))
+    shifted = p1_consistency(pts, KnownLogistic(V50 + 0.5 * SCALE))
     assert ok.p_value > 0.01 and shifted.p_value < 1e-6
     f = fit_p1_direct(pts)
     assert f.v50.lo <= V50 <= f.v50.hi
+
+
+def test_records_with_few_minority_visits_carry_no_p1_claim():
+    # a stuck record (no transition) or one with 2 visits: the readout analysis may report n_eff = n,
+    # but such a record must not enter the P(1) likelihoods
+    stuck = PointCounts(0.01, COVERAGE_DT, 0, 0, 4000, 0, 4001, 0, 4001.0, "stuck")
+    few = PointCounts(0.01, COVERAGE_DT, 2, 2, 3900, 100, 4001, 100, 4001.0, "single-peaked")
+    assert effective_n(stuck) is None and effective_n(few) is None
+    ok = PointCounts(0.01, COVERAGE_DT, 20, 20, 3900, 100, 4001, 100, 4001.0, "single-peaked")
+    assert 0 < effective_n(ok) < 4001

@@ -1,15 +1,16 @@
 """P(1) at every bias: the direct fit, the rate model's tails, and which description holds where.
 
 P(1) is a property of the readout, measured at every bias whatever the regime label says: a point
-past P(1) ≈ 0.05 / 0.95 may hold too few minority visits for a telegraph (its regime label stays
-as information) but its P(1) and effective sample size are still data. So:
+past P(1) ≈ 0.05 / 0.95 may hold too few minority visits for the regime detector to call it a
+telegraph (its regime label stays as information) but its P(1) is still data, with an effective
+sample size set by its visits to the minority state (:func:`effective_n`). So:
 
 * :func:`fit_p1_direct` fits a logistic P(1)(V) to all points by the effective-sample-size binomial
   likelihood (n_eff·p̂ "successes" of n_eff trials; statsmodels GLM, binomial family, var_weights =
   n_eff: the binomial variance p(1−p)/n_eff is what the readout analysis's autocorrelation-aware
   n_eff means). statsmodels because it is a maintained GLM with standard errors and Pearson χ².
-* :func:`p1_consistency` tests a P(1) curve (the rate model's, extrapolated) against points by the
-  same likelihood: deviance Σ 2·n_eff·[p̂ ln(p̂/P) + (1−p̂) ln((1−p̂)/(1−P))] ~ χ²(points).
+* :func:`p1_consistency` tests a fitted P(1) curve (the rate model's, extrapolated) against points:
+  logit residuals with the model's own covariance plus each point's n_eff-binomial variance.
 * :func:`describe_regions` says for each bias region which description holds — the rate model
   (fitted to the transitions there), the rate model's P(1) (checked against tail points), or the
   direct P(1) fit only — with the test that says how well, and the calibrated bias range with the
@@ -18,6 +19,7 @@ as information) but its P(1) and effective sample size are still data. So:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -50,9 +52,18 @@ class P1Fit:
     gof_p: float
     n_points: int
     bias_range_v: tuple[float, float]
+    covariance: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0))
 
     def p1(self, bias_v) -> np.ndarray:
         return 1 / (1 + np.exp(-(np.asarray(bias_v, float) - self.v50.value) / self.scale.value))
+
+    def logit_p1_cov(self, bias_v) -> tuple[np.ndarray, np.ndarray]:
+        """ln(P1/P0) at ``bias_v`` and its covariance from the fit (covariance of (v50, ln|scale|))."""
+        v = np.atleast_1d(np.asarray(bias_v, float))
+        x = v - self.v50.value
+        s = self.scale.value
+        jac = np.stack([-np.ones_like(x) / s, -x / s], axis=1)
+        return x / s, jac @ np.asarray(self.covariance) @ jac.T
 
     def to_dict(self) -> dict:
         return {"v50_v": self.v50.to_dict(), "scale_v": self.scale.to_dict(), "pearson_chi2": self.pearson_chi2,
@@ -60,8 +71,31 @@ class P1Fit:
                 "bias_range_v": list(self.bias_range_v)}
 
 
+#: a record enters the P(1) likelihoods only with at least this many visits to each state
+MIN_VISITS = 4
+
+
+def effective_n(p: PointCounts) -> float | None:
+    """Effective sample size of a record's P(1), or None when the record cannot support one.
+
+    A record that visited its minority state fewer than MIN_VISITS times says little about P(1):
+    its time in that state is a sum of a handful of dwells (relative variance ~2/visits), and an
+    analysis that finds no correlation in a stuck record (n_eff = n) would claim P(1) to ±1/n. So:
+    None below MIN_VISITS visits either way; otherwise the two-state chain's n·(1−λ)/(1+λ) with
+    λ = 1 − n_up/n0 − n_down/n1 from the record's own counts, capped by the readout analysis's n_eff
+    when given (it also sees memory longer than one step)."""
+    if p.n_samples <= 0 or min(p.n_up, p.n_down) < MIN_VISITS or p.n0_at_risk <= 0 or p.n1_at_risk <= 0:
+        return None
+    lam = 1 - p.n_up / p.n0_at_risk - p.n_down / p.n1_at_risk
+    lam = min(max(lam, -0.999), 0.999999)
+    n = p.n_samples * (1 - lam) / (1 + lam)
+    if p.n_eff is not None and math.isfinite(p.n_eff) and p.n_eff > 0:
+        n = min(n, p.n_eff)
+    return float(n)
+
+
 def _usable(points: Sequence[PointCounts]) -> list[PointCounts]:
-    return [p for p in points if p.n_samples > 0 and p.n_eff is not None and math.isfinite(p.n_eff) and p.n_eff > 0]
+    return [p for p in points if effective_n(p) is not None]
 
 
 def fit_p1_direct(points: Sequence[PointCounts], level: float = 0.95) -> P1Fit:
@@ -73,10 +107,14 @@ def fit_p1_direct(points: Sequence[PointCounts], level: float = 0.95) -> P1Fit:
         raise InputError("the direct P(1) fit needs points with an effective sample size at 2 or more biases")
     v = np.array([p.bias_v for p in pts])
     y = np.array([p.p1 for p in pts])
-    w = np.array([p.n_eff for p in pts])
+    w = np.array([effective_n(p) for p in pts])
     v_ref, v_unit = float(np.mean(v)), float(np.std(v)) or 1e-3
     X = sm.add_constant((v - v_ref) / v_unit)
-    res = sm.GLM(y, X, family=sm.families.Binomial(), var_weights=w).fit()
+    with warnings.catch_warnings():
+        # separation (all points on one side) is handled below: the slope comes out ~0 or huge and
+        # the CIs say so; statsmodels' warning would only repeat it on stderr
+        warnings.simplefilter("ignore")
+        res = sm.GLM(y, X, family=sm.families.Binomial(), var_weights=w).fit()
     a, b = (float(c) for c in res.params)
     if b == 0 or not (math.isfinite(a) and math.isfinite(b)):
         raise InputError("P(1) does not change with the bias over these points; widen the bias range")
@@ -90,19 +128,13 @@ def fit_p1_direct(points: Sequence[PointCounts], level: float = 0.95) -> P1Fit:
     lo_s, hi_s = sorted((scale * math.exp(-z * se_ln_scale), scale * math.exp(z * se_ln_scale)))
     chi2 = float(res.pearson_chi2)
     dof = len(pts) - 2
+    # covariance of (v50, ln|scale|) by the same delta method
+    g2 = np.array([[g[0], g[1]], [0.0, -1 / b]])
+    cov2 = g2 @ cov @ g2.T
     return P1Fit(Interval(v50, v50 - z * se_v50, v50 + z * se_v50, level, "Wald (GLM)"),
                  Interval(scale, lo_s, hi_s, level, "Wald on ln scale (GLM)"), chi2, dof,
                  float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan"), len(pts),
-                 (float(v.min()), float(v.max())))
-
-
-def binomial_deviance(p_obs: np.ndarray, p_model: np.ndarray, n_eff: np.ndarray) -> np.ndarray:
-    """Per-point deviance 2·n_eff·KL(p̂ ‖ P) of the n_eff-binomial likelihood (0·ln 0 = 0)."""
-    p_model = np.clip(p_model, 1e-300, 1 - 1e-16)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t1 = np.where(p_obs > 0, p_obs * np.log(p_obs / p_model), 0.0)
-        t0 = np.where(p_obs < 1, (1 - p_obs) * np.log((1 - p_obs) / (1 - p_model)), 0.0)
-    return 2 * n_eff * (t1 + t0)
+                 (float(v.min()), float(v.max())), tuple(tuple(float(c) for c in row) for row in cov2))
 
 
 @dataclass(frozen=True)
@@ -118,18 +150,28 @@ class Consistency:
         return asdict(self)
 
 
-def p1_consistency(points: Sequence[PointCounts], p_model: Callable[[np.ndarray], np.ndarray]) -> Consistency:
+def p1_consistency(points: Sequence[PointCounts], model) -> Consistency:
+    """Test observed P(1) against ``model`` (a RateFit or P1Fit: anything with logit_p1_cov).
+
+    On the logit scale, residual r = logit p̂ − logit P_model, with covariance C = the model's own
+    (its fit uncertainty, correlated across biases: an extrapolated sigmoid errs coherently) plus
+    each point's sampling variance 1/(n_eff·p̂(1−p̂)) (delta method on the n_eff-binomial); the
+    statistic rᵀC⁻¹r is χ²(points) when the model holds. Ignoring the model's uncertainty would
+    reject a correct rate model in its far tails, where a few % of scale error moves P(1) by more
+    than the tail points' sampling error."""
     pts = _usable(points)
     if not pts:
         return Consistency(0.0, 0, float("nan"), float("nan"))
     v = np.array([p.bias_v for p in pts])
-    y = np.array([p.p1 for p in pts])
-    w = np.array([p.n_eff for p in pts])
-    pm = np.asarray(p_model(v), float)
-    dev = binomial_deviance(y, pm, w)
-    z = np.sign(y - pm) * np.sqrt(np.maximum(dev, 0))
-    tot = float(dev.sum())
-    return Consistency(tot, len(pts), float(stats.chi2.sf(tot, len(pts))), float(np.max(np.abs(z))))
+    w = np.array([effective_n(p) for p in pts])
+    # p̂ kept off 0/1 by half a count of the effective sample (only matters for the variance)
+    y = np.clip(np.array([p.p1 for p in pts]), 0.5 / w, 1 - 0.5 / w)
+    mu, cov_m = model.logit_p1_cov(v)
+    r = np.log(y / (1 - y)) - mu
+    cov = cov_m + np.diag(1 / (w * y * (1 - y)))
+    chi2 = float(r @ np.linalg.solve(cov, r))
+    z = r / np.sqrt(np.diag(cov))
+    return Consistency(chi2, len(pts), float(stats.chi2.sf(chi2, len(pts))), float(np.max(np.abs(z))))
 
 
 @dataclass(frozen=True)
@@ -208,21 +250,22 @@ def describe_regions(rate_fit: RateFit | None, points: Sequence[PointCounts]) ->
     else:
         sides = [pts]
     for side in sides:
-        if not _usable(side):
+        side = _usable(side)
+        if not side:
             continue
         v = (side[0].bias_v, side[-1].bias_v)
         if rate_fit is not None:
-            c = p1_consistency(side, rate_fit.p1)
+            c = p1_consistency(side, rate_fit)
             if not (c.p_value < REGION_ALPHA):
                 pr = tuple(float(x) for x in rate_fit.p1(np.array(v)))
-                regions.append(Region(v, "rate model P(1)", len(side), "n_eff-binomial deviance", c.p_value,
+                regions.append(Region(v, "rate model P(1)", len(side), "logit χ² (model + n_eff-binomial variance)", c.p_value,
                                       (min(pr), max(pr))))
                 continue
         if direct is not None:
-            c = p1_consistency(side, direct.p1)
+            c = p1_consistency(side, direct)
             pr = tuple(float(x) for x in direct.p1(np.array(v)))
             regions.append(Region(v, "P(1) only" if not (c.p_value < REGION_ALPHA) else "none", len(side),
-                                  "n_eff-binomial deviance (direct fit)", c.p_value, (min(pr), max(pr))))
+                                  "logit χ² vs direct fit", c.p_value, (min(pr), max(pr))))
     regions.sort(key=lambda r: r.bias_v[0])
     good = [r for r in regions if r.description != "none"]
     if not good:

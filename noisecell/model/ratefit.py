@@ -353,6 +353,7 @@ class RateFit:
     ln_k_up: tuple[float, float]
     ln_k_down: tuple[float, float]
     covariance: tuple[tuple[float, ...], ...]
+    phi_covariance: tuple[tuple[float, ...], ...] = ()
     _phi: tuple = field(default=(), repr=False, compare=False)
     _units: tuple = field(default=(), repr=False, compare=False)
 
@@ -368,6 +369,23 @@ class RateFit:
     def p1(self, bias_v) -> np.ndarray:
         lu, ld = self.ln_rates(bias_v)
         return 1 / (1 + np.exp(ld - lu))
+
+    def logit_p1_cov(self, bias_v) -> tuple[np.ndarray, np.ndarray]:
+        """ln(P1/P0) = ln k_up − ln k_down at ``bias_v`` (V) and its covariance across the biases
+        from the fit's uncertainty (observed information, times the dispersion)."""
+        v = np.atleast_1d(np.asarray(bias_v, float))
+        lu, ld = self.ln_rates(v)
+        x = v - self.v50.value
+        s = self.scale.value
+        dcu = (self.curvature_per_v2[0] - self.curvature_per_v2[1]) if self.curvature_per_v2 else 0.0
+        k = len(self.phi_covariance)
+        jac = np.zeros((v.size, k))
+        jac[:, 0] = -1 / s - 2 * dcu * x          # ∂/∂V50
+        jac[:, 1] = -x / s                          # ∂/∂ln|scale|
+        if k > 4:
+            jac[:, 4], jac[:, 5] = x * x, -x * x
+        cov = np.asarray(self.phi_covariance, float) if k else np.zeros((0, 0))
+        return lu - ld, (jac @ cov @ jac.T if k else np.zeros((v.size, v.size)))
 
     def tau_s(self, bias_v) -> np.ndarray:
         lu, ld = self.ln_rates(bias_v)
@@ -554,6 +572,9 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
     jac[1, 1], jac[1, 3] = -0.5 * inv / vu, 0.5 / vu
     jac[3, 1], jac[3, 3] = 0.5 * inv / vu, 0.5 / vu
     cov4 = jac @ cov_phi @ jac.T
+    # covariance of (V50 [V], ln|scale|, ln k50, slope_sum [1/V], curvatures [1/V²]) from the normalised φ
+    conv = np.array([vu, 1.0, 1.0, 1 / vu] + ([1 / vu**2, 1 / vu**2] if k > 4 else []))
+    cov_si = cov_phi * np.outer(conv, conv)
     return RateFit(v50=v50, scale=scale, tau_v50=tau, k_v50=k50, slope_sum_per_v=float(ssum / vu),
                    curvature_per_v2=curv, curvature_test=(float(lr), float(lr_p)), deviance=float(deviance),
                    dof=int(dof), gof_p=gof_p, dispersion=float(dispersion), n_points=n_bias,
@@ -561,6 +582,7 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
                    bias_range_v=(float(d.v.min()), float(d.v.max())), reference_bias_v=float(v_ref),
                    ln_k_up=(float(lnk), float(bu)), ln_k_down=(float(lnk), float(bd)),
                    covariance=tuple(tuple(float(c) for c in row) for row in cov4),
+                   phi_covariance=tuple(tuple(float(c) for c in row) for row in cov_si),
                    _phi=tuple(float(x) for x in phi_hat), _units=(d.v_ref, vu, tu, sign))
 
 
