@@ -332,7 +332,7 @@ def no_work(monkeypatch):
 
     import noisecell.model.fit as fit
     import noisecell.report.characterize as ch
-    import noisecell.simulate as sim
+    import noisecell.simulator as sim
     import noisecell.sweep as sw
     from noisecell.model import CellModel
 
