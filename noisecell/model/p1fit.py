@@ -139,9 +139,9 @@ def fit_p1_direct(points: Sequence[PointCounts], level: float = 0.95) -> P1Fit:
 
 @dataclass(frozen=True)
 class Consistency:
-    """Deviance test of observed P(1) against a model curve: deviance ~ χ²(dof) when it holds."""
+    """Test of observed P(1) against a model curve: chi2 ~ χ²(dof) when it holds."""
 
-    deviance: float
+    chi2: float
     dof: int
     p_value: float
     max_abs_z: float
