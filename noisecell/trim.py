@@ -54,6 +54,8 @@ from .units import format_si
 DC_POINTS = 241
 #: relative supply step between transient checks
 VDD_STEP = 0.015
+#: relative supply step up for a bistable but too slow check of a ``faster_with_supply`` cell
+SLOW_VDD_STEP = 0.08
 #: |P(1) - 0.5| above which a single-peaked check counts as frozen on one side (see trim_cell)
 ONE_SIDED_P1 = 0.3
 
@@ -65,6 +67,9 @@ class BalanceSpec:
     trim: str | None  # None: the supply alone is trimmed (no balance stage)
     low_node: str
     gain_target: float
+    #: a bistable, centred check that is too slow raises the supply instead of lowering it (cells
+    #: without positive feedback, e.g. an amplified-noise chain, speed up with supply; a latch freezes)
+    faster_with_supply: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,10 @@ def balance_spec(cell) -> BalanceSpec:
         raise InputError(f"{path}: [balance] gain_target must be a number in (1, 20), got {gain!r}")
     if "v_outb" not in cell.outputs:
         raise InputError(f"{path}: the balance method needs a differential cell (outputs v_out and v_outb)")
-    return BalanceSpec(trim, low, float(gain))
+    faster = b.get("faster_with_supply", False)
+    if not isinstance(faster, bool):
+        raise InputError(f"{path}: [balance] faster_with_supply must be true or false, got {faster!r}")
+    return BalanceSpec(trim, low, float(gain), faster)
 
 
 def _cell_values(cell, *, corner: str, temp_c: float, bias_v: float, vdd_v: float | None,
@@ -330,7 +338,9 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
                         trim={bal.trim: trim_v} if bal.trim else None,
                         duration_s=duration_s, noise_step_s=noise_step_s, seed=seed, mismatch_seed=mismatch_seed,
                         options=options)
-    wf = run_job(job, timeout_s=timeout_s)
+    # one rung of the non-convergence ladder (Gear), as sweeps allow: a cell whose saturated stage
+    # trips ngspice's step control once must not end a whole trim table
+    wf = run_job(job, timeout_s=timeout_s, retries=1)
     skip = min(0.5e-6, 0.05 * duration_s)  # settling from the operating point
     r = classify_waveform(wf, skip_s=skip)
     x = wf.outputs["v_out"] - wf.outputs["v_outb"]
@@ -387,7 +397,9 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
         # too much barrier, like "stuck". A single level of a latch below the window straddles the
         # threshold (P(1) near 0.5 by symmetry).
         one_sided = c.regime == "single_peaked" and abs(c.p1 - 0.5) > ONE_SIDED_P1
-        if c.regime == "single_peaked" and not one_sided:
+        raise_supply = (c.regime == "single_peaked" and not one_sided) or (
+            bal.faster_with_supply and c.regime == "bistable" and centred)  # (then it was too slow)
+        if raise_supply:
             below_v = max(below_v, vdd)
         else:  # stuck/frozen, too slow, or off-centre (a slow latch that stayed long on one side)
             above_v = min(above_v, vdd)
@@ -396,7 +408,9 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
                 break
             nv = 0.5 * (below_v + above_v)
         else:
-            nv = vdd * (1 + VDD_STEP) if c.regime == "single_peaked" else vdd * (1 - VDD_STEP)
+            # a too-slow chain needs current, which rises only ~exp(ΔVDD/2nV_T): a bigger step
+            up = VDD_STEP if c.regime == "single_peaked" else SLOW_VDD_STEP
+            nv = vdd * (1 + up) if raise_supply else vdd * (1 - VDD_STEP)
         if not s.range_v[0] <= nv <= s.range_v[1]:
             break
         nb = balance(cell, corner, temp_c, nv, mismatch_seed=mismatch_seed)

@@ -1,0 +1,122 @@
+"""Mismatch of pbit_x1 (or another chain cell) from sky130's mismatch models: offsets and gain spread.
+
+1. Offsets (DC, noise-free): for each mismatch seed (sky130 MC_MM_SWITCH=1, `.options seed`: the same
+   seed draws the same instance), the bias at which the instance's readout pair crosses
+   (x1search.chain_offset: v_out = v_outb on the chain's steep DC transfer) — the bias that centres
+   that instance's sigmoid. At the stored trimmed point of tt 27 °C.
+2. Gain spread (transient, a subset): each of the first --sigmoid-instances instances is run at its
+   own offset and at ±Δ around it (noisecell.simulate, NT = 1 ns); the logistic scale comes from the
+   three P(1) (x1search.logistic_scale). The spread of those scales (and of P(1) at the offset) is
+   the instances' gain spread; each scale carries the ~±20 % error of a 3-point fit on short records.
+
+Offsets are stated in V of bias and in units of the NOMINAL cell's sigmoid scale (--scale, from its
+characterisation), and the per-cell offset-trim range an array needs (±3σ and the extremes seen).
+
+Usage: nice -n 19 .venv/bin/python spice_models/design/x1mismatch.py [--cell spice_models/pbit_x1]
+    [--seeds 1-30] [--sigmoid-instances 6] [--delta 4m] [--duration 6us] [--scale 2.6m]
+    [--out spice_models/design/x1mismatch.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1]))
+
+import x1search as X  # noqa: E402
+from noisecell.cells import load_cell  # noqa: E402
+from noisecell.regime import classify_waveform  # noqa: E402
+from noisecell.simulate import job_from_cell  # noqa: E402
+from noisecell.trim import trimmed_point  # noqa: E402
+from noisecell.units import parse_si  # noqa: E402
+
+
+def _run(args) -> dict:
+    cellpath, seed_mm, bias, vdd, trim, dur = args
+    from noisecell.simulator import run_job
+
+    cell = load_cell(cellpath)
+    job = job_from_cell(cell, bias_v=bias, vdd_v=vdd, trim=trim, duration_s=dur, noise_step_s=1e-9, seed=seed_mm,
+                        mismatch_seed=seed_mm)
+    wf = run_job(job, retries=1)  # one non-convergence rung (Gear), as sweeps allow
+    r = classify_waveform(wf, skip_s=0.3e-6)
+    return {"mismatch_seed": seed_mm, "bias_v": bias, "p1": r.fraction_above_threshold, "regime": r.regime,
+            "flips_per_us": r.n_transitions / (r.duration_s * 1e6), "power_w": wf.mean_supply_power_w()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cell", default=str(HERE.parent / "pbit_x1"))
+    ap.add_argument("--seeds", default="1-30")
+    ap.add_argument("--sigmoid-instances", type=int, default=6)
+    ap.add_argument("--delta", default="4m", help="bias step around each instance's offset (V)")
+    ap.add_argument("--duration", default="6us")
+    ap.add_argument("--scale", default=None, help="nominal logistic scale (V) to express offsets in")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default=str(HERE / "x1mismatch.json"))
+    a = ap.parse_args()
+    lo, _, hi = a.seeds.partition("-")
+    seeds = list(range(int(lo), int(hi or lo) + 1))
+    cell = load_cell(a.cell)
+    trim, vdd = trimmed_point(cell, "tt", 27.0)
+    print(f"cell {cell.name} tt 27 C: VDD {vdd * 1e3:.2f} mV, trim {trim}, bias range {cell.bias.range_v} V", flush=True)
+    offs: dict[int, float | None] = {}
+    for s in seeds:
+        t0 = time.perf_counter()
+        offs[s] = X.chain_offset(cell, mismatch_seed=s, trim_v=trim["VGP"], vdd_v=vdd)
+        print(f"  seed {s:3d}: offset {'outside the bias range' if offs[s] is None else '%+.2f mV' % (offs[s] * 1e3)}"
+              f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+    good = [o for o in offs.values() if o is not None]
+    res: dict = {"cell": cell.name, "corner": "tt", "temp_c": 27.0, "vdd_v": vdd, "trim": trim,
+                 "offsets_v": {str(k): v for k, v in offs.items()}, "n_instances": len(seeds), "n_in_range": len(good)}
+    if len(good) >= 2:
+        sd = statistics.stdev(good)
+        res.update({"offset_mean_v": statistics.mean(good), "offset_sd_v": sd, "offset_min_v": min(good),
+                    "offset_max_v": max(good)})
+        print(f"{len(good)} of {len(seeds)} in range: mean {statistics.mean(good) * 1e3:+.1f} mV, "
+              f"σ {sd * 1e3:.1f} mV, range {min(good) * 1e3:+.1f} … {max(good) * 1e3:+.1f} mV", flush=True)
+    delta = parse_si(a.delta, unit="V")
+    dur = parse_si(a.duration, unit="s")
+    sub = [s for s in seeds if offs[s] is not None][: a.sigmoid_instances]
+    jobs = [(a.cell, s, min(max(offs[s] + k * delta, cell.bias.range_v[0]), cell.bias.range_v[1]), vdd, trim, dur)
+            for s in sub for k in (-1, 0, 1)]
+    if jobs:
+        with Pool(a.workers, maxtasksperchild=1) as pool:
+            runs = pool.map(_run, jobs)
+        per = []
+        for s in sub:
+            mine = [r for r in runs if r["mismatch_seed"] == s]
+            sc = X.logistic_scale([(r["bias_v"], r["p1"]) for r in mine])
+            at = next(r for r in mine if abs(r["bias_v"] - offs[s]) < 1e-12)
+            per.append({"mismatch_seed": s, "offset_v": offs[s], "scale_v": sc, "p1_at_offset": at["p1"],
+                        "regime_at_offset": at["regime"], "flips_per_us_at_offset": at["flips_per_us"], "runs": mine})
+            print(f"  seed {s:3d}: scale {'-' if sc is None else '%.2f mV' % (sc * 1e3)}, at its offset P(1)="
+                  f"{at['p1']:.3f} ({at['regime']}, {at['flips_per_us']:.1f} flips/µs)", flush=True)
+        res["sigmoid_instances"] = per
+        scs = [p["scale_v"] for p in per if p["scale_v"] is not None]
+        if len(scs) >= 2:
+            res["scale_mean_v"], res["scale_sd_v"] = statistics.mean(scs), statistics.stdev(scs)
+            print(f"scale over {len(scs)} instances: mean {res['scale_mean_v'] * 1e3:.2f} mV, "
+                  f"σ {res['scale_sd_v'] * 1e3:.2f} mV ({res['scale_sd_v'] / res['scale_mean_v']:.0%})", flush=True)
+    nominal = parse_si(a.scale, unit="V") if a.scale else res.get("scale_mean_v")
+    if nominal and "offset_sd_v" in res:
+        res["nominal_scale_v"] = nominal
+        res["offset_sd_scales"] = res["offset_sd_v"] / nominal
+        res["trim_range_3sigma_v"] = [res["offset_mean_v"] - 3 * res["offset_sd_v"], res["offset_mean_v"] + 3 * res["offset_sd_v"]]
+        print(f"offset σ = {res['offset_sd_scales']:.1f} sigmoid scales (scale {nominal * 1e3:.2f} mV); per-cell "
+              f"offset trim for ±3σ: {res['trim_range_3sigma_v'][0] * 1e3:+.0f} … {res['trim_range_3sigma_v'][1] * 1e3:+.0f} mV",
+              flush=True)
+    Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,410 @@
+"""Third design round (NOTES.md §9): candidates for a lower-energy reference cell, through noisecell's own API.
+
+Each candidate is a netlist + sizes written into a scratch cell folder (a copy of the pbit cell.toml
+with the candidate's netlist, trim, parameters and [balance] table), so every figure comes from the
+same code `noisecell trim` / `noisecell simulate` / `noisecell analyze` use:
+
+1. DC (noise-free, noisecell.trim): the balancing trim (load-gate or sink-gate voltage) and the
+   supply at which the open-loop gain at balance equals the candidate's gain target (the barrier
+   axis), then the node capacitance (AC admittance of one output with the other held at its DC
+   value: the C that sets the speed) and the mismatch bias offsets of a few instances
+   (noisecell.trim.bias_offset, sky130 mismatch models).
+2. Transient noise at zero bias (noisecell.simulate, NT = 1 ns): regime, flips per µs, P(1), the
+   correlation time τ of the digitised stream with its 95 % CI (noisecell.analysis.stream), power,
+   energy per bit P·τ.
+3. Two more runs at ±Δ of bias: the logistic scale from the three P(1) (logit is linear in bias for a
+   logistic), hence the 10–90 % width (4.394 scales) and the mismatch offset in scales.
+
+Usage (repo root; all simulations under `nice -n 19`):
+    nice -n 19 .venv/bin/python spice_models/design/x1search.py [CANDIDATE ...] [--duration 10us]
+        [--seed 1] [--mismatch-seeds 6] [--workers 2] [--out spice_models/design/x1search.jsonl]
+Without names, every candidate in CANDIDATES runs. One JSON line per candidate and supply is
+appended to --out; `--table` prints the markdown table of a results file (NOTES.md §9).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from noisecell.analysis.stream import analyze_waveform  # noqa: E402
+from noisecell.cells import load_cell  # noqa: E402
+from noisecell.regime import classify_waveform  # noqa: E402
+from noisecell.simulate import job_from_cell  # noqa: E402
+from noisecell.simulator import run_job  # noqa: E402
+from noisecell.simulator.batch import run_batch  # noqa: E402
+from noisecell import trim as T  # noqa: E402
+from noisecell.technology import model_lines  # noqa: E402
+from noisecell.units import parse_si  # noqa: E402
+
+#: 10-90 % width of a logistic in units of its scale: 2 ln 9
+WIDTH_PER_SCALE = 2 * math.log(9.0)
+
+# Netlists. KB divides the bias lever: the two bias wells differ by VB/KB. pfet current-source loads
+# (gate at VGP, source at VDD) on native nfet_05v0_nvt pull-downs, as in pbit (NOTES.md §8).
+P6 = (ROOT / "spice_models" / "pbit" / "pbit.cir").read_text()
+# AJ: diffusion length (µm) of every drain/source junction; 0 = none (the models' default ad = as =
+# pd = ps = 0, as pbit), 0.29 = a minimum contacted diffusion (its area and perimeter capacitance and
+# junction current enter: needed wherever a well is forward biased)
+_J = "ad={{AJ*{w}}} as={{AJ*{w}}} pd={{2*AJ/0.29*({w}+0.29)}} ps={{2*AJ/0.29*({w}+0.29)}}"
+P4 = """.param VDD=0.1 VB=0 VGP=0 KB=2 WD=0.42 LD=0.9 WP=0.42 LP=0.35 VNW=0 AJ=0
+Vdd vdd 0 {VDD}
+Vgp gp 0 {VGP}
+Vnw1 nw1 0 {VDD+VNW-VB/KB/2}
+Vnw2 nw2 0 {VDD+VNW+VB/KB/2}
+XN1 q qb 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} {JN}
+XP1 q gp vdd nw1 sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} {JP}
+XN2 qb q 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} {JN}
+XP2 qb gp vdd nw2 sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} {JP}
+.end
+""".replace("{JN}", _J.format(w="WD")).replace("{JP}", _J.format(w="WP"))
+# complementary: cross-coupled pfet_01v8_lvt pull-ups (bias on their wells), native current sinks
+# with their gates at the trim VGP (a fixed voltage: only their drains load the nodes)
+PN = """.param VDD=0.1 VB=0 VGP=0 KB=2 WD=0.42 LD=0.9 WP=0.42 LP=0.35 VNW=0 AJ=0
+Vdd vdd 0 {VDD}
+Vgp gp 0 {VGP}
+Vnw1 nw1 0 {VDD+VNW-VB/KB/2}
+Vnw2 nw2 0 {VDD+VNW+VB/KB/2}
+XP1 q qb vdd nw1 sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} {JP}
+XN1 q gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} {JN}
+XP2 qb q vdd nw2 sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} {JP}
+XN2 qb gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} {JN}
+.end
+""".replace("{JN}", _J.format(w="WD")).replace("{JP}", _J.format(w="WP"))
+# amplified-noise chains (no latch): the noise of a high-impedance node x (two fixed-gate current
+# sources: its conductance is only the two output conductances) is amplified by identical inverters
+# to two saturated levels; y and z are the readout pair. Stage 1's input sits at VDD/2, which is the
+# inverters' switching point once VGP balances them (trim), so every stage rests at its switching
+# point at zero bias by symmetry. Bias: the n-well of stage 1's device (body effect).
+# pchain: pfet_01v8_lvt amplifying devices (gate in), native current sinks (gate at VGP)
+PCHAIN3 = """.param VDD=0.2 VB=0 VGP=0 KB=1 WD=0.42 LD=0.9 WP=0.42 LP=0.35 AJ=0 VNW=0
+Vdd vdd 0 {VDD}
+Vgp gp 0 {VGP}
+Vin in 0 {VDD/2}
+Vnw nw 0 {VDD+VNW+VB/KB}
+XP1 x in vdd nw sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} {JP}
+XN1 x gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} {JN}
+XP2 y x vdd vdd sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} {JP}
+XN2 y gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} {JN}
+XP3 z y vdd vdd sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} {JP}
+XN3 z gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} {JN}
+.end
+""".replace("{JN}", _J.format(w="WD")).replace("{JP}", _J.format(w="WP"))
+# four stages (8 devices): outputs z (stage 3) and w (stage 4)
+PCHAIN4 = PCHAIN3.replace(".end\n", "XP4 w z vdd vdd sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} " + _J.format(w="WP")
+                          + "\nXN4 w gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} " + _J.format(w="WD") + "\n.end\n")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of the search: topology (netlist), sizes (µm), bias lever, trim range, gain target."""
+
+    name: str
+    netlist: str
+    params: dict
+    note: str
+    gain_target: float = 1.083
+    trim_range: tuple[float, float] = (-0.45, 0.3)
+    vdd_range: tuple[float, float] = (0.06, 0.2)
+    supplies_rel: tuple[float, ...] = (1.0, 1.015)  # transient supplies, relative to the DC gain-target supply
+    delta_v: float = 0.004  # bias step of the sigmoid runs, V
+    devices: int = 4
+    outputs: tuple[str, str] = ("q", "qb")  # (v_out, v_outb): the readout pair, also the balance's sensed/forced nodes
+    hysteresis_v: float = 0.03  # readout Schmitt band, V
+    kind: str = "latch"  # "latch" (mismatch offset: trim.bias_offset) or "chain" (chain_offset)
+    cap_node: tuple[str, str | None] = ("q", "qb")  # node whose C is reported, node held at VDD/2 meanwhile
+
+
+BASE = dict(WD=0.42, LD=0.9, WP=0.42, LP=0.35, KB=2.0, VNW=0.0, AJ=0.0)
+CANDIDATES = {c.name: c for c in [
+    Candidate("p6_pbit", P6, dict(WD=0.42, LD=0.9, WP=0.42, LP=0.35),
+              "the shipped pbit (2 loads per side, one in a bias well)", devices=6, delta_v=0.004),
+    Candidate("p4_k1", P4, {**BASE, "KB": 1.0}, "4T: one load per side, both wells biased ±VB/2 (NOTES §8 p4)",
+              delta_v=0.002),
+    Candidate("p4_k2", P4, BASE, "4T, wells differ by VB/2 (lever halved without extra devices)"),
+    Candidate("p4_k2_g106", P4, BASE, "4T k2, lower barrier (gain target 1.06)", gain_target=1.06),
+    Candidate("p4_k2_g111", P4, BASE, "4T k2, higher barrier (gain target 1.11)", gain_target=1.11),
+    Candidate("p4_LP1", P4, {**BASE, "LP": 1.0}, "4T k2, long pfet loads (L 1 µm: higher r_out, lower supply)"),
+    Candidate("p4_LD12", P4, {**BASE, "LD": 1.2}, "4T k2, longer native pull-downs (L 1.2 µm: less DIBL, more gate C)"),
+    Candidate("p4_fbb", P4, {**BASE, "VNW": -0.1}, "4T k2, pfet wells 0.1 V forward-biased (both)"),
+    Candidate("pn", PN, BASE, "complementary: cross-coupled pfet_01v8_lvt pull-ups, native current sinks",
+              trim_range=(-0.45, 0.3)),
+    Candidate("pn_fbb2", PN, {**BASE, "VNW": -0.2, "AJ": 0.29}, "complementary, pull-up wells 0.2 V forward-biased "
+              "(junctions modelled)", trim_range=(-0.45, 0.3)),
+    Candidate("pn_fbb3", PN, {**BASE, "VNW": -0.3, "AJ": 0.29}, "complementary, pull-up wells 0.3 V forward-biased "
+              "(junctions modelled)", trim_range=(-0.45, 0.3)),
+    Candidate("chain3", PCHAIN3, {**BASE, "KB": 1.0}, "amplified noise, 3 stages (pfet_01v8_lvt amplifiers, native sinks)",
+              gain_target=3.52, vdd_range=(0.06, 0.5), trim_range=(-0.5, 0.6), devices=6, outputs=("z", "y"),
+              hysteresis_v=0.06, kind="chain", cap_node=("x", None), supplies_rel=(1.0, 1.2), delta_v=0.01),
+    Candidate("chain4", PCHAIN4, {**BASE, "KB": 1.0}, "amplified noise, 4 stages", gain_target=3.52,
+              vdd_range=(0.06, 0.5), trim_range=(-0.5, 0.6), devices=8, outputs=("w", "z"), hysteresis_v=0.06,
+              kind="chain", cap_node=("x", None), supplies_rel=(1.0, 1.2), delta_v=0.01),
+    Candidate("chain4_LD12", PCHAIN4, {**BASE, "KB": 1.0, "LD": 1.2}, "amplified noise, 4 stages, native sinks L 1.2 µm",
+              gain_target=4.669, vdd_range=(0.06, 0.5), trim_range=(-0.5, 0.6), devices=8, outputs=("w", "z"),
+              hysteresis_v=0.06, kind="chain", cap_node=("x", None), supplies_rel=(1.0, 0.93, 1.17), delta_v=0.01),
+    Candidate("chain4_LD3", PCHAIN4, {**BASE, "KB": 1.0, "LD": 3.0}, "amplified noise, 4 stages, native sinks L 3 µm",
+              gain_target=3.346, vdd_range=(0.06, 0.5), trim_range=(-0.5, 0.6), devices=8, outputs=("w", "z"),
+              hysteresis_v=0.06, kind="chain", cap_node=("x", None), supplies_rel=(1.0, 1.18), delta_v=0.01),
+    Candidate("p4_k2_j", P4, {**BASE, "AJ": 0.29}, "4T k2 with drain/source junctions modelled (layout-realistic C)"),
+]}
+
+
+def make_cell(c: Candidate, scratch: Path) -> str:
+    """Scratch cell folder for candidate ``c`` (pbit's cell.toml with the candidate's netlist/params)."""
+    d = scratch / c.name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "cell.cir").write_text(c.netlist)
+    src = (ROOT / "spice_models" / "pbit" / "cell.toml").read_text().split("# --- trim table")[0]
+    t = src.replace('name = "pbit"', f'name = "{c.name}"').replace('netlist = "pbit.cir"', 'netlist = "cell.cir"')
+    t = t.replace('v_out = "q"', f'v_out = "{c.outputs[0]}"').replace('v_outb = "qb"', f'v_outb = "{c.outputs[1]}"')
+    t = t.replace("hysteresis_v = 0.03", f"hysteresis_v = {c.hysteresis_v}")
+    t = re.sub(r"range_v = \[0\.06, 0\.2\]", f"range_v = [{c.vdd_range[0]}, {c.vdd_range[1]}]", t)
+    t = t.split("[trim.VGP]")[0]
+    kb = float(c.params.get("KB", 1.0))  # a weaker lever needs a proportionally wider bias range
+    t = t.replace("range_v = [-0.4, 0.4]", f"range_v = [{-0.4 * kb}, {0.4 * kb}]")
+    t += f"[trim.VGP]\nnominal_v = 0.0\nrange_v = [{c.trim_range[0]}, {c.trim_range[1]}]\n\n[params]\n"
+    t += "".join(f'{k} = {{ nominal = {v}, min = -1.0, max = 20.0, unit = "um" }}\n' for k, v in c.params.items())
+    t += f'\n[balance]\ntrim = "VGP"\nlow_node = "0"\ngain_target = {c.gain_target}\n'
+    (d / "cell.toml").write_text(t)
+    return str(d)
+
+
+def node_capacitance(c: Candidate, vgp: float, vdd: float) -> tuple[float, float]:
+    """(C, G) of node ``c.cap_node[0]`` (latch: q, with qb held at its DC balance VDD/2; chain: the
+    noise node x) from the AC admittance at 10 MHz (F, S), mismatch off, tt 27 °C."""
+    node, held = c.cap_node
+    body = c.netlist
+    vals = {**c.params, "VDD": vdd, "VGP": vgp, "VB": 0.0}
+    for k, v in vals.items():
+        body = re.sub(rf"\b{k}=[^ \n]+", f"{k}={v!r}", body, count=1)
+    body = body.replace(".end", "")
+    # the forced qb and a 0 V ammeter into q; every device terminal named q stays on q
+    net = "\n".join(model_lines("sky130", "tt", mismatch=False)) + "\n" + body + f"""
+{f"Vqb_force {held} 0 {vdd / 2!r}" if held else ""}
+Vq_drive qd 0 DC {vdd / 2!r} AC 1
+Vq_meter qd {node} 0
+.control
+ac lin 1 1e7 1e7
+let y = i(Vq_meter)
+print imag(y)/(2*3.14159265358979*1e7) real(y)
+quit
+.endc
+.end
+"""
+    with tempfile.TemporaryDirectory(prefix="x1cap-") as td:
+        out = run_batch(net, td, technology="sky130", timeout_s=120, name=f"{c.name} node capacitance")
+    nums = re.findall(r"= (-?[0-9.]+e[-+][0-9]+)", out)
+    if len(nums) < 2:
+        return float("nan"), float("nan")
+    # ngspice's i(V) is the current through the source from its + node (qd) to its - node (q):
+    # the current driven into q
+    return float(nums[0]), float(nums[1])
+
+
+def chain_offset(cell, *, mismatch_seed: int, trim_v: float, vdd_v: float) -> float | None:
+    """Bias (V) at which a mismatched chain's noise-free DC output pair crosses (v_out = v_outb): the
+    offset that instance needs for P(1) ≈ 0.5 (the chain's DC transfer from bias to the readout is
+    monotonic and steep, so its zero is the centre of the sigmoid to first order). None outside the
+    bias range. One ngspice process per evaluation (a reset would redraw the mismatch)."""
+    from scipy.optimize import brentq
+
+    from noisecell import netlist as nl
+
+    lo, hi = cell.bias.range_v
+    o, ob = cell.outputs["v_out"], cell.outputs["v_outb"]
+
+    def diff(b: float) -> float:
+        vals = T._cell_values(cell, corner="tt", temp_c=27.0, bias_v=b, vdd_v=vdd_v, trim={"VGP": trim_v}, params=None)
+        body = nl.set_params(cell.template, vals, source=str(cell.netlist_path))
+        body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+        text = "\n".join(["* chain offset", *model_lines("sky130", "tt", mismatch=True), body,
+                          f".options temp=27.0 tnom=27.0 seed={int(mismatch_seed)}", ".control", "op",
+                          f"print v({o})-v({ob})", "quit", ".endc", ".end"]) + "\n"
+        with tempfile.TemporaryDirectory(prefix="x1off-") as td:
+            out = run_batch(text, td, technology="sky130", timeout_s=120, name=f"{cell.name} chain offset")
+        m = re.search(r"= (-?[0-9.]+e[-+][0-9]+)", out.split("print")[-1] if "print" in out else out)
+        if not m:
+            raise RuntimeError(f"chain offset: no operating point ({out.strip().splitlines()[-1:]})")
+        return float(m.group(1))
+
+    flo, fhi = diff(lo), diff(hi)
+    if flo * fhi > 0:
+        return None
+    return float(brentq(diff, lo, hi, xtol=1e-5))
+
+
+def run_one(args) -> dict:
+    cellpath, vdd, vgp, bias, dur, seed = args
+    cell = load_cell(cellpath)
+    job = job_from_cell(cell, bias_v=bias, vdd_v=vdd, trim={"VGP": vgp}, duration_s=dur, noise_step_s=1e-9, seed=seed)
+    t0 = time.perf_counter()
+    try:  # retries=1: noisecell's first non-convergence rung (Gear integration), recorded in wf.meta
+        wf = run_job(job, retries=1)
+    except Exception as exc:  # a failed run is a result of the search (recorded), not the end of it
+        return {"bias_v": bias, "vdd_v": vdd, "seed": seed, "regime": "failed", "error": str(exc)[:300],
+                "flips_per_us": 0.0, "p1": None, "tau_s": None, "power_w": float("nan"), "energy_per_bit_j": None,
+                "duration_s": dur}
+    wall = time.perf_counter() - t0
+    r = classify_waveform(wf, skip_s=0.5e-6)
+    est, _ = analyze_waveform(wf)
+    d = est.to_dict()
+    power = wf.mean_supply_power_w()
+    tau = d.get("tau_s")
+    return {"bias_v": bias, "vdd_v": vdd, "seed": seed, "regime": r.regime, "regime_detail": r.describe(),
+            "flips_per_us": r.n_transitions / (r.duration_s * 1e6), "n_transitions": r.n_transitions,
+            "p1": d.get("p1"), "p1_ci95": d.get("p1_ci95"), "tau_s": tau, "tau_s_ci95": d.get("tau_s_ci95"),
+            "tau_w_s": r.within_state_tau_s, "valley": r.valley_ratio, "power_w": power,
+            "energy_per_bit_j": power * tau if tau else None, "wall_s": wall, "duration_s": dur}
+
+
+def logistic_scale(points: list[tuple[float, float]]) -> float | None:
+    """Logistic scale (V) from (bias, P(1)) points: least squares of logit P on bias (P clipped to
+    [0.005, 0.995] so a saturated point still enters), 1/|slope| (the width does not depend on which
+    way the bias moves P(1)). None if the slope is zero."""
+    pts = [(b, min(max(p, 0.005), 0.995)) for b, p in points if p is not None]
+    if len(pts) < 2:
+        return None
+    xs = [b for b, _ in pts]
+    ys = [math.log(p / (1 - p)) for _, p in pts]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return 1.0 / abs(slope) if slope != 0 else None
+
+
+def search(c: Candidate, scratch: Path, *, dur: float, seed: int, n_mm: int, workers: int, say) -> list[dict]:
+    path = make_cell(c, scratch)
+    cell = load_cell(path)
+    t0 = time.perf_counter()
+    dc = T.balanced_gain_point(cell, "tt", 27.0)
+    if dc is None:
+        say(f"{c.name}: no balanced point reaches gain {c.gain_target} inside the trim/supply ranges")
+        return [{"candidate": c.name, "note": c.note, "params": c.params, "gain_target": c.gain_target,
+                 "dc": None, "result": "no DC balance at the gain target"}]
+    cap, cond = node_capacitance(c, dc.trim_v, dc.vdd_v)
+    offs = []
+    for s in range(1, n_mm + 1):
+        if c.kind == "chain":
+            off = chain_offset(cell, mismatch_seed=s, trim_v=dc.trim_v, vdd_v=dc.vdd_v)
+        else:
+            off = T.bias_offset(cell, "tt", 27.0, mismatch_seed=s, trim_v=dc.trim_v, vdd_v=dc.vdd_v)
+        offs.append(off)
+    say(f"{c.name}: DC VGP={dc.trim_v:+.4f} V VDD={dc.vdd_v * 1e3:.2f} mV gain={dc.gain:.3f} "
+        f"C={cap * 1e15:.3f} fF G={cond * 1e9:.1f} nS offsets={offs} ({time.perf_counter() - t0:.0f} s)")
+    jobs, keys = [], []
+    for rel in c.supplies_rel:
+        v = dc.vdd_v * rel
+        b = T.balance(cell, "tt", 27.0, v) if rel != 1.0 else dc
+        if b is None:
+            continue
+        for bias in ((0.0, -c.delta_v, c.delta_v) if rel == 1.0 else (0.0,)):
+            jobs.append((path, v, b.trim_v, bias, dur, seed))
+            keys.append((rel, b))
+    with Pool(workers, maxtasksperchild=1) as pool:
+        runs = pool.map(run_one, jobs)
+    rows = []
+    for rel in c.supplies_rel:
+        mine = [(r, b) for r, (rr, b) in zip(runs, keys) if rr == rel]
+        if not mine:
+            continue
+        b = mine[0][1]
+        zero = next(r for r, _ in mine if r["bias_v"] == 0.0)
+        ok = [r for r, _ in mine if r["regime"] != "failed"]
+        scale = logistic_scale([(r["bias_v"], r["p1"]) for r in ok]) if len(ok) >= 3 else None
+        good = [o for o in offs if o is not None]
+        sd = statistics.stdev(good) if len(good) >= 2 else None
+        row = {"candidate": c.name, "note": c.note, "devices": c.devices, "params": c.params,
+               "gain_target": c.gain_target, "vdd_rel": rel, "vdd_v": b.vdd_v, "vgp_v": b.trim_v,
+               "dc_gain": b.gain, "dc_vm_frac": b.vm_frac, "node_c_f": cap, "node_g_s": cond,
+               "mismatch_offsets_v": offs, "mismatch_offset_sd_v": sd,
+               "sigmoid_scale_v": scale, "width_10_90_v": None if scale is None else WIDTH_PER_SCALE * scale,
+               "offset_sd_scales": None if (scale is None or sd is None) else sd / scale,
+               "zero_bias": zero, "sigmoid_runs": [r for r, _ in mine if r["bias_v"] != 0.0]}
+        rows.append(row)
+        tau = zero["tau_s"]
+        for r, _ in mine:
+            if r["regime"] == "failed":
+                say(f"  {c.name} VDD={b.vdd_v * 1e3:.2f} mV bias {r['bias_v'] * 1e3:+.1f} mV: simulation failed: {r['error']}")
+        say(f"  {c.name} VDD={b.vdd_v * 1e3:.2f} mV: {zero['regime']}, {zero['flips_per_us']:.2f} flips/µs, "
+            f"P1={'-' if zero['p1'] is None else '%.3f' % zero['p1']}, tau={'-' if not tau else '%.0f ns' % (tau * 1e9)}, P={zero['power_w'] * 1e9:.2f} nW, "
+            f"E/bit={'-' if not tau else '%.0f aJ' % (zero['energy_per_bit_j'] * 1e18)}, "
+            f"scale={'-' if scale is None else '%.2f mV' % (scale * 1e3)}")
+    return rows
+
+
+def table(path: Path) -> str:
+    """Markdown table of a results file (the last row of each candidate and supply wins)."""
+    rows = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            rows[(r["candidate"], r.get("vdd_rel"))] = r
+    out = ["| candidate | devices | VDD (mV) | VGP (V) | DC gain | node C (fF) | regime (0 bias, 10 µs) | flips/µs | P(1) | "
+           "τ [95 % CI] (ns) | power (nW) | P·τ (aJ) | 10–90 % width (mV) | mismatch σ, mV of VB (instances in range) | σ in scales |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = (lambda x, k=1, nd=1: "—" if x is None else f"{x * k:.{nd}f}")
+    for (name, _), r in rows.items():
+        if r.get("dc") is None and "vdd_v" not in r:
+            out.append(f"| {name} | | — | — | — | — | {r['result']} | | | | | | | | |")
+            continue
+        z = r["zero_bias"]
+        if r.get("sigmoid_runs"):  # recomputed from the stored runs (older rows kept only a positive slope)
+            pts = [(q["bias_v"], q["p1"]) for q in [z, *r["sigmoid_runs"]] if q.get("regime") != "failed"]
+            sc = logistic_scale(pts) if len(pts) >= 2 else None
+            r["width_10_90_v"] = None if sc is None else WIDTH_PER_SCALE * sc
+            sd = r.get("mismatch_offset_sd_v")
+            r["offset_sd_scales"] = None if (sc is None or sd is None) else sd / sc
+        offs = r.get("mismatch_offsets_v") or []
+        n_in = sum(o is not None for o in offs)
+        ci = z.get("tau_s_ci95") or [None, None]
+        tau = f"{f(z['tau_s'], 1e9, 0)} [{f(ci[0], 1e9, 0)}, {f(ci[1], 1e9, 0)}]" if z.get("tau_s") else "—"
+        out.append(f"| {name} | {r['devices']} | {r['vdd_v'] * 1e3:.2f} | {r['vgp_v']:+.4f} | {r['dc_gain']:.3f} | "
+                   f"{f(r['node_c_f'], 1e15, 3)} | {z['regime']} | {z['flips_per_us']:.2f} | {f(z['p1'], 1, 3)} | {tau} | "
+                   f"{z['power_w'] * 1e9:.2f} | {f(z['energy_per_bit_j'], 1e18, 0)} | {f(r['width_10_90_v'], 1e3, 1)} | "
+                   f"{f(r['mismatch_offset_sd_v'], 1e3, 0)} ({n_in}/{len(offs)}) | {f(r['offset_sd_scales'], 1, 0)} |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("candidates", nargs="*")
+    ap.add_argument("--duration", default="10us")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mismatch-seeds", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "spice_models" / "design" / "x1search.jsonl"))
+    ap.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    a = ap.parse_args()
+    if a.table:
+        print(table(Path(a.out)))
+        return 0
+    names = a.candidates or list(CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        print(f"x1search: unknown candidate(s) {unknown}; known: {list(CANDIDATES)}", file=sys.stderr)
+        return 2
+    dur = parse_si(a.duration, unit="s")
+    with tempfile.TemporaryDirectory(prefix="x1search-") as td:
+        for n in names:
+            for row in search(CANDIDATES[n], Path(td), dur=dur, seed=a.seed, n_mm=a.mismatch_seeds,
+                              workers=a.workers, say=lambda s: print(s, flush=True)):
+                with open(a.out, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
