@@ -7,14 +7,26 @@ sampled every ``sample_period_s`` (the value held at the sampling instant), whic
 is read by a clocked digital system.
 
 The automatic threshold is the valley of the (smoothed) bimodal histogram of the trace between its
-two most prominent modes; the automatic hysteresis is ±2 within-mode noise standard deviations,
-capped at half the distance between the modes. A trace whose histogram has no clear second mode (a
-stuck cell, or a cell that only wiggles around one level) raises :class:`~noisecell.errors.RegimeError`
-when no threshold is given: there is no honest automatic threshold for it.
+two most prominent modes; the automatic hysteresis (full band) is 3 within-mode noise standard
+deviations, capped at a third of the distance between the modes. The hysteresis is always derived
+from the measured levels and noise, never an automatic 0 V band (which counts every noise wiggle
+across the threshold as a "flip"):
+
+* two levels in the histogram: 3σ of the within-level noise, capped as above;
+* a *slow telegraph* (noisecell.regime: levels that only separate after averaging over a window
+  ``w``): the comparator reads the trace averaged over ``w`` (a readout that integrates over its
+  clock, as a real sampler of such a cell would have to), with 3σ of the averaged level noise;
+* one level (single-peaked, stuck) with a given threshold: 3σ of that level's noise (robust
+  estimate, 1.4826 × median absolute deviation), so that noise chatter around the threshold is not
+  counted as switching; the regime detector then says the cell is not a bit source.
+
+A trace whose histogram has no clear second mode (a stuck cell, or a cell that only wiggles around
+one level) raises :class:`~noisecell.errors.RegimeError` when no threshold is given and it is not a
+slow telegraph: there is no honest automatic threshold for it.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -42,6 +54,10 @@ class Digitization:
         small = clearly bimodal.
     n_trace_samples: number of analog samples read.
     n_bits: number of clocked samples produced.
+    smoothing_s: the comparator read the trace averaged over this window, s (0: the raw trace; > 0
+        for a slow telegraph whose levels' noise overlaps, see noisecell.regime).
+    hysteresis_from: where the band came from: "given", "levels" (two histogram modes and their
+        noise), "slow levels" (the averaged trace's levels and noise), "noise" (one level's noise).
     """
 
     threshold_v: float
@@ -54,6 +70,8 @@ class Digitization:
     valley_ratio: float = float("nan")
     n_trace_samples: int = 0
     n_bits: int = 0
+    smoothing_s: float = 0.0
+    hysteresis_from: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -73,10 +91,13 @@ class Digitization:
             "Digitization",
             f"  readout          {self.readout}",
             f"  threshold        {format_si(self.threshold_v, 'V')}  [{how}]",
-            f"  hysteresis       {format_si(self.hysteresis_v, 'V')} (full band)",
+            f"  hysteresis       {format_si(self.hysteresis_v, 'V')} (full band"
+            + (f", from the {self.hysteresis_from}" if self.hysteresis_from not in ("", "given") else "") + ")",
             f"  sample period    {format_si(self.sample_period_s, 's')}",
             f"  samples          {self.n_trace_samples} analog -> {self.n_bits} bits",
         ]
+        if self.smoothing_s > 0:
+            lines.append(f"  averaging        {format_si(self.smoothing_s, 's')} (slow telegraph: read through a running mean)")
         if np.isfinite(self.mode_low_v):
             lines.append(f"  modes            {format_si(self.mode_low_v, 'V')} / {format_si(self.mode_high_v, 'V')}"
                          f"  (valley/minor-mode height {self.valley_ratio:.3g})")
@@ -188,6 +209,61 @@ def schmitt(v: np.ndarray, threshold_v: float, hysteresis_v: float = 0.0) -> np.
     return out
 
 
+#: full hysteresis band in within-level noise standard deviations (both automatic rules)
+BAND_SIGMAS = 3.0
+
+
+def level_noise_band(v: np.ndarray) -> float:
+    """Hysteresis (full band, V) for a one-level trace: BAND_SIGMAS × its robust noise σ (1.4826 ×
+    median absolute deviation, so rare excursions do not widen it). With ±1.5σ edges, noise alone
+    crosses the band rarely; any "flips" counted through it are still chatter, which the regime
+    detector reports as not a bit source."""
+    v = np.asarray(v, dtype=float)
+    sigma = 1.4826 * float(np.median(np.abs(v - np.median(v))))
+    if sigma == 0.0:
+        sigma = float(np.std(v))
+    return BAND_SIGMAS * sigma
+
+
+@dataclass(frozen=True)
+class _SlowLevels:
+    threshold_v: float
+    hysteresis_v: float
+    mode_low_v: float
+    mode_high_v: float
+    valley_ratio: float
+    smoothing_s: float
+    compared_v: np.ndarray
+
+
+def _slow_levels(time_s: np.ndarray, v: np.ndarray, threshold_v: float | None) -> _SlowLevels | None:
+    """Levels and noise of a slow telegraph (noisecell.regime), or None when ``v`` is not one.
+
+    The running mean over the regime's window is computed on a uniform grid and read back at
+    ``time_s``; threshold = midpoint of the two levels; hysteresis = 80 % of the level spacing (band
+    edges 10 % of the spacing inside each level): the regime detector widened the window until the
+    averaged level noise crosses 90 % of the spacing less than 0.1 times per record, so the comparator
+    switches only on a real change of level."""
+    from .regime import _uniform, classify_trace, moving_average
+
+    thr = float(np.median(v)) if threshold_v is None else float(threshold_v)
+    try:
+        r = classify_trace(v, time_s, threshold_v=thr)
+    except InputError:
+        return None
+    if not (r.is_bistable and r.smoothing_s > 0):
+        return None
+    grid_v, step = _uniform(time_s, v, r.sample_period_s)
+    grid_t = time_s[0] + step * np.arange(len(grid_v))
+    window = max(1, int(round(r.smoothing_s / step)))
+    smooth = np.interp(time_s, grid_t, moving_average(grid_v, window))
+    lo, hi = r.modes_v
+    mid = 0.5 * (lo + hi)
+    hyst = 0.8 * float(hi - lo)
+    return _SlowLevels(threshold_v=mid, hysteresis_v=hyst, mode_low_v=float(lo), mode_high_v=float(hi),
+                       valley_ratio=float(r.valley_ratio), smoothing_s=float(r.smoothing_s), compared_v=smooth)
+
+
 def _uniform_step(time_s: np.ndarray) -> float | None:
     dt = np.diff(time_s)
     step = float(np.median(dt))
@@ -221,27 +297,48 @@ def digitize_trace(time_s: np.ndarray, v: np.ndarray, *, threshold_v: float | No
     if np.any(np.diff(time_s) <= 0):
         raise InputError(f"{source}: time values are not strictly increasing")
     est = None
+    given_hysteresis = hysteresis_v is not None
+    hysteresis_from = "given" if given_hysteresis else ""
+    compared = v  # the signal the comparator reads (the raw trace, or its running mean for a slow telegraph)
+    smoothing_s = 0.0
+    hist = examine_histogram(v) if (threshold_v is None or hysteresis_v is None) else None
+    slow = None
+    if hist is not None and not hist.bimodal:
+        slow = _slow_levels(time_s, v, threshold_v)
     if threshold_v is None:
-        est = examine_histogram(v)
-        if not est.bimodal:
-            raise RegimeError(f"{source}: cannot pick a threshold automatically: {est.reason}; "
-                              "the cell may be stuck or not telegraphing (give a threshold)")
-        threshold_v = est.threshold_v
-        if hysteresis_v is None:
-            hysteresis_v = est.hysteresis_v
+        if slow is not None:
+            threshold_v = slow.threshold_v
+        else:
+            est = hist
+            if not est.bimodal:
+                raise RegimeError(f"{source}: cannot pick a threshold automatically: {est.reason}; "
+                                  "the cell may be stuck or not telegraphing (give a threshold)")
+            threshold_v = est.threshold_v
+            if hysteresis_v is None:
+                hysteresis_v, hysteresis_from = est.hysteresis_v, "levels"
+    if slow is not None:
+        compared, smoothing_s = slow.compared_v, slow.smoothing_s
     if hysteresis_v is None:
-        # Given threshold, no hysteresis: still suppress chatter when the trace is clearly bimodal.
-        est_h = examine_histogram(v)
-        hysteresis_v = 0.0
-        if est_h.bimodal:
-            # keep each band edge at most 2/3 of the way from the given threshold to the nearer mode,
-            # so an off-centre threshold cannot put a band edge inside a mode (the comparator would stick)
-            room = min(threshold_v - est_h.mode_low_v, est_h.mode_high_v - threshold_v)
-            hysteresis_v = float(max(0.0, min(est_h.hysteresis_v, 2.0 * (2.0 / 3.0) * room)))
+        if slow is not None:
+            # band edges 10 % of the spacing inside each level (the regime detector's milestones),
+            # moved in with an off-centre given threshold so that each stays inside the spacing
+            room = min(threshold_v - slow.mode_low_v, slow.mode_high_v - threshold_v)
+            spacing = slow.mode_high_v - slow.mode_low_v
+            hysteresis_v = float(max(0.0, 2.0 * min(0.4 * spacing, room - 0.1 * spacing)))
+            hysteresis_from = "slow levels"
+        elif hist.bimodal:
+            # Given threshold on a bimodal trace: keep each band edge at most 2/3 of the way from the
+            # threshold to the nearer mode, so an off-centre threshold cannot put a band edge inside a
+            # mode (the comparator would stick)
+            room = min(threshold_v - hist.mode_low_v, hist.mode_high_v - threshold_v)
+            hysteresis_v = float(max(0.0, min(hist.hysteresis_v, 2.0 * (2.0 / 3.0) * room)))
+            hysteresis_from = "levels"
+        else:
+            hysteresis_v, hysteresis_from = level_noise_band(v), "noise"
     if not np.isfinite(threshold_v) or not np.isfinite(hysteresis_v) or hysteresis_v < 0:
         raise InputError(f"{source}: threshold must be finite and hysteresis finite and >= 0 "
                          f"(got {threshold_v!r}, {hysteresis_v!r})")
-    state = schmitt(v, threshold_v, hysteresis_v)
+    state = schmitt(compared, threshold_v, hysteresis_v)
     step = _uniform_step(time_s)
     if sample_period_s is None:
         if step is None:
@@ -267,7 +364,10 @@ def digitize_trace(time_s: np.ndarray, v: np.ndarray, *, threshold_v: float | No
         sample_period_s=float(sample_period_s), readout=readout,
         mode_low_v=est.mode_low_v if est else float("nan"), mode_high_v=est.mode_high_v if est else float("nan"),
         valley_ratio=est.valley_ratio if est else float("nan"),
-        n_trace_samples=int(time_s.size), n_bits=int(bits.size))
+        n_trace_samples=int(time_s.size), n_bits=int(bits.size), smoothing_s=float(smoothing_s),
+        hysteresis_from=hysteresis_from)
+    if slow is not None and est is None:
+        dig = replace(dig, mode_low_v=slow.mode_low_v, mode_high_v=slow.mode_high_v, valley_ratio=slow.valley_ratio)
     m = dict(meta or {})
     m["digitization"] = dig.to_dict()
     return BitStream(bits=np.ascontiguousarray(bits, dtype=np.uint8), sample_period_s=float(sample_period_s),

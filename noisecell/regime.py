@@ -23,6 +23,18 @@ The decision uses two independent pieces of evidence (thresholds below, with the
    :data:`DWELL_RATIO_MIN` times the within-state correlation time (1/e time of the autocorrelation
    of the trace minus its state's level).
 
+3. *Slow telegraphs* (levels that switch a few times per record, each level's noise overlapping the
+   other level, so the raw histogram has no valley): when the raw trace is not bistable, the same
+   two tests are repeated on the trace averaged over windows ``w`` of 4, 8, 16, ... samples (up to
+   1/16 of the record). Averaging over ``w`` ≫ the within-level correlation time τ_w divides the
+   level noise variance by ≈ w/(2τ_w) but leaves a step between levels that last ≫ ``w`` intact, so
+   a telegraph's levels separate; a linear average of a one-level (Gaussian, e.g. Ornstein–Uhlenbeck)
+   signal stays Gaussian and unimodal at every ``w``, so it cannot be turned into two levels. The
+   averaged trace must pass the valley and transition tests, and its mean dwell must also be at
+   least :data:`DWELL_RATIO_MIN` × ``w`` (each level held much longer than the averaging that
+   revealed it). The result records ``smoothing_s`` = ``w`` (0 for the raw-trace decision); the
+   digitiser reads such a cell through the same average (see noisecell.digitize).
+
 All functions are pure (numpy in, frozen dataclass out). Voltages in V, times in s.
 """
 from __future__ import annotations
@@ -68,6 +80,19 @@ STUCK_FRACTION = 1e-3
 #: traffic that the minority level cannot be a tail artefact of the density estimate:
 TILTED_MIN_FRACTION = 0.05
 TILTED_MIN_TRANSITIONS = LOW_STAT_TRANSITIONS
+#: Averaging windows of the slow-telegraph test: 4, 8, 16, ... samples, while the record holds at
+#: least this many windows (a level must be held ≥ DWELL_RATIO_MIN windows, and MIN_TRANSITIONS such
+#: dwells must fit: 16 windows leave room for ~5 dwells of 3 windows).
+SLOW_MIN_WINDOWS_PER_RECORD = 16
+SLOW_FIRST_WINDOW_SAMPLES = 4
+#: The two levels found after averaging must carry this fraction of the RAW trace's variance
+#: (p(1-p)·Δ² of a two-level signal with levels Δ apart, occupied p and 1-p of the time). A
+#: telegraph's step survives averaging, so its share is the same at every window; a one-level signal
+#: averaged over a long window shrinks to a few independent values, whose chance "two modes" are a
+#: sliver of the raw spread. 0.2 accepts levels as close as their own noise σ at p = 1/2
+#: (Δ = σ: 0.25σ²/1.25σ²) and refuses the few-sample artefacts (≈ 0.01 for a 5 ns Ornstein–Uhlenbeck
+#: signal averaged over 2 µs in a 40 µs record).
+SLOW_MIN_LEVEL_VARIANCE_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -89,6 +114,8 @@ class RegimeResult:
     dwell_ratio: mean_dwell_s / within_state_tau_s.
     fraction_above_threshold: fraction of the time the trace is above threshold_v.
     level: for "stuck": "high" or "low" (side of the threshold); else "".
+    smoothing_s: averaging window the decision was made on, s (0: the raw trace; > 0: a slow
+        telegraph whose levels only separate after averaging; the digitiser averages the same way).
     """
 
     regime: str
@@ -108,6 +135,7 @@ class RegimeResult:
     dwell_ratio: float = float("nan")
     fraction_above_threshold: float = float("nan")
     level: str = ""
+    smoothing_s: float = 0.0
     thresholds: dict = field(default_factory=lambda: {
         "valley_ratio_max": VALLEY_RATIO_MAX, "min_mode_fraction": MIN_MODE_FRACTION,
         "min_transitions": MIN_TRANSITIONS, "dwell_ratio_min": DWELL_RATIO_MIN,
@@ -254,6 +282,107 @@ def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s:
         v = v[int(round(skip_s / step)):]
         if len(v) < 16:
             raise InputError(f"regime: skip_s={skip_s:g} s leaves fewer than 16 samples")
+    raw = _classify_uniform(v, step, float(threshold_v))
+    if raw.is_bistable or float(np.ptp(v)) <= 1e-12:
+        return raw
+    if min(raw.fraction_above_threshold, 1 - raw.fraction_above_threshold) < STUCK_FRACTION:
+        return raw  # both levels (if any) on one side of the readout threshold: the bit is stuck anyway
+    slow = _slow_telegraph(v, step, float(threshold_v), raw)
+    return slow if slow is not None else raw
+
+
+def moving_average(v: np.ndarray, window: int) -> np.ndarray:
+    """Centred running mean of ``v`` over ``window`` samples (same length; edges use the samples there)."""
+    from scipy.ndimage import uniform_filter1d
+
+    if window <= 1:
+        return np.asarray(v, dtype=float)
+    return uniform_filter1d(np.asarray(v, dtype=float), size=int(window), mode="nearest")
+
+
+def _slow_telegraph(v: np.ndarray, step: float, threshold_v: float, raw: RegimeResult) -> RegimeResult | None:
+    """The bistable result of the first averaging window at which ``v`` is a telegraph, else None."""
+    n = len(v)
+    window = SLOW_FIRST_WINDOW_SAMPLES
+    while window * SLOW_MIN_WINDOWS_PER_RECORD <= n:
+        # Decimate to 4 samples per window: the average is smooth on that scale, and the tests then
+        # cost O(n) however long the window.
+        keep = max(1, window // 4)
+        smooth = moving_average(v, window)[::keep]
+        r = _classify_uniform(smooth, step * keep, threshold_v)
+        w_s = window * step
+        if r.is_bistable and r.mean_dwell_s >= DWELL_RATIO_MIN * w_s:
+            res = _slow_result(v, step, threshold_v, raw, r, window)
+            if res is not None:
+                return res
+        window *= 2
+    return None
+
+
+def _slow_result(v: np.ndarray, step: float, threshold_v: float, raw: RegimeResult, r: RegimeResult,
+                 window: int) -> RegimeResult | None:
+    """Describe a slow telegraph found on the average over ``window`` samples, with raw-trace level
+    statistics (the states from the averaged trace, mapped back to every raw sample)."""
+    from scipy.stats import norm
+
+    mid = 0.5 * (r.modes_v[0] + r.modes_v[1])
+    spacing = r.modes_v[1] - r.modes_v[0]
+    h = 0.4 * spacing
+    # The window that revealed the levels may still leave them noisy enough for the Schmitt states to
+    # chatter (a false switch needs the averaged noise to cover 90 % of the spacing). Widen the window
+    # until the expected number of such excursions in the record is below 0.1: with level noise σ_w,
+    # 0.9·spacing ≥ z·σ_w with z = Φ⁻¹(1 - 0.1/N), N = the number of samples — conservative, since
+    # a rough (OU-like) signal crosses a level more often than its independent values would suggest
+    # (a count over independent values let a few false switches through) — while each level still
+    # lasts ≥ DWELL_RATIO_MIN windows.
+    while True:
+        smooth = moving_average(v, window)
+        state = _schmitt(smooth, mid - h, mid + h)
+        if state.min() == state.max():
+            return None
+        level = np.where(state == 1, smooth[state == 1].mean(), smooth[state == 0].mean())
+        sigma_w = float(np.std(smooth - level))
+        dwell = len(v) * step / max(int(np.count_nonzero(np.diff(state))), 1)
+        if 0.9 * spacing >= norm.isf(0.1 / len(v)) * sigma_w or 2 * window * step * DWELL_RATIO_MIN > dwell:
+            break
+        window *= 2
+    lo_v, hi_v = v[state == 0], v[state == 1]
+    if len(lo_v) < 2 or len(hi_v) < 2:
+        return None
+    frac_hi = float(state.mean())
+    level_share = frac_hi * (1 - frac_hi) * (hi_v.mean() - lo_v.mean()) ** 2 / max(float(v.var()), 1e-300)
+    if level_share < SLOW_MIN_LEVEL_VARIANCE_FRACTION:
+        return None
+    ashman = abs(hi_v.mean() - lo_v.mean()) * math.sqrt(2) / math.sqrt(lo_v.var() + hi_v.var())
+    resid = v - np.where(state == 1, hi_v.mean(), lo_v.mean())
+    tau_w = _acf_1e_time(resid, step)
+    n_trans = int(np.count_nonzero(np.diff(state)))
+    duration = len(v) * step
+    mean_dwell = duration / max(n_trans, 1)
+    w_s = window * step
+    raw_valley = "no valley" if not math.isfinite(raw.valley_ratio) else f"valley ratio {raw.valley_ratio:.2f}"
+    why = (f"slow telegraph: averaged over {format_si(w_s, 's')} the output has two levels at "
+           f"{format_si(r.modes_v[0], 'V')} and {format_si(r.modes_v[1], 'V')} (valley/minor-mode height "
+           f"{r.valley_ratio:.2f}); {n_trans} transitions, mean dwell "
+           f"{format_si(mean_dwell, 's')} = {mean_dwell / w_s:.1f}× the window and {mean_dwell / tau_w:.0f}× the "
+           f"within-level correlation time {format_si(tau_w, 's')}")
+    hidden = (f"the raw histogram ({raw_valley}) hides the levels: their noise (Ashman D {ashman:.2f}) "
+              f"overlaps; the levels carry {level_share:.0%} of the raw variance")
+    reasons = (why, hidden)
+    if n_trans < LOW_STAT_TRANSITIONS:
+        reasons += (f"only {n_trans} transitions: rates and τ from this record are uncertain to "
+                    f"~{100 / math.sqrt(max(n_trans, 1)):.0f} %; simulate longer",)
+    return RegimeResult(
+        "bistable", reasons, n_samples=len(v), duration_s=duration, sample_period_s=step,
+        threshold_v=threshold_v, std_v=float(np.std(v)), modes_v=tuple(r.modes_v),
+        valley_ratio=r.valley_ratio, minor_mode_fraction=min(frac_hi, 1 - frac_hi), ashman_d=float(ashman),
+        n_transitions=n_trans, mean_dwell_s=mean_dwell, within_state_tau_s=tau_w,
+        dwell_ratio=mean_dwell / tau_w, fraction_above_threshold=raw.fraction_above_threshold,
+        smoothing_s=w_s)
+
+
+def _classify_uniform(v: np.ndarray, step: float, threshold_v: float) -> RegimeResult:
+    """The raw-trace decision (tests 1 and 2 of the module docstring) on a uniform record."""
     n = len(v)
     duration = n * step
     std = float(np.std(v))
@@ -348,6 +477,113 @@ def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s:
         reasons += (f"only {n_trans} transitions: rates and τ from this record are uncertain to ~{100 / math.sqrt(n_trans):.0f} %; "
                     "simulate longer",)
     return RegimeResult("bistable", reasons, modes_v=modes, **base, **extra)
+
+
+#: per-flip and per-bit figures (keys of the analysis dict and of the report's point table) that only
+#: mean something for a telegraph: they are blanked, not reported, for any other regime
+PER_BIT_KEYS = ("energy_per_bit_j", "energy_per_bit_kt_ln2", "energy_per_bit_kTln2", "energy_per_flip_j",
+                "energy_per_flip_kt_ln2", "energy_per_min_entropy_bit_j", "energy_per_min_entropy_bit_kt_ln2",
+                "h_min_at_entropy_period", "h_min_rate", "h_shannon_rate", "flip_rate_hz", "rate_up_hz",
+                "rate_down_hz", "rate_up_hz_ci95", "rate_down_hz_ci95", "tau_s", "tau_s_ci95", "rct_cutoff",
+                "apt_cutoff", "h_original")
+
+
+def not_a_bit_source(r: RegimeResult, *, crossings: int | None = None, hysteresis_v: float | None = None,
+                     fix: str | None = None) -> str | None:
+    """Why a record is not a bit source, in one sentence (None when it is bistable).
+
+    What was seen — "stuck" (one side of the threshold), "chattering" (one noisy level straddling
+    the threshold, which a comparator turns into ``crossings`` noise "flips") or "single-peaked" —
+    and why no per-bit figure (P(1) sigmoid, τ, flip rate, energy per bit, entropy) applies. ``fix``:
+    the suggested remedy (e.g. from `noisecell cell check`); the default names the check.
+    """
+    if r.is_bistable:
+        return None
+    band = "" if hysteresis_v is None else f" with a {format_si(hysteresis_v, 'V')} hysteresis from its noise"
+    if r.regime == "stuck":
+        seen = (f"stuck {r.level or ''}: the output stayed on one side of the {format_si(r.threshold_v, 'V')} "
+                f"threshold ({r.reasons[0]})")
+        why = "a bit source needs two levels it switches between; no flip was seen, so no rate, τ or per-bit figure exists"
+    elif crossings:
+        seen = (f"chattering: one noisy level straddles the threshold and the comparator{band} crossed it "
+                f"{crossings} times ({r.reasons[0]})")
+        why = ("those crossings are noise around one level, not switching between two states: P(1) is set by "
+               "where the threshold cuts a single peak, and per-flip, per-bit and entropy figures would be "
+               "figures of the comparator, not of the cell")
+    else:
+        seen = f"single-peaked: {r.reasons[0]}"
+        why = "one level, not two metastable states: no sigmoid, τ or per-bit figure applies"
+    fix = fix or "run `noisecell cell check` to see whether the cell can be bistable at this supply at all"
+    return f"not a bit source — {seen}; {why}. Fix: {fix}"
+
+
+@dataclass(frozen=True)
+class SigmoidPoints:
+    """Which P(1)-vs-bias points a sigmoid may be fitted to, and why not (see :func:`sigmoid_points`).
+
+    usable: per point, True when its P(1) is a sample of a sigmoid (a telegraph, or a tail point
+    stuck at P(1) ≤ TAIL_P or ≥ 1 - TAIL_P); refusal: one sentence when no sigmoid may be fitted."""
+
+    usable: tuple[bool, ...]
+    refusal: str | None
+    excluded: str = ""
+
+
+#: a point stuck at P(1) below this (or above 1 - this) is a sigmoid tail, not a frozen latch
+TAIL_P = 0.02
+
+
+def sigmoid_points(bias_v, p1, p1_lo=None, p1_hi=None, regime=None) -> SigmoidPoints:
+    """Refuse a sigmoid fit to frozen or non-monotonic P(1) points.
+
+    * A point that did not telegraph (``regime`` not "bistable") carries no sigmoid information
+      unless it is a tail (stuck at P(1) ≤ TAIL_P or ≥ 1 - TAIL_P, i.e. strongly biased): a frozen
+      latch's P(1) is the fraction of the record before it froze, set by the initial condition.
+      Such points are left out (``usable`` False); with no telegraphing point at all and no tail on
+      both sides there is no sigmoid: refused ("frozen").
+    * The usable points must be monotonic in bias within their uncertainty: a pair (i, j) whose 95 %
+      intervals [p1_lo, p1_hi] are disjoint in the direction opposite to the overall trend (the sign
+      of Spearman's rank correlation) is a reversal no sigmoid has: refused ("non-monotonic"). Points
+      without an interval count as exact (a stuck point's P(1) is 0 or 1 exactly).
+    """
+    from scipy.stats import spearmanr
+
+    v = np.asarray(bias_v, dtype=float)
+    p = np.asarray(p1, dtype=float)
+    lo = p if p1_lo is None else np.where(np.isfinite(np.asarray(p1_lo, float)), np.asarray(p1_lo, float), p)
+    hi = p if p1_hi is None else np.where(np.isfinite(np.asarray(p1_hi, float)), np.asarray(p1_hi, float), p)
+    reg = np.asarray(["bistable"] * len(p) if regime is None else [str(r) for r in regime])
+    finite = np.isfinite(v) & np.isfinite(p)
+    tail = (p <= TAIL_P) | (p >= 1 - TAIL_P)
+    usable = finite & ((reg == "bistable") | tail)
+    left_out = finite & ~usable
+    excluded = ""
+    if left_out.any():
+        kinds = ", ".join(f"{n} {r}" for r, n in zip(*np.unique(reg[left_out], return_counts=True)))
+        excluded = (f"{int(left_out.sum())} point(s) that did not telegraph and sit between the tails ({kinds}) "
+                    "are left out: their P(1) is where a frozen or one-level record happened to sit")
+    n_bi = int((usable & (reg == "bistable")).sum())
+    if n_bi == 0 and not ((usable & (p <= TAIL_P)).any() and (usable & (p >= 1 - TAIL_P)).any()):
+        kinds = ", ".join(f"{n} {r}" for r, n in zip(*np.unique(reg[finite], return_counts=True)))
+        return SigmoidPoints(tuple(bool(u) for u in usable),
+                             f"no sigmoid fitted: frozen — none of the {int(finite.sum())} points telegraphs ({kinds}) "
+                             "and they do not bracket P(1) = 0.5 with tails on both sides", excluded)
+    idx = np.flatnonzero(usable)
+    if len(idx) >= 3 and np.ptp(p[idx]) > 0:
+        rho = spearmanr(v[idx], p[idx]).statistic
+        trend = 1.0 if rho >= 0 else -1.0
+        order = idx[np.argsort(v[idx])]
+        for a_i, a in enumerate(order):
+            for b in order[a_i + 1:]:
+                # b is at a higher bias than a; against the trend with disjoint intervals: a reversal
+                if (trend > 0 and hi[b] < lo[a]) or (trend < 0 and lo[b] > hi[a]):
+                    return SigmoidPoints(tuple(bool(u) for u in usable),
+                                         f"no sigmoid fitted: non-monotonic — P(1) goes from {p[a]:.2f} at "
+                                         f"{format_si(v[a], 'V')} to {p[b]:.2f} at {format_si(v[b], 'V')}, against the "
+                                         f"{'rising' if trend > 0 else 'falling'} trend and outside both points' 95 % "
+                                         "intervals (frozen records or too short a pilot: lengthen pilot.duration, "
+                                         "or run `noisecell cell check`)", excluded)
+    return SigmoidPoints(tuple(bool(u) for u in usable), None, excluded)
 
 
 def readout_trace(wf) -> tuple[np.ndarray, float]:

@@ -25,11 +25,21 @@ def test_declared_hysteresis_suppresses_chatter():
     assert np.count_nonzero(np.diff(bits.bits)) == 0
 
 
-def test_without_declared_hysteresis_the_same_trace_chatters():
-    # the check above can fail: with no declared band and a one-mode histogram, every dip is a "flip"
-    bits, dig = digitize_waveform(_chattering_waveform(None))
+def test_with_a_zero_band_the_same_trace_chatters():
+    # the check above can fail: with a 0 V band and a one-mode histogram, every dip is a "flip"
+    bits, dig = digitize_waveform(_chattering_waveform(0.0))
     assert dig.hysteresis_v == 0.0
     assert np.count_nonzero(np.diff(bits.bits)) > 10
+
+
+def test_without_declared_hysteresis_the_band_comes_from_the_level_noise():
+    # no declared band: 3σ of the one level's noise (σ = 5 mV; the MAD estimate of 2e4 samples is good
+    # to ~1 %, and the 20 dips move the median negligibly), so the dips 21 mV below the level are
+    # 1.1 mV past the threshold but not past its lower band edge at -7.5 mV: no chatter
+    bits, dig = digitize_waveform(_chattering_waveform(None))
+    assert dig.hysteresis_from == "noise"
+    assert abs(dig.hysteresis_v - 0.015) < 0.0015
+    assert np.count_nonzero(np.diff(bits.bits)) == 0
 
 
 def test_generic_cell_declares_its_band():

@@ -130,3 +130,71 @@ def test_single_well_with_a_far_shoulder_is_not_made_bistable_by_the_tilt_correc
     x = langevin(lambda x: 2 * x, 300_000, 0.0, seed=6)
     r = classify_trace(x + 1.0, sample_period_s=DT)  # one level, 1 V above the threshold 0
     assert r.regime in ("single_peaked", "stuck"), r.summary()
+
+
+# --- slow telegraphs (issue 16 item 3) -------------------------------------------------------------
+# A trimmed sky130 latch telegraphed between ±25 mV every 2–5 µs while each level's own noise overlapped
+# the other level: the raw histogram has no valley (ratio 0.64 … none), and it was called single-peaked.
+
+STEP_S = 1e-9  # 1 ns sampling, as the simulator's noise step
+LEVEL_NOISE_TAU_S = 5e-9  # within-level correlation time (RC of the output node)
+
+
+def ornstein_uhlenbeck(n, tau_s, sigma_v, rng, dt=STEP_S):
+    """Stationary OU process (exact AR(1) discretisation): std sigma_v, correlation time tau_s."""
+    from scipy.signal import lfilter
+
+    a = math.exp(-dt / tau_s)
+    x0 = rng.standard_normal() * sigma_v
+    e = rng.standard_normal(n) * sigma_v * math.sqrt(1 - a * a)
+    return lfilter([1.0], [1.0, -a], e, zi=[a * x0])[0]
+
+
+def slow_telegraph(n, rng, spacing_v=0.05, dwell_range_s=(2e-6, 5e-6), dt=STEP_S):
+    """Levels ±spacing/2 held for dwells drawn uniformly in dwell_range_s; returns (levels 0/1, switches)."""
+    state = np.empty(n)
+    i, s = 0, int(rng.integers(2))
+    while i < n:
+        k = int(rng.uniform(*dwell_range_s) / dt)
+        state[i:i + k] = s
+        i, s = i + k, 1 - s
+    return state, int(np.count_nonzero(np.diff(state)))
+
+
+@pytest.mark.parametrize("noise_over_spacing", [1 / 3, 1 / 2])
+@pytest.mark.parametrize("seed", range(3))
+def test_slow_telegraph_with_overlapping_level_noise_is_bistable(noise_over_spacing, seed):
+    """40 µs of a two-level process (dwells 2–5 µs, ~11 switches) plus level noise σ = spacing/3 (raw
+    valley ratio ≈ 0.64–0.75, the issue's case) or spacing/2 (no valley at all)."""
+    rng = np.random.default_rng(seed)
+    spacing = 0.05
+    state, switches = slow_telegraph(40_000, rng, spacing)
+    v = (state - 0.5) * spacing + ornstein_uhlenbeck(40_000, LEVEL_NOISE_TAU_S, spacing * noise_over_spacing, rng)
+    r = classify_trace(v, sample_period_s=STEP_S)
+    assert r.regime == "bistable", r.summary()
+    assert r.smoothing_s > 0  # found from the dwell structure, the raw histogram having no valley
+    assert not (r.valley_ratio <= 0.5 and r.smoothing_s == 0)
+    # Levels: each mode within a tenth of the spacing of the true level (the noise on a level's mean is
+    # σ·sqrt(2τ/T_level) ≈ 0.6 mV ≪ 5 mV; a noise peak or a merged level would be off by ≥ spacing/2).
+    assert r.modes_v[0] == pytest.approx(-spacing / 2, abs=spacing / 10)
+    assert r.modes_v[1] == pytest.approx(spacing / 2, abs=spacing / 10)
+    # Transitions: the states are read on an average wide enough for < 0.1 expected false switches per
+    # record; a chattering count (the raw Schmitt gives hundreds) or a missed level fails. ±2 allows
+    # a switch split by a noise excursion right at a true transition on each side.
+    assert abs(r.n_transitions - switches) <= 2, (r.n_transitions, switches)
+    # The within-level correlation time is the level noise's, not the dwell (±50 %: the 1/e time of
+    # a sampled AR(1) at 5 samples/τ and the states' edge errors).
+    assert r.within_state_tau_s == pytest.approx(LEVEL_NOISE_TAU_S, rel=0.5)
+
+
+@pytest.mark.parametrize("tau_s", [5e-9, 1e-7, 3e-7])
+@pytest.mark.parametrize("seed", range(3))
+def test_monostable_process_with_the_same_histogram_width_is_not_a_telegraph(tau_s, seed):
+    """One Gaussian level (Ornstein–Uhlenbeck) with the telegraph's total std sqrt(σ² + (Δ/2)²) and
+    correlation times from the level noise's (5 ns) to 300 ns (≤ 1/10 of the dwells, so a 40 µs record
+    holds ≥ 65 independent values). Averaging keeps it Gaussian at every window: no two levels."""
+    rng = np.random.default_rng(1000 + seed)
+    spacing = 0.05
+    sigma = math.sqrt((spacing / 3) ** 2 + (spacing / 2) ** 2)
+    r = classify_trace(ornstein_uhlenbeck(40_000, tau_s, sigma, rng), sample_period_s=STEP_S)
+    assert r.regime == "single_peaked", r.summary()

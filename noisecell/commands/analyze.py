@@ -43,6 +43,8 @@ def run(args) -> int:
         wf = Waveform.load_npz(args.file)
     est = analyze_stream(bs, waveform=wf, temp_c=args.temp, alpha=args.alpha, entropy_sample_period_s=ep)
     d = est.to_dict()
+    if wf is not None:
+        _regime_verdict(d, wf)
     if args.summary:
         if est.digitization:
             from ..digitize import Digitization
@@ -51,3 +53,23 @@ def run(args) -> int:
         print(est.summary(), file=sys.stderr)
     print_json(d)
     return 0
+
+
+def _regime_verdict(d: dict, wf) -> None:
+    """For a waveform: its regime, and for a cell that does not telegraph, what was seen and why it is
+    not a bit source, with the per-flip / per-bit figures blanked (printed to stderr as well)."""
+    from ..regime import PER_BIT_KEYS, classify_waveform, not_a_bit_source
+
+    r = classify_waveform(wf)
+    d["regime"] = r.regime
+    d["regime_reasons"] = list(r.reasons)
+    d["not_a_bit_source"] = None
+    if r.is_bistable:
+        return
+    dig = d.get("digitization") or {}
+    d["not_a_bit_source"] = not_a_bit_source(r, crossings=d.get("n_flips"), hysteresis_v=dig.get("hysteresis_v"))
+    for k in PER_BIT_KEYS:
+        if k in d:
+            d[k] = None
+    d["threshold_crossings"] = d.pop("n_flips", None)
+    print(f"noisecell analyze: {d['not_a_bit_source']}", file=sys.stderr)

@@ -15,6 +15,18 @@ def add_arguments(parser) -> None:
     p_info.add_argument("cell", nargs="?", default=DEFAULT_CELL,
                         help=f"cell name, folder or cell.toml path (default {DEFAULT_CELL})")
     p_info.add_argument("--json", action="store_true", help="print the description as JSON (last line)")
+    p_check = sub.add_parser("check", help="DC check: can the cell be bistable, device ratings, junctions, "
+                                           "every DC source's power (seconds; no noise run)")
+    p_check.add_argument("cell", nargs="?", default=DEFAULT_CELL,
+                         help=f"cell name, folder or cell.toml path (default {DEFAULT_CELL})")
+    p_check.add_argument("--corner", default=None, help="process corner (default: the cell's nominal)")
+    p_check.add_argument("--temp", default=None, help="temperature, °C (default: the cell's nominal)")
+    p_check.add_argument("--vdd", default=None, help="main supply voltage, V (default: the stored trim's, else nominal)")
+    p_check.add_argument("--trim", action="append", default=[], metavar="NAME=V",
+                         help="trim value, V (default: the cell's stored/nominal trim); repeatable")
+    p_check.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                         help="other cell .param within its range; repeatable")
+    p_check.add_argument("--json", action="store_true", help="print the full check as JSON (last line)")
 
 
 def cell_info(cell) -> dict:
@@ -76,6 +88,8 @@ def run(args) -> int:
                 print(f"{r['name']:16s} {r['technology']:8s} {r['description']}")
         return 0
     cell = load_cell(args.cell)
+    if args.action == "check":
+        return _check(cell, args)
     info = cell_info(cell)
     if args.json:
         print_json(info)
@@ -91,4 +105,24 @@ def run(args) -> int:
                 else:
                     best = f"best estimate VDD {vdd * 1e3:.2f} mV; " if isinstance(vdd, (int, float)) else ""
                     print(where + f"no trim works ({best}{row.get('message', '')})")
+    return 0
+
+
+def _check(cell, args) -> int:
+    """`cell check`: verdict line first (stderr when --json), the tables, JSON as the last line.
+
+    Exit status 0 whatever the verdict: the check ran; its "status" field says ok / warn / fail."""
+    from ..cellcheck import check_cell
+    from ..units import parse_si
+    from .simulate import _kv
+
+    res = check_cell(cell, corner=args.corner,
+                     temp_c=None if args.temp is None else parse_si(args.temp, unit="C", what="--temp"),
+                     vdd_v=None if args.vdd is None else parse_si(args.vdd, unit="V", what="--vdd"),
+                     trim=_kv(args.trim, "trim") or None, params=_kv(args.param, "param") or None)
+    if args.json:
+        print(res.summary(), file=sys.stderr)
+        print(json.dumps(res.to_dict()))
+    else:
+        print(res.summary())
     return 0

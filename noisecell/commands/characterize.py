@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="simulation worker processes (default: one per core)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="re-run simulations that failed in an earlier run (finished ones are still kept)")
+    parser.add_argument("--skip-check", action="store_true",
+                        help="simulate even if `noisecell cell check` finds the cell cannot be bistable")
 
 
 def run(args) -> int:
@@ -36,7 +38,8 @@ def run(args) -> int:
     check_output_dir(args.out)
     command = "noisecell characterize " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
     res = characterize(args.cell, args.out, spec_path=args.spec, quick=args.quick, measurements=args.measurements,
-                       workers=args.workers, command=command, retry_failed=args.retry_failed)
+                       workers=args.workers, command=command, retry_failed=args.retry_failed,
+                       check=not args.skip_check)
     print(res.summary(), file=sys.stderr)
     if res.failed_jobs:
         print(f"noisecell: {res.failed_jobs} of {res.total_jobs} simulations failed; the report lists them "

@@ -4,8 +4,11 @@ Writes the waveform (.npz: time_s, v_out, v_outb, i_vdd, ... and meta_json) and 
 stdout line, a JSON summary: p1, flips, duration_s, mean_supply_power_w, seed, job_id, regime,
 bias_v, corner, temp_c, vdd_v, noise_step_s, noise_bandwidth_hz, out, warnings.
 
-p1 and flips come from noisecell.digitize (Schmitt trigger with the cell's readout threshold and
-automatic hysteresis, sampled every noise step); the regime from noisecell.regime.
+p1 and flips come from noisecell.digitize (Schmitt trigger with the cell's readout threshold and a
+hysteresis derived from the measured levels and noise, sampled every noise step); the regime from
+noisecell.regime. "flips" is given only for a bistable (telegraphing) output; otherwise it is null,
+"threshold_crossings" counts the comparator's noise crossings and "not_a_bit_source" says what was
+seen (stuck, chattering, single-peaked) and why no per-bit figure applies.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..errors import InputError, RegimeError
+from ..errors import InputError, RegimeError, SimulationError
 from ..units import parse_si
 from . import print_json
 
@@ -80,13 +83,27 @@ def run(args) -> int:
     for w in wf.meta.get("warnings", []):
         print(f"noisecell simulate: warning: {w}", file=sys.stderr)
     summary = summarize(wf)
+    if summary.get("not_a_bit_source") and "v_outb" in cell.outputs:
+        # the remedy follows from the DC check: a cell that cannot be bistable needs a design change
+        from ..cellcheck import check_cell, suggested_fix
+        try:
+            chk = check_cell(cell, corner=job.corner, temp_c=job.temp_c, vdd_v=job.vdd_v,
+                             trim={k: job.params[k] for k in cell.trim}, params=_kv(args.param, "param") or None)
+            summary = summarize(wf, fix=suggested_fix(chk, summary.get("regime")))
+            summary["cell_check"] = {"status": chk.status, "verdict": chk.verdict}
+        except (InputError, SimulationError) as exc:  # the run is saved; the advice is best effort
+            summary["warnings"].append(f"cell check not run: {exc}")
     summary["out"] = str(out)
+    if summary.get("not_a_bit_source"):
+        print(f"noisecell simulate: {summary['not_a_bit_source']}", file=sys.stderr)
     print_json(summary, sort_keys=True)
     return 0
 
 
-def summarize(wf) -> dict:
-    """JSON-ready summary of a simulated waveform: p1, flips, power, regime, conditions."""
+def summarize(wf, fix: str | None = None) -> dict:
+    """JSON-ready summary of a simulated waveform: p1, flips, power, regime, conditions.
+
+    fix: the remedy to suggest when the output is not a bit source (from `cell check`)."""
     from ..digitize import digitize_waveform
 
     m = wf.meta
@@ -95,19 +112,29 @@ def summarize(wf) -> dict:
            "corner": m.get("corner"), "temp_c": m.get("temp_c"), "vdd_v": m.get("vdd_v"),
            "mismatch_seed": m.get("mismatch_seed"), "noise_step_s": m.get("noise_step_s"),
            "noise_bandwidth_hz": m.get("noise_bandwidth_hz"), "warnings": list(m.get("warnings", []))}
+    crossings = None
     try:
         bs, dig = digitize_waveform(wf)
         bits = bs.bits
         res["p1"] = float(bits.mean())
-        res["flips"] = int((bits[1:] != bits[:-1]).sum())
+        crossings = int((bits[1:] != bits[:-1]).sum())
+        res["flips"] = crossings
         res["hysteresis_v"] = dig.hysteresis_v
         res["threshold_v"] = dig.threshold_v
+        res["readout_averaging_s"] = dig.smoothing_s
     except RegimeError as exc:
         res["p1"], res["flips"] = None, None
         res["warnings"].append(f"not digitised: {exc}")
+    res["not_a_bit_source"] = None
     try:
-        from ..regime import classify_waveform
-        res["regime"] = classify_waveform(wf).regime
+        from ..regime import classify_waveform, not_a_bit_source
+        r = classify_waveform(wf)
+        res["regime"] = r.regime
+        if not r.is_bistable:
+            res["flips"] = None  # no switching between two states was seen: crossings are not flips
+            res["threshold_crossings"] = crossings
+            res["not_a_bit_source"] = not_a_bit_source(r, crossings=crossings, hysteresis_v=res.get("hysteresis_v"),
+                                                       fix=fix)
     except Exception as exc:  # the summary must not fail on an odd trace; the waveform is saved
         res["regime"] = None
         res["warnings"].append(f"regime not classified: {exc.__class__.__name__}: {exc}")

@@ -42,6 +42,13 @@ def run(args) -> int:
     if args.write and args.mismatch_seed is not None:
         raise InputError("--write stores the cell's table, which is for the mismatch-free cell: drop --mismatch-seed")
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    if "v_outb" in cell.outputs and args.mismatch_seed is None:
+        # the DC `cell check` first: its verdict (can the cell be bistable at all, ratings, forward
+        # junctions) is printed; trim goes on, since moving the supply/trim is what it is for
+        from ..cellcheck import check_cell
+        chk = check_cell(cell, corner=args.corner or None,
+                         temp_c=None if args.temp is None else parse_si(args.temp, what="--temp"))
+        say(f"cell check: {chk.verdict}" + (f"; fix: {chk.fix}" if chk.fix else ""))
     kw = dict(duration_s=duration, seed=args.seed, min_flips_per_us=args.min_flips,
               max_iterations=args.max_iterations, progress=say)
     if args.all:

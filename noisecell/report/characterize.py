@@ -314,7 +314,14 @@ def normalise_rows(df: pd.DataFrame, part: str, role: str) -> pd.DataFrame:
     """Sweep (or measurement) rows → the report's per-point table (:data:`POINT_COLUMNS`)."""
     out = [point_row(r, part, role) for r in df.to_dict("records")]
     cols = list(POINT_COLUMNS[:1]) + ["role"] + list(POINT_COLUMNS[1:]) + ["chunks"]
-    return pd.DataFrame(out, columns=cols)
+    df = pd.DataFrame(out, columns=cols)
+    # no per-flip / per-bit figure for a point that does not telegraph (issue 16): its "flips" are
+    # comparator crossings of one noisy level, its τ a noise correlation time
+    from ..regime import PER_BIT_KEYS
+    blank = [c for c in cols if c in PER_BIT_KEYS or c in ("rate_up_lo_hz", "rate_up_hi_hz", "rate_down_lo_hz",
+                                                           "rate_down_hi_hz", "tau_lo_s", "tau_hi_s")]
+    df.loc[df["regime"] != "bistable", blank] = np.nan
+    return df
 
 
 def _regime_from_estimates(e, status: str) -> str:
@@ -434,7 +441,7 @@ class CharacterizeResult:
 
 def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path | None = None, quick: bool = False,
                  measurements: str | Path | None = None, workers: int | None = None,
-                 command: str | None = None, retry_failed: bool = False) -> CharacterizeResult:
+                 command: str | None = None, retry_failed: bool = False, check: bool = True) -> CharacterizeResult:
     """Run the whole characterisation (see the module docstring); returns where everything was written."""
     t0 = time.monotonic()
     out = Path(out_dir)
@@ -451,8 +458,15 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     from ..sweep.spec import parse_spec
 
     cellspec = load_cell(spec.cell)
+    # the DC `cell check` first (issue 16): a cell that cannot be bistable is refused in seconds
+    check_res = None
+    if check and "v_outb" in cellspec.outputs:
+        from ..cellcheck import gate
+        check_res = gate(cellspec, log)
     out.mkdir(parents=True, exist_ok=True)
     warnings = list(spec.skipped)
+    if check_res is not None and check_res.status != "ok":
+        warnings.append(f"cell check: {check_res.verdict}")
     frames, raw_frames, part_rows = [], [], []
     total = failed = 0
     pilot_note = "none (bias shorthands over the cell's whole bias range)"
@@ -778,8 +792,18 @@ def _run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed):
         if not len(ok) or "p1" not in ok:
             window, note = None, "pilot: every pilot simulation failed (see Warnings); the parts use the whole bias range"
             break
-        window, note = pilot_window(ok["bias_v"].to_numpy(float),
-                                    pd.to_numeric(ok["p1"], errors="coerce").to_numpy(float), margin, lo, hi)
+        # refuse frozen / non-monotonic points before fitting (issue 16): see regime.sigmoid_points
+        from ..regime import sigmoid_points
+        col = lambda c: pd.to_numeric(ok[c], errors="coerce").to_numpy(float) if c in ok else None  # noqa: E731
+        sp = sigmoid_points(ok["bias_v"].to_numpy(float), col("p1"), col("p1_ci95_lo"), col("p1_ci95_hi"),
+                            ok["regime"].astype(str).to_numpy() if "regime" in ok else None)
+        if sp.refusal:
+            window, note = None, f"pilot: {sp.refusal}; the parts use the whole bias range"
+            break
+        use = np.asarray(sp.usable)
+        window, note = pilot_window(ok["bias_v"].to_numpy(float)[use], col("p1")[use], margin, lo, hi)
+        if sp.excluded:
+            note += f" ({sp.excluded})"
         if window is None or "steeper than the pilot grid" not in note or stage == PILOT_STAGES:
             break
         # next stage: the same number of points across the widened bracket (each stage narrows it

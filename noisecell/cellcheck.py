@@ -1,0 +1,592 @@
+"""`noisecell cell check`: can this cell be a bit source at all? A noise-free DC look, in seconds.
+
+A p-bit latch telegraphs only if its two halves form a loop with more than one stable state. That is
+a DC property, so it is checked before any transient-noise run (and at the start of `characterize`
+and `trim`), together with the things that make a simulated cell unbuildable:
+
+1. **Operating points and their stability.** The loop is opened by forcing one output node with a
+   DC source (through 1 mΩ; the other node's forcing source is parked behind 1 TΩ) and sweeping it
+   from the low rail across the supply: f(x) = V(v_out) with v_outb forced to x, g(x) = V(v_outb)
+   with v_out forced to x. The closed loop's operating points are the solutions of
+   qb = g(f(qb)); each has the loop gain L = f'(qb)·g'(q) (a product of the two halves' negative
+   slopes). L < 1: stable; L > 1: unstable (the metastable point between two stable states). A cell
+   with two stable points is bistable; one stable point means monostable — no noise, record
+   length or bias makes it telegraph.
+2. **Switching point and half gain** of each half (V_out = V_in; -dV_out/dV_in there), as the
+   fraction of the supply above the low rail: 0.5 is balanced. A loop-half gain below 1, or a
+   switching point far from mid-rail (pull-downs outweighing pull-ups), explains a monostable cell.
+3. **Bistability over the supply range** (the main supply's ``range_v``, 7 points, same trim).
+4. **Every device's terminal voltages** at every stable operating point, at the nominal supply and
+   at the top of the supply range, at the middle and both ends of the bias range, against the PDK's
+   rated voltages (:data:`SKY130_RATINGS`); **forward-biased junctions** (source/drain–body of
+   each device, n-well–substrate).
+5. **Every DC source's power** at the stable points (``-V·I`` of every top-level V source), marking
+   the sources that are not declared ``[supplies]`` and so not counted in the energy figures.
+
+Voltages in V, currents in A, powers in W. Pure analysis functions (``latch_operating_points``,
+``check_device``) are separate from the ngspice run (``check_cell``).
+"""
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, SimulationError
+from .units import format_si
+
+#: points of each forced DC sweep (the transfer curves are smooth; 0.4 % of the supply per step)
+SWEEP_POINTS = 241
+#: supplies scanned across the main supply's range for "bistable over the supply range"
+SUPPLY_SCAN_POINTS = 7
+#: a switching point further than this from mid-rail (fraction of the supply) is "unbalanced"
+UNBALANCED_FRACTION = 0.15
+#: forward bias below this is not reported: the junction current is < e^(0.05/0.0259) ≈ 7× its
+#: reverse saturation current, i.e. still leakage
+FORWARD_REPORT_V = 0.05
+
+
+@dataclass(frozen=True)
+class DeviceRating:
+    """Voltages a PDK device family is rated (and its SPICE models valid) for, V (magnitudes).
+
+    vds_max: |V_DS|; vgs_max: |V_GS| (also applied to |V_GD| and |V_GB|: the same oxide);
+    vbs_reverse_max: reverse body bias |V_BS| (applied to |V_DB| and |V_SB| reversed);
+    vbs_forward_max: forward body bias the models are valid for (source/drain–body junction).
+    """
+
+    family: str
+    vds_max: float
+    vgs_max: float
+    vbs_reverse_max: float
+    vbs_forward_max: float
+
+
+#: sky130 "Operating Voltages where SPICE models are valid", from the SkyWater PDK documentation
+#: (docs/rules/device-details/<device>/index.rst of google/skywater-pdk): nfet_01v8(_lvt/_hvt):
+#: V_DS, V_GS 0–1.95 V, V_BS +0.3 to -1.95 V; pfet_01v8(_lvt/_hvt): 0 to -1.95 V, V_BS -0.1 to
+#: +1.95 V; nfet_03v3_nvt: 0–3.3 V, V_BS 0 to -3.3 V; nfet_05v0_nvt: 0–5.5 V, V_BS +0.3 to -5.5 V;
+#: nfet/pfet_g5v0d10v5: V_DS 11 V, V_GS 5.5 V, V_BS 0 to ∓5.5 V; pfet_g5v0d16v0: V_DS 10 V
+#: (16 V at V_GS = 0), V_GS 5.5 V, V_BS 0 to +2 V; nfet_g5v0d16v0 taken the same.
+SKY130_RATINGS: tuple[tuple[re.Pattern, DeviceRating], ...] = (
+    (re.compile(r"^sky130_fd_pr__nfet_01v8(_lvt|_hvt)?$"), DeviceRating("1.8 V nfet", 1.95, 1.95, 1.95, 0.3)),
+    (re.compile(r"^sky130_fd_pr__pfet_01v8(_lvt|_hvt)?$"), DeviceRating("1.8 V pfet", 1.95, 1.95, 1.95, 0.1)),
+    (re.compile(r"^sky130_fd_pr__nfet_03v3_nvt$"), DeviceRating("3.3 V native nfet", 3.3, 3.3, 3.3, 0.0)),
+    (re.compile(r"^sky130_fd_pr__nfet_05v0_nvt$"), DeviceRating("5 V native nfet", 5.5, 5.5, 5.5, 0.3)),
+    (re.compile(r"^sky130_fd_pr__[np]fet_g5v0d10v5$"), DeviceRating("5 V/10.5 V thick-oxide fet", 11.0, 5.5, 5.5, 0.0)),
+    (re.compile(r"^sky130_fd_pr__[np]fet_g5v0d16v0$"), DeviceRating("10 V/16 V extended-drain fet", 10.0, 5.5, 2.0, 0.0)),
+)
+
+
+def rating_for(technology: str, model: str) -> DeviceRating | None:
+    """The rating of a device model (None: unknown family or a technology without a table)."""
+    if technology != "sky130":
+        return None
+    for pat, r in SKY130_RATINGS:
+        if pat.match(model.lower()):
+            return r
+    return None
+
+
+# ============================================================================ pure analysis
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One closed-loop DC solution: node voltages q (v_out) and qb (v_outb), V; its loop gain
+    L = f'(qb)·g'(q); stable when L < 1."""
+
+    q_v: float
+    qb_v: float
+    loop_gain: float
+    stable: bool
+
+
+def _slope(x: np.ndarray, y: np.ndarray, at: float) -> float:
+    """dy/dx at ``at`` from a local linear fit over ±2 grid steps (the grid's rounding stays out)."""
+    k = int(np.clip(np.searchsorted(x, at), 2, len(x) - 3))
+    return float(np.polyfit(x[k - 2:k + 3], y[k - 2:k + 3], 1)[0])
+
+
+def latch_operating_points(x: np.ndarray, f: np.ndarray, g: np.ndarray) -> list[OperatingPoint]:
+    """Closed-loop operating points of a latch from its two open-loop transfer curves.
+
+    x: forced node voltages, V (increasing); f: V(v_out) with v_outb forced to x; g: V(v_outb) with
+    v_out forced to x. Solutions of qb = g(f(qb)) on the grid (linear interpolation between sign
+    changes), lowest qb first.
+    """
+    x, f, g = (np.asarray(a, dtype=float) for a in (x, f, g))
+    h = np.interp(f, x, g) - x
+    out = []
+    for k in np.nonzero(np.sign(h[:-1]) * np.sign(h[1:]) <= 0)[0]:
+        if h[k] == 0 and k > 0 and out and abs(out[-1].qb_v - x[k]) < 1e-15:
+            continue
+        w = 0.0 if h[k] == h[k + 1] else h[k] / (h[k] - h[k + 1])
+        qb = float(x[k] + w * (x[k + 1] - x[k]))
+        q = float(np.interp(qb, x, f))
+        loop = _slope(x, f, qb) * _slope(x, g, q)
+        if out and abs(out[-1].qb_v - qb) < 0.5 * (x[1] - x[0]):
+            continue  # the same root seen from both sides of a grid point
+        out.append(OperatingPoint(q, qb, float(loop), bool(loop < 1.0)))
+    return out
+
+
+def switching_point(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(V_m, -dV_out/dV_in at V_m) of one half's transfer y(x); NaNs if y never crosses x."""
+    d = np.asarray(y, float) - np.asarray(x, float)
+    s = np.nonzero(np.sign(d[:-1]) * np.sign(d[1:]) <= 0)[0]
+    if len(s) == 0:
+        return float("nan"), float("nan")
+    k = int(s[0])
+    w = 0.0 if d[k] == d[k + 1] else d[k] / (d[k] - d[k + 1])
+    vm = float(x[k] + w * (x[k + 1] - x[k]))
+    return vm, -_slope(np.asarray(x, float), np.asarray(y, float), vm)
+
+
+@dataclass(frozen=True)
+class LatchState:
+    """The latch at one (supply, bias): its operating points and each half's switching point.
+
+    switching_frac: (V_m - V_low)/VDD of half 1 (v_outb → v_out) and half 2; half_gain: their
+    gains at V_m; bistable: two or more stable operating points.
+    """
+
+    vdd_v: float
+    bias_v: float
+    points: tuple[OperatingPoint, ...]
+    switching_frac: tuple[float, float]
+    half_gain: tuple[float, float]
+
+    @property
+    def stable(self) -> tuple[OperatingPoint, ...]:
+        return tuple(p for p in self.points if p.stable)
+
+    @property
+    def bistable(self) -> bool:
+        return len(self.stable) >= 2
+
+    @property
+    def loop_gain_at_switching(self) -> float:
+        """Product of the halves' gains at their switching points (> 1 needed for two states)."""
+        return self.half_gain[0] * self.half_gain[1]
+
+    def describe(self) -> str:
+        kind = "bistable" if self.bistable else ("monostable" if len(self.stable) == 1 else "no stable point")
+        sp = "/".join(f"{v:.2f}" for v in self.switching_frac)
+        hg = "/".join(f"{v:.2f}" for v in self.half_gain)
+        return (f"{kind} at VDD {format_si(self.vdd_v, 'V')}: {len(self.stable)} stable of {len(self.points)} "
+                f"operating point(s); loop-half gains {hg} at switching points {sp} of VDD")
+
+
+def latch_state(vdd_v: float, bias_v: float, low_v: float, x: np.ndarray, f: np.ndarray, g: np.ndarray) -> LatchState:
+    """:class:`LatchState` from the two transfer curves (see :func:`latch_operating_points`)."""
+    vm1, a1 = switching_point(x, f)
+    vm2, a2 = switching_point(x, g)
+    return LatchState(float(vdd_v), float(bias_v), tuple(latch_operating_points(x, f, g)),
+                      ((vm1 - low_v) / vdd_v, (vm2 - low_v) / vdd_v), (a1, a2))
+
+
+@dataclass(frozen=True)
+class DeviceVoltages:
+    """A device's worst terminal voltages over the checked operating points, V, against its rating."""
+
+    name: str
+    model: str
+    family: str
+    vgs_v: float
+    vds_v: float
+    vgd_v: float
+    vgb_v: float
+    vdb_v: float
+    vsb_v: float
+    forward_v: float  # largest source/drain–body forward bias (n: V_B - V_S|D; p: V_S|D - V_B)
+    limits: dict
+    violations: tuple[str, ...]
+    where: str  # the condition of the largest forward bias
+
+
+def check_device(name: str, model: str, polarity: str, rating: DeviceRating | None,
+                 samples: list[tuple[str, dict[str, float]]]) -> DeviceVoltages:
+    """Worst-case terminal voltages of one device over ``samples`` [(condition, {d, g, s, b: V})]."""
+    worst = {k: (0.0, "") for k in ("vgs", "vds", "vgd", "vgb", "vdb", "vsb", "fwd")}
+
+    def keep(k, v, where):
+        if abs(v) > abs(worst[k][0]) or (k == "fwd" and v > worst[k][0]):
+            worst[k] = (v, where)
+
+    for where, t in samples:
+        d, g, s, b = t["d"], t["g"], t["s"], t["b"]
+        keep("vgs", g - s, where)
+        keep("vds", d - s, where)
+        keep("vgd", g - d, where)
+        keep("vgb", g - b, where)
+        keep("vdb", d - b, where)
+        keep("vsb", s - b, where)
+        fwd = max(b - s, b - d) if polarity == "n" else max(s - b, d - b)
+        if fwd > worst["fwd"][0] or not worst["fwd"][1]:
+            worst["fwd"] = (fwd, where)
+    viol = []
+    limits = {}
+    if rating is not None:
+        limits = asdict(rating)
+        checks = (("V_GS", "vgs", rating.vgs_max), ("V_GD", "vgd", rating.vgs_max), ("V_GB", "vgb", rating.vgs_max),
+                  ("V_DS", "vds", rating.vds_max), ("V_DB", "vdb", rating.vbs_reverse_max + rating.vds_max),
+                  ("V_SB", "vsb", rating.vbs_reverse_max))
+        for label, k, lim in checks:
+            v, where = worst[k]
+            if abs(v) > lim + 1e-9:
+                viol.append(f"|{label}| {abs(v):.3g} V > {lim:g} V ({where})")
+    return DeviceVoltages(name, model, rating.family if rating else "unrated", *(worst[k][0] for k in
+                          ("vgs", "vds", "vgd", "vgb", "vdb", "vsb", "fwd")), limits, tuple(viol),
+                          worst["fwd"][1])
+
+
+@dataclass(frozen=True)
+class Junction:
+    """A forward-biased junction: what, by how much (V), where, and whether beyond the model's limit."""
+
+    what: str
+    forward_v: float
+    where: str
+    beyond_limit: bool
+
+
+@dataclass(frozen=True)
+class SourcePower:
+    """A top-level DC voltage source at a stable operating point: V across, current, delivered power."""
+
+    name: str
+    declared: bool
+    voltage_v: float
+    current_a: float
+    power_w: float
+    where: str
+
+
+@dataclass(frozen=True)
+class CellCheck:
+    """Result of :func:`check_cell`. status: "ok", "warn" or "fail"; verdict: one line; fix: what
+    to change when the cell cannot be a bit source (None otherwise)."""
+
+    cell: str
+    corner: str
+    temp_c: float
+    status: str
+    verdict: str
+    fix: str | None
+    nominal: LatchState
+    supply_scan: tuple[LatchState, ...]
+    devices: tuple[DeviceVoltages, ...]
+    junctions: tuple[Junction, ...]
+    sources: tuple[SourcePower, ...]
+    warnings: tuple[str, ...]
+    params: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def bistable_range_v(self) -> tuple[float, float] | None:
+        ok = [s.vdd_v for s in self.supply_scan if s.bistable]
+        return (min(ok), max(ok)) if ok else None
+
+    def to_dict(self) -> dict:
+        def fin(o):
+            if isinstance(o, float) and not math.isfinite(o):
+                return None
+            if isinstance(o, dict):
+                return {k: fin(v) for k, v in o.items()}
+            if isinstance(o, (list, tuple)):
+                return [fin(v) for v in o]
+            return o
+
+        def st(s: LatchState) -> dict:
+            return {**asdict(s), "bistable": s.bistable, "loop_gain_at_switching": s.loop_gain_at_switching}
+
+        d = {"cell": self.cell, "corner": self.corner, "temp_c": self.temp_c, "status": self.status,
+             "verdict": self.verdict, "fix": self.fix, "nominal": st(self.nominal),
+             "supply_scan": [st(s) for s in self.supply_scan],
+             "bistable_supply_range_v": list(self.bistable_range_v) if self.bistable_range_v else None,
+             "devices": [asdict(x) for x in self.devices], "junctions": [asdict(x) for x in self.junctions],
+             "sources": [asdict(x) for x in self.sources], "warnings": list(self.warnings),
+             "params": self.params, "elapsed_s": self.elapsed_s}
+        return fin(d)
+
+    def summary(self) -> str:
+        n = self.nominal
+        lines = [f"cell check {self.cell} ({self.corner}, {self.temp_c:g} °C): {self.verdict}"]
+        if self.fix:
+            lines.append(f"  fix: {self.fix}")
+        lines.append("")
+        lines.append("  operating points at the nominal point (VDD "
+                     f"{format_si(n.vdd_v, 'V')}, bias {format_si(n.bias_v, 'V')}):")
+        lines.append(f"    {'V(v_out)':>10} {'V(v_outb)':>10} {'loop gain':>9}  stability")
+        for p in n.points:
+            lines.append(f"    {format_si(p.q_v, 'V'):>10} {format_si(p.qb_v, 'V'):>10} {p.loop_gain:9.3f}  "
+                         f"{'stable' if p.stable else 'unstable (metastable)'}")
+        lines.append(f"    halves: switching points {n.switching_frac[0]:.3f} / {n.switching_frac[1]:.3f} of VDD, "
+                     f"gains {n.half_gain[0]:.3f} / {n.half_gain[1]:.3f} (product {n.loop_gain_at_switching:.3f})")
+        lines.append("")
+        lines.append("  over the supply range:")
+        for s in self.supply_scan:
+            lines.append(f"    VDD {format_si(s.vdd_v, 'V'):>10}  {'bistable  ' if s.bistable else 'monostable'}  "
+                         f"half gains {s.half_gain[0]:.3f}/{s.half_gain[1]:.3f}, switching {s.switching_frac[0]:.3f}")
+        lines.append("")
+        lines.append(f"  devices (worst case over the checked points):")
+        lines.append(f"    {'device':8} {'family':26} {'V_GS':>7} {'V_DS':>7} {'V_GB':>7} {'V_DB':>7} {'fwd':>7}  rating")
+        for dv in self.devices:
+            rate = "; ".join(dv.violations) if dv.violations else ("ok" if dv.limits else "no rating known")
+            lines.append(f"    {dv.name:8} {dv.family:26} {dv.vgs_v:7.3f} {dv.vds_v:7.3f} {dv.vgb_v:7.3f} "
+                         f"{dv.vdb_v:7.3f} {dv.forward_v:7.3f}  {rate}")
+        if self.junctions:
+            lines.append("")
+            lines.append("  forward-biased junctions:")
+            for j in self.junctions:
+                lines.append(f"    {j.what}: {j.forward_v:.3f} V forward ({j.where})"
+                             + ("  BEYOND THE MODELS' LIMIT" if j.beyond_limit else ""))
+        lines.append("")
+        lines.append("  DC sources (power delivered, at each stable point of the nominal supply):")
+        for s in self.sources:
+            lines.append(f"    {s.name:10} {'supply' if s.declared else 'NOT DECLARED':12} {format_si(s.voltage_v, 'V'):>10} "
+                         f"{format_si(s.current_a, 'A'):>10} {format_si(s.power_w, 'W'):>10}  ({s.where})")
+        for w in self.warnings:
+            lines.append(f"  warning: {w}")
+        lines.append(f"  ({self.elapsed_s:.1f} s)")
+        return "\n".join(lines)
+
+
+# ============================================================================ verdict
+def verdict(nominal: LatchState, scan: list[LatchState], devices: list[DeviceVoltages],
+            junctions: list[Junction]) -> tuple[str, str, str | None]:
+    """(status, one-line verdict, fix) from the analysis (pure; see the module docstring)."""
+    fix = None
+    over = [d for d in devices if d.violations]
+    if nominal.bistable:
+        status = "ok"
+        meta = max((p.loop_gain for p in nominal.points if not p.stable), default=float("nan"))
+        text = (f"bistable at the nominal supply {format_si(nominal.vdd_v, 'V')} (loop gain {meta:.2f} at the "
+                f"metastable point, switching point {nominal.switching_frac[0]:.2f} of VDD)")
+    else:
+        status = "fail"
+        sp, g = nominal.switching_frac[0], nominal.loop_gain_at_switching
+        text = (f"NOT BISTABLE at the nominal supply {format_si(nominal.vdd_v, 'V')}: one stable state; loop "
+                f"gain {g:.2f} < 1 at the switching point {sp:.2f} of VDD (halves {nominal.half_gain[0]:.2f}/"
+                f"{nominal.half_gain[1]:.2f})")
+        ok = [s for s in scan if s.bistable]
+        no_help = "longer records, a bias change or a hysteresis cannot create a second state"
+        if ok:
+            fix = (f"the cell is bistable for VDD {format_si(min(s.vdd_v for s in ok), 'V')} … "
+                   f"{format_si(max(s.vdd_v for s in ok), 'V')} of its range: move the supply there "
+                   f"(`noisecell trim`); {no_help}")
+        elif math.isfinite(sp) and abs(sp - 0.5) > UNBALANCED_FRACTION:
+            side = "pull-downs outweigh the pull-ups" if sp < 0.5 else "pull-ups outweigh the pull-downs"
+            fix = (f"unbalanced: the switching point sits at {sp:.2f} of VDD ({side}), which collapses the loop "
+                   f"gain; resize the devices (W/L) or add a trim input that balances them, then re-check; {no_help}")
+        else:
+            best = max(scan, key=lambda s: s.loop_gain_at_switching) if scan else nominal
+            fix = (f"the loop gain stays below 1 over the whole supply range (best {best.loop_gain_at_switching:.2f} "
+                   f"at VDD {format_si(best.vdd_v, 'V')}): raise the supply range, or lengthen the devices "
+                   f"for more gain per half; {no_help}")
+    if over:
+        status = "fail"
+        text = f"EXCEEDS RATINGS ({len(over)} device(s): {over[0].name} {over[0].violations[0]}); " + text
+        fix = ((fix + "; ") if fix else "") + "keep every terminal within its device family's rating (a thicker-oxide device, or less bias swing)"
+    elif status == "ok" and junctions:
+        status = "warn"
+    if junctions:
+        j = max(junctions, key=lambda j: j.forward_v)
+        text += f"; {len(junctions)} forward-biased junction(s), worst {j.what} {j.forward_v:.2f} V"
+    return status, text, fix
+
+
+# ============================================================================ the ngspice run
+def _top_elements(text: str) -> list[list[str]]:
+    from . import netlist as nl
+
+    return [nl.tokens(ln.text) for ln in nl.logical_lines(text) if ln.scope is None and not ln.text.startswith(".")]
+
+
+def _voltage_sources(text: str) -> list[tuple[str, str, str]]:
+    return [(t[0], t[1], t[2]) for t in _top_elements(text) if t[0][0].lower() == "v" and len(t) >= 3]
+
+
+def _node(n: str) -> str:
+    return "0" if n.lower() in ("0", "gnd") else n
+
+
+def check_cell(cell, *, corner: str | None = None, temp_c: float | None = None, vdd_v: float | None = None,
+               trim: dict | None = None, params: dict | None = None, timeout_s: float = 120.0) -> CellCheck:
+    """Run the DC check of ``cell`` (a CellSpec) at (corner, temp_c), default the cell's nominal, at the
+    supply and trim `simulate` would use (stored trim table, else nominal). One ngspice process."""
+    from . import netlist as nl
+    from .simulate import job_from_cell
+    from .technology import model_lines
+    from .simulator.batch import run_batch
+    from .trim import trimmed_point
+
+    t_start = time.monotonic()
+    where = f"cell {cell.name} ({cell.netlist_path.parent / 'cell.toml'})"
+    if "v_outb" not in cell.outputs:
+        raise InputError(f"{where}: `cell check` analyses a latch with two outputs (v_out and v_outb in [outputs])")
+    corner = cell.nominal_corner if corner is None else corner
+    temp_c = cell.nominal_temp_c if temp_c is None else float(temp_c)
+    if vdd_v is None or trim is None:
+        try:
+            stored_trim, stored_vdd = trimmed_point(cell, corner, temp_c)
+        except InputError:  # no [balance] table: the cell's nominal values
+            stored_trim, stored_vdd = {}, cell.supplies[cell.main_supply].nominal_v
+        trim = stored_trim if trim is None else trim
+        vdd_v = stored_vdd if vdd_v is None else vdd_v
+    bias_mid = float(cell.bias.mid_v)
+    values = dict(job_from_cell(cell, bias_v=bias_mid, corner=corner, temp_c=temp_c, vdd_v=vdd_v, trim=trim or None,
+                                params=params, duration_s=1e-6, noise_step_s=1e-9, seed=0).params)
+    main = cell.supplies[cell.main_supply]
+    try:
+        from .trim import balance_spec
+        low_node = balance_spec(cell).low_node
+    except InputError:
+        low_node = "0"
+    vdd_max = float(main.range_v[1])
+    scan_v = sorted(set([float(v) for v in np.linspace(main.range_v[0], main.range_v[1], SUPPLY_SCAN_POINTS)]))
+    b_lo, b_hi = (float(v) for v in cell.bias.range_v)
+    # (label, vdd, bias): 0 = nominal; then the supply scan; then the rating corners
+    conds = [("nominal", float(vdd_v), bias_mid)]
+    conds += [(f"VDD {format_si(v, 'V')}", v, bias_mid) for v in scan_v]
+    for vv, vlabel in ((float(vdd_v), "nominal VDD"), (vdd_max, "top of the supply range")):
+        for bb in (b_lo, b_hi):
+            conds.append((f"{vlabel}, bias {format_si(bb, 'V')}", vv, bb))
+    for _lab, vv, bb in conds:  # every condition within the cell's ranges
+        job_from_cell(cell, bias_v=bb, corner=corner, temp_c=temp_c, vdd_v=vv, trim=trim or None, params=params,
+                      duration_s=1e-6, noise_step_s=1e-9, seed=0)
+
+    body = nl.set_params(cell.template, values, source=str(cell.netlist_path))
+    body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+    q, qb = cell.outputs["v_out"], cell.outputs["v_outb"]
+    mos = [m for m in nl.find_mosfets(cell.template, cell.technology) if m.scope is None]
+    vsrc = _voltage_sources(cell.template)
+    nodes = sorted({_node(n) for m in mos for n in (m.drain, m.gate, m.source, m.bulk)}
+                   | {_node(n) for _v, a, b in vsrc for n in (a, b)} | {q, qb, _node(low_node)} - {"0"})
+    nodes = [n for n in nodes if n != "0"]
+    vecs = [f"v({n})" for n in nodes] + [f"i({name})" for name, _a, _b in vsrc]
+    opts = f".options temp={float(temp_c)!r} tnom=27.0"
+    head = [f"* noisecell cell check: {cell.name} {corner} {temp_c:g} C",
+            *model_lines(cell.technology, corner, mismatch=False), body, opts,
+            f"Rnc_fq {q} nc_fq 1e12", f"Vnc_fq nc_fq {low_node} DC 0",
+            f"Rnc_fqb {qb} nc_fqb 1e12", f"Vnc_fqb nc_fqb {low_node} DC 0"]
+    ctl = [".control", "set wr_singlescale", "set wr_vecnames"]
+    for i, (_lab, vv, bb) in enumerate(conds):
+        lo, hi = -0.05 * vv, 1.05 * vv
+        step = (hi - lo) / (SWEEP_POINTS - 1)
+        alt = [f"alterparam {main.param}={vv!r}", f"alterparam {cell.bias.param}={bb!r}", "reset"]
+        ctl += alt + ["alter Rnc_fqb=1e-3", "alter Rnc_fq=1e12", f"dc Vnc_fqb {lo!r} {hi!r} {step!r}",
+                      f"wrdata c{i}_f.dat {' '.join(vecs)}",
+                      "alter Rnc_fqb=1e12", "alter Rnc_fq=1e-3", f"dc Vnc_fq {lo!r} {hi!r} {step!r}",
+                      f"wrdata c{i}_g.dat {' '.join(vecs)}"]
+    ctl += ["quit", ".endc", ".end"]
+    with tempfile.TemporaryDirectory(prefix="noisecell-check-") as td:
+        wd = Path(td)
+        log = run_batch("\n".join(head + ctl) + "\n", wd, technology=cell.technology, timeout_s=timeout_s,
+                        name=f"{where}: DC check", filename="check.cir")
+        data = []
+        for i in range(len(conds)):
+            pair = []
+            for s in ("f", "g"):
+                p = wd / f"c{i}_{s}.dat"
+                if not p.is_file():
+                    tail = " ".join(log.strip().splitlines()[-3:])
+                    raise SimulationError(f"{where}: DC check ({corner}, {temp_c:g} C) failed: {tail}")
+                pair.append(np.atleast_2d(np.loadtxt(p, skiprows=1)))
+            data.append(pair)
+    col = {name: 1 + k for k, name in enumerate(vecs)}  # wr_singlescale: the sweep value, then each vector
+
+    def node_v(arr, n):
+        return np.zeros(len(arr)) if n == "0" else arr[:, col[f"v({n})"]]
+
+    states, samples = [], []
+    for i, ((lab, vv, bb), (df, dg)) in enumerate(zip(conds, data)):
+        low = float(np.median(node_v(df, _node(low_node))))
+        x = df[:, 0] + low
+        st = latch_state(vv, bb, low, x, node_v(df, q), node_v(dg, qb))
+        states.append(st)
+        for p in st.stable:  # every node at this state: the qb-forced sweep at qb = qb*
+            at = {n: float(np.interp(p.qb_v - low, df[:, 0], node_v(df, n))) for n in nodes}
+            at["0"] = 0.0
+            cur = {name: float(np.interp(p.qb_v - low, df[:, 0], df[:, col[f"i({name})"]])) for name, _a, _b in vsrc}
+            samples.append((i, lab, p, at, cur))
+    nominal, scan = states[0], states[1:1 + len(scan_v)]
+
+    devices = []
+    junctions: list[Junction] = []
+    for m in mos:
+        rating = rating_for(cell.technology, m.model)
+        tv = [(f"{lab}, state V(v_out) {format_si(p.q_v, 'V')}",
+               {"d": at[_node(m.drain)], "g": at[_node(m.gate)], "s": at[_node(m.source)], "b": at[_node(m.bulk)]})
+              for _i, lab, p, at, _c in samples]
+        if not tv:
+            continue
+        dv = check_device(m.name, m.model, m.polarity, rating, tv)
+        devices.append(dv)
+        limit = rating.vbs_forward_max if rating else 0.3
+        if dv.forward_v > FORWARD_REPORT_V:
+            wh = max(tv, key=lambda s: (max(s[1]["b"] - s[1]["s"], s[1]["b"] - s[1]["d"]) if m.polarity == "n"
+                                        else max(s[1]["s"] - s[1]["b"], s[1]["d"] - s[1]["b"])))[0]
+            kind = "source/drain–p-body" if m.polarity == "n" else "p+ source/drain–n-well"
+            junctions.append(Junction(f"{m.name} {kind}", dv.forward_v, wh, dv.forward_v > limit + 1e-9))
+    # n-well (pfet bodies) to substrate (the nfet bodies' node, else ground)
+    nb = [_node(m.bulk) for m in mos if m.polarity == "n"]
+    sub = max(set(nb), key=nb.count) if nb else "0"
+    for well in sorted({_node(m.bulk) for m in mos if m.polarity == "p"}):
+        fw = [(at[sub] - at[well], lab) for _i, lab, _p, at, _c in samples]
+        v, wh = max(fw)
+        if v > FORWARD_REPORT_V:
+            junctions.append(Junction(f"n-well {well} – substrate {sub}", v, wh, v > 0.3))
+    declared = {s.source.lower() for s in cell.supplies.values()}
+    sources = []
+    for i, lab, p, at, cur in samples:
+        if i != 0:
+            continue
+        for name, a, b in vsrc:
+            v = at[_node(a)] - at[_node(b)]
+            sources.append(SourcePower(name, name.lower() in declared, v, cur[name], -v * cur[name],
+                                       f"state V(v_out) {format_si(p.q_v, 'V')}"))
+    warnings = []
+    dec_p = sum(abs(s.power_w) for s in sources if s.declared)
+    for s in sources:
+        if not s.declared and abs(s.power_w) > max(0.01 * dec_p, 1e-15):
+            warnings.append(f"source {s.name} delivers {format_si(s.power_w, 'W')} ({s.where}) but is not a "
+                            "declared [supplies] entry, so the energy figures leave it out; declare it to count it")
+    for dv in devices:
+        if not dv.limits and cell.technology == "sky130":
+            warnings.append(f"{dv.name}: no rating known for {dv.model}")
+    status, text, fix = verdict(nominal, list(scan), devices, junctions)
+    return CellCheck(cell.name, corner, temp_c, status, text, fix, nominal, tuple(scan), tuple(devices),
+                     tuple(junctions), tuple(sources), tuple(warnings),
+                     params={k: float(v) for k, v in values.items()}, elapsed_s=time.monotonic() - t_start)
+
+
+def suggested_fix(check: CellCheck, regime: str | None = None) -> str:
+    """What to change when a simulated record is not a bit source, from the DC check: a cell that
+    cannot be bistable needs a design change; one that can was read at the wrong barrier."""
+    if check.fix and not check.nominal.bistable:
+        head = check.verdict.split(":")[0].replace("NOT BISTABLE", "not bistable")
+        return f"`cell check`: {head} — {check.fix}"
+    if regime == "stuck":
+        return ("`cell check` finds the cell bistable here, so the record froze in one state: the barrier is "
+                "too high for this record — lower the supply (`noisecell trim` finds the window) or simulate longer")
+    return ("`cell check` finds the cell bistable here, yet the record shows one level: the barrier is "
+            "below ~1 kT at this supply — raise the supply slightly (`noisecell trim` finds the window)")
+
+
+def gate(cell, log, *, corner: str | None = None, temp_c: float | None = None, what: str = "characterize") -> CellCheck:
+    """Run the check at the start of a long job: log the verdict, raise InputError if the cell cannot
+    be bistable or exceeds its ratings (the check takes seconds, the sweep hours)."""
+    res = check_cell(cell, corner=corner, temp_c=temp_c)
+    log(f"cell check: {res.verdict} ({res.elapsed_s:.1f} s)")
+    for w in res.warnings:
+        log(f"cell check: warning: {w}")
+    if res.status == "fail":
+        raise InputError(f"cell {cell.name}: `noisecell cell check` says {res.verdict}; fix: {res.fix}; "
+                         f"{what} stops before simulating (see `noisecell cell check {cell.name}`; --skip-check "
+                         "runs it anyway)")
+    return res

@@ -1,0 +1,55 @@
+"""The pilot refuses a sigmoid fit to frozen or non-monotonic points and says so (issue 16 item 4)."""
+import numpy as np
+
+from noisecell.regime import sigmoid_points
+from noisecell.report.characterize import pilot_window
+
+BIAS = np.linspace(-8e-3, 8e-3, 9)
+
+
+def test_frozen_non_monotonic_points_are_refused():
+    # the issue's 3 µs pilot: a latch that froze in whichever state it started in, so P(1) jumps
+    # between 0 and 1 (and a fraction where it froze mid-record) with no order in bias
+    p = np.array([0.0, 1.0, 0.2, 0.7, 0.0, 1.0, 1.0, 0.0, 1.0])
+    regime = ["stuck"] * 9
+    sp = sigmoid_points(BIAS, p, regime=regime)
+    assert sp.refusal and "no sigmoid fitted" in sp.refusal
+    assert "non-monotonic" in sp.refusal or "frozen" in sp.refusal
+    assert not sp.usable[2] and not sp.usable[3]  # mid-record freezes is never a sigmoid sample
+    # what the pilot did before: a "V50" from whatever points lie inside (0.02, 0.98)
+    window, note = pilot_window(BIAS, p, 4.0, -8e-3, 8e-3)
+    assert window is not None  # it would have laid the bias points out around a meaningless crossing
+
+
+def test_nothing_telegraphs_and_no_bracket_is_frozen():
+    p = np.array([0.0, 0.0, 0.3, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0])
+    sp = sigmoid_points(BIAS, p, regime=["stuck"] * 9)
+    assert sp.refusal and "frozen" in sp.refusal
+
+
+def test_a_real_sigmoid_with_binomial_noise_is_accepted():
+    """P(1) = logistic((V - 1 mV)/2 mV) estimated from n_eff = 400 independent samples per point with
+    Wilson-like ±1.96·SE intervals: a monotone truth only shows a 'reversal' if two neighbours' errors
+    jointly exceed their two half-widths (> 2.8σ of the difference): ≲ 1 % for the 36 pairs together."""
+    rng = np.random.default_rng(16)
+    truth = 1 / (1 + np.exp(-(BIAS - 1e-3) / 2e-3))
+    n = 400
+    p = rng.binomial(n, truth) / n
+    se = np.sqrt(np.maximum(p * (1 - p), 1 / n) / n)
+    sp = sigmoid_points(BIAS, p, p - 1.96 * se, p + 1.96 * se, ["bistable"] * 9)
+    assert sp.refusal is None and all(sp.usable)
+
+
+def test_steep_sigmoid_with_stuck_tails_is_a_bracket_not_a_refusal():
+    p = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=float)
+    sp = sigmoid_points(BIAS, p, regime=["stuck"] * 9)
+    assert sp.refusal is None and all(sp.usable)
+    window, note = pilot_window(BIAS[list(sp.usable)], p, 4.0, -8e-3, 8e-3)
+    assert window is not None and "steeper than the pilot grid" in note
+
+
+def test_single_peaked_points_are_left_out_of_the_fit():
+    p = np.array([0.0, 0.01, 0.1, 0.3, 0.5, 0.7, 0.45, 0.99, 1.0])
+    regime = ["stuck", "bistable", "bistable", "bistable", "bistable", "bistable", "single_peaked", "bistable", "stuck"]
+    sp = sigmoid_points(BIAS, p, regime=regime)
+    assert sp.refusal is None and sp.usable[6] is False and "single_peaked" in sp.excluded
