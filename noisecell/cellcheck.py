@@ -333,7 +333,7 @@ class CellCheck:
             lines.append(f"    VDD {format_si(s.vdd_v, 'V'):>10}  {'bistable  ' if s.bistable else 'monostable'}  "
                          f"half gains {s.half_gain[0]:.3f}/{s.half_gain[1]:.3f}, switching {s.switching_frac[0]:.3f}")
         lines.append("")
-        lines.append(f"  devices (worst case over the checked points):")
+        lines.append("  devices (worst case over the checked points):")
         lines.append(f"    {'device':8} {'family':26} {'V_GS':>7} {'V_DS':>7} {'V_GB':>7} {'V_DB':>7} {'fwd':>7}  rating")
         for dv in self.devices:
             rate = "; ".join(dv.violations) if dv.violations else ("ok" if dv.limits else "no rating known")

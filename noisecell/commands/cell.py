@@ -122,7 +122,7 @@ def _check(cell, args) -> int:
                      trim=_kv(args.trim, "trim") or None, params=_kv(args.param, "param") or None)
     if args.json:
         print(res.summary(), file=sys.stderr)
-        print(json.dumps(res.to_dict()))
+        print_json(res.to_dict())
     else:
         print(res.summary())
     return 0
