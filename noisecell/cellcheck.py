@@ -46,6 +46,9 @@ SWEEP_POINTS = 241
 SUPPLY_SCAN_POINTS = 7
 #: a switching point further than this from mid-rail (fraction of the supply) is "unbalanced"
 UNBALANCED_FRACTION = 0.15
+#: an output whose largest |dV/dV| with respect to the other output's forced voltage is below this
+#: does not close a loop with it (a real half has a gain of order 1; leakage couplings are ≪ 0.01)
+NO_LOOP_GAIN = 0.05
 #: forward bias below this is not reported: the junction current is < e^(0.05/0.0259) ≈ 7× its
 #: reverse saturation current, i.e. still leakage
 FORWARD_REPORT_V = 0.05
@@ -159,6 +162,7 @@ class LatchState:
     points: tuple[OperatingPoint, ...]
     switching_frac: tuple[float, float]
     half_gain: tuple[float, float]
+    loop: bool = True  # False: forcing one output does not move the other (no feedback between them)
 
     @property
     def stable(self) -> tuple[OperatingPoint, ...]:
@@ -174,6 +178,8 @@ class LatchState:
         return self.half_gain[0] * self.half_gain[1]
 
     def describe(self) -> str:
+        if not self.loop:
+            return f"no feedback loop between the outputs at VDD {format_si(self.vdd_v, 'V')}"
         kind = "bistable" if self.bistable else ("monostable" if len(self.stable) == 1 else "no stable point")
         sp = "/".join(f"{v:.2f}" for v in self.switching_frac)
         hg = "/".join(f"{v:.2f}" for v in self.half_gain)
@@ -185,8 +191,11 @@ def latch_state(vdd_v: float, bias_v: float, low_v: float, x: np.ndarray, f: np.
     """:class:`LatchState` from the two transfer curves (see :func:`latch_operating_points`)."""
     vm1, a1 = switching_point(x, f)
     vm2, a2 = switching_point(x, g)
+    # a latch needs each output to move the other; below NO_LOOP_GAIN everywhere it is not a loop
+    # (e.g. an amplifier chain whose last stage drives v_out from v_outb only)
+    loop = min(float(np.max(np.abs(np.gradient(f, x)))), float(np.max(np.abs(np.gradient(g, x))))) >= NO_LOOP_GAIN
     return LatchState(float(vdd_v), float(bias_v), tuple(latch_operating_points(x, f, g)),
-                      ((vm1 - low_v) / vdd_v, (vm2 - low_v) / vdd_v), (a1, a2))
+                      ((vm1 - low_v) / vdd_v, (vm2 - low_v) / vdd_v), (a1, a2), loop)
 
 
 @dataclass(frozen=True)
@@ -302,7 +311,8 @@ class CellCheck:
             return o
 
         def st(s: LatchState) -> dict:
-            return {**asdict(s), "bistable": s.bistable, "loop_gain_at_switching": s.loop_gain_at_switching}
+            return {**asdict(s), "bistable": s.bistable if s.loop else None,
+                    "loop_gain_at_switching": s.loop_gain_at_switching}
 
         d = {"cell": self.cell, "corner": self.corner, "temp_c": self.temp_c, "status": self.status,
              "verdict": self.verdict, "fix": self.fix, "nominal": st(self.nominal),
@@ -328,9 +338,13 @@ class CellCheck:
         lines.append(f"    halves: switching points {n.switching_frac[0]:.3f} / {n.switching_frac[1]:.3f} of VDD, "
                      f"gains {n.half_gain[0]:.3f} / {n.half_gain[1]:.3f} (product {n.loop_gain_at_switching:.3f})")
         lines.append("")
+        if not n.loop:
+            lines.append("    (no feedback loop between the outputs: the latch figures above do not apply)")
+        lines.append("")
         lines.append("  over the supply range:")
         for s in self.supply_scan:
-            lines.append(f"    VDD {format_si(s.vdd_v, 'V'):>10}  {'bistable  ' if s.bistable else 'monostable'}  "
+            kind = "bistable  " if s.bistable else ("monostable" if s.loop else "no loop   ")
+            lines.append(f"    VDD {format_si(s.vdd_v, 'V'):>10}  {kind}  "
                          f"half gains {s.half_gain[0]:.3f}/{s.half_gain[1]:.3f}, switching {s.switching_frac[0]:.3f}")
         lines.append("")
         lines.append("  devices (worst case over the checked points):")
@@ -362,7 +376,11 @@ def verdict(nominal: LatchState, scan: list[LatchState], devices: list[DeviceVol
     """(status, one-line verdict, fix) from the analysis (pure; see the module docstring)."""
     fix = None
     over = [d for d in devices if d.violations]
-    if nominal.bistable:
+    if not nominal.loop:
+        status = "ok"
+        text = ("no feedback loop between v_out and v_outb (forcing v_out does not move v_outb): not a latch, so "
+                "the DC bistability check does not apply; the transient regime check decides whether it telegraphs")
+    elif nominal.bistable:
         status = "ok"
         meta = max((p.loop_gain for p in nominal.points if not p.stable), default=float("nan"))
         text = (f"bistable at the nominal supply {format_si(nominal.vdd_v, 'V')} (loop gain {meta:.2f} at the "

@@ -167,3 +167,14 @@ def test_characterize_refuses_a_monostable_cell_before_simulating(tmp_path, caps
     err = capsys.readouterr().err
     assert "NOT BISTABLE" in err and "unbalanced" in err and "--skip-check" in err
     assert not (out / "sweep").exists()  # nothing was simulated
+
+
+def test_outputs_without_a_feedback_loop_are_not_judged_as_a_latch():
+    """An amplifier chain (v_out = inverter(v_outb), v_outb driven from elsewhere): forcing v_out does
+    not move v_outb, so there is no loop and no bistability verdict — not a refusal."""
+    x, f, _ = _tanh_halves(5.0)
+    g = np.full_like(x, 0.052)
+    st = latch_state(0.1, 0.0, 0.0, x, f, g)
+    assert not st.loop
+    status, text, fix = verdict(st, [st], [], [])
+    assert status == "ok" and fix is None and "no feedback loop" in text
