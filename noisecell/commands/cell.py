@@ -9,7 +9,7 @@ DEFAULT_CELL = "pbit"
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p_list = sub.add_parser("list", help="list the cells in spice_models/ (or $NOISECELL_SPICE_MODELS)")
+    p_list = sub.add_parser("list", help="list the cells: the folders in $NOISECELL_SPICE_MODELS (':'-separated), then the built-in spice_models/")
     p_list.add_argument("--json", action="store_true", help="print a JSON array as the last line")
     p_info = sub.add_parser("info", help="show one cell's description: ports, ranges, corners, trim")
     p_info.add_argument("cell", nargs="?", default=DEFAULT_CELL,
@@ -71,7 +71,7 @@ def cell_info(cell) -> dict:
 
 
 def run(args) -> int:
-    from ..cells import list_cells, load_cell, spice_models_dir
+    from ..cells import cell_dirs, list_cells, load_cell
 
     if args.action == "list":
         rows = []
@@ -80,7 +80,7 @@ def run(args) -> int:
             rows.append({"name": c.name, "technology": c.technology, "description": c.description,
                          "corners": list(c.corners)})
         if not rows:
-            print(f"no cells found in {spice_models_dir()}", file=sys.stderr)
+            print(f"no cells found in {', '.join(map(str, cell_dirs()))}", file=sys.stderr)
         if args.json:
             print_json(rows)
         else:

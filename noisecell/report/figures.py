@@ -212,11 +212,14 @@ def fig_tau(data: ReportData) -> plt.Figure:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
     for ax, (title, conds) in zip(axes[0], panels):
         colors = _cond_colors(conds)
+        shown, bias_seen = 0, []
         for cond in conds:
             rows = _cond_rows(data.points, cond)
+            bias_seen.extend(rows["bias_v"].astype(float).tolist())
             rows = rows[_fitted(rows) & np.isfinite(rows["tau_s"].astype(float))]
             if not len(rows):
                 continue
+            shown += 1
             col = colors[cond]
             yerr = np.vstack([rows["tau_s"] - rows["tau_s_ci95_lo"], rows["tau_s_ci95_hi"] - rows["tau_s"]]) * 1e9
             ax.errorbar(_bias_mv(rows["bias_v"]), rows["tau_s"] * 1e9, yerr=np.nan_to_num(yerr.clip(min=0)),
@@ -225,8 +228,19 @@ def fig_tau(data: ReportData) -> plt.Figure:
             if f is not None and f.tau_curve is not None:
                 x = _fit_x(f, rows)
                 ax.plot(_bias_mv(x), f.tau_curve(x) * 1e9, color=col, lw=1.2)
-        ax.plot([], [], color="0.3", lw=1.2, label="rate model 1/(k_up+k_down)")
-        ax.set_yscale("log")
+        if shown:
+            ax.plot([], [], color="0.3", lw=1.2, label="rate model 1/(k_up+k_down)")
+            ax.set_yscale("log")
+        else:
+            # nothing to draw: without this the axis keeps matplotlib's default limits, which under a
+            # "bias (mV)" label read as a volts-scale axis (issue 16); show the simulated bias range in mV
+            if bias_seen:
+                lo, hi = _bias_mv([min(bias_seen), max(bias_seen)])
+                pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo), 1.0) * 0.05
+                ax.set_xlim(lo - pad, hi + pad)
+            ax.set_yticks([])
+            _empty_note(ax, "no telegraphing point: τ is a dwell time and is not defined for single-peaked "
+                            "or stuck points")
         ax.set_xlabel("bias (mV)")
         ax.set_ylabel("correlation time τ (ns)")
         ax.set_title(title, loc="left")
@@ -247,10 +261,15 @@ def fig_acf(examples: list[ExampleStream]) -> plt.Figure:
         pos = r > 0
         ax.plot(lag_s[pos] * 1e9, r[pos], ".", ms=2.5, color=col,
                 label=f"{e.label}, {e.bias_v * 1e3:+.3g} mV")
-        tau_fit = e.acf_tau_s if np.isfinite(e.acf_tau_s) else e.tau_s
-        if np.isfinite(tau_fit):
-            ax.plot(lag_s * 1e9, np.exp(-lag_s / tau_fit), "-", color=col, lw=1.0,
-                    label=f"exp(−lag/τ), τ = {tau_fit * 1e9:.3g} ns")
+        # the legend's τ is the table's τ for this point (issue 16: the legend showed the exponential
+        # fit to one chunk's ACF, 22–40 ns, next to a table saying 5–7 ns); the fit to the ACF drawn
+        # here is shown as well, dashed and labelled as such, when it differs
+        if np.isfinite(e.tau_s):
+            ax.plot(lag_s * 1e9, np.exp(-lag_s / e.tau_s), "-", color=col, lw=1.0,
+                    label=f"exp(−lag/τ), τ = {e.tau_s * 1e9:.3g} ns (table)")
+        if np.isfinite(e.acf_tau_s) and not (np.isfinite(e.tau_s) and abs(e.acf_tau_s / e.tau_s - 1) < 0.05):
+            ax.plot(lag_s * 1e9, np.exp(-lag_s / e.acf_tau_s), "--", color=col, lw=0.8,
+                    label=f"exponential fit to this ACF, τ_fit = {e.acf_tau_s * 1e9:.3g} ns")
     ax.set_yscale("log")
     ax.set_ylim(1e-2, 1.2)
     ax.set_xlabel("lag (ns)")
