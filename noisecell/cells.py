@@ -272,6 +272,8 @@ def load_cell(name_or_path: str) -> CellSpec:
         raise InputError(f"{path}: not valid TOML ({exc}); fix the syntax")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start}; a binary file?); write cell.toml as UTF-8 TOML")
+    except RecursionError:
+        raise InputError(f"{path}: arrays/tables nested too deeply; a cell.toml needs a few levels") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc})")
     from .schema import validate

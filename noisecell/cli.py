@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
@@ -143,6 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("noisecell: interrupted; completed work is kept", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"noisecell: error: {args.command}: out of memory; ask for less (shorter runs, fewer cells "
+              "or points)", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a disk that fills up, a file that vanishes mid-run: name it, no traceback
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"noisecell: error: {where}{exc.strerror or exc}; check the path, its permissions and the free "
+              "space", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback only on request
+        if os.environ.get("NOISECELL_DEBUG"):
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        print(f"noisecell: internal error: {exc.__class__.__name__}: {detail} (a bug in noisecell; "
+              "rerun with NOISECELL_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -188,6 +188,8 @@ def _read_metadata(root: Path) -> dict:
         raise InputError(f"{path}: not valid TOML ({exc})")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc})")
+    except RecursionError:
+        raise InputError(f"{path}: arrays/tables nested too deeply; see measurements/README.md for the format") from None
 
 
 def load_measurements(folder: str | Path) -> MeasurementSet:

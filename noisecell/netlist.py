@@ -89,8 +89,10 @@ def _strip_inline_comment(s: str) -> str:
     return s
 
 
-def logical_lines(text: str) -> list[Line]:
+def logical_lines(text: str, source: str | None = None) -> list[Line]:
     """Join ``+`` continuations, drop comment and blank lines, track .subckt scope.
+
+    source: file name for error messages (``FILE:LINE: ...``).
 
     The first line of a SPICE deck is a title only in files run directly by ngspice; cell templates
     are fragments, so a first line that is not a comment is parsed like any other.
@@ -105,7 +107,9 @@ def logical_lines(text: str) -> list[Line]:
             continue
         if s.startswith("+"):
             if not out:
-                raise InputError(f"line {n}: continuation '+' with no line to continue")
+                where = f"{source}:{n}" if source else f"line {n}"
+                raise InputError(f"{where}: continuation '+' with no line to continue; join it to a line or "
+                                 "remove the '+'")
             prev, ln = out[-1]
             out[-1] = (prev + " " + s[1:].strip(), ln)
         else:
@@ -346,9 +350,11 @@ def expand_includes(text: str, *, source: str = "<netlist>", allowed_dirs: Itera
     base = _base_of(source)
     _raw_scan(text, source)
     replace: dict[int, str] = {}
-    for ln in logical_lines(text):
+    for ln in logical_lines(text, source):
         toks = tokens(ln.text)
         where = f"{source}:{ln.lineno}"
+        if toks[0][0].lower() == "m" and len(toks) < 6:
+            raise InputError(f"{where}: MOSFET {toks[0]} needs drain gate source bulk model; complete the line")
         if not _scan_line_safety(toks, where, allow_analyses):
             continue
         first = toks[0].lower()

@@ -52,3 +52,29 @@ def format_si(x: float, unit: str = "", digits: int = 4) -> str:
         if abs(x) >= scale * 0.9999999:
             return f"{x / scale:.{digits}g} {p}{unit}".strip()
     return f"{x:.{digits}g} {unit}".strip()
+
+
+#: 0 K in °C; a temperature at or below it is not physical (kT ≤ 0 makes energies negative)
+ABSOLUTE_ZERO_C = -273.15
+#: the hottest temperature noisecell accepts, °C (semiconductor models end far below this)
+MAX_TEMP_C = 1000.0
+
+
+def require_positive(x: float | None, what: str, unit: str = "s") -> float | None:
+    """``x`` unchanged when it is None or a finite number > 0; else InputError naming ``what``."""
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0:
+        raise InputError(f"{what}: must be a positive number{' of ' + unit if unit else ''}, got {x!r}")
+    return float(x)
+
+
+def require_temperature_c(x: float | None, what: str = "--temp") -> float | None:
+    """``x`` unchanged when it is None or a finite temperature above 0 K (°C); else InputError."""
+    if x is None:
+        return None
+    if (isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)
+            or not ABSOLUTE_ZERO_C < x <= MAX_TEMP_C):
+        raise InputError(f"{what}: {x!r} °C is not a temperature above absolute zero ({ABSOLUTE_ZERO_C} °C) "
+                         f"and up to {MAX_TEMP_C:g} °C; give the temperature in °C")
+    return float(x)

@@ -18,6 +18,24 @@ import numpy as np
 from .errors import InputError
 
 
+def _parse_meta(path: Path, raw) -> dict:
+    """The ``meta_json`` record of a waveform file: a JSON object, else an InputError naming the file."""
+    fix = "rewrite the file with noisecell simulate or drop the meta_json array"
+    text = str(raw)
+    try:
+        meta = json.loads(text)
+    except RecursionError:  # json's C scanner stops at the interpreter's recursion limit
+        raise InputError(f"{path}: meta_json is nested too deeply to be a waveform's metadata; {fix}") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: meta_json is not valid JSON ({str(exc)[:80]}); {fix}") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: meta_json is a JSON {type(meta).__name__}, not an object; {fix}")
+    sv = meta.get("supply_voltages", {})
+    if not isinstance(sv, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sv.values()):
+        raise InputError(f"{path}: meta_json supply_voltages must map names to numbers; {fix}")
+    return meta
+
+
 @dataclass(frozen=True)
 class Waveform:
     """Sampled transient result.
@@ -92,7 +110,7 @@ class Waveform:
         for key in ("time_s", "v_out"):
             if key not in data:
                 raise InputError(f"{path}: missing array {key!r}; a noisecell waveform needs time_s and v_out")
-        meta = json.loads(str(data.pop("meta_json"))) if "meta_json" in data else {}
+        meta = _parse_meta(path, data.pop("meta_json")) if "meta_json" in data else {}
         supply_voltages = {k: float(v) for k, v in meta.pop("supply_voltages", {}).items()}
         time_s = data.pop("time_s")
         outputs = {k: v for k, v in data.items() if k.startswith("v_")}

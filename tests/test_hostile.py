@@ -343,6 +343,17 @@ def no_work(monkeypatch):
     monkeypatch.setattr(CellModel, "sample", boom)
 
 
+@pytest.fixture
+def no_simulation(monkeypatch):
+    """Bad input must be refused before ngspice starts: a simulation here fails the test."""
+    import noisecell.simulator as sim
+
+    def boom(*a, **k):
+        raise AssertionError("a simulation started for bad input")
+
+    monkeypatch.setattr(sim, "run_job", boom)
+
+
 def _out_cases(tmp_path: Path, suffix: str) -> list[tuple[str, Path]]:
     a_file = tmp_path / "plain.txt"
     a_file.write_text("x")
@@ -498,3 +509,182 @@ def test_every_command_prints_json_through_one_function():
     offenders = [p.name for p in (REPO / "noisecell" / "commands").glob("*.py")
                  if p.name != "__init__.py" and re.search(r"print\(json\.dumps", p.read_text())]
     assert not offenders, offenders
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. every command: bad input -> one line naming the file/option and the fix, exit 2; never a traceback
+
+@pytest.fixture
+def hostile(tmp_path, model_json) -> dict[str, Path]:
+    """A folder of hostile files, keyed by what they are."""
+    f = {"model": model_json}
+    f["bin"] = tmp_path / "bin.dat"
+    f["bin"].write_bytes(b"\x00\x01\xff\xfe" * 8)
+    f["bits"] = tmp_path / "bits.npy"
+    np.save(f["bits"], (np.random.default_rng(1).random(4000) < 0.5).astype(np.uint8))
+    t = np.arange(2000) * 1e-9
+    v = np.where(np.sin(t * 2e7) > 0, 0.02, -0.02)
+    f["badmeta"] = tmp_path / "badmeta.npz"
+    np.savez(f["badmeta"], time_s=t, v_out=v, meta_json=np.array("{bad json"))
+    f["listmeta"] = tmp_path / "listmeta.npz"
+    np.savez(f["listmeta"], time_s=t, v_out=v, meta_json=np.array("[1, 2]"))
+    f["deepmeta"] = tmp_path / "deepmeta.npz"
+    np.savez(f["deepmeta"], time_s=t, v_out=v, meta_json=np.array("[" * 50000 + "]" * 50000))
+    f["deep"] = tmp_path / "deep.json"
+    f["deep"].write_text("[" * 100000 + "]" * 100000)
+    f["badtoml"] = tmp_path / "bad.toml"
+    f["badtoml"].write_text("cell = [[[\n")
+    f["deeptoml"] = tmp_path / "deep.toml"
+    f["deeptoml"].write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    f["out_npz"] = tmp_path / "o" / "w.npz"
+    f["out_npy"] = tmp_path / "o" / "b.npy"
+    f["out_dir"] = tmp_path / "odir"
+    return f
+
+
+CLI_BAD = [
+    # (argv with {placeholders} for hostile files, exit code, fragments the one error line must contain)
+    ("analyze {badmeta}", 2, ["badmeta.npz", "meta_json"]),
+    ("analyze {listmeta}", 2, ["listmeta.npz", "meta_json"]),
+    ("analyze {deepmeta}", 2, ["deepmeta.npz", "meta_json"]),
+    ("analyze {bits} --sample-period 1us --entropy-period=-1ns", 2, ["--entropy-period"]),
+    ("analyze {bits} --sample-period 1us --entropy-period 0", 2, ["--entropy-period"]),
+    ("analyze {bits} --sample-period 1us --temp=-500", 2, ["--temp", "-500"]),
+    ("analyze {bits} --sample-period 1us --temp nan", 2, ["--temp"]),
+    ("analyze {bits} --sample-period 1us --temp inf", 2, ["--temp"]),
+    ("analyze {bits} --sample-period 1us --temp=-273.15", 2, ["--temp"]),
+    ("analyze {bits} --sample-period=-1us", 2, ["--sample-period"]),
+    ("analyze {bits} --sample-period 1us --hysteresis=-1m", 2, ["--hysteresis"]),
+    ("analyze {bin}", 2, ["bin.dat"]),
+    ("analyze {deep}", 2, ["deep.json"]),
+    ("analyze {deep} --format npy", 2, ["deep.json"]),
+    ("analyze {bin} --format npz", 2, ["bin.dat"]),
+    ("analyze {bin} --format csv", 2, ["bin.dat"]),
+    ("entropy {bin}", 2, ["bin.dat"]),
+    ("entropy {badmeta}", 2, ["badmeta.npz"]),
+    ("entropy {deep} --format npy", 2, ["deep.json"]),
+    ("simulate pbit_generic --bias 0 --seed -1 --out {out_npz}", 2, ["seed"]),
+    ("simulate pbit_generic --bias 0 --seed 4294967296 --out {out_npz}", 2, ["seed"]),
+    ("simulate pbit_generic --bias 0 --timeout=-1 --out {out_npz}", 2, ["--timeout"]),
+    ("simulate pbit_generic --bias 0 --timeout 0 --out {out_npz}", 2, ["--timeout"]),
+    ("simulate pbit_generic --bias 0 --timeout nan --out {out_npz}", 2, ["--timeout"]),
+    ("simulate pbit_generic --bias 0 --temp=-500 --out {out_npz}", 2, ["temp"]),
+    ("simulate pbit_generic --bias 0 --temp nan --out {out_npz}", 2, ["--temp"]),
+    ("simulate pbit_generic --bias 0 --duration=-1us --out {out_npz}", 2, ["duration"]),
+    ("simulate pbit_generic --bias 0 --duration 1e9 --out {out_npz}", 2, ["points"]),
+    ("simulate pbit_generic --bias 0 --noise-step 0 --out {out_npz}", 2, ["noise_step"]),
+    ("simulate pbit_generic --bias 0 --flicker-corner=-1 --out {out_npz}", 2, ["flicker"]),
+    ("simulate pbit_generic --bias 1e300 --out {out_npz}", 2, ["bias", "range"]),
+    ("simulate pbit_generic --bias 0 --param VREF=nan --out {out_npz}", 2, ["VREF"]),
+    ("simulate pbit_generic --bias 0 --param NOPE=1 --out {out_npz}", 2, ["NOPE"]),
+    ("simulate pbit_generic --bias 0 --param 'x;shell=1' --out {out_npz}", 2, ["shell"]),
+    ("simulate pbit_generic --bias 0 --corner ss --out {out_npz}", 2, ["corner"]),
+    ("simulate pbit_generic --bias 0 --mismatch-seed -5 --out {out_npz}", 2, ["mismatch_seed"]),
+    ("simulate {bin} --bias 0 --out {out_npz}", 2, ["bin.dat"]),
+    ("sample {model} --bias 0 --n 1000000000 --cells 100000 --dt 1us --out {out_npy}", 2, ["--n", "--cells", "TiB"]),
+    ("sample {model} --bias 0 --n 10 --dt 1us --seed -1 --out {out_npy}", 2, ["--seed"]),
+    ("sample {model} --bias 0 --n 10 --dt=-1us --out {out_npy}", 2, ["dt"]),
+    ("sample {model} --bias 0 --n 10 --dt 1us --temp=-500 --out {out_npy}", 2, ["-500"]),
+    ("sample {model} --bias 1 --n 10 --dt 1us --out {out_npy}", 2, ["bias"]),
+    ("sample {model} --bias 0 --n 0 --dt 1us --out {out_npy}", 2, ["--n"]),
+    ("sample {model} --bias 0 --n 10 --cells 0 --dt 1us --out {out_npy}", 2, ["--cells"]),
+    ("sample {deep} --bias 0 --n 10 --dt 1us --out {out_npy}", 2, ["deep.json", "nested"]),
+    ("sample {bin} --bias 0 --n 10 --dt 1us --out {out_npy}", 2, ["bin.dat"]),
+    ("validate {deep}", 1, ["deep.json"]),
+    ("validate {bin}", 1, ["bin.dat"]),
+    ("fit {bin} --out {out_dir}/m.json", 2, ["bin.dat"]),
+    ("fit {out_dir} --out {out_dir}/m.json", 2, ["manifest"]),
+    ("status {bin}", 2, ["bin.dat"]),
+    ("status {out_dir}/none", 2, ["manifest"]),
+    ("sweep {badtoml} --out {out_dir}", 2, ["bad.toml"]),
+    ("sweep {bin} --out {out_dir}", 2, ["bin.dat"]),
+    ("sweep {deeptoml} --out {out_dir}", 2, ["deep.toml"]),
+    ("characterize pbit_generic --spec {bin} --out {out_dir}", 2, ["bin.dat"]),
+    ("characterize pbit_generic --spec {badtoml} --out {out_dir}", 2, ["bad.toml"]),
+    ("characterize pbit_generic --spec {deeptoml} --out {out_dir}", 2, ["deep.toml"]),
+    ("characterize pbit_generic --measurements {bin} --out {out_dir}", 2, ["bin.dat"]),
+    ("characterize pbit_generic --workers 0 --out {out_dir}", 2, ["--workers"]),
+    ("cell info {bin}", 2, ["bin.dat"]),
+    ("trim pbit --max-iterations -1", 2, ["--max-iterations"]),
+    ("trim pbit --min-flips nan", 2, ["--min-flips"]),
+    ("trim pbit --temp=-500", 2, ["temp"]),
+    ("trim pbit --seed -1", 2, ["seed"]),
+]
+
+
+@pytest.mark.parametrize("argv, code, fragments", CLI_BAD, ids=[c[0] for c in CLI_BAD])
+def test_cli_bad_input_is_one_line(argv, code, fragments, hostile, capsys, no_simulation):
+    import shlex
+
+    args = [a.format(**{k: str(v) for k, v in hostile.items()}) for a in shlex.split(argv)]
+    rc, o, e = run_cli(args, capsys)
+    assert_one_line_error(rc, e, code, *fragments)
+    assert not hostile["out_npy"].exists() and not hostile["out_npz"].exists()
+
+
+def test_uncaught_bug_is_one_line_not_a_traceback(monkeypatch, capsys, hostile):
+    import noisecell.commands.analyze as an
+
+    def bug(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(an, "run", bug)
+    rc, o, e = run_cli(["analyze", hostile["bits"]], capsys)
+    assert rc == 70 and "Traceback" not in e and "ZeroDivisionError" in e and len(e.strip().splitlines()) == 1
+
+
+def test_cell_at_minus_300_c_is_refused(tmp_path):
+    d = make_cell(tmp_path)
+    toml = d / "cell.toml"
+    toml.write_text(toml.read_text().replace("temp_c = 27.0", "temp_c = -300.0"))
+    with pytest.raises(InputError, match="nominal.temp_c"):
+        load_cell(str(d))
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff\xfe binary", "name = [[[".encode(), "a = " .encode() + b"[" * 5000])
+def test_binary_or_broken_cell_toml_is_one_line(content, tmp_path):
+    d = make_cell(tmp_path)
+    (d / "cell.toml").write_bytes(content)
+    with pytest.raises(InputError, match="cell.toml") as ei:
+        load_cell(str(d))
+    assert "\n" not in str(ei.value)
+
+
+def test_binary_netlist_is_one_line(tmp_path):
+    d = make_cell(tmp_path)
+    (d / "pbit_generic.cir").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(InputError, match="pbit_generic.cir"):
+        load_cell(str(d))
+
+
+def test_one_broken_cell_does_not_break_cell_list(tmp_path, monkeypatch, capsys):
+    make_cell(tmp_path / "models", name="good")
+    bad = make_cell(tmp_path / "models", name="broken")
+    (bad / "cell.toml").write_bytes(b"\xff\xfe")
+    monkeypatch.setenv("NOISECELL_SPICE_MODELS", str(tmp_path / "models"))
+    rc, o, e = run_cli(["cell", "list", "--json"], capsys)
+    assert rc == 0, e
+    rows = {r["name"]: r for r in json.loads(o.strip().splitlines()[-1])}
+    assert "pbit_generic" in {r["name"] for r in rows.values() if not r.get("error")}
+    assert any("broken" in (r.get("error") or "") or r["name"] == "broken" for r in rows.values())
+    assert "broken" in e and "warning" in e
+    rc, o, e = run_cli(["cell", "list"], capsys)
+    assert rc == 0 and "broken" in o
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ("+ continues nothing\n", "pbit_generic.cir:1"),
+    ("M9 a b\n", "pbit_generic.cir"),
+])
+def test_netlist_syntax_errors_name_the_file(body, fragment, tmp_path):
+    d = make_cell(tmp_path)
+    cir = d / "pbit_generic.cir"
+    cir.write_text(body + cir.read_text() if body.startswith("+") else cir.read_text() + body)
+    with pytest.raises(InputError, match=fragment):
+        load_cell(str(d))
+
+
+def test_syntax_error_in_an_included_file_names_that_file_and_line(tmp_path):
+    d = make_cell(tmp_path, ".include sub.inc\n", {"sub.inc": "* one\n* two\nM9 a b\n"})
+    with pytest.raises(InputError, match=r"sub\.inc:3"):
+        load_cell(str(d))

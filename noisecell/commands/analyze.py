@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
-from ..units import parse_si
+from ..units import parse_si, require_positive, require_temperature_c
 from . import print_json
 
 
@@ -32,7 +32,12 @@ def run(args) -> int:
     sp = parse_si(args.sample_period, unit="s", what="--sample-period") if args.sample_period else None
     thr = parse_si(args.threshold, unit="V", what="--threshold") if args.threshold is not None else None
     hyst = parse_si(args.hysteresis, unit="V", what="--hysteresis") if args.hysteresis is not None else None
-    ep = parse_si(args.entropy_period, unit="s", what="--entropy-period") if args.entropy_period else None
+    ep = parse_si(args.entropy_period, unit="s", what="--entropy-period") if args.entropy_period is not None else None
+    require_positive(ep, "--entropy-period")
+    require_positive(sp, "--sample-period")
+    require_temperature_c(args.temp, "--temp")
+    if hyst is not None and hyst < 0:
+        raise InputError(f"--hysteresis: the hysteresis band must be ≥ 0 V, got {hyst!r}")
     if not (0 < args.alpha < 1):
         raise InputError(f"--alpha must be in (0, 1), got {args.alpha}")
     fmt = args.format or guess_format(args.file)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import sys
+
+from ..errors import InputError
 from . import print_json
 
 DEFAULT_CELL = "pbit"
@@ -76,7 +78,13 @@ def run(args) -> int:
     if args.action == "list":
         rows = []
         for name in list_cells():
-            c = load_cell(name)
+            try:
+                c = load_cell(name)
+            except InputError as exc:  # one broken cell must not hide the others
+                print(f"noisecell: warning: cell {name}: {exc}", file=sys.stderr)
+                rows.append({"name": name, "technology": None, "description": None, "corners": [],
+                             "error": str(exc)})
+                continue
             rows.append({"name": c.name, "technology": c.technology, "description": c.description,
                          "corners": list(c.corners)})
         if not rows:
@@ -85,7 +93,10 @@ def run(args) -> int:
             print_json(rows)
         else:
             for r in rows:
-                print(f"{r['name']:16s} {r['technology']:8s} {r['description']}")
+                if r.get("error"):
+                    print(f"{r['name']:16s} {'BROKEN':8s} {r['error']}")
+                else:
+                    print(f"{r['name']:16s} {r['technology']:8s} {r['description']}")
         return 0
     cell = load_cell(args.cell)
     if args.action == "check":

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..units import parse_si
+from ..units import parse_si, require_temperature_c
 from . import print_json
 
 
@@ -33,19 +33,24 @@ def run(args) -> int:
     from ..model import CellModel
     from ..outpaths import check_output_file
 
-    out = check_output_file(args.out, suffix=".npy")
-    model = CellModel.load(args.model)
-    bias = parse_si(args.bias, unit="V", what="--bias")
-    dt = parse_si(args.dt, unit="s", what="--dt")
+    from ..model.sampler import check_sample_size
+
     if args.n < 1:
         raise InputError(f"--n must be at least 1 (got {args.n})")
     if args.cells is not None and args.cells < 1:
         raise InputError(f"--cells must be at least 1 (got {args.cells})")
+    if args.seed < 0:
+        raise InputError(f"--seed must be a non-negative integer (got {args.seed})")
+    check_sample_size(args.n, args.cells or 1, what="--n x --cells")
+    out = check_output_file(args.out, suffix=".npy")
+    model = CellModel.load(args.model)
+    bias = parse_si(args.bias, unit="V", what="--bias")
+    dt = parse_si(args.dt, unit="s", what="--dt")
     cond = {}
     if args.corner is not None:
         cond["corner"] = args.corner
     if args.temp is not None:
-        cond["temp_c"] = parse_si(args.temp, what="--temp")
+        cond["temp_c"] = require_temperature_c(parse_si(args.temp, what="--temp"), "--temp")
     if args.vdd is not None:
         cond["vdd_v"] = parse_si(args.vdd, unit="V", what="--vdd")
     bits = model.sample(bias, args.n, dt, seed=args.seed, cells=args.cells, condition=cond or None,

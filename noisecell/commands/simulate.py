@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, RegimeError, SimulationError
-from ..units import parse_si
+from ..units import parse_si, require_positive
 from . import print_json
 
 
@@ -76,6 +76,7 @@ def run(args) -> int:
         flicker_corner_hz=parse_si(args.flicker_corner, unit="Hz", what="--flicker-corner"),
     )
     timeout = None if args.timeout is None else parse_si(args.timeout, unit="s", what="--timeout")
+    require_positive(timeout, "--timeout")
     print(f"noisecell simulate: {job.describe()}, {job.duration_s:g} s at NT = {job.noise_step_s:g} s "
           f"(noise bandwidth {1 / (2 * job.noise_step_s):.3g} Hz)", file=sys.stderr)
     wf = run_job(job, timeout_s=timeout)

@@ -35,6 +35,19 @@ def run(args) -> int:
     from ..errors import InputError
     from .. import trim as T
 
+    import math
+
+    from ..units import require_temperature_c
+
+    if args.max_iterations < 1:
+        raise InputError(f"--max-iterations must be at least 1 (got {args.max_iterations})")
+    if not (math.isfinite(args.min_flips) and args.min_flips >= 0):
+        raise InputError(f"--min-flips must be a number of flips per µs ≥ 0 (got {args.min_flips})")
+    for opt, seed in (("--seed", args.seed), ("--mismatch-seed", args.mismatch_seed)):
+        if seed is not None and not 0 <= seed < 2**31:
+            raise InputError(f"{opt} must be an integer in [0, 2^31) (got {seed})")
+    if args.temp is not None:
+        require_temperature_c(parse_si(args.temp, what="--temp"), "--temp")
     cell = load_cell(args.cell)
     duration = parse_si(args.duration, unit="s", what="--duration")
     if duration <= 0:

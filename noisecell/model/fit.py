@@ -648,7 +648,7 @@ def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = (), require_mark
                 with np.load(w, allow_pickle=False) as z:
                     meta = _json.loads(str(z["meta_json"])) if "meta_json" in z.files else {}
                 ngspice = meta.get("ngspice") and str(meta["ngspice"])
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, AttributeError, RecursionError):  # best effort, as above
                 ngspice = None
     nominal = cell.get("nominal")
     nom = None

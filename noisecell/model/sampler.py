@@ -88,6 +88,29 @@ def _bias_array(bias, cells: int, n_steps: int, explicit_cells: bool, source: st
                          f"({cells}, {n_steps})") from None
 
 
+#: the largest bit array :func:`sample` allocates, bytes (one byte per bit; a bigger draw is refused
+#: before any allocation instead of failing in numpy, or swapping the machine to a halt)
+MAX_SAMPLE_BYTES = 4 * 2**30
+
+
+def _format_bytes(n: float) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def check_sample_size(n_steps: int, cells: int, *, what: str = "sample", limit: int | None = None) -> int:
+    """Bytes a (cells, n_steps) draw needs; InputError with that estimate when it exceeds the limit."""
+    limit = MAX_SAMPLE_BYTES if limit is None else limit
+    need = int(n_steps) * int(cells) + 16 * int(cells)  # the bits plus per-cell state/probabilities
+    if need > limit:
+        raise InputError(f"{what}: {cells} cells x {n_steps} steps needs about {_format_bytes(need)} of memory, "
+                         f"over the {_format_bytes(limit)} limit; lower --n or --cells, or sample in pieces "
+                         "(same seed and initial state per piece)")
+    return need
+
+
 def sample(model, bias, n_steps: int, dt: float, *, seed=None, cells: int | None = None, condition=None,
            mismatch: bool = True, instances=None, initial="stationary") -> np.ndarray:
     """Sample bits from ``model`` (a :class:`~noisecell.model.CellModel`); see ``CellModel.sample``.
@@ -110,6 +133,10 @@ def sample(model, bias, n_steps: int, dt: float, *, seed=None, cells: int | None
     k = 1 if cells is None else int(cells)
     if k < 1:
         raise InputError(f"{src}: cells must be at least 1 (got {cells})")
+    check_sample_size(n_steps, k, what=src)
+    if seed is not None and not isinstance(seed, np.random.SeedSequence):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
+            raise InputError(f"{src}: seed must be a non-negative integer (got {seed!r})")
 
     rc = model.resolve(condition)
     b = _bias_array(bias, k, n_steps, explicit, src)

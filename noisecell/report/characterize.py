@@ -92,6 +92,8 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{source}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{source}: arrays/tables nested too deeply; a characterisation spec needs a few levels") from None
     from ..schema import validate
 
     validate(data, "characterize-spec-v1.json", source)  # structure; unknown keys refused (one line)

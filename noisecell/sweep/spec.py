@@ -328,4 +328,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         raise InputError(f"{path}: not UTF-8 text; a sweep spec is a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML ({exc}); see docs/sweeps.md for the format") from None
+    except RecursionError:
+        raise InputError(f"{path}: arrays/tables nested too deeply; a sweep spec needs a few levels "
+                         "(see docs/sweeps.md)") from None
     return parse_spec(data, source=str(path), base_dir=path.parent)
