@@ -31,6 +31,8 @@ The cell declares the method's nodes in its ``cell.toml``::
     trim = "TRIM"          # the trim .param searched in stage 1
     low_node = "vl"        # the core's low rail (the forced node is swept from it up by VDD)
     gain_target = 1.9      # stage 2 target
+    faster_with_supply = false   # true: every failed check raises the supply (no positive feedback,
+                                 # e.g. spice_models/pbit_x1: more supply = more gain and current)
 
 Voltages in V, temperatures in °C, times in s.
 """
@@ -67,8 +69,8 @@ class BalanceSpec:
     trim: str | None  # None: the supply alone is trimmed (no balance stage)
     low_node: str
     gain_target: float
-    #: a bistable, centred check that is too slow raises the supply instead of lowering it (cells
-    #: without positive feedback, e.g. an amplified-noise chain, speed up with supply; a latch freezes)
+    #: every failed check raises the supply (cells without positive feedback, e.g. an amplified-noise
+    #: chain, gain speed and gain with supply; a latch freezes) instead of bracketing the window
     faster_with_supply: bool = False
 
 
@@ -397,8 +399,10 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
         # too much barrier, like "stuck". A single level of a latch below the window straddles the
         # threshold (P(1) near 0.5 by symmetry).
         one_sided = c.regime == "single_peaked" and abs(c.p1 - 0.5) > ONE_SIDED_P1
-        raise_supply = (c.regime == "single_peaked" and not one_sided) or (
-            bal.faster_with_supply and c.regime == "bistable" and centred)  # (then it was too slow)
+        # A cell without positive feedback has no "too much barrier": a single level lacks gain, a
+        # frozen/one-sided or slow record lacks current (its noise is slower than the record), and
+        # both come with more supply.
+        raise_supply = (c.regime == "single_peaked" and not one_sided) or bal.faster_with_supply
         if raise_supply:
             below_v = max(below_v, vdd)
         else:  # stuck/frozen, too slow, or off-centre (a slow latch that stayed long on one side)

@@ -1,5 +1,5 @@
-"""trim_cell's supply search direction: a latch lowers the supply when a bistable check is too slow
-(more supply = more barrier = frozen), a ``faster_with_supply`` cell (pbit_x1: an amplified-noise
+"""trim_cell's supply search direction: a latch lowers the supply when a check is too slow or
+frozen (more supply = more barrier), a ``faster_with_supply`` cell (pbit_x1: an amplified-noise
 chain, no positive feedback) raises it. The DC stages and the transient check are replaced by
 synthetic ones (no ngspice), so the test is about the search logic alone: every check reports a
 bistable, centred record with 0.5 flips/µs (too slow for the 1 flip/µs target), and the supplies the
@@ -32,6 +32,7 @@ def _cell(tmp_path, faster: bool):
 @pytest.fixture
 def synthetic(monkeypatch):
     seen: list[float] = []
+    state = {"regime": "bistable", "p1": 0.5}
 
     def fake_point(cell, corner, temp_c, vdd_v=0.3, **kw):
         return T.DcPoint(trim_v=0.07, vdd_v=vdd_v, vm_frac=0.5, gain=4.85)
@@ -39,23 +40,28 @@ def synthetic(monkeypatch):
     def fake_check(cell, corner, temp_c, trim_v, vdd_v, *, duration_s, seed, **kw):
         seen.append(vdd_v)
         # P(1) = 0.5 exactly with 10 transitions: centred, bistable, but 0.5 flips/µs over 20 µs
-        return T.TrimCheck(trim_v=trim_v, vdd_v=vdd_v, duration_s=duration_s, seed=seed, p1=0.5, p1_se=0.158,
-                           flips_per_us=0.5, regime="bistable", regime_detail="synthetic", power_w=1e-9,
+        p = state["p1"]
+        return T.TrimCheck(trim_v=trim_v, vdd_v=vdd_v, duration_s=duration_s, seed=seed, p1=p,
+                           p1_se=0.158 if 0 < p < 1 else float("nan"), flips_per_us=0.5, regime=state["regime"],
+                           regime_detail="synthetic", power_w=1e-9,
                            energy_per_flip_j=2e-15)
 
     monkeypatch.setattr(T, "balanced_gain_point", lambda cell, corner, temp_c, **kw: fake_point(cell, corner, temp_c, 0.3))
     monkeypatch.setattr(T, "balance", lambda cell, corner, temp_c, vdd_v, **kw: fake_point(cell, corner, temp_c, vdd_v))
     monkeypatch.setattr(T, "check", fake_check)
-    return seen
+    state["seen"] = seen
+    return state
 
 
 @pytest.mark.parametrize("faster", [True, False])
-def test_too_slow_bistable_check_moves_supply_the_cells_way(tmp_path, synthetic, faster):
+@pytest.mark.parametrize("regime, p1", [("bistable", 0.5), ("stuck", 0.0)])
+def test_too_slow_check_moves_supply_the_cells_way(tmp_path, synthetic, faster, regime, p1):
+    synthetic["regime"], synthetic["p1"] = regime, p1
     cell = _cell(tmp_path, faster)
     assert T.balance_spec(cell).faster_with_supply is faster
     res = T.trim_cell(cell, "tt", 27.0, duration_s=20e-6, max_iterations=4)
     assert not res.ok
-    seen = synthetic
+    seen = synthetic["seen"]
     assert len(seen) == 4
     ratios = [b / a for a, b in zip(seen, seen[1:])]
     # latch: down by VDD_STEP each time; chain: up by SLOW_VDD_STEP (the exact factors, to 1e-12)
