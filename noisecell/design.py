@@ -40,11 +40,12 @@ import numpy as np
 from scipy import stats
 
 from .errors import InputError
-from .model.p1fit import P1_SPAN_TARGET, Calibration, describe_regions
+from .model.p1fit import MIN_VISITS, P1_SPAN_TARGET, Calibration, describe_regions
 from .model.ratefit import PointCounts, RateFit, fit_rates_joint, information_per_second
 
 Z95 = float(stats.norm.ppf(0.975))
 TAIL_P1 = (0.01, 0.99)
+MAX_TAIL_TRIES = 2
 
 
 @dataclass(frozen=True)
@@ -138,20 +139,35 @@ def _score(r: dict[str, float]) -> tuple[float, float]:
     return max(r.values()), sum(x * x for x in r.values())
 
 
-def telegraph_window(points: Sequence[PointCounts], rate_regimes: tuple[str, ...]) -> tuple[float, float]:
-    """Open bias interval in which records are expected to telegraph: bounded on each side by the
-    innermost record beyond every telegraph record that did not telegraph (a tilted double well
-    loses its minority level past some P(1); information the rate model predicts there would never
-    arrive). Labels of records inside the telegraph span are not used (short records can be
-    mislabelled)."""
+#: the design does not place rate records more than this many scales beyond the outermost telegraph
+#: record seen so far (a trust region that widens as telegraphs are confirmed further out)
+TRUST_SCALES = 0.75
+
+
+def telegraph_window(points: Sequence[PointCounts], rate_regimes: tuple[str, ...], scale_v: float = 0.0
+                     ) -> tuple[float, float]:
+    """Open bias interval in which records are expected to telegraph.
+
+    On each side: at most TRUST_SCALES·|scale| beyond the outermost telegraph record; and when a
+    record further out did not telegraph (a tilted double well loses its minority level past some
+    P(1), and the information the rate model predicts there never arrives), no further than half-way
+    from the outermost telegraph record to the innermost such record. Labels of records inside the
+    telegraph span are not used (short records can be mislabelled)."""
     tele = [p.bias_v for p in points if p.regime in rate_regimes]
     if not tele:
         return -math.inf, math.inf
     lo_t, hi_t = min(tele), max(tele)
+    reach = TRUST_SCALES * abs(scale_v) if scale_v else math.inf
+    lo, hi = lo_t - reach, hi_t + reach
     other = [p.bias_v for p in points if p.regime not in rate_regimes]
     below = [v for v in other if v < lo_t]
     above = [v for v in other if v > hi_t]
-    return (max(below) if below else -math.inf), (min(above) if above else math.inf)
+    if below:
+        lo = max(lo, 0.5 * (lo_t + max(below)))
+    if above:
+        hi = min(hi, 0.5 * (hi_t + min(above)))
+    # the telegraph records themselves stay candidates (open interval just outside them)
+    return min(lo, lo_t - 1e-12), max(hi, hi_t + 1e-12)
 
 
 def candidate_biases(fit: RateFit, settings: DesignSettings, bias_limits: tuple[float, float] | None = None,
@@ -190,7 +206,8 @@ def plan_round(fit: RateFit, points: Sequence[PointCounts], settings: DesignSett
                bias_limits: tuple[float, float] | None = None) -> tuple[list[DesignJob], dict[str, float]]:
     """The next batch (see the module docstring) and its predicted ratios after the batch."""
     info_now = held_information(fit, points, settings.rate_regimes)
-    cands = candidate_biases(fit, settings, bias_limits, telegraph_window(points, settings.rate_regimes))
+    cands = candidate_biases(fit, settings, bias_limits,
+                             telegraph_window(points, settings.rate_regimes, fit.scale.value))
     if not len(cands):
         raise InputError("design: no candidate bias inside the cell's bias range; widen the range")
     biases, ratios, duration = [], {}, settings.chunk_lengths_s[-1]
@@ -220,27 +237,48 @@ def tail_jobs(fit: RateFit, points: Sequence[PointCounts], settings: DesignSetti
         v = fit.v50.value + fit.scale.value * math.log(q / (1 - q))
         if bias_limits is not None:
             v = min(max(v, bias_limits[0]), bias_limits[1])
-        out.append(DesignJob(round(v, 12), duration_s or settings.chunk_lengths_s[0],
-                             _job_seed(settings.seed, round_no, 100 + j), "tail"))
+        # long enough for ~2·MIN_VISITS visits to the minority state (rate P0·P1/τ at that bias),
+        # else the record carries no P(1) claim (p1fit.effective_n); at most the longest chunk
+        p = float(fit.p1(v))
+        need = 2 * MIN_VISITS * float(fit.tau_s(v)) / max(p * (1 - p), 1e-12)
+        T = min(max(duration_s or settings.chunk_lengths_s[0], need), settings.chunk_lengths_s[-1])
+        T = min((c for c in settings.chunk_lengths_s if c >= T), default=settings.chunk_lengths_s[-1])
+        out.append(DesignJob(round(v, 12), T, _job_seed(settings.seed, round_no, 100 + j), "tail"))
     return out
 
 
 def _p1_guess(points: Sequence[PointCounts], v50: float, scale: float,
               bias_limits: tuple[float, float] | None) -> tuple[float, float]:
-    """(V50, scale) of the direct logistic P(1) fit of ``points``; the old guess when it fails."""
-    from .model.p1fit import fit_p1_direct
+    """A rough (V50, scale) from every record's raw P(1), for placing start points only: a line
+    through the logits of the records with 0.02 < P(1) < 0.98 when there are two, else the midpoint
+    of the 0.5 crossing with a quarter of its bracket as scale, else the old guess widened 1.5×."""
+    v = np.array([p.bias_v for p in points if p.n_samples])
+    p1 = np.array([p.p1 for p in points if p.n_samples])
+    return guess_from_p1(v, p1, v50, scale, bias_limits)
 
-    try:
-        f = fit_p1_direct(points)
-    except (InputError, ValueError, np.linalg.LinAlgError):
-        return v50, scale
-    v, s = f.v50.value, f.scale.value
-    width = (bias_limits[1] - bias_limits[0]) if bias_limits else 10 * abs(scale)
-    if not (math.isfinite(v) and math.isfinite(s) and s != 0):
-        return v50, scale
-    if bias_limits is not None:
-        v = min(max(v, bias_limits[0]), bias_limits[1])
-    return v, math.copysign(min(max(abs(s), 1e-4 * width), 0.5 * width), s)
+
+def guess_from_p1(v: np.ndarray, p1: np.ndarray, v50: float, scale: float,
+                  bias_limits: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(V50, scale) guess from raw (bias, P(1)) pairs; see :func:`_p1_guess`."""
+    ok = np.isfinite(v) & np.isfinite(p1)
+    v, p1 = np.asarray(v, float)[ok], np.asarray(p1, float)[ok]
+    if not v.size:
+        return v50, 1.5 * scale
+    inner = (p1 > 0.02) & (p1 < 0.98)
+    if len(np.unique(v[inner])) >= 2:
+        b, a = np.polyfit(v[inner], np.log(p1[inner] / (1 - p1[inner])), 1)
+        if b != 0 and math.isfinite(b):
+            v_new = -a / b
+            if bias_limits is not None:
+                v_new = min(max(v_new, bias_limits[0]), bias_limits[1])
+            return float(v_new), float(1 / b)
+    order = np.argsort(v)
+    vs, ps = v[order], p1[order]
+    for i in range(len(vs) - 1):
+        if (ps[i] - 0.5) * (ps[i + 1] - 0.5) < 0:
+            sgn = 1.0 if ps[i + 1] > ps[i] else -1.0
+            return float(0.5 * (vs[i] + vs[i + 1])), sgn * max(abs(vs[i + 1] - vs[i]) / 4, 1e-9)
+    return v50, 1.5 * scale
 
 
 def start_jobs(v50_guess: float, scale_guess: float, settings: DesignSettings,
@@ -344,6 +382,7 @@ def run_design(runner: Runner, settings: DesignSettings, *, v50_guess: float, sc
 
     fit = refit()
     tails_only, tail_rounds = False, 0
+    tail_tries: dict[int, int] = {}
     for round_no in range(b.max_rounds):
         if fit is None:
             if round_no > 0:
@@ -357,6 +396,21 @@ def run_design(runner: Runner, settings: DesignSettings, *, v50_guess: float, sc
             jobs, predicted = tail_jobs(fit, points, settings, round_no, bias_limits), None
         else:
             jobs, predicted = plan_round(fit, points, settings, round_no, bias_limits)
+        # at most MAX_TAIL_TRIES tail records per side: a cell whose tail never yields enough visits
+        # within the longest chunk is reported as such instead of being simulated forever
+        kept = []
+        for j in jobs:
+            if j.purpose == "tail" and fit is not None:
+                side = 1 if j.bias_v > fit.v50.value else -1
+                if tail_tries.get(side, 0) >= MAX_TAIL_TRIES:
+                    continue
+                tail_tries[side] = tail_tries.get(side, 0) + 1
+            kept.append(j)
+        jobs = kept
+        if not jobs:
+            reason = "targets met" if (fit is not None and max(settings.targets.ratios(fit).values()) <= 1) \
+                else "nothing left to plan"
+            break
         # never plan past the simulated-time budget: shorten the round's records to what is left
         left = b.simulated_s - simulated
         if left <= 0:

@@ -32,7 +32,7 @@ from .data import POINT_COLUMNS, Comparison, ConditionFit, ExampleStream, Report
 
 Z95 = float(stats.norm.ppf(0.975))
 ROLES = ("fit", "mismatch", "heldout")
-SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot")
+SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot", "design")
 PILOT_KEYS = ("num", "duration", "seed", "margin")
 #: at most this many pilot stages (each narrows a too-steep bracket ~4-fold with 9 points)
 PILOT_STAGES = 4
@@ -66,6 +66,7 @@ class CharSpec:
     skipped: list[str] = field(default_factory=list)
     pilot: dict | None = None
     shared: dict = field(default_factory=dict)
+    design: dict | None = None        # [design] table: noisecell.sequential (issue 14)
 
 
 def default_spec_text() -> str:
@@ -202,10 +203,15 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
         from ..sweep.spec import parse_spec
         parse_spec(sweep, source=f"{source} part {name}", base_dir=Path(source).parent if path else None)
         parts.append(Part(name=name, role=role, sweep=sweep, grid_raw=grid_raw, where=where))
-    if not any(p.role == "fit" for p in parts):
+    if not any(p.role == "fit" for p in parts) and data.get("design") is None:
         raise InputError(f"{source}: no part with role = \"fit\" (after skipping: {'; '.join(skipped) or 'none'})")
+    design = data.get("design")
+    if design is not None:
+        from ..sequential import parse_design
+
+        parse_design(design, source)      # typos fail before any simulation
     return CharSpec(source=source, text=text, cell=cell, title=title, parts=parts, report=report, skipped=skipped,
-                    pilot=pilot, shared=shared)
+                    pilot=pilot, shared=shared, design=design)
 
 
 def _resolve_grid(grid: dict, cell, where: str, window: tuple[float, float, float] | None = None
@@ -495,6 +501,24 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
         else:
             for part in spec.parts:
                 part.sweep["grid"], _ = _resolve_grid(part.grid_raw, cellspec, part.where, window)
+    seq = None
+    if spec.design is not None:
+        # sequential design at the nominal condition (noisecell.sequential): rounds until the
+        # datasheet targets are met or the budget is spent, then held-out records
+        seq, t_frames = _run_design(spec, cellspec, out, frames, workers, retry_failed)
+        for name, role, res in t_frames:
+            total += res.total
+            failed += res.failed
+            frames.append(normalise_rows(res.dataframe, name, role))
+            raw = res.dataframe.copy()
+            raw["part"], raw["role"] = name, role
+            raw_frames.append(raw)
+            part_rows.append({"part": name, "role": role, "points": res.total, "ok": res.done, "failed": res.failed,
+                              "simulated_s": float(pd.to_numeric(res.dataframe.get("simulated_s"), errors="coerce").sum()),
+                              "adaptive_saving": float("nan"), "store": str(Path("sweep") / name)})
+        log(seq.summary())
+        if not seq.design.met:
+            warnings.append(f"datasheet targets not met: {seq.design.reason} (see the design rows of the datasheet)")
     for i, part in enumerate(spec.parts):
         sw = parse_spec(part.sweep, source=f"{spec.source} part {part.name}",
                         base_dir=Path(spec.source).parent if spec_path else None)
@@ -580,6 +604,8 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
                         sweep_id=ident["sweep_id"], ngspice_version=ident["ngspice"],
                         nominal={"corner": nominal[0], "temp_c": nominal[1], "vdd_v": nominal[2]},
                         what=f"{out / 'sweep'}")
+        if seq is not None:
+            doc = seq.apply_to_document(doc)
         model = CellModel(doc, source=str(out / "model.json"))
         model_path = model.save(out / "model.json")
         log(f"model written: {model_path}")
@@ -615,6 +641,11 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
         warnings.extend(mwarn)
 
     datasheet = _datasheet(points, fits, model, nominal_eff, mm_sum, validation, ent_period, cellspec)
+    if seq is not None:
+        datasheet = pd.concat([datasheet, pd.DataFrame(seq.datasheet_rows(condition_label(*nominal_eff)))],
+                              ignore_index=True)
+        if seq.heldout is not None:
+            v_note = f"{v_note} {seq.heldout.summary()}".strip()
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     cell_info = {"name": cellspec.name, "description": cellspec.description, "technology": cellspec.technology,
                  "netlist": str(cellspec.netlist_path), "netlist_sha256": ident["netlist_sha256"],
@@ -645,6 +676,29 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     return CharacterizeResult(out_dir=out, report_path=report_path, model_path=model_path, failed_jobs=failed,
                               total_jobs=total, datasheet=datasheet, measured_model_path=meas_model_path,
                               wall_s=time.monotonic() - t0)
+
+
+def _run_design(spec: CharSpec, cellspec, out: Path, frames: list, workers, retry_failed):
+    """Run noisecell.sequential at the nominal condition, guessed from the pilot's points; returns
+    the result and (part name, role, SweepResult) of every sweep it ran (rounds "fit", held-out
+    "heldout")."""
+    from ..sequential import run_sequential
+    from ..simulator.pool import HostPool
+
+    pil = pd.concat([f for f in frames if len(f) and str(f["role"].iloc[0]) == "pilot"]) if frames else None
+    ok = pil[pil["status"] == "ok"] if pil is not None and len(pil) else None
+    shared = {k: v for k, v in spec.shared.items() if k != "adaptive"}
+    with HostPool(workers) as pool:
+        seq = run_sequential(spec.design, cell=spec.cell, out=out / "sweep", shared=shared,
+                             corner=cellspec.nominal_corner, temp_c=float(cellspec.nominal_temp_c),
+                             bias_limits=tuple(cellspec.bias.range_v),
+                             pilot_bias_v=None if ok is None else ok["bias_v"].to_numpy(float),
+                             pilot_p1=None if ok is None else pd.to_numeric(ok["p1"], errors="coerce").to_numpy(float),
+                             source=spec.source, workers=workers, retry_failed=retry_failed, pool=pool,
+                             rate_regimes=_fit_regimes(spec.report.get("fit_regimes", ["bistable"]), spec.source),
+                             log=log)
+    parts = [(name, "fit", res) for name, res in seq.sweeps] + [(name, "heldout", res) for name, res in seq.heldout_sweeps]
+    return seq, parts
 
 
 def _drop_unfittable(df: pd.DataFrame, fit_sweep) -> tuple[pd.DataFrame, list[tuple[tuple, str]]]:

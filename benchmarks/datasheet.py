@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Simulated and wall time to reach the datasheet targets: sequential design against today's fixed design.
+
+    python benchmarks/datasheet.py                        # synthetic telegraph cell (pbit-like), seconds
+    python benchmarks/datasheet.py --cell pbit [--out DIR] [--workers 2]   # real simulations (slow)
+
+Both designs run on the same cell in the same run, with the same estimator (the joint censored-dwell
+rate fit, profile-likelihood CIs) and the same targets (default: V50 ±0.5 mV, scale ±5 %, τ(V50)
+±10 %, 95 % half-widths), so the only difference is where the records go:
+
+* fixed (baseline, the default spec before issue 14): 5 bias points over the central 45 % of the
+  pilot's window (V50 ± ~1.3 scales for pbit), every point extended by one ``--chunk`` per round
+  until the targets are met or ``--fixed-cap`` × the sequential design's simulated time is spent
+  (then the time still needed is extrapolated with CI half-width ∝ 1/√T, and said so; the ratio is
+  then at least the cap);
+* sequential: :func:`noisecell.design.run_design` from the same starting guess.
+
+Prints each design's simulated time, wall time, rounds and half-widths reached, and the ratio
+fixed/sequential in simulated time (target ≥ 3).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from noisecell.design import Budget, DesignJob, DesignSettings, Targets, run_design
+from noisecell.model.ratefit import fit_rates_joint
+
+
+def fixed_design(runner, biases, chunk_s, targets, cap_s, seed, rate_regimes, log):
+    """Every bias extended by one chunk per round until the targets are met or cap_s is simulated."""
+    points, simulated, t0, rounds = [], 0.0, time.monotonic(), 0
+    fit = None
+    while simulated < cap_s:
+        jobs = [DesignJob(float(v), chunk_s, seed + 1000 * rounds + i, "fixed") for i, v in enumerate(biases)]
+        points += list(runner(rounds, jobs))
+        simulated += chunk_s * len(jobs)
+        rounds += 1
+        try:
+            fit = fit_rates_joint([p for p in points if p.regime in rate_regimes])
+        except Exception:  # noqa: BLE001 - not enough telegraph points yet
+            fit = None
+        if fit is not None:
+            r = targets.ratios(fit)
+            log(f"fixed round {rounds}: {simulated * 1e6:.4g} µs; half-width / target "
+                + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
+            if max(r.values()) <= 1:
+                return fit, simulated, time.monotonic() - t0, rounds, False
+    # not met within the cap: half-widths shrink as 1/sqrt(T), so T_needed = T·max(ratio)²
+    need = simulated * (max(targets.ratios(fit).values()) ** 2 if fit is not None else math.inf)
+    return fit, need, time.monotonic() - t0, rounds, True
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cell", default=None, help="a cell to simulate (default: the synthetic telegraph cell)")
+    ap.add_argument("--out", default="bench-datasheet", help="folder for the sweeps of --cell")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--v50-halfwidth", type=float, default=0.5e-3, help="V50 target, V (default 0.5 mV)")
+    ap.add_argument("--scale-rel", type=float, default=0.05, help="scale target, relative (default 0.05)")
+    ap.add_argument("--tau-rel", type=float, default=0.10, help="τ(V50) target, relative (default 0.10)")
+    ap.add_argument("--chunk", type=float, default=20e-6, help="fixed design's record extension per round, s")
+    ap.add_argument("--budget", type=float, default=3e-3, help="sequential design's simulated-time budget, s")
+    ap.add_argument("--fixed-cap", type=float, default=4.0, help="fixed design stops at this multiple of the "
+                    "sequential simulated time (then extrapolates)")
+    args = ap.parse_args(argv)
+    targets = Targets(args.v50_halfwidth, args.scale_rel, args.tau_rel)
+    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    pool = None
+    if args.cell is None:
+        from noisecell.design_runner import SyntheticRunner
+
+        truth = SyntheticRunner(bistable_within=2.6)      # pbit: minority level lost past P(1) ≈ 0.07/0.93
+        mk = lambda tag: SyntheticRunner(bistable_within=2.6)  # noqa: E731 - same cell for both designs
+        v50_guess, scale_guess = truth.v50_v + 0.3 * truth.scale_v, 1.3 * truth.scale_v
+        window = (truth.v50_v - 3 * truth.scale_v, truth.v50_v + 3 * truth.scale_v)
+        limits = (truth.v50_v - 0.4, truth.v50_v + 0.4)
+        rate_regimes = ("bistable",)
+        what = "synthetic telegraph cell (V50 +0.5 mV, scale 3 mV, τ(V50) 250 ns, dt 10 ns)"
+    else:
+        from noisecell.cells import load_cell
+        from noisecell.design import guess_from_p1
+        from noisecell.design_runner import SweepRunner
+        from noisecell.report.characterize import _run_pilot, load_char_spec, pilot_window  # noqa: F401
+        from noisecell.simulator.pool import HostPool
+
+        out = Path(args.out)
+        spec = load_char_spec(None, quick=True, cell_name=args.cell)
+        cellspec = load_cell(spec.cell)
+        pool = HostPool(args.workers)
+        import pandas as pd
+
+        pilots, win, note = _run_pilot(spec, cellspec, out, args.workers, False)
+        log(note)
+        ok = pd.concat([p.dataframe for p in pilots])
+        ok = ok[ok["status"] == "ok"]
+        limits = tuple(cellspec.bias.range_v)
+        v50_guess, scale_guess = guess_from_p1(ok["bias_v"].to_numpy(float),
+                                               pd.to_numeric(ok["p1"], errors="coerce").to_numpy(float),
+                                               0.5 * sum(limits), (limits[1] - limits[0]) / 20, limits)
+        window = (win[0], win[1]) if win else (v50_guess - 3 * abs(scale_guess), v50_guess + 3 * abs(scale_guess))
+        shared = {k: v for k, v in spec.shared.items() if k != "adaptive"}
+        mk = lambda tag: SweepRunner(spec.cell, out / "sweep", shared, cellspec.nominal_corner,  # noqa: E731
+                                     float(cellspec.nominal_temp_c), workers=args.workers, pool=pool, prefix=tag)
+        rate_regimes = ("bistable",)
+        what = f"cell {args.cell} at {cellspec.nominal_corner}/{cellspec.nominal_temp_c:g} °C"
+
+    print(f"datasheet benchmark on the {what}; targets V50 ±{targets.v50_halfwidth_v * 1e3:g} mV, scale "
+          f"±{100 * targets.scale_rel_halfwidth:g} %, τ(V50) ±{100 * targets.tau_rel_halfwidth:g} %")
+    settings = DesignSettings(targets=targets, budget=Budget(simulated_s=args.budget), jobs_per_round=args.workers,
+                              chunk_lengths_s=(10e-6, 20e-6, 40e-6), seed=args.seed, rate_regimes=rate_regimes)
+    t0 = time.monotonic()
+    seq = run_design(mk("seq"), settings, v50_guess=v50_guess, scale_guess=scale_guess, bias_limits=limits, log=log)
+    seq_wall = time.monotonic() - t0
+    print(seq.summary())
+    centre, half = 0.5 * (window[0] + window[1]), 0.5 * (window[1] - window[0])
+    biases = np.round(centre + 0.45 * half * np.linspace(-1, 1, 5), 9)
+    cap = args.fixed_cap * seq.simulated_s
+    ffit, f_sim, f_wall, f_rounds, extrap = fixed_design(mk("fixed"), biases, args.chunk, targets, cap,
+                                                         args.seed + 50_000, rate_regimes, log)
+    fr = targets.ratios(ffit) if ffit is not None else {}
+    print(f"fixed design: 5 points {biases[0] * 1e3:+.3f} … {biases[-1] * 1e3:+.3f} mV, {f_rounds} rounds of "
+          f"{args.chunk * 1e6:g} µs each; " + ("targets NOT met within the cap: simulated time needed "
+          f"extrapolated (CI ∝ 1/√T) to {f_sim * 1e6:.4g} µs" if extrap else f"targets met after {f_sim * 1e6:.4g} µs")
+          + f"; wall {f_wall:.1f} s; half-width / target at the end: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in fr.items()))
+    ratio = f_sim / seq.simulated_s if seq.met else float("nan")
+    print(f"sequential: {seq.simulated_s * 1e6:.4g} µs simulated, {seq_wall:.1f} s wall, {len(seq.rounds)} rounds, "
+          f"stopped: {seq.reason}")
+    print(f"ratio fixed / sequential in simulated time: {ratio:.3g}" + (" (lower bound from the cap: "
+          f"{args.fixed_cap:g}; extrapolated value)" if extrap else "") + "; target ≥ 3")
+    if pool is not None:
+        pool.close()
+    return {"sequential_simulated_s": seq.simulated_s, "sequential_wall_s": seq_wall, "sequential_met": seq.met,
+            "fixed_simulated_s": f_sim, "fixed_wall_s": f_wall, "fixed_extrapolated": extrap, "ratio": ratio}
+
+
+if __name__ == "__main__":
+    main()

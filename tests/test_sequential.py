@@ -1,0 +1,123 @@
+"""The datasheet-at-target procedure (noisecell.sequential): spec parsing, the model document it
+writes, and one small characterisation of the fast generic cell with a [design] table."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from noisecell.design import Budget, DesignSettings, Targets, run_design
+from noisecell.design_runner import SyntheticRunner
+from noisecell.errors import InputError
+from noisecell.model import CellModel
+from noisecell.model.fit import synthetic_model
+from noisecell.sequential import SequentialResult, parse_design
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_parse_design_defaults_and_errors():
+    s, h = parse_design({}, "spec.toml")
+    assert s.targets == Targets(0.5e-3, 0.05, 0.10) and s.jobs_per_round == 2
+    assert h.p1_halfwidth == 0.03 and h.ln_tau_halfwidth == 0.10
+    s, _ = parse_design({"targets": {"v50_halfwidth": "1mV"}, "chunks": ["20us", "5us"], "budget_simulated": "3ms"}, "x")
+    assert s.targets.v50_halfwidth_v == pytest.approx(1e-3) and s.chunk_lengths_s == pytest.approx((5e-6, 20e-6))
+    assert s.budget.simulated_s == pytest.approx(3e-3)
+    for bad, word in (({"targtes": {}}, "targtes"), ({"targets": {"v50": 1}}, "v50"), ({"chunks": []}, "chunks"),
+                      ({"jobs_per_round": 0}, "jobs_per_round"), ({"heldout": {"p1": [1.5]}}, "p1"),
+                      ({"budget_simulated": "-1ms"}, "budget_simulated")):
+        with pytest.raises(InputError, match=word):
+            parse_design(bad, "spec.toml")
+
+
+def _result():
+    runner = SyntheticRunner()
+    tg = Targets(0.6e-3, 0.3, 0.2)
+    res = run_design(runner, DesignSettings(targets=tg, budget=Budget(simulated_s=1e-3), seed=4),
+                     v50_guess=runner.v50_v, scale_guess=runner.scale_v)
+    assert res.met, res.summary()
+    return SequentialResult(res, None, ("tt", 27.0, 0.06))
+
+
+def test_joint_fit_replaces_the_nominal_condition_and_validates():
+    seq = _result()
+    base = synthetic_model(scale_v=5e-3, bias_range_v=(-5e-3, 5e-3), rel_se=0.1)
+    doc = seq.apply_to_document(base.to_dict())
+    model = CellModel(doc, source="<test>")          # schema + semantic validation
+    c = next(c for c in doc["conditions"] if c["corner"] == "tt")
+    f = seq.design.fit
+    assert c["sigmoid"]["v50_v"] == pytest.approx(f.v50.value)
+    assert c["sigmoid"]["v50_ci95_v"] == pytest.approx([f.v50.lo, f.v50.hi])
+    assert c["tau"]["tau_at_v50_ci95_s"] == pytest.approx([f.tau_v50.lo, f.tau_v50.hi])
+    assert c["bias_range_v"] == pytest.approx(list(seq.design.calibration.bias_range_v))
+    assert c["joint_fit"]["targets_met"] is True and c["calibration"]["covers_target"] in (True, False)
+    # the model evaluates P(1) = 1/2 at the fitted V50 (rate model re-referenced there)
+    assert model.p1(f.v50.value) == pytest.approx(0.5, abs=1e-9)
+    json.dumps(doc, allow_nan=False)                 # finite numbers only
+    rows = seq.datasheet_rows("tt/27 °C/0.06 V")
+    names = [r["quantity"] for r in rows]
+    assert "V50 95 % CI half-width reached" in names and "design: simulated time" in names
+    assert any("met" in r["note"] for r in rows)
+
+
+SPEC = """
+[sweep]
+noise_step = "1ns"
+seed = 7
+duration = "3us"
+timeout = "240s"
+[pilot]
+num = 5
+duration = "2us"
+margin = 3
+[[part]]
+name = "held-out"
+role = "heldout"
+seed = 11
+grid = { bias = [-0.0006, 0.0006] }
+[design]
+seed = 3
+chunks = ["4us"]
+budget_simulated = "40us"
+targets = { v50_halfwidth = "0.5mV", scale_rel_halfwidth = 0.3, tau_rel_halfwidth = 0.3 }
+heldout = { p1 = [0.5], max_duration = "6us" }
+[report]
+examples = 1
+entropy_90b = false
+fit_regimes = ["bistable", "single_peaked"]
+entropy_sample_period = "50ns"
+"""
+
+
+@pytest.mark.timeout(1200)
+def test_characterize_with_design_on_the_generic_cell(tmp_path):
+    d = tmp_path / "cell"
+    shutil.copytree(ROOT / "spice_models" / "pbit_generic", d)
+    t = (d / "cell.toml").read_text()
+    # read at the complementary output so P(1) rises with the bias (as in test_characterize)
+    t = t.replace('v_out = "q"', 'v_out = "QB_"').replace('v_outb = "qb"', 'v_outb = "q"').replace('"QB_"', '"qb"')
+    (d / "cell.toml").write_text(t.replace('name = "pbit_generic"', 'name = "pbit_generic_qb"'))
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "noisecell", "characterize", str(d / "cell.toml"), "--spec", str(spec),
+                        "--out", str(out), "--workers", "2"], capture_output=True, text=True, cwd=ROOT, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((out / "model.json").read_text())
+    nom = doc["nominal_condition"]
+    c = next(c for c in doc["conditions"] if c["corner"] == nom["corner"] and c["temp_c"] == nom["temp_c"])
+    jf = c["joint_fit"]
+    assert jf["n_transitions"] > 0 and jf["simulated_s"] <= 40e-6 * (1 + 1e-9)
+    assert jf["stopped"] in ("targets met", "simulated-time budget spent")
+    lo, hi = jf["v50_v"]["ci"]
+    assert lo < c["sigmoid"]["v50_v"] < hi
+    sheet = (out / "datasheet.csv").read_text()
+    assert "design: simulated time" in sheet and "V50 95 % CI half-width reached" in sheet
+    assert (out / "sweep" / "design-r00").is_dir() and (out / "sweep" / "design-heldout-r00").is_dir()
+    assert math.isfinite(float(np.log(c["tau"]["tau_at_v50_s"])))
