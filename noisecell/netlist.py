@@ -328,9 +328,25 @@ def _lib_section(text: str, section: str, where: str, path: Path) -> str:
                      f"'.lib {section}' ... '.endl'; fix the section name")
 
 
+_BEGIN = "* noisecell: begin include "
+_END = "* noisecell: end include "
+
+
+def _label(path: Path, root: Path | None, allowed: list[Path]) -> str:
+    """How an included file is named in the rendered netlist: relative to the cell's folder (or to the
+    allowed folder holding it), so the text, and every job id hashed from it, is the same wherever
+    the repository is checked out."""
+    for d in ([root] if root else []) + allowed:
+        try:
+            return path.relative_to(Path(d).resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(path)
+
+
 def expand_includes(text: str, *, source: str = "<netlist>", allowed_dirs: Iterable[Path] = (),
                     allow_analyses: bool = False, _depth: int = 0, _stack: tuple[Path, ...] = (),
-                    _budget: list[int] | None = None) -> str:
+                    _budget: list[int] | None = None, _root: Path | None = None) -> str:
     """Check ``text`` like :func:`check_template` and return it with every include inlined.
 
     Each ``.include FILE`` / ``.inc FILE`` is replaced by the checked, recursively expanded text of
@@ -348,6 +364,7 @@ def expand_includes(text: str, *, source: str = "<netlist>", allowed_dirs: Itera
         raise InputError(f"{source}: the netlist and its includes exceed {MAX_NETLIST_CHARS / 1e6:g} M characters; "
                          "a cell needs a few kB")
     base = _base_of(source)
+    root = base if _root is None else _root
     _raw_scan(text, source)
     replace: dict[int, str] = {}
     for ln in logical_lines(text, source):
@@ -369,14 +386,19 @@ def expand_includes(text: str, *, source: str = "<netlist>", allowed_dirs: Itera
         if _depth + 1 > MAX_INCLUDE_DEPTH:
             raise InputError(f"{where}: {first} {fname}: includes nested deeper than {MAX_INCLUDE_DEPTH} levels; "
                              "flatten them")
-        body = read_netlist_text(path, what="included file")
+        body = body_full = read_netlist_text(path, what="included file")
         if section is not None:
             body = _lib_section(body, section, where, path)
         inner = expand_includes(body, source=str(path), allowed_dirs=allowed, allow_analyses=allow_analyses,
-                                _depth=_depth + 1, _stack=_stack + (path,), _budget=budget)
-        inner = "\n".join(l for l in inner.splitlines() if l.strip().lower() != ".end")
-        replace[ln.lineno] = (f"* noisecell: begin include {path}{' section ' + section if section else ''}\n"
-                              f"{inner}\n* noisecell: end include {path}")
+                                _depth=_depth + 1, _stack=_stack + (path,), _budget=budget, _root=root)
+        # .end would end the whole deck early; it becomes a comment (one line for one: the line
+        # numbers inside the block stay those of the file, see origin_of_line)
+        inner = "\n".join("* .end (inlined file)" if l.strip().lower() == ".end" else l for l in inner.splitlines())
+        name = _label(path, root, allowed)
+        # a .lib section starts after its '.lib NAME' header: blank lines keep the numbering
+        first_line = _lib_section_start(body_full, section) if section is not None else 0
+        replace[ln.lineno] = (f"{_BEGIN}{name}{' @' + str(first_line) if first_line else ''}\n"
+                              f"{inner}\n{_END}{name}")
     if not replace:
         return text
     out: list[str] = []
@@ -387,6 +409,7 @@ def expand_includes(text: str, *, source: str = "<netlist>", allowed_dirs: Itera
             skip_cont = True
             continue
         if skip_cont and raw.strip().startswith("+"):
+            out.append("* (continuation of the include line above)")  # one line for one, see origin_of_line
             continue
         if skip_cont and (not raw.strip() or raw.strip().startswith("*")):
             out.append(raw)  # logical_lines continues a line across comments and blank lines
@@ -394,6 +417,86 @@ def expand_includes(text: str, *, source: str = "<netlist>", allowed_dirs: Itera
         skip_cont = False
         out.append(raw)
     return "\n".join(out) + "\n"
+
+
+def _lib_section_start(text: str, section: str) -> int:
+    """Line number (1-based) of the ``.lib SECTION`` header in a library file."""
+    for n, raw in enumerate(text.splitlines(), start=1):
+        t = raw.split()
+        if len(t) == 2 and t[0].lower() == ".lib" and t[1].strip("'\"").lower() == section.lower():
+            return n
+    return 0
+
+
+def origin_of_line(template: str, lineno: int, source: str) -> tuple[str, int]:
+    """(file, line) a physical line of an expanded template (:func:`expand_includes`) came from.
+
+    source: the name of the top-level file. Included files are named as in their begin markers.
+    """
+    stack: list[list] = [[source, 0]]
+    for n, raw in enumerate(template.splitlines(), start=1):
+        s = raw.strip()
+        if s.startswith(_BEGIN):
+            stack[-1][1] += 1  # the include line itself
+            name, _, at = s[len(_BEGIN):].partition(" @")
+            stack.append([name, int(at) if at.isdigit() else 0])
+            if n == lineno:
+                return stack[-2][0], stack[-2][1]
+            continue
+        if s.startswith(_END) and len(stack) > 1:
+            stack.pop()
+            if n == lineno:
+                return stack[-1][0], stack[-1][1]
+            continue
+        stack[-1][1] += 1
+        if n == lineno:
+            return stack[-1][0], stack[-1][1]
+    return source, lineno
+
+
+_NOISE_ELEMENT = re.compile(r"^[a-z]nc_[a-z]+_(.+)$", re.I)  # elements noisecell.noise adds for a device
+
+
+def explain_ngspice_error(template: str, rendered: str, messages: list[str], source: str) -> str | None:
+    """Name the user's file and line behind an ngspice load error, or None when ngspice names no line.
+
+    ngspice numbers the lines of the deck it was given (``rendered`` without blank lines, 1-based)
+    and reports "Error on line N" / "Netlist line no. N". That line's element (or, for the noise
+    sources noisecell adds, the device they belong to) is looked up in the template and traced back
+    through the include markers. Returns "FILE:LINE: <line as written>: <what ngspice said>; fix".
+    """
+    text = "\n".join(messages)
+    m = re.search(r"(?:Error on line|Netlist line no\.)\s*(\d+)", text)
+    if not m:
+        return None
+    deck = [l for l in rendered.splitlines() if l]
+    n = int(m.group(1))
+    if not 1 <= n <= len(deck):
+        return None
+    toks = tokens(deck[n - 1])
+    if not toks or toks[0].startswith(("*", ".")):
+        return None
+    name = toks[0]
+    dev = _NOISE_ELEMENT.match(name)
+    want = {name.lower()} | ({dev.group(1).lower()} if dev else set())
+    line = next((ln for ln in logical_lines(template) if tokens(ln.text)[0].lower() in want), None)
+    if line is None:
+        return None
+    fname, lno = origin_of_line(template, line.lineno, source)
+    und = re.search(r"Undefined parameter \[([^\]]+)\]", text, re.I)
+    model = re.search(r"can't find model '([^']+)'", text, re.I)
+    if und:
+        what = f"undefined parameter '{und.group(1)}'; define it with .param or fix the name"
+    elif model or re.search(r"could not find a valid modelname", text, re.I):
+        what = (f"unknown model '{model.group(1) if model else '?'}'; add its .model card or fix the name")
+    elif re.search(r"PTerror|syntax error", text, re.I):
+        what = "ngspice cannot parse this expression (syntax error); fix the expression"
+    else:  # ngspice's own words: the line after the echoed netlist line
+        i = next(k for k, x in enumerate(messages) if m.group(0) in x)
+        after = [x.strip() for x in messages[i + 1:] if x.strip()]
+        what = f"ngspice: {(after[1] if len(after) > 1 else 'error')[:160]}; fix that line"
+    shown = line.text if len(line.text) <= 120 else line.text[:117] + "..."
+    return f"{fname}:{lno}: {shown}: {what}"
 
 
 def load_template(path: str | Path, *, allowed_dirs: Iterable[Path]) -> str:

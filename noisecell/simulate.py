@@ -87,6 +87,8 @@ class SimulationJob:
     vdd_v: float | None = None
     uic: bool | None = None
     trusted: bool = False
+    #: the cell's netlist file, for messages only (not part of the job id)
+    source: str = ""
 
     def __post_init__(self):
         _check_job(self)
@@ -279,7 +281,7 @@ def job_from_cell(cell, *, bias_v: float, corner: str | None = None, temp_c: flo
                                   **({"hysteresis_v": cell.readout.hysteresis_v}
                                      if cell.readout.hysteresis_v is not None else {})},
                          options=dict(options or {}), flicker_corner_hz=float(flicker_corner_hz),
-                         bias_v=bias_v, vdd_v=supplies[main][1], trusted=True)
+                         bias_v=bias_v, vdd_v=supplies[main][1], trusted=True, source=str(cell.netlist_path))
 
 
 def fast_tau(v: np.ndarray, dt: float) -> float | None:

@@ -688,3 +688,41 @@ def test_syntax_error_in_an_included_file_names_that_file_and_line(tmp_path):
     d = make_cell(tmp_path, ".include sub.inc\n", {"sub.inc": "* one\n* two\nM9 a b\n"})
     with pytest.raises(InputError, match=r"sub\.inc:3"):
         load_cell(str(d))
+
+
+# ngspice's own errors, traced back to the user's file and line (these run ngspice: pbit_generic)
+NGSPICE_ERRORS = [
+    ("R9 q 0 {FOO}\n", {}, "pbit_generic.cir:23", "undefined parameter 'foo'"),
+    ("Mb9 q vb 0 0 nchx W=100n L=100n\n", {}, "pbit_generic.cir:23", "unknown model 'nchx'"),
+    ("B9 q 0 I=v(q)*)(\n", {}, "pbit_generic.cir:23", "cannot parse"),
+    (".include parts.inc\n", {"parts.inc": "* a part\nR9 q 0 {BAR}\n"}, "parts.inc:2", "undefined parameter 'bar'"),
+]
+
+
+@pytest.mark.parametrize("extra, files, where, what", NGSPICE_ERRORS)
+def test_ngspice_errors_name_the_users_file_and_line(extra, files, where, what, tmp_path, capsys):
+    d = make_cell(tmp_path, extra, files)
+    rc, o, e = run_cli(["simulate", d, "--bias", "0", "--duration", "100ns", "--out", tmp_path / "w.npz"], capsys)
+    assert_one_line_error(rc, e, 2, where, what)
+
+
+def test_origin_of_every_line_through_nested_includes_and_lib_sections(tmp_path):
+    from noisecell.netlist import logical_lines, origin_of_line
+
+    files = {"a.inc": "* a1\nRa1 x 0 1\n.include sub/b.inc\nRa4 x 0 1\n.end\n",
+             "sub/b.inc": "Rb1 x 0 1\n\nRb3 x 0 1\n",
+             "lib.spice": "* lib\n.lib ff\nRf x 0 1\n.endl\n.lib tt\n* tt\nRt3 x 0 1\n.endl\n"}
+    d = make_cell(tmp_path, ".include a.inc\nRm1 x 0 1\n.lib lib.spice tt\n+ \nRm3 x 0 1\n", files)
+    cell = load_cell(str(d))
+    top = d / "pbit_generic.cir"
+    n_top = len(GENERIC.joinpath("pbit_generic.cir").read_text().splitlines())
+    want = {"Ra1": ("a.inc", 2), "Ra4": ("a.inc", 4), "Rb1": ("sub/b.inc", 1), "Rb3": ("sub/b.inc", 3),
+            "Rt3": ("lib.spice", 7), "Rm1": (str(top), n_top + 2), "Rm3": (str(top), n_top + 5),
+            "Mb1": (str(top), 15)}
+    got = {}
+    for ln in logical_lines(cell.template):
+        name = ln.text.split()[0]
+        if name in want:
+            got[name] = origin_of_line(cell.template, ln.lineno, str(top))
+    assert got == want
+    assert str(tmp_path) not in cell.template  # include markers are relative: job ids do not depend on the checkout

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from .. import netlist as nl
-from ..errors import SimulationError
+from ..errors import InputError, SimulationError
 from ..simulate import NT_TAU_RATIO, SIM_CODE_VERSION, SimulationJob, fast_tau
 from ..technology import model_identity
 from ..waveform import Waveform
@@ -81,6 +81,14 @@ def _messages_text() -> list[str]:
 
 
 def _diagnose(job: SimulationJob, lines: list[str], extra: str) -> SimulationError:
+    # an error ngspice pins on a netlist line (undefined parameter, unknown model, bad expression)
+    # is the user's input: name their file and line, exit 2 (not a simulation failure)
+    try:
+        where = nl.explain_ngspice_error(job.template, job.render(), lines, job.source or job.cell_name)
+    except Exception:  # noqa: BLE001 - the explanation is best effort; the plain diagnosis follows
+        where = None
+    if where:
+        return InputError(f"{where} (ngspice refused the netlist of {job.describe()})")
     text = "\n".join(lines)
     node = None
     m = re.search(r'trouble with node\s+"?([^"\s]+)"?', text, re.I) or \
