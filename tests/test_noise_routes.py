@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +22,9 @@ import noisecell.noise as noise
 from noisecell.cells import load_cell
 from noisecell.errors import InputError
 from noisecell.noise import NoiseConfig, codemodel_path, inject_noise, resolve_route
-from noisecell.simulate import SimulationJob, job_from_cell, run_job, run_job_in_process
-from noisecell.technology import spice_settings
+from noisecell.simulate import SimulationJob, job_from_cell
+from noisecell.simulator import run_batch, run_job
+from noisecell.simulator.session import run_job_in_process
 
 BUILT = codemodel_path()[0] is not None
 needs_codemodel = pytest.mark.skipif(not BUILT, reason="compiled noise route not built (`make setup` builds it): "
@@ -102,8 +101,7 @@ def _pbit_job(duration_s: float, seed: int = 1) -> SimulationJob:
 def test_routes_agree_on_the_sky130_pbit_in_shared_mode():
     # 5 µs at NT = 1 ns (the check): every output within 1 nV, supply current within the
     # same relative rounding (1e-9 of its scale), and the run really is noisy (flips, mV rms).
-    # fresh child processes (run_job): the sky130 settings (ngbehavior=hsa) would otherwise stay set
-    # in this process's ngspice for the generic-model tests that follow
+    # in simulator hosts (fresh processes, as sweeps run them)
     job = _pbit_job(5e-6, seed=7)
     a = run_job(dataclasses.replace(job, noise_route="compiled"), timeout_s=600)
     b = run_job(dataclasses.replace(job, noise_route="portable"), timeout_s=600)
@@ -120,14 +118,10 @@ def test_routes_agree_on_the_sky130_pbit_in_shared_mode():
 
 
 def _batch(job: SimulationJob, workdir: Path) -> np.ndarray:
-    (workdir / ".spiceinit").write_text("\n".join(["set num_threads=1"] + spice_settings(job.technology)) + "\n")
     data = workdir / "out.dat"
     data.unlink(missing_ok=True)
-    net = workdir / "job.cir"
-    net.write_text(job.render_batch(str(data)))
-    r = subprocess.run(["ngspice", "-b", str(net)], cwd=workdir, env=dict(os.environ, HOME=str(workdir)),
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and data.exists(), r.stdout[-1000:] + r.stderr[-1000:]
+    log = run_batch(job.render_batch(str(data)), workdir, technology=job.technology, timeout_s=600)
+    assert data.exists(), log[-2000:]
     return np.loadtxt(data)
 
 
