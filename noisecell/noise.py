@@ -269,7 +269,8 @@ def _installed_ngspice_version() -> str | None:
 def default_codemodel_path() -> Path | None:
     """Where ``make setup`` puts the code model for the installed ngspice (None: version unknown)."""
     ver = _installed_ngspice_version()
-    return None if ver is None else Path(sys.prefix) / "noisecell-codemodel" / f"noisecell-{ver}.cm"
+    # noisecell/codemodel/build.sh names it after the version without its epoch
+    return None if ver is None else Path(sys.prefix) / "noisecell-codemodel" / f"noisecell-{ver.split(':')[-1]}.cm"
 
 
 def codemodel_path() -> tuple[Path | None, str]:

@@ -18,7 +18,8 @@ say() { echo "codemodel: $*" >&2; }
 
 ver="$(dpkg-query -W -f='${Version}' ngspice 2>/dev/null || true)"
 [ -n "$ver" ] || { say "ngspice is not installed as a Debian package; cannot build"; exit 1; }
-out="$build/noisecell-$ver.cm"
+upstream="${ver#*:}"  # file names carry no epoch
+out="$build/noisecell-$upstream.cm"
 srcs=("$here/nc_chan/ifspec.ifs" "$here/nc_chan/cfunc.mod" "$here/build.sh" "$here/modpath.lst")
 if [ -f "$out" ]; then
   fresh=1
@@ -37,7 +38,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # --- the ngspice source of the installed version -------------------------------------------------
-src="$build/ngspice-src-$ver"
+src="$build/ngspice-src-$upstream"
 if [ ! -d "$src/src/xspice/cmpp" ]; then
   apt_dir="$build/apt"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/sources.list.d" "$build/dl"
@@ -54,7 +55,7 @@ if [ ! -d "$src/src/xspice/cmpp" ]; then
   apt-get "${aptc[@]}" update >/dev/null 2>&1 || true  # a third-party entry without sources must not stop us
   (cd "$build/dl" && apt-get "${aptc[@]}" source --download-only "ngspice=$ver" >/dev/null 2>&1) || \
     { say "could not download Debian's ngspice $ver source package (no deb-src for it?)"; exit 1; }
-  orig="$(ls "$build/dl"/ngspice_"${ver%-*}".orig.tar.* 2>/dev/null | head -1)"
+  orig="$(ls "$build/dl"/ngspice_"${upstream%-*}".orig.tar.* 2>/dev/null | head -1)"
   [ -n "$orig" ] || { say "no ngspice orig tarball in $build/dl"; exit 1; }
   rm -rf "$src.tmp" && mkdir -p "$src.tmp"
   tar -xf "$orig" -C "$src.tmp" --strip-components=1 --wildcards \
@@ -63,7 +64,7 @@ if [ ! -d "$src/src/xspice/cmpp" ]; then
 fi
 
 # --- cmpp, then the code model -------------------------------------------------------------------
-work="$build/work-$ver"
+work="$build/work-$upstream"
 rm -rf "$work" && mkdir -p "$work/cmpp" "$work/cm/nc_chan" "$work/include/ngspice"
 (cd "$work/cmpp"
  cp "$src"/src/xspice/cmpp/*.[chly] .
