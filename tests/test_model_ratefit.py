@@ -149,3 +149,17 @@ def test_information_matches_observed_curvature():
     info = sum(information_per_second(f, v) * n * COVERAGE_DT for v in COVERAGE_BIASES)
     se_v50 = math.sqrt(np.linalg.inv(info)[1, 1])
     assert se_v50 == pytest.approx(f.v50.halfwidth / stats.norm.ppf(0.975), rel=0.15)
+
+
+def test_loglinear_block_covariance_agrees_with_the_profiles():
+    # the model JSON's loglinear covariance (reference = fitted V50) must carry V50's uncertainty:
+    # its delta-method V50 and τ(V50) intervals (noisecell.model.fit.derived_blocks) match the profile
+    # intervals within 10 % of the half-width at ~10^4 transitions (the likelihood is near-quadratic)
+    from noisecell.model.fit import derived_blocks, loglinear_rate_model
+
+    rng = np.random.default_rng(3)
+    f = fit_rates_joint(synthetic_points(rng, COVERAGE_BIASES, 100_000, COVERAGE_DT))
+    rm = loglinear_rate_model(f.reference_bias_v, f.ln_k_up, f.ln_k_down, f.covariance)
+    sig, tau, _ = derived_blocks(rm, [-5e-3, 5e-3], sample_period_s=None)
+    for (lo, hi), iv in ((sig["v50_ci95_v"], f.v50), (tau["tau_at_v50_ci95_s"], f.tau_v50)):
+        assert (hi - lo) / 2 == pytest.approx(iv.halfwidth, rel=0.10)

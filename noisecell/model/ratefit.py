@@ -564,11 +564,12 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
     curv = (float(phi_hat[4] / vu**2), float(phi_hat[5] / vu**2)) if k > 4 else None
     v_ref = v50.value
     lnk = L - math.log(tu)
-    # Jacobian of (a_u, b_u, a_d, b_d) at V50 with respect to (X, lnS, L, ssum): intercepts are ln k50
-    # at V50 itself, so they move with L only; the slopes with lnS and ssum. V50's own uncertainty is
-    # carried by sigmoid.v50_ci95_v; here it enters through the reference point (0 derivative).
+    # Jacobian of (a_u, b_u, a_d, b_d) at the fixed reference bias v_ref = V̂50 with respect to
+    # (X, lnS, L, ssum): a = ln k50 + b·(v_ref − V50), so ∂a/∂X = −B (normalised slope) and ∂a/∂L = 1;
+    # the slopes move with lnS and ssum. V50's uncertainty is thereby in the intercepts' covariance.
     jac = np.zeros((4, k))
     jac[0, 2] = jac[2, 2] = 1.0
+    jac[0, 0], jac[2, 0] = -0.5 * (ssum + inv), -0.5 * (ssum - inv)
     jac[1, 1], jac[1, 3] = -0.5 * inv / vu, 0.5 / vu
     jac[3, 1], jac[3, 3] = 0.5 * inv / vu, 0.5 / vu
     cov4 = jac @ cov_phi @ jac.T
