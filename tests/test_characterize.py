@@ -88,6 +88,8 @@ def test_end_to_end_outputs(run1):
     pts = pd.read_csv(out / "tables" / "points.csv")
     assert len(pts) == 7 and set(pts["part"]) == {"main", "held-out"}
     assert (pts["status"] == "ok").all()
+    # h_original: SP 800-90B needs >= 6012 samples; these 4 us records at 1 ns are shorter
+    _every_documented_column_filled(pts, pd.read_csv(out / "tables" / "datasheet.csv"), also_empty=("h_original",))
     ds = pd.read_csv(out / "tables" / "datasheet.csv").set_index("quantity")
     v50 = ds.loc["V50 (bias for P(1) = 0.5)"]
     assert v50["ci_lo"] <= v50["value"] <= v50["ci_hi"]
@@ -106,6 +108,34 @@ def test_end_to_end_outputs(run1):
     assert "SYNTHETIC" in html
     assert "no simulated condition matches" in html
     assert "sweep" in {p.name for p in out.iterdir()}
+
+
+def _every_documented_column_filled(pts: pd.DataFrame, ds: pd.DataFrame, also_empty: tuple = ()) -> None:
+    """No documented column of points.csv is empty (``error`` only holds failures; ``h_original`` only
+    nominal fit points, one at least), and every datasheet row has a value. Before the typed
+    estimates, dwell_gof_p and psd_corner_tau_s were read under names nobody wrote: always empty."""
+    from noisecell.report.data import POINT_COLUMNS
+
+    assert set(POINT_COLUMNS) <= set(pts.columns)
+    empty = [c for c in POINT_COLUMNS if c not in ("error", *also_empty) and pts[c].isna().all()]
+    assert empty == []
+    assert ds["value"].notna().all(), ds[ds["value"].isna()]
+
+
+@pytest.mark.timeout(1200)
+def test_quick_pbit_generic_datasheet_has_values(tmp_path):
+    """`characterize pbit_generic --quick`: its sigmoid falls with bias (the bias pulls q down) and most of
+    its points are single-peaked at 10-20 us. The pilot used to refuse the falling crossing and the
+    datasheet was a single row without a value or an interval."""
+    out = tmp_path / "q"
+    r = _run(["pbit_generic", "--quick", "--out", str(out), "--workers", "2"], timeout=1150)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "falls through 0.5" in r.stderr
+    ds = pd.read_csv(out / "tables" / "datasheet.csv")
+    pts = pd.read_csv(out / "tables" / "points.csv")
+    _every_documented_column_filled(pts, ds)
+    v50 = ds.set_index("quantity").loc["V50 (bias for P(1) = 0.5)"]
+    assert v50["ci_lo"] <= v50["value"] <= v50["ci_hi"]
 
 
 def test_rerun_resumes_and_reproduces(run1):
@@ -207,6 +237,14 @@ def test_pilot_window_locates_the_sigmoid():
     p = np.r_[np.where(v < 0, 0.0, np.where(v > 0, 1.0, 0.6)), 0.3]
     (lo, hi, c), note = pilot_window(np.r_[v, 0.0], p, 4.0, -0.08, 0.08)
     assert "steeper" in note and lo < 0 < hi
+    # a sigmoid that falls with bias (pbit_generic read at q) gets the same window as its mirror image;
+    # the old code refused it as "does not cross", so a quick pbit_generic run had no fit points
+    pf = 1 / (1 + np.exp((v - 0.004) / 0.002))
+    (flo, fhi, fc), note = pilot_window(v, pf, 4.0, -0.08, 0.08)
+    assert (flo, fhi) == pytest.approx((-0.01, 0.03)) and "falls through" in note and "steeper" in note
+    pf = 1 / (1 + np.exp((v - 0.004) / 0.005))
+    (flo, fhi, fc), note = pilot_window(v, pf, 4.0, -0.08, 0.08)
+    assert (flo, fhi) == pytest.approx((0.004 - 0.02, 0.004 + 0.02), abs=1e-9) and "falls through" in note
     # no crossing: no window, and the reason says so
     w, note = pilot_window(v, np.zeros(9), 4.0, -0.08, 0.08)
     assert w is None and "does not cross" in note

@@ -16,7 +16,10 @@ from noisecell.cells import load_cell
 from noisecell.measurements import load_measurements
 from noisecell.model import CellModel
 from noisecell.model.fit import synthetic_model
-from noisecell.report import characterize as C
+from noisecell.report.procedures.datasheet import make_datasheet
+from noisecell.report.procedures.fits import condition_fit
+from noisecell.report.procedures.measured import compare_measured
+from noisecell.report.procedures.streams import entropy_columns
 from noisecell.report.data import ExampleStream, ReportData
 from noisecell.report.html import SECTIONS, render
 
@@ -33,8 +36,9 @@ def measured(tmp_path_factory):
     ms = load_measurements(EXAMPLE)
     sim = synthetic_model(name="sim", v50_v=SIM_V50, scale_v=SIM_SCALE, tau_v50_s=SIM_TAU,
                           bias_range_v=(-0.03, 0.03), vdd_v=COND[2], rel_se=0.01)
-    sim_fit = C.condition_fit(sim, COND, pd.DataFrame(columns=["bias_v", "p1", "n_eff"]))
-    comp, info, mpath, warns = C._measured(ms, out, sim, [sim_fit], COND, load_cell("pbit"))
+    sim_fit = condition_fit(sim, COND, pd.DataFrame(columns=["bias_v", "p1", "n_eff"]))
+    res = compare_measured(ms, out, sim, [sim_fit], COND, load_cell("pbit"))
+    comp, info, mpath, warns = res.comparison, res.info, res.model_path, res.warnings
     return ms, sim, comp, info, mpath, warns, out
 
 
@@ -88,8 +92,8 @@ def _report_data(measured, title: str) -> ReportData:
     pts["corner"] = "tt"
     pts["role"] = "fit"
     pts["fitted_regime"] = pts["regime"] == "bistable"
-    C._entropy_columns(pts, out, 60e-9, False, COND)
-    fits = [C.condition_fit(CellModel.load(mpath), ("measured", 27.0, 0.094), pts)]
+    entropy_columns(pts, out, 60e-9, False, COND)
+    fits = [condition_fit(CellModel.load(mpath), ("measured", 27.0, 0.094), pts)]
     fits[0].corner = "tt"
     cap = next(c for c in ms.captures if c.kind == "trace")
     big = next(c for c in ms.captures if c.kind == "bits" and abs(c.bias_v - 0.004) < 1e-9)
@@ -105,13 +109,15 @@ def _report_data(measured, title: str) -> ReportData:
                         "p1_spice_hi": [0.5, 0.65], "p1_model": [0.43, 0.61], "p1_z": [0.5, -0.3],
                         "tau_spice_s": [6e-8, 5.8e-8], "tau_spice_lo_s": [5e-8, 5e-8], "tau_spice_hi_s": [7e-8, 7e-8],
                         "tau_model_s": [6.1e-8, 5.9e-8], "ln_tau_z": [0.2, 0.1]})
-    ds = C._datasheet(pts, fits, None, COND, None, val, 60e-9, load_cell("pbit"))
+    sheet = make_datasheet(pts, fits, None, COND, None, val, 60e-9, load_cell("pbit"))
+    ds = sheet.table
     return ReportData(title=title, cell={"name": "pbit", "description": "<b>desc</b> & <script>alert(2)</script>"},
                       provenance={"created_utc": "2026-01-01T00:00:00Z", "noisecell_version": "test",
                                   "spec_text": "title = \"<script>alert(3)</script>\""},
                       points=pts, fits=fits, examples=ex, datasheet=ds, nominal=COND, mismatch=mm,
                       mismatch_summary=pd.DataFrame({"n_instances": [3]}), validation=val, validation_note="v <ok>",
-                      comparison=comp, measurement_info=info, warnings=["a <warning>"])
+                      comparison=comp, measurement_info=info, warnings=["a <warning>"],
+                      datasheet_display=sheet.display_table())
 
 
 def test_html_has_every_section_and_escapes_user_strings(measured, tmp_path):

@@ -43,7 +43,7 @@ def run(args) -> int:
     print(res.summary(), file=sys.stderr)
     if res.failed_jobs:
         print(f"noisecell: {res.failed_jobs} of {res.total_jobs} simulations failed; the report lists them "
-              f"(simulator logs in OUT/sweep/<part>/logs; --retry-failed runs them again)", file=sys.stderr)
+              f"(simulator logs in OUT/sweep/host-logs; --retry-failed runs them again)", file=sys.stderr)
     print_json({"report": str(res.report_path), "model": str(res.model_path) if res.model_path else None,
                 "measured_model": str(res.measured_model_path) if res.measured_model_path else None,
                 "total_jobs": res.total_jobs, "failed_jobs": res.failed_jobs, "wall_s": round(res.wall_s, 1)})

@@ -509,13 +509,17 @@ def _h_min_measured(df, v50: float) -> float | None:
 def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology: str = "generic",
               netlist_sha256: str | None = None, model_package: dict | None = None, sweep_id: str | None = None,
               ngspice_version: str | None = None, source: str = "simulation", nominal: Mapping | None = None,
-              exclude_bias: Iterable[float] = (), require_markov: bool = True, what: str = "sweep") -> dict:
+              exclude_bias: Iterable[float] = (), require_markov: bool = True, what: str = "sweep",
+              dropped: list | None = None) -> dict:
     """Fit a cell-model document to a sweep table (one row per stream; see module docstring).
 
     ``df`` needs: corner, temp_c, vdd_v, bias_v, rate_up_hz/rate_down_hz with ``*_ci95_lo/_hi``;
     optional: status ("ok" rows are used), mismatch_instance (-1 = nominal), p1 (+CI), n_eff,
     tau_s (+CI), mean_supply_power_w, energy_per_flip_j, energy_per_bit_j, h_min_rate,
     sample_period_s, seed. ``exclude_bias`` leaves those bias points (V) out (held-out checks).
+    ``dropped``: when a list, a condition that cannot be fitted is appended to it as
+    ``((corner, temp_c, vdd_v), reason)`` and left out instead of failing the whole fit (each condition
+    is still fitted exactly once); an InputError is raised only when no condition can be fitted.
     """
     import pandas as pd
 
@@ -537,57 +541,67 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
     conditions = []
     for (corner, temp_c, vdd_v), g in d.groupby(["corner", "temp_c", "vdd_v"], sort=True):
         label = f"{what}: condition {corner}/{temp_c:g} °C/{vdd_v:g} V"
-        inst = g[inst_col].fillna(-1).astype(int) if inst_col else pd.Series(-1, index=g.index)
-        nom = g[inst < 0]
-        per_inst = []
-        for k, gi in g[inst >= 0].groupby(inst[inst >= 0]):
-            try:
-                rm_i, _ = fit_rates(gi, require_markov=require_markov)
-                per_inst.append((int(k), rm_i, _instance_sigmoid(rm_i)))
-            except InputError:
-                continue  # an instance that never telegraphs is reported by the sweep's regime column
         try:
+            inst = g[inst_col].fillna(-1).astype(int) if inst_col else pd.Series(-1, index=g.index)
+            nom = g[inst < 0]
+            per_inst = []
+            for k, gi in g[inst >= 0].groupby(inst[inst >= 0]):
+                try:
+                    rm_i, _ = fit_rates(gi, require_markov=require_markov)
+                    per_inst.append((int(k), rm_i, _instance_sigmoid(rm_i)))
+                except InputError:
+                    continue  # an instance that never telegraphs is reported by the sweep's regime column
+            try:
+                if len(nom):
+                    rm, det = fit_rates(nom, require_markov=require_markov)
+                    rows = nom
+                elif per_inst:
+                    # no nominal cell simulated: the population mean of the instance coefficients, its
+                    # covariance the spread of the instances over their number
+                    th = np.array([[r["ln_k_up"]["intercept"] + r["ln_k_up"]["slope_per_v"] * (0 - r["reference_bias_v"]),
+                                    r["ln_k_up"]["slope_per_v"],
+                                    r["ln_k_down"]["intercept"] + r["ln_k_down"]["slope_per_v"] * (0 - r["reference_bias_v"]),
+                                    r["ln_k_down"]["slope_per_v"]] for _, r, _ in per_inst])
+                    cov = np.cov(th.T) / len(th) if len(th) > 1 else np.asarray(per_inst[0][1]["covariance"])
+                    rm = loglinear_rate_model(0.0, th.mean(0)[:2], th.mean(0)[2:], cov)
+                    rows = g
+                    det = {"used": np.ones(len(g), bool), "up": None, "down": None}
+                else:
+                    raise InputError("no usable points")
+            except InputError as exc:
+                raise InputError(f"{label}: {exc}") from None
+            used = det["used"]
+            bias_used = rows["bias_v"].to_numpy(float)[used] if len(nom) else g["bias_v"].to_numpy(float)
+            bias_range = (float(np.min(bias_used)), float(np.max(bias_used)))
+            if not bias_range[0] < bias_range[1]:
+                raise InputError(f"{label}: all usable points are at one bias; sweep at least 3 bias values")
+            sp = _num(rows[sp_col].median()) if sp_col else None
+            mm = None
+            if len(per_inst) >= 2:
+                mm = mismatch_block([(k, s[0], s[1]) for k, _, s in per_inst],
+                                    v50_se=[s[2] for _, _, s in per_inst], ln_scale_se=[s[3] for _, _, s in per_inst])
+            gof = {"n_points": int(np.sum(used)), "n_excluded_few_transitions": det.get("n_excluded_few_transitions", 0),
+                   "n_excluded_non_markov": det.get("n_excluded_non_markov", 0),
+                   "ln_k_up": det["up"], "ln_k_down": det["down"]}
             if len(nom):
-                rm, det = fit_rates(nom, require_markov=require_markov)
-                rows = nom
-            elif per_inst:
-                # no nominal cell simulated: the population mean of the instance coefficients, its
-                # covariance the spread of the instances over their number
-                th = np.array([[r["ln_k_up"]["intercept"] + r["ln_k_up"]["slope_per_v"] * (0 - r["reference_bias_v"]),
-                                r["ln_k_up"]["slope_per_v"],
-                                r["ln_k_down"]["intercept"] + r["ln_k_down"]["slope_per_v"] * (0 - r["reference_bias_v"]),
-                                r["ln_k_down"]["slope_per_v"]] for _, r, _ in per_inst])
-                cov = np.cov(th.T) / len(th) if len(th) > 1 else np.asarray(per_inst[0][1]["covariance"])
-                rm = loglinear_rate_model(0.0, th.mean(0)[:2], th.mean(0)[2:], cov)
-                rows = g
-                det = {"used": np.ones(len(g), bool), "up": None, "down": None}
-            else:
-                raise InputError("no usable points")
+                gof["p1"], gof["tau"] = _gof_p1_tau(rm, nom, used)
+            v50_guess = _instance_sigmoid(rm)[0]
+            cond = build_condition(corner=str(corner), temp_c=float(temp_c), vdd_v=float(vdd_v),
+                                   bias_range_v=bias_range, rate_model=rm, sample_period_s=sp,
+                                   energy=_energy_block(rows, v50_guess), goodness_of_fit=gof, mismatch=mm,
+                                   points=_points_table(rows, used if len(nom) else np.ones(len(rows), bool)),
+                                   direct_fit=_direct_logistic(rows.iloc[np.flatnonzero(used)] if len(nom) else rows),
+                                   h_min_measured=_h_min_measured(rows, v50_guess))
+            conditions.append(cond)
         except InputError as exc:
-            raise InputError(f"{label}: {exc}") from None
-        used = det["used"]
-        bias_used = rows["bias_v"].to_numpy(float)[used] if len(nom) else g["bias_v"].to_numpy(float)
-        bias_range = (float(np.min(bias_used)), float(np.max(bias_used)))
-        if not bias_range[0] < bias_range[1]:
-            raise InputError(f"{label}: all usable points are at one bias; sweep at least 3 bias values")
-        sp = _num(rows[sp_col].median()) if sp_col else None
-        mm = None
-        if len(per_inst) >= 2:
-            mm = mismatch_block([(k, s[0], s[1]) for k, _, s in per_inst],
-                                v50_se=[s[2] for _, _, s in per_inst], ln_scale_se=[s[3] for _, _, s in per_inst])
-        gof = {"n_points": int(np.sum(used)), "n_excluded_few_transitions": det.get("n_excluded_few_transitions", 0),
-               "n_excluded_non_markov": det.get("n_excluded_non_markov", 0),
-               "ln_k_up": det["up"], "ln_k_down": det["down"]}
-        if len(nom):
-            gof["p1"], gof["tau"] = _gof_p1_tau(rm, nom, used)
-        v50_guess = _instance_sigmoid(rm)[0]
-        cond = build_condition(corner=str(corner), temp_c=float(temp_c), vdd_v=float(vdd_v),
-                               bias_range_v=bias_range, rate_model=rm, sample_period_s=sp,
-                               energy=_energy_block(rows, v50_guess), goodness_of_fit=gof, mismatch=mm,
-                               points=_points_table(rows, used if len(nom) else np.ones(len(rows), bool)),
-                               direct_fit=_direct_logistic(rows.iloc[np.flatnonzero(used)] if len(nom) else rows),
-                               h_min_measured=_h_min_measured(rows, v50_guess))
-        conditions.append(cond)
+            if dropped is None:
+                raise
+            # one condition that cannot be fitted (e.g. a cold corner stuck over most of the bias
+            # window) must not cost the model of every other condition
+            dropped.append(((str(corner), float(temp_c), float(vdd_v)), str(exc).removeprefix(label + ": ")))
+    if not conditions:
+        raise InputError(f"{what}: no condition could be fitted: "
+                         + "; ".join(f"{c[0]}/{c[1]:g} °C/{c[2]:g} V: {why}" for c, why in (dropped or [])))
     if nominal is None:
         first = conditions[0]
         nominal = {"corner": first["corner"], "temp_c": first["temp_c"], "vdd_v": first["vdd_v"]}
@@ -596,6 +610,10 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
         if (nominal["corner"], float(nominal["temp_c"]), float(nominal["vdd_v"])) not in keys:
             first = conditions[0]
             nominal = {"corner": first["corner"], "temp_c": first["temp_c"], "vdd_v": first["vdd_v"]}
+    if dropped:
+        # provenance (seeds, stream count) of the conditions in the model only
+        gone = {c for c, _ in dropped}
+        d = d[[(str(a), float(b), float(c)) not in gone for a, b, c in zip(d["corner"], d["temp_c"], d["vdd_v"])]]
     seeds = [int(s) for s in d["seed"].dropna()] if "seed" in d.columns else []
     if name is None:
         name = str(d["cell"].iloc[0]) if "cell" in d.columns else "cell"

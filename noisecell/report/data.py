@@ -150,3 +150,4 @@ class ReportData:
     measurement_info: dict | None = None
     warnings: list[str] = field(default_factory=list)
     sweep_summary: pd.DataFrame | None = None
+    datasheet_display: pd.DataFrame | None = None   # the datasheet in engineering notation (shown, not a CSV)

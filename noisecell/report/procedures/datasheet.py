@@ -1,0 +1,185 @@
+"""Procedure 4, the datasheet: the headline figures at the nominal condition with their 95 % CIs."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..data import condition_label, kt_ln2_j
+from ..notation import eng
+from .points import cond_points
+
+Z95 = float(stats.norm.ppf(0.975))
+#: quantities whose sign matters (shown with "+" when positive)
+SIGNED = ("V50 (bias for P(1) = 0.5)", "V50 temperature coefficient")
+#: units of counts (shown without decimals)
+COUNT_UNITS = ("samples",)
+
+
+@dataclass(frozen=True)
+class Datasheet:
+    """The headline figures: ``table`` has one row per quantity with plain SI floats (value, ci_lo,
+    ci_hi; NaN where there is no interval), unit, condition and note — what datasheet.csv holds."""
+
+    table: pd.DataFrame
+
+    @staticmethod
+    def text(row) -> str:
+        """One row in engineering notation: ``+0.50 mV [−0.94, +1.94]``."""
+        v, lo, hi, unit = row["value"], row["ci_lo"], row["ci_hi"], row["unit"]
+        ci = (lo, hi) if (lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi))) else None
+        if ci is None and (unit in COUNT_UNITS or (unit == "" and isinstance(v, float) and v.is_integer()
+                                                  and abs(v) < 1e9)) and math.isfinite(v):
+            return f"{int(v)}" + (f" {unit}" if unit else "")
+        return eng(v, unit, ci, signed=row["quantity"] in SIGNED)
+
+    def display_table(self) -> pd.DataFrame:
+        """The table as a reader sees it: quantity, "value [95 % CI]" in engineering notation, condition, note."""
+        t = self.table
+        if not len(t):
+            return t
+        return pd.DataFrame({"quantity": t["quantity"], "value [95 % CI]": [self.text(r) for _, r in t.iterrows()],
+                             "condition": t["condition"], "note": t["note"]})
+
+    def summary(self) -> str:
+        lines = ["datasheet:"]
+        for _, r in self.table.iterrows():
+            lines.append(f"  {r['quantity']} = {self.text(r)}  ({r['condition']})")
+        return "\n".join(lines)
+
+
+def make_datasheet(points, fits, model, nominal, mm_sum, validation, ent_period, cellspec) -> Datasheet:
+    """The datasheet of a characterisation (see :func:`datasheet_table`)."""
+    return Datasheet(datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period, cellspec))
+
+def _half_se(ci) -> float:
+    return (ci[1] - ci[0]) / (2 * Z95) if ci and all(math.isfinite(x) for x in ci) else float("nan")
+
+
+def datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period, cellspec) -> pd.DataFrame:
+    from ...analysis.markov import apt_cutoff, min_entropy_rate, rct_cutoff, shannon_rate
+    from ...model.sampler import transition_probabilities
+
+    rows = []
+    nl = condition_label(*nominal)
+
+    def add(q, v, lo=float("nan"), hi=float("nan"), unit="", cond=nl, note=""):
+        # a quantity these data do not give (no supply current recorded, no flips) is left out, not
+        # listed without a value
+        if v is None or not math.isfinite(float(v)):
+            return
+        rows.append({"quantity": q, "value": v, "ci_lo": lo, "ci_hi": hi, "unit": unit, "condition": cond,
+                     "note": note})
+
+    f = next((x for x in fits if (x.corner, x.temp_c, x.vdd_v) == nominal), None)
+    if f is None:
+        # no rate model at the nominal condition: still state what the points say. P(1) against bias is
+        # a property of the readout whatever the regime, so its direct sigmoid fit gives V50 and the
+        # scale (the rows used to be one "model" row with no value and no interval)
+        _no_model_rows(add, points, nominal)
+        _points_row(add, points)
+        return pd.DataFrame(rows)
+    add("V50 (bias for P(1) = 0.5)", f.v50_v, *f.v50_ci_v, "V")
+    add("sigmoid scale s (logistic)", f.scale_v, *f.scale_ci_v, "V", note="P(1) = 1/(1+exp(-(V-V50)/s))")
+    add("slope dP(1)/dV at V50", 1 / (4 * f.scale_v), 1 / (4 * f.scale_ci_v[1]), 1 / (4 * f.scale_ci_v[0]), "1/V")
+    k19 = 2 * math.log(19)
+    add("bias span P(1) 5 % → 95 %", k19 * f.scale_v, k19 * f.scale_ci_v[0], k19 * f.scale_ci_v[1], "V")
+    add("correlation time τ at V50", f.tau_at_v50_s, *f.tau_at_v50_ci_s, "s")
+    add("switching rate k_up = k_down at V50", 1 / (2 * f.tau_at_v50_s), 1 / (2 * f.tau_at_v50_ci_s[1]),
+        1 / (2 * f.tau_at_v50_ci_s[0]), "1/s")
+    rows_nom = cond_points(points, nominal)
+    if len(rows_nom):
+        j = (rows_nom["bias_v"] - f.v50_v).abs().idxmin()
+        r = rows_nom.loc[j]
+        at = f"simulated point nearest V50 ({r['bias_v'] * 1e3:+.3g} mV)"
+        add("mean supply power", r["mean_power_w"], unit="W", note=at)
+        if math.isfinite(r["mean_power_w"]):
+            # P·τ with τ from the model at V50; the power's own error is far smaller than τ's
+            e = r["mean_power_w"] * f.tau_at_v50_s
+            add("energy per bit P·τ(V50)", e, r["mean_power_w"] * f.tau_at_v50_ci_s[0],
+                r["mean_power_w"] * f.tau_at_v50_ci_s[1], "J", note=f"power {at}")
+            kt = kt_ln2_j(nominal[1])
+            add("energy per bit / kT·ln2", e / kt, r["mean_power_w"] * f.tau_at_v50_ci_s[0] / kt,
+                r["mean_power_w"] * f.tau_at_v50_ci_s[1] / kt, "", note=f"kT·ln2 = {kt:.4g} J at {nominal[1]:g} °C")
+        add("energy per flip P/(flip rate)", r["energy_per_flip_j"], unit="J", note=at)
+        if math.isfinite(r.get("h_original", float("nan"))):
+            add("SP 800-90B h_original", r["h_original"], unit="bits/sample",
+                note=f"{at}, bit clock {r['h_original_period_s'] * 1e9:.4g} ns, {int(r['h_original_n'])} samples")
+    if math.isfinite(ent_period):
+        k50 = 1 / (2 * f.tau_at_v50_s)
+        a, b, _ = transition_probabilities(math.log(k50), math.log(k50), ent_period)
+        h_min = min_entropy_rate(float(a), float(b))
+        note = f"two-state Markov model at V50, bit clock {ent_period * 1e9:.4g} ns"
+        add("min-entropy rate", h_min, unit="bits/sample", note=note)
+        add("Shannon entropy rate", shannon_rate(float(a), float(b)), unit="bits/sample", note=note)
+        add("repetition count test cutoff C", rct_cutoff(h_min) or float("nan"), unit="samples",
+            note="SP 800-90B §4.4.1, α = 2^-20")
+        add("adaptive proportion test cutoff C (W = 1024)", apt_cutoff(h_min) or float("nan"), unit="samples",
+            note="SP 800-90B §4.4.2, α = 2^-20")
+    # temperature: V50 drift by weighted least squares over the nominal corner's temperatures
+    same = [x for x in fits if x.corner == nominal[0] and x.vdd_v == nominal[2]]
+    if len(same) >= 2:
+        import statsmodels.api as sm
+
+        t = np.array([x.temp_c for x in same])
+        v = np.array([x.v50_v for x in same])
+        se = np.array([max(_half_se(x.v50_ci_v), 1e-12) for x in same])
+        # statsmodels WLS with the stated errors as known (fixed-scale covariance)
+        res = sm.WLS(v, sm.add_constant(t - t.mean()), weights=1 / se**2).fit(cov_type="fixed scale")
+        slope, s_se = float(res.params[1]), float(res.bse[1])
+        add("V50 temperature coefficient", slope, slope - Z95 * s_se, slope + Z95 * s_se, "V/°C",
+            cond=f"{nominal[0]}, {t.min():g}..{t.max():g} °C", note="weighted straight line through V50(T)")
+        for x in sorted(same, key=lambda x: x.temp_c):
+            if x.temp_c != nominal[1]:
+                add(f"τ at V50, {x.temp_c:g} °C", x.tau_at_v50_s, *x.tau_at_v50_ci_s, "s", cond=x.label)
+    corners = [x for x in fits if x.temp_c == nominal[1] and x.vdd_v == nominal[2]]
+    if len(corners) >= 2:
+        lo = min(corners, key=lambda x: x.v50_v)
+        hi = max(corners, key=lambda x: x.v50_v)
+        add("V50 spread over corners (max − min)", hi.v50_v - lo.v50_v, unit="V",
+            cond=f"{nominal[1]:g} °C", note=f"min {lo.corner} {lo.v50_v * 1e3:+.3g} mV, max {hi.corner} {hi.v50_v * 1e3:+.3g} mV")
+        tl = min(corners, key=lambda x: x.tau_at_v50_s)
+        th = max(corners, key=lambda x: x.tau_at_v50_s)
+        add("τ at V50 over corners: max / min", th.tau_at_v50_s / tl.tau_at_v50_s, unit="",
+            cond=f"{nominal[1]:g} °C", note=f"{tl.corner} {tl.tau_at_v50_s * 1e9:.3g} ns .. {th.corner} {th.tau_at_v50_s * 1e9:.3g} ns")
+    if mm_sum is not None and len(mm_sum):
+        m = mm_sum.iloc[0]
+        add("mismatch σ(V50)", m["v50_sd_v"], m["v50_sd_lo_v"], m["v50_sd_hi_v"], "V",
+            cond=condition_label(m["corner"], m["temp_c"], m["vdd_v"]),
+            note=f"{int(m['n_instances'])} Monte Carlo instances, de-noised by the per-instance errors")
+        add("mismatch σ(scale)", m["scale_sd_v"], unit="V", cond=condition_label(m["corner"], m["temp_c"], m["vdd_v"]))
+    if validation is not None and len(validation):
+        add("held-out check: max |z| P(1)", float(np.nanmax(np.abs(validation["p1_z"]))), unit="",
+            note=f"{len(validation)} held-out bias points")
+        add("held-out check: max |z| ln τ", float(np.nanmax(np.abs(validation["ln_tau_z"]))), unit="")
+    _points_row(add, points)
+    return pd.DataFrame(rows)
+
+
+def _points_row(add, points) -> None:
+    ok = points[points["status"] == "ok"]
+    add("operating points simulated", float(len(points)), unit="", cond="all",
+        note=f"{int((points['status'] != 'ok').sum())} failed, {int((ok['regime'] != 'bistable').sum())} not bistable")
+
+
+def _no_model_rows(add, points, nominal) -> None:
+    from .fits import _direct_sigmoid
+
+    sel = ((points["corner"] == nominal[0]) & np.isclose(points["temp_c"], nominal[1])
+           & np.isclose(points["vdd_v"], nominal[2]) & points["role"].isin(["fit", "pilot"])
+           & (points["instance"] < 0) & (points["status"] == "ok"))
+    rows = points[sel]
+    d = _direct_sigmoid(rows)
+    n_fit = int(rows["fitted_regime"].sum()) if "fitted_regime" in rows else 0
+    add("calibrated conditions (rate model)", 0.0, note=f"no rate model: {n_fit} of {len(rows)} points at this "
+        "condition are of a fitted regime (see Warnings)")
+    if d is None:
+        return
+    note = (f"direct {d['form']} fit of P(1) alone over {len(rows)} points of any regime (no rate model, so no τ); "
+            "a fit, not a calibrated model")
+    ci = d.get("v50_ci95_v") or (float("nan"), float("nan"))
+    add("V50 (bias for P(1) = 0.5)", d["v50_v"], ci[0], ci[1], "V", note=note)
+    add("sigmoid scale s (direct fit)", d["scale_v"], unit="V", note="sign: P(1) falls with bias when negative")
