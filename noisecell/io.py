@@ -283,15 +283,25 @@ def load_bits(path: str | os.PathLike, format: str | None = None, *, sample_peri
             bs, _ = digitize_trace(data[:, kind[1]], data[:, kind[2]], threshold_v=threshold_v,
                                    hysteresis_v=hysteresis_v, sample_period_s=sp, source=str(path),
                                    meta=meta)
-            return bs
+            return _at_least_two(path, bs, sp)
     else:  # npz
         from .waveform import Waveform
 
         wf = Waveform.load_npz(path)
         bs, _ = digitize_waveform(wf, threshold_v=threshold_v, hysteresis_v=hysteresis_v,
                                   sample_period_s=sp, source=str(path))
-        return BitStream(bits=bs.bits, sample_period_s=bs.sample_period_s, source=str(path),
-                         meta={**bs.meta, "format": "npz", "path": str(path)})
+        return _at_least_two(path, BitStream(bits=bs.bits, sample_period_s=bs.sample_period_s, source=str(path),
+                                             meta={**bs.meta, "format": "npz", "path": str(path)}), sp)
     if bits.size < 2:
         raise InputError(f"{path}: holds {bits.size} sample(s); a bit stream needs at least 2")
     return BitStream(bits=bits, sample_period_s=sp, source=str(path), meta=meta)
+
+
+def _at_least_two(path: Path, bs: BitStream, sample_period_s: float | None) -> BitStream:
+    """A digitised trace must give a stream (found by tests/test_fuzz.py: a 200 ns trace read with a
+    1 µs sampler gave one sample)."""
+    if bs.bits.size < 2:
+        why = (f" at a {sample_period_s:g} s sample period; shorten --sample-period" if sample_period_s
+               else "; the trace is too short")
+        raise InputError(f"{path}: the trace digitises to {bs.bits.size} sample(s){why} (a bit stream needs at least 2)")
+    return bs

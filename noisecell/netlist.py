@@ -25,6 +25,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -74,6 +75,7 @@ class Mosfet:
     index: int  # index into logical_lines()
 
 
+@lru_cache(maxsize=1 << 16)
 def _strip_inline_comment(s: str) -> str:
     # ';' always starts a comment; '$' does when preceded by whitespace (ngspice convention).
     depth = 0
@@ -93,6 +95,14 @@ def logical_lines(text: str, source: str | None = None) -> list[Line]:
     """Join ``+`` continuations, drop comment and blank lines, track .subckt scope.
 
     source: file name for error messages (``FILE:LINE: ...``).
+    """
+    # cached: rendering one job parses the same text several times (set_params, noise injection)
+    return list(_logical_lines(text, source))
+
+
+@lru_cache(maxsize=64)
+def _logical_lines(text: str, source: str | None) -> tuple[Line, ...]:
+    """See :func:`logical_lines`.
 
     The first line of a SPICE deck is a title only in files run directly by ngspice; cell templates
     are fragments, so a first line that is not a comment is parsed like any other.
@@ -128,11 +138,17 @@ def logical_lines(text: str, source: str | None = None) -> list[Line]:
             scope = None
             continue
         lines.append(Line(s, n, scope))
-    return lines
+    return tuple(lines)
 
 
 def tokens(s: str) -> list[str]:
     """Split on whitespace outside braces/quotes/parentheses, with ``a = b`` normalised to ``a=b``."""
+    # cached: a sweep renders the same template lines for every one of its (up to 200 000) jobs
+    return list(_tokens(s))
+
+
+@lru_cache(maxsize=1 << 16)
+def _tokens(s: str) -> tuple[str, ...]:
     s = re.sub(r"\s*=\s*", "=", s)
     out, cur, depth, quote = [], [], 0, None
     for ch in s:
@@ -158,7 +174,7 @@ def tokens(s: str) -> list[str]:
             cur.append(ch)
     if cur:
         out.append("".join(cur))
-    return out
+    return tuple(out)
 
 
 def _within(path: Path, dirs: Iterable[Path]) -> bool:
@@ -207,6 +223,9 @@ def _resolve_include(fname: str, *, where: str, first: str, base: Path | None, a
     line (ngspice would use its current directory or its ``sourcepath``), ``~`` is refused (ngspice
     expands it to $HOME) and symlinks are followed before the folder check.
     """
+    if any(ord(c) < 32 or c == "\x7f" for c in fname):
+        raise InputError(f"{where}: {first} {fname!r}: the file name contains control characters (NUL, ...); "
+                         "fix the name")
     if fname.startswith("~"):
         raise UnsafeNetlistError(f"{where}: {first} {fname}: '~' paths are expanded by ngspice to a home folder; "
                                  "name the file relative to the cell's folder")
@@ -306,9 +325,17 @@ def check_template(text: str, *, source: str = "<netlist>", allowed_dirs: Iterab
     checked the same way, recursively (:func:`expand_includes` does the work and this discards its
     text). Raises :class:`UnsafeNetlistError` (or :class:`InputError` for a missing/unreadable file).
     """
-    if trusted:
+    if trusted or (text, allow_analyses) in _CHECKED:
         return
-    expand_includes(text, source=source, allowed_dirs=allowed_dirs, allow_analyses=allow_analyses)
+    if expand_includes(text, source=source, allowed_dirs=allowed_dirs, allow_analyses=allow_analyses) == text:
+        # no includes: the verdict depends on the text alone (a sweep checks one template per job)
+        if len(_CHECKED) > 256:
+            _CHECKED.clear()
+        _CHECKED.add((text, allow_analyses))
+
+
+#: texts without includes that passed check_template (their verdict cannot change)
+_CHECKED: set[tuple[str, bool]] = set()
 
 
 def _lib_section(text: str, section: str, where: str, path: Path) -> str:

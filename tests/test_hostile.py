@@ -726,3 +726,17 @@ def test_origin_of_every_line_through_nested_includes_and_lib_sections(tmp_path)
             got[name] = origin_of_line(cell.template, ln.lineno, str(top))
     assert got == want
     assert str(tmp_path) not in cell.template  # include markers are relative: job ids do not depend on the checkout
+
+
+def test_a_large_grid_reports_progress_while_its_jobs_are_prepared(tmp_path):
+    # a grid just under the job cap took minutes to expand with no output; expand now reports
+    # (done, total) so the runner can print progress, and the count ends at the total
+    from noisecell.sweep.jobs import expand
+    from noisecell.sweep.spec import load_spec
+
+    spec = tmp_path / "big.toml"
+    spec.write_text(SWEEP_SPEC.replace("num = 4", "num = 300"))
+    calls = []
+    jobs = expand(load_spec(spec), progress=lambda done, total: calls.append((done, total)))
+    assert len(jobs) == 300 and calls[-1] == (300, 300)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)

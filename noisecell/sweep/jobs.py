@@ -162,8 +162,13 @@ def _supplies_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> tuple[fl
     return (main.nominal_v,)
 
 
-def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
-    """All points of ``spec`` in a fixed order (corner, temperature, vdd, instance, bias — bias fastest)."""
+def expand(spec: SweepSpec, cell=None, progress=None) -> list[SweepJob]:
+    """All points of ``spec`` in a fixed order (corner, temperature, vdd, instance, bias — bias fastest).
+
+    progress: optional ``callback(done, total)`` after each point (total: the grid's size, points
+    skipped for their bias offset included); rendering a job costs ~1 ms, so a grid near the cap
+    takes minutes and the runner reports it.
+    """
     from ..cells import load_cell
     from ..simulate import job_from_cell
 
@@ -201,6 +206,8 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
     analysis = analysis_settings(spec)
     adaptive = asdict(spec.adaptive) if spec.adaptive else None
     jobs: list[SweepJob] = []
+    n_total = len(corners) * len(temps) * len(instances) * len(biases) * max(1, len(spec.vdd_v or ()))
+    n_done = 0
     ids: set[str] = set()
     skipped: dict[str, int] = {}  # reason -> points not simulated for it
     for corner in corners:
@@ -223,6 +230,9 @@ def expand(spec: SweepSpec, cell=None) -> list[SweepJob]:
                             continue
                         offset = off
                     for rel_bias in biases:
+                        n_done += 1
+                        if progress is not None:
+                            progress(min(n_done, n_total), n_total)
                         bias = float(f"{rel_bias + offset:.9g}")
                         if not lo - 1e-12 <= bias <= hi + 1e-12:
                             skipped[f"instance {inst} at {corner} {temp:g} °C: bias {bias:g} V (offset {offset:g} V "

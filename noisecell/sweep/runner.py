@@ -144,7 +144,14 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike, out_dir: str | os.Pat
         cell = load_cell(spec.cell)
     except InputError as exc:
         raise InputError(f"{spec.source}: cell: {exc}") from None
-    jobs = expand(spec, cell)
+    last = [time.monotonic()]
+
+    def preparing(done: int, total: int) -> None:  # a grid near the job cap takes minutes to render
+        if progress and (time.monotonic() - last[0] > 5 or (done == total and total > 20000)):
+            last[0] = time.monotonic()
+            print(f"sweep: preparing jobs {done}/{total}", file=sys.stderr, flush=True)
+
+    jobs = expand(spec, cell, progress=preparing)
     store = Store(out_dir)
     lock = store.acquire_writer_lock()  # one writer per folder; released in the finally below
     try:
