@@ -46,8 +46,9 @@ SWEEP_POINTS = 241
 SUPPLY_SCAN_POINTS = 7
 #: a switching point further than this from mid-rail (fraction of the supply) is "unbalanced"
 UNBALANCED_FRACTION = 0.15
-#: an output whose largest |dV/dV| with respect to the other output's forced voltage is below this
-#: does not close a loop with it (a real half has a gain of order 1; leakage couplings are ≪ 0.01)
+#: an output whose largest |dV/dV| with respect to the other output's forced voltage is below this,
+#: and below 2 % of the other direction's, does not close a loop with it (a real half has a gain of
+#: order 1; leakage couplings are ≪ 0.01)
 NO_LOOP_GAIN = 0.05
 #: forward bias below this is not reported: the junction current is < e^(0.05/0.0259) ≈ 7× its
 #: reverse saturation current, i.e. still leakage
@@ -193,7 +194,9 @@ def latch_state(vdd_v: float, bias_v: float, low_v: float, x: np.ndarray, f: np.
     vm2, a2 = switching_point(x, g)
     # a latch needs each output to move the other; below NO_LOOP_GAIN everywhere it is not a loop
     # (e.g. an amplifier chain whose last stage drives v_out from v_outb only)
-    loop = min(float(np.max(np.abs(np.gradient(f, x)))), float(np.max(np.abs(np.gradient(g, x))))) >= NO_LOOP_GAIN
+    # — but a weak latch (both halves' gains small, e.g. badly unbalanced) is still a loop, judged monostable
+    sf, sg = (float(np.max(np.abs(np.gradient(y, x)))) for y in (f, g))
+    loop = not (min(sf, sg) < NO_LOOP_GAIN and min(sf, sg) < 0.02 * max(sf, sg))
     return LatchState(float(vdd_v), float(bias_v), tuple(latch_operating_points(x, f, g)),
                       ((vm1 - low_v) / vdd_v, (vm2 - low_v) / vdd_v), (a1, a2), loop)
 
@@ -565,7 +568,7 @@ def check_cell(cell, *, corner: str | None = None, temp_c: float | None = None, 
             continue
         for name, a, b in vsrc:
             v = at[_node(a)] - at[_node(b)]
-            sources.append(SourcePower(name, name.lower() in declared, v, cur[name], -v * cur[name],
+            sources.append(SourcePower(name, name.lower() in declared, v, cur[name], -v * cur[name] + 0.0,
                                        f"state V(v_out) {format_si(p.q_v, 'V')}"))
     warnings = []
     dec_p = sum(abs(s.power_w) for s in sources if s.declared)

@@ -178,3 +178,11 @@ def test_outputs_without_a_feedback_loop_are_not_judged_as_a_latch():
     assert not st.loop
     status, text, fix = verdict(st, [st], [], [])
     assert status == "ok" and fix is None and "no feedback loop" in text
+
+
+def test_a_weak_symmetric_latch_is_still_a_loop_and_refused():
+    # both halves nearly flat (gain 0.04 at a switching point near a rail): monostable, not "no loop"
+    x, f, g = _tanh_halves(0.04)
+    st = latch_state(0.1, 0.0, 0.0, x, f, g)
+    assert st.loop and not st.bistable
+    assert verdict(st, [st], [], [])[0] == "fail"

@@ -53,3 +53,12 @@ def test_single_peaked_points_are_left_out_of_the_fit():
     regime = ["stuck", "bistable", "bistable", "bistable", "bistable", "bistable", "single_peaked", "bistable", "stuck"]
     sp = sigmoid_points(BIAS, p, regime=regime)
     assert sp.refusal is None and sp.usable[6] is False and "single_peaked" in sp.excluded
+
+
+def test_a_falling_sigmoid_gets_a_window_too():
+    # P(1) falling with bias (pbit_generic, pbit_cs): the pilot used to report "does not cross 0.5"
+    p = np.array([1.0, 1.0, 1.0, 0.98, 0.6, 0.1, 0.0, 0.0, 0.0])
+    window, note = pilot_window(BIAS, p, 4.0, -8e-3, 8e-3)
+    assert window is not None and window[0] < 2.5e-3 < window[1]  # P(1) = 0.6 at 2 mV, 0.1 at 4 mV
+    rising, _ = pilot_window(BIAS, 1 - p, 4.0, -8e-3, 8e-3)
+    assert window == rising  # the same crossing, seen from the other side
