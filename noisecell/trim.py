@@ -57,7 +57,7 @@ DC_POINTS = 241
 #: relative supply step between transient checks
 VDD_STEP = 0.015
 #: relative supply step up for a bistable but too slow check of a ``faster_with_supply`` cell
-SLOW_VDD_STEP = 0.08
+SLOW_VDD_STEP = 0.15
 #: |P(1) - 0.5| above which a single-peaked check counts as frozen on one side (see trim_cell)
 ONE_SIDED_P1 = 0.3
 

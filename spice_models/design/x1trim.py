@@ -22,17 +22,51 @@ from noisecell.cells import load_cell  # noqa: E402
 from noisecell.units import parse_si  # noqa: E402
 
 
+def markdown(cell, row_files) -> str:
+    """Trim table; the supply window of a pair comes from its checks: the telegraph starts between
+    the highest single-peaked and the lowest bistable supply checked (a chain does not freeze with
+    more supply, so the window's top is the highest bistable supply checked, or the range's end)."""
+    rows = [json.loads(ln) for f in row_files for ln in Path(f).read_text().splitlines() if ln.strip()]
+    out = ["| corner | T (°C) | result | VGP (V) | VDD (mV) | check at zero bias: regime, P(1) ± SE, flips/µs | power | "
+           "supply window seen (mV) | checks |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (cell.corners.index(r["corner"]), r["temp_c"])):
+        att = r.get("_attempts", [])
+        single = [x["vdd_v"] for x in att if x["regime"] == "single_peaked"]
+        bist = [x["vdd_v"] for x in att if x["regime"] == "bistable"]
+        if bist:
+            lo = f"{max([s for s in single if s < min(bist)], default=float('nan')) * 1e3:.0f}–{min(bist) * 1e3:.0f}"
+            win = f"starts {lo}, bistable up to ≥ {max(bist) * 1e3:.0f}"
+        else:
+            win = "none seen" + (f" (single-peaked ≤ {max(single) * 1e3:.0f})" if single else "")
+        vgp = "—" if r.get("value_v") is None else f"{r['value_v']:+.4f}"
+        vdd = "—" if r.get("vdd_v") is None else f"{r['vdd_v'] * 1e3:.1f}"
+        chk = "— (" + r["message"] + ")" if r.get("regime") is None else (
+            f"{r['regime']}, {r['p1']:.3f} ± {r['p1_se'] if r.get('p1_se') is not None else float('nan'):.3f}, "
+            f"{r['flips_per_us']:.3g}")
+        pw = "—" if r.get("power_w") is None else f"{r['power_w'] * 1e9:.3g} nW"
+        out.append(f"| {r['corner']} | {r['temp_c']:g} | {'**ok**' if r['ok'] else 'no trim'} | {vgp} | {vdd} | {chk} | "
+                   f"{pw} | {win} | {r.get('checks', 0)} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cell")
     ap.add_argument("--part", default="1/1")
     ap.add_argument("--out", default=None)
     ap.add_argument("--duration", default="10us")
+    ap.add_argument("--max-iterations", type=int, default=5)
     ap.add_argument("--merge", nargs="*", default=None)
+    ap.add_argument("--markdown", action="store_true", help="print the stored trims.json as a markdown table "
+                    "(with the supply window each pair's checks bracket) and exit")
     a = ap.parse_args()
     cell = load_cell(a.cell)
+    if a.markdown:
+        print(markdown(cell, a.merge or []))
+        return 0
     if a.merge is not None:
         rows = [json.loads(ln) for f in a.merge for ln in Path(f).read_text().splitlines() if ln.strip()]
+        rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         print(T.write_table(cell, rows, command=f"noisecell trim {cell.name} --all --write --duration {a.duration} "
                                                  "(run as spice_models/design/x1trim.py, 2 processes)"))
         return 0
@@ -41,10 +75,15 @@ def main() -> int:
     mine = pairs[k - 1::n]
     dur = parse_si(a.duration, unit="s")
     for corner, temp in mine:
-        res = T.trim_cell(cell, corner, temp, duration_s=dur, progress=lambda s: print(s, flush=True))
+        res = T.trim_cell(cell, corner, temp, duration_s=dur, max_iterations=a.max_iterations,
+                          progress=lambda s: print(s, flush=True))
         print(res.summary(), flush=True)
+        row = T.row_from_result(res)
+        # every check's supply and regime, for the supply window (dropped before write_table)
+        row["_attempts"] = [{"vdd_v": x.vdd_v, "regime": x.regime, "flips_per_us": x.flips_per_us}
+                            for x in res.attempts]
         with open(a.out, "a") as fh:
-            fh.write(json.dumps(T.row_from_result(res)) + "\n")
+            fh.write(json.dumps(row) + "\n")
     return 0
 
 
