@@ -248,36 +248,55 @@ def tail_jobs(fit: RateFit, points: Sequence[PointCounts], settings: DesignSetti
 
 
 def _p1_guess(points: Sequence[PointCounts], v50: float, scale: float,
-              bias_limits: tuple[float, float] | None) -> tuple[float, float]:
-    """A rough (V50, scale) from every record's raw P(1), for placing start points only: a line
-    through the logits of the records with 0.02 < P(1) < 0.98 when there are two, else the midpoint
-    of the 0.5 crossing with a quarter of its bracket as scale, else the old guess widened 1.5×."""
-    v = np.array([p.bias_v for p in points if p.n_samples])
-    p1 = np.array([p.p1 for p in points if p.n_samples])
+              bias_limits: tuple[float, float] | None, rate_regimes: tuple[str, ...] = ("bistable",)
+              ) -> tuple[float, float]:
+    """A rough (V50, scale) for placing start points only. Records that telegraph are trusted first
+    (a frozen or one-level record's P(1) is wherever it happened to sit); with a single telegraph
+    bias the scale guess is halved (the start points around it did not telegraph: the sigmoid is
+    narrower than guessed)."""
+    tele = [p for p in points if p.n_samples and p.regime in rate_regimes]
+    use = tele or [p for p in points if p.n_samples]
+    v = np.array([p.bias_v for p in use])
+    p1 = np.array([p.p1 for p in use])
+    if tele and len({p.bias_v for p in tele}) == 1:
+        scale = 0.5 * scale
     return guess_from_p1(v, p1, v50, scale, bias_limits)
 
 
 def guess_from_p1(v: np.ndarray, p1: np.ndarray, v50: float, scale: float,
                   bias_limits: tuple[float, float] | None = None) -> tuple[float, float]:
-    """(V50, scale) guess from raw (bias, P(1)) pairs; see :func:`_p1_guess`."""
+    """(V50, scale) guess from raw (bias, P(1)) pairs: a line through the logits of the records with
+    0.02 < P(1) < 0.98 when there are two biases; with one, V50 = V − scale·logit(P) at the given
+    scale; else the midpoint of the 0.5 crossing with a quarter of its bracket as scale; else the old
+    guess widened 1.5×."""
     ok = np.isfinite(v) & np.isfinite(p1)
     v, p1 = np.asarray(v, float)[ok], np.asarray(p1, float)[ok]
     if not v.size:
         return v50, 1.5 * scale
+
+    def clip(x):
+        return min(max(x, bias_limits[0]), bias_limits[1]) if bias_limits is not None else x
+
     inner = (p1 > 0.02) & (p1 < 0.98)
-    if len(np.unique(v[inner])) >= 2:
-        b, a = np.polyfit(v[inner], np.log(p1[inner] / (1 - p1[inner])), 1)
-        if b != 0 and math.isfinite(b):
-            v_new = -a / b
-            if bias_limits is not None:
-                v_new = min(max(v_new, bias_limits[0]), bias_limits[1])
-            return float(v_new), float(1 / b)
+    vi, pi = v[inner], p1[inner]
+    if len(np.unique(vi)) >= 2:
+        b, a = np.polyfit(vi, np.log(pi / (1 - pi)), 1)
+        if b != 0 and math.isfinite(b) and abs(1 / b) <= 4 * abs(scale):
+            return float(clip(-a / b)), float(1 / b)
     order = np.argsort(v)
     vs, ps = v[order], p1[order]
+    sgn = math.copysign(1.0, scale)
     for i in range(len(vs) - 1):
         if (ps[i] - 0.5) * (ps[i + 1] - 0.5) < 0:
             sgn = 1.0 if ps[i + 1] > ps[i] else -1.0
-            return float(0.5 * (vs[i] + vs[i + 1])), sgn * max(abs(vs[i + 1] - vs[i]) / 4, 1e-9)
+            scale = sgn * min(abs(scale), max(abs(vs[i + 1] - vs[i]) / 4, 1e-9))
+            break
+    if vi.size:
+        j = int(np.argmin(np.abs(pi - 0.5)))
+        return float(clip(vi[j] - scale * math.log(pi[j] / (1 - pi[j])))), float(scale)
+    for i in range(len(vs) - 1):
+        if (ps[i] - 0.5) * (ps[i + 1] - 0.5) < 0:
+            return float(0.5 * (vs[i] + vs[i + 1])), float(scale)
     return v50, 1.5 * scale
 
 
@@ -388,7 +407,7 @@ def run_design(runner: Runner, settings: DesignSettings, *, v50_guess: float, sc
             if round_no > 0:
                 # no two telegraph points yet: re-centre on the direct P(1) fit of every point so far
                 # (P(1) is measured whatever the regime) and take longer records there
-                v50_guess, scale_guess = _p1_guess(points, v50_guess, scale_guess, bias_limits)
+                v50_guess, scale_guess = _p1_guess(points, v50_guess, scale_guess, bias_limits, settings.rate_regimes)
             jobs, predicted = start_jobs(v50_guess, scale_guess, settings, bias_limits), None
             jobs = [DesignJob(j.bias_v, settings.chunk_lengths_s[min(round_no, len(settings.chunk_lengths_s) - 1)],
                               _job_seed(settings.seed, round_no, i), "start") for i, j in enumerate(jobs)]

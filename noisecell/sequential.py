@@ -245,8 +245,12 @@ def run_sequential(table: dict, *, cell: str, out: Path, shared: dict, corner: s
     span = bias_limits[1] - bias_limits[0]
     v50_g, scale_g = 0.5 * (bias_limits[0] + bias_limits[1]), span / 20
     if pilot_bias_v is not None and len(pilot_bias_v):
-        v50_g, scale_g = guess_from_p1(np.asarray(pilot_bias_v, float), np.asarray(pilot_p1, float), v50_g, scale_g,
-                                       bias_limits)
+        pv = np.asarray(pilot_bias_v, float)
+        # the sigmoid is no wider than a quarter of the pilot's finest grid step around the crossing
+        steps = np.diff(np.unique(pv))
+        if steps.size:
+            scale_g = min(scale_g, float(steps.min()) / 4)
+        v50_g, scale_g = guess_from_p1(pv, np.asarray(pilot_p1, float), v50_g, scale_g, bias_limits)
     runner = SweepRunner(cell, out, shared, corner, float(temp_c), workers=workers, retry_failed=retry_failed,
                          log=log, pool=pool)
     res = run_design(runner, settings, v50_guess=v50_g, scale_guess=scale_g, bias_limits=bias_limits, log=log)

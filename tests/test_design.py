@@ -107,3 +107,16 @@ def test_design_learns_where_the_cell_stops_telegraphing():
     assert len(rounds) >= 2
     last = [abs(b - V50) / SCALE for b, _, _, why in rounds[-1] if why == "rates"]
     assert all(x <= 1.2 + 3.5 * 2 / 40 for x in last), last      # inside the window (one grid step slack)
+
+
+def test_design_recovers_from_a_start_guess_far_off():
+    # the pilot's guess 20 mV (~7 scales) off and 10 % too wide, the cell telegraphing only within
+    # 2.6 scales: the start rounds must re-centre on the records that telegraph (not on frozen
+    # records' P(1)) and the design still meets its targets within the budget
+    from noisecell.design_runner import SyntheticRunner
+
+    r = SyntheticRunner(bistable_within=2.6)
+    s = DesignSettings(targets=Targets(0.5e-3, 0.15, 0.15), budget=Budget(simulated_s=1e-3), seed=2)
+    res = run_design(r, s, v50_guess=r.v50_v + 0.02, scale_guess=3.3e-3, bias_limits=(-0.4, 0.4))
+    assert res.met, res.summary()
+    assert res.fit.v50.lo <= r.v50_v <= res.fit.v50.hi
