@@ -186,3 +186,16 @@ def test_a_weak_symmetric_latch_is_still_a_loop_and_refused():
     st = latch_state(0.1, 0.0, 0.0, x, f, g)
     assert st.loop and not st.bistable
     assert verdict(st, [st], [], [])[0] == "fail"
+
+
+@needs_ngspice
+def test_guide_example_cell_is_bistable_at_its_stored_trim():
+    """docs/cells.md walks through pbit_cs: the check must agree with the transient trim check that
+    found it telegraphing at its stored supply (two stable states around one metastable point)."""
+    from noisecell.cellcheck import check_cell
+    from noisecell.cells import load_cell
+
+    res = check_cell(load_cell("pbit_cs"))
+    assert res.status == "ok" and res.nominal.bistable
+    assert [p.stable for p in res.nominal.points] == [True, False, True]
+    assert res.bistable_range_v is not None and res.bistable_range_v[0] > res.supply_scan[0].vdd_v
