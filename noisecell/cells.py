@@ -10,7 +10,6 @@ passes them to ngspice unchanged.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
@@ -21,8 +20,6 @@ from typing import Any
 from .errors import InputError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NODE = re.compile(r"^[A-Za-z0-9_.:+\-\[\]<>#]+$")
-_KNOWN_TECHNOLOGIES = ("generic", "sky130")
 
 
 @dataclass(frozen=True)

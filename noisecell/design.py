@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from .errors import InputError
 from .model.p1fit import MIN_VISITS, P1_SPAN_TARGET, Calibration, describe_regions
 from .model.ratefit import PointCounts, RateFit, fit_rates_joint, information_per_second
+from .constants import Z95
 
-Z95 = float(stats.norm.ppf(0.975))
 TAIL_P1 = (0.01, 0.99)
 MAX_TAIL_TRIES = 2
 

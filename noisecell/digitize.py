@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from .bitstream import BitStream
 from .errors import InputError, RegimeError
 from .units import format_si
 
@@ -283,8 +284,6 @@ def digitize_trace(time_s: np.ndarray, v: np.ndarray, *, threshold_v: float | No
     sample_period_s: clock period, s (None: the trace's own uniform step; a non-uniform trace needs one).
     Returns ``(BitStream, Digitization)``.
     """
-    from .io import BitStream
-
     time_s = np.asarray(time_s, dtype=float)
     v = np.asarray(v, dtype=float)
     if time_s.ndim != 1 or v.shape != time_s.shape:

@@ -17,12 +17,14 @@ the problem and the fix (the CLI turns it into exit code 2).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .bitstream import BitStream  # re-exported: noisecell.io.BitStream
+from .digitize import digitize_trace, digitize_waveform, readout_signal
 from .errors import InputError
+from .waveform import Waveform
 
 FORMATS = ("npy", "bytes", "packed", "csv", "npz")
 _EXT = {".npy": "npy", ".bin": "bytes", ".bytes": "bytes", ".dat": "bytes", ".packed": "packed",
@@ -30,33 +32,6 @@ _EXT = {".npy": "npy", ".bin": "bytes", ".bytes": "bytes", ".dat": "bytes", ".pa
 _TIME_NAMES = {"time", "t", "time_s", "times", "time(s)", "t_s", "second", "seconds", "s"}
 _VOLT_NAMES = {"v", "voltage", "v_out", "vout", "volts", "voltage_v", "v(out)", "out", "v_diff", "vdiff"}
 _BIT_NAMES = {"bit", "bits", "b", "value", "sample", "out_bit", "q"}
-
-
-@dataclass(frozen=True)
-class BitStream:
-    """A sampled bit stream.
-
-    bits: uint8 array of 0/1 (one sample per element).
-    sample_period_s: time between samples, s (None when unknown: per-sample results only).
-    source: where it came from (file path or job id), for messages and reports.
-    meta: JSON-ready description (waveform meta, digitisation, format, ...).
-    """
-
-    bits: np.ndarray
-    sample_period_s: float | None = None
-    source: str = ""
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.bits.size)
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.bits.size)
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.sample_period_s is None else self.sample_period_s * self.bits.size
 
 
 def guess_format(path: str | os.PathLike) -> str:
@@ -226,9 +201,6 @@ def load_trace(path: str | os.PathLike, format: str | None = None):
 
     For ``.npz`` the voltage is the readout signal (``v_out - v_outb`` for a differential readout).
     """
-    from .digitize import readout_signal
-    from .waveform import Waveform
-
     path = Path(path)
     fmt = format or guess_format(path)
     if fmt == "npz":
@@ -253,8 +225,6 @@ def load_bits(path: str | os.PathLike, format: str | None = None, *, sample_peri
         or the waveform's ``meta["sample_period_s"]``).
     threshold_v, hysteresis_v: comparator settings for traces, V (None: automatic; see digitize).
     """
-    from .digitize import digitize_trace, digitize_waveform
-
     path = Path(path)
     fmt = (format or guess_format(path)).lower()
     if fmt not in FORMATS:
@@ -285,8 +255,6 @@ def load_bits(path: str | os.PathLike, format: str | None = None, *, sample_peri
                                    meta=meta)
             return _at_least_two(path, bs, sp)
     else:  # npz
-        from .waveform import Waveform
-
         wf = Waveform.load_npz(path)
         bs, _ = digitize_waveform(wf, threshold_v=threshold_v, hysteresis_v=hysteresis_v,
                                   sample_period_s=sp, source=str(path))

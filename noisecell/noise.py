@@ -70,9 +70,8 @@ import numpy as np
 
 from .errors import InputError
 from .netlist import find_mosfets, find_resistors, logical_lines, tokens
+from .constants import K_B, Q_E  # re-exported
 
-Q_E = 1.602176634e-19  # C
-K_B = 1.380649e-23  # J/K
 EPS_VDS = 1e-6  # V, regularisation of |V_DS| (see module docstring)
 PSD_FLOOR = 1e-34  # A²/Hz inside the square root
 #: the default noise step NT, s (benchmarks/nt_convergence.py, docs/simulation.md "Noise step")

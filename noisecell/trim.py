@@ -39,7 +39,6 @@ Voltages in V, temperatures in °C, times in s.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -48,6 +47,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import InputError, SimulationError
 from .simulator.batch import BATCH_TIMEOUT_S, run_batch
 from .units import format_si
@@ -331,6 +331,7 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
           noise_step_s: float = 1e-9, bias_v: float = 0.0, mismatch_seed: int | None = None,
           options: dict | None = None, timeout_s: float | None = None) -> TrimCheck:
     """Transient noise run at ``bias_v``: P(1), its SE, flip rate, regime (stage 3)."""
+    from .digitize import readout_signal
     from .regime import classify_waveform
     from .simulate import job_from_cell
     from .simulator import run_job
@@ -345,9 +346,9 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
     wf = run_job(job, timeout_s=timeout_s, retries=1)
     skip = min(0.5e-6, 0.05 * duration_s)  # settling from the operating point
     r = classify_waveform(wf, skip_s=skip)
-    x = wf.outputs["v_out"] - wf.outputs["v_outb"]
+    x, _, thr = readout_signal(wf, source=job.describe())  # the cell's own readout (one helper for all)
     keep = wf.time_s >= wf.time_s[0] + skip
-    p1 = float(np.mean(x[keep] > cell.readout.threshold_v))
+    p1 = float(np.mean(x[keep] > (cell.readout.threshold_v if thr is None else thr)))
     n = max(r.n_transitions, 1)
     se = 2 * p1 * (1 - p1) / math.sqrt(n) if 0 < p1 < 1 else float("nan")
     flips = r.n_transitions / (r.duration_s * 1e6)
@@ -510,7 +511,7 @@ def write_table(cell, rows: list[dict], *, command: str) -> Path:
     from .schema import validate
 
     validate(data, "trims-v1.json", str(trims_path(cell)))  # never write a table the loader would refuse
-    _atomic_write(trims_path(cell), json.dumps(data, indent=1, sort_keys=True) + "\n")
+    atomic_write(trims_path(cell), json.dumps(data, indent=1, sort_keys=True) + "\n")
     return trims_path(cell)
 
 
@@ -521,17 +522,6 @@ def _has_dist() -> bool:
         return True
     except Exception:
         return False
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def trimmed_point(cell, corner: str, temp_c: float) -> tuple[dict[str, float], float]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import InputError
 
 
@@ -86,15 +86,8 @@ class Waveform:
         meta = dict(self.meta)
         meta["supply_voltages"] = dict(self.supply_voltages)
         arrays["meta_json"] = np.array(json.dumps(meta, sort_keys=True))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".tmp.npz") as tmp:
             np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return path
 
     @classmethod

@@ -3,10 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from noisecell.analysis import analyze_stream
 from noisecell.analysis.p1 import estimate_p1
-from noisecell.analysis.sigmoid import compare_routes, fit_rate_model, fit_sigmoid, fit_sigmoids
-from noisecell.analysis.synthetic import markov_chain, telegraph
+from noisecell.analysis.sigmoid import fit_sigmoid, fit_sigmoids
+from noisecell.analysis.synthetic import markov_chain
 from noisecell.errors import InputError
 
 V = np.linspace(-3e-3, 3e-3, 11)
@@ -62,73 +61,6 @@ def test_free_saturations_recovered():
     assert sat.p_low_ci95[0] <= 0.1 <= sat.p_low_ci95[1] and sat.p_high_ci95[0] <= 0.85 <= sat.p_high_ci95[1]
     assert sat.v50_ci95[0] <= V50 <= sat.v50_ci95[1]
     assert "p_low" in sat.summary()
-
-
-def _rate_table(rng):
-    # Kramers-like rates k_up = k0 exp(+(V - V50)/(2S)), k_down = k0 exp(-(V - V50)/(2S)), so that
-    # P(1) = k_up/(k_up + k_down) = logistic((V - V50)/S) and tau = 1/(k_up + k_down)
-    k0, dt = 1e6, 2e-8
-    rows = []
-    for v in V[1:-1]:
-        ku = k0 * np.exp((v - V50) / (2 * S))
-        kd = k0 * np.exp(-(v - V50) / (2 * S))
-        x = telegraph(300_000, dt, ku, kd, rng)
-        e = analyze_stream(x, sample_period_s=dt).to_dict()
-        e["bias_v"] = v
-        rows.append(e)
-    return pd.DataFrame(rows)
-
-
-def test_rate_model_agrees_with_direct_route():
-    rng = np.random.default_rng(10)
-    df = _rate_table(rng)
-    rm = fit_rate_model(df)
-    # slopes of ln k vs V are ±1/(2S) = ±625 /V; intercept-free check through the implied sigmoid
-    assert rm.up.slope_ci95[0] <= 1 / (2 * S) <= rm.up.slope_ci95[1]
-    assert rm.down.slope_ci95[0] <= -1 / (2 * S) <= rm.down.slope_ci95[1]
-    cmp = compare_routes(df)
-    assert cmp.agree, cmp.summary()
-    assert abs(rm.v50_v - V50) <= 3 * rm.v50_se
-    # tau(bias) predicted by the rates matches the measured tau to a few % (each tau has ~3 % SE)
-    assert cmp.tau_log_rms < 0.1 and cmp.tau_p_value >= 1e-3 and cmp.tau_dof == len(df)
-    # the same table flattened for Parquet (CIs as _lo/_hi columns) gives the same answer
-    flat = pd.DataFrame([{**analyze_flat(r), "bias_v": r["bias_v"]} for _, r in df.iterrows()])
-    cmp2 = compare_routes(flat)
-    assert cmp2.agree and cmp2.tau_chi2 == pytest.approx(cmp.tau_chi2)
-
-
-def analyze_flat(row):
-    from noisecell.analysis.stream import StreamEstimates
-
-    d = {k: v for k, v in row.items() if k != "bias_v"}
-    d["notes"] = tuple(d["notes"])
-    return StreamEstimates(**d).to_flat_dict()
-
-
-def test_tau_check_catches_a_non_kramers_tau():
-    rng = np.random.default_rng(12)
-    df = _rate_table(rng)
-    # tau measured 30 % longer than 1/(k_up + k_down) at the outer biases (e.g. a dead time the rate
-    # model does not have): the tau chi-square (per-point SE ~3 %) must reject
-    df2 = df.copy()
-    outer = np.abs(df2["bias_v"] - V50) > 1.5e-3
-    df2.loc[outer, "tau_s"] = df2.loc[outer, "tau_s"] * 1.3
-    df2["tau_s_ci95"] = [[lo * (1.3 if o else 1), hi * (1.3 if o else 1)]
-                         for (lo, hi), o in zip(df["tau_s_ci95"], outer)]
-    cmp = compare_routes(df2)
-    assert cmp.tau_p_value < 1e-3 and not cmp.agree
-
-
-def test_routes_disagree_when_p1_is_not_set_by_the_rates():
-    rng = np.random.default_rng(11)
-    df = _rate_table(rng)
-    # the readout is shifted by 1 mV relative to the switching (e.g. an offset read comparator):
-    # the direct sigmoid moves, the rates do not, and the comparison must say so
-    df2 = df.copy()
-    x = (df["bias_v"] - V50 - 1e-3) / S
-    df2["p1"] = 1 / (1 + np.exp(-x))
-    cmp = compare_routes(df2)
-    assert not cmp.agree and abs(cmp.z_v50) > 3
 
 
 def test_bad_tables():

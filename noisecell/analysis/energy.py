@@ -12,8 +12,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from .markov import min_entropy_rate, resample_chain
+from ..constants import K_B  # re-exported
 
-K_B = 1.380649e-23  # J/K (exact, SI 2019)
 
 
 def kt_ln2_j(temp_c: float) -> float:

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-Z95 = float(stats.norm.ppf(0.975))
+from ..constants import Z95  # re-exported: analysis.p1.Z95
+
 
 
 def tau_int_markov(lam: float) -> float:

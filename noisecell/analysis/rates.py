@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from ..constants import Z95
 from .runs import RunStats
 
 GOF_ALPHA = 1e-3
@@ -168,7 +169,7 @@ def embedding_log_se(a: float, b: float, n0: int, n1: int) -> tuple[float, float
 def _union_factor(gamma: tuple[float, float], log_se: float) -> tuple[float, float]:
     if not math.isfinite(log_se):
         return gamma
-    z = float(stats.norm.ppf(0.975))
+    z = Z95
     return min(gamma[0], math.exp(-z * log_se)), max(gamma[1], math.exp(z * log_se))
 
 
@@ -180,7 +181,7 @@ def estimate_rates(rs: RunStats, a: float, b: float) -> RateEstimates:
     lam = 1.0 - a - b
     lam_se = math.sqrt(a * (1 - a) / rs.n0_at_risk + b * (1 - b) / rs.n1_at_risk) \
         if rs.n0_at_risk > 0 and rs.n1_at_risk > 0 else float("nan")
-    significant = bool(np.isfinite(lam_se) and lam - float(stats.norm.ppf(0.975)) * lam_se > 0)
+    significant = bool(np.isfinite(lam_se) and lam - Z95 * lam_se > 0)
     resolved = bool(np.isfinite(ku) and np.isfinite(kd) and significant)
     if not resolved:
         ku = kd = float("nan")

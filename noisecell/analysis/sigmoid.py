@@ -1,4 +1,4 @@
-"""Fits across conditions: P(1) vs bias (the p-bit sigmoid) and ln k vs bias (the rate model).
+"""Fits across conditions: P(1) vs bias (the p-bit sigmoid).
 
 Sigmoid forms, with x = (V - V50)/scale and optional free saturation levels p_low < p_high:
 
@@ -15,11 +15,8 @@ get their CIs straight from the Hessian. When the Pearson χ²/dof (the dispersi
 covariance is multiplied by it (quasi-likelihood): misfit or underestimated n_eff widens the CIs
 instead of being ignored.
 
-Rate model (Kramers-like): ln k_up = a_u + b_u·V, ln k_down = a_d + b_d·V, each by weighted least
-squares with weights = number of transitions observed (var(ln k̂) ≈ 1/N for a Poisson count). It
-implies P(1) = k_up/(k_up + k_down) = logistic((V - V50)/s) with V50 = (a_d - a_u)/(b_u - b_d),
-s = 1/(b_u - b_d), and τ(V) = 1/(k_up + k_down). :func:`compare_routes` checks that the implied V50
-and scale agree with the direct logistic fit (|z| < 3 on the combined standard errors).
+The rates' route (ln k vs bias, the joint censored-dwell fit with its implied V50 and scale) is
+:mod:`noisecell.model.ratefit`.
 """
 from __future__ import annotations
 
@@ -28,13 +25,12 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from ..errors import InputError
+from ..constants import Z95
 
 FORMS = ("logistic", "probit", "tanh")
-Z95 = float(stats.norm.ppf(0.975))
-AGREE_Z = 3.0
 
 
 def _cdf(form: str, x):
@@ -307,204 +303,3 @@ def fit_sigmoids(data=None, *, bias_v=None, p1=None, n_eff=None, forms=FORMS,
         for free in free_saturation:
             fits.append(fit_sigmoid(data, bias_v=bias_v, p1=p1, n_eff=n_eff, form=form, free_saturation=free))
     return SigmoidComparison(tuple(fits))
-
-
-@dataclass(frozen=True)
-class LinearFit:
-    """y = intercept + slope·V by weighted least squares, with 95 % CIs and covariance."""
-
-    intercept: float
-    slope: float
-    intercept_ci95: tuple[float, float]
-    slope_ci95: tuple[float, float]
-    cov: np.ndarray = field(repr=False)
-    dispersion: float = 1.0
-    n_points: int = 0
-
-    def to_dict(self) -> dict:
-        return {"intercept": self.intercept, "slope": self.slope, "intercept_ci95": list(self.intercept_ci95),
-                "slope_ci95": list(self.slope_ci95), "dispersion": self.dispersion, "n_points": self.n_points}
-
-
-def _wls(v, y, w) -> LinearFit:
-    import statsmodels.api as sm
-
-    X = sm.add_constant(v, has_constant="add")
-    r = sm.WLS(y, X, weights=w).fit()
-    # weights are inverse variances known up to model error: keep the estimated scale only if > 1
-    scale = float(r.scale) if v.size > 2 else 1.0
-    cov = np.asarray(r.cov_params()) / (r.scale if r.scale > 0 else 1.0) * max(scale, 1.0)
-    se = np.sqrt(np.diag(cov))
-    b = np.asarray(r.params)
-    return LinearFit(float(b[0]), float(b[1]), (float(b[0] - Z95 * se[0]), float(b[0] + Z95 * se[0])),
-                     (float(b[1] - Z95 * se[1]), float(b[1] + Z95 * se[1])), cov, scale, int(v.size))
-
-
-@dataclass(frozen=True)
-class RateModelFit:
-    """ln k_up and ln k_down linear in bias (k in Hz, or per sample when unit == "per_sample").
-
-    v50_v / scale_v: the logistic P(1) the rates imply (with standard errors); predict_* give
-    k_up, k_down, P(1) and τ = 1/(k_up + k_down) at any bias.
-    """
-
-    up: LinearFit
-    down: LinearFit
-    unit: str
-    v50_v: float
-    v50_se: float
-    scale_v: float
-    scale_se: float
-    bias_v: np.ndarray = field(repr=False)
-
-    def predict_rates(self, bias_v):
-        v = np.asarray(bias_v, float)
-        return np.exp(self.up.intercept + self.up.slope * v), np.exp(self.down.intercept + self.down.slope * v)
-
-    def predict_p1(self, bias_v):
-        ku, kd = self.predict_rates(bias_v)
-        return ku / (ku + kd)
-
-    def predict_tau(self, bias_v):
-        ku, kd = self.predict_rates(bias_v)
-        return 1.0 / (ku + kd)
-
-    def to_dict(self) -> dict:
-        return {"unit": self.unit, "ln_k_up": self.up.to_dict(), "ln_k_down": self.down.to_dict(),
-                "implied_v50_v": self.v50_v, "implied_v50_se": self.v50_se,
-                "implied_scale_v": self.scale_v, "implied_scale_se": self.scale_se}
-
-    def summary(self) -> str:
-        u = "Hz" if self.unit == "hz" else "1/sample"
-        return "\n".join([
-            f"Rate model: ln k = a + b·V  (k in {u}, {self.up.n_points} points)",
-            f"  ln k_up:   a {self.up.intercept:.6g} [{self.up.intercept_ci95[0]:.6g}, {self.up.intercept_ci95[1]:.6g}],"
-            f" b {self.up.slope:.6g} /V [{self.up.slope_ci95[0]:.6g}, {self.up.slope_ci95[1]:.6g}]  (dispersion {self.up.dispersion:.3g})",
-            f"  ln k_down: a {self.down.intercept:.6g} [{self.down.intercept_ci95[0]:.6g}, {self.down.intercept_ci95[1]:.6g}],"
-            f" b {self.down.slope:.6g} /V [{self.down.slope_ci95[0]:.6g}, {self.down.slope_ci95[1]:.6g}]  (dispersion {self.down.dispersion:.3g})",
-            f"  implied sigmoid: V50 {self.v50_v:.6g} ± {self.v50_se:.3g} V, logistic scale {self.scale_v:.6g} ± {self.scale_se:.3g} V",
-        ])
-
-
-def _ci_pairs(data, key):
-    """(n, 2) array of [lo, hi] from a column of pairs (``key``) or flat ``key_lo``/``key_hi`` columns."""
-    if data is None:
-        return None
-    cols = data.columns if hasattr(data, "columns") else (data.keys() if isinstance(data, dict) else ())
-    if key in cols:
-        return np.array([x if x is not None and len(x) == 2 else [np.nan, np.nan] for x in data[key]], float)
-    if f"{key}_lo" in cols and f"{key}_hi" in cols:
-        return np.column_stack([np.asarray(data[f"{key}_lo"], float), np.asarray(data[f"{key}_hi"], float)])
-    return None
-
-
-def _weights(data, name, counts, ci):
-    if counts is not None:
-        return np.asarray(counts, float)
-    c = _column(data, f"n_{name}", required=False)
-    if c is not None:
-        return c
-    lo_hi = _ci_pairs(data, f"rate_{name}_hz_ci95")
-    if lo_hi is not None:
-        se = np.log(lo_hi[:, 1] / lo_hi[:, 0]) / (2 * Z95)
-        return 1.0 / se ** 2
-    raise InputError(f"rate model: need the number of {name} transitions per condition (column n_{name}) "
-                     f"or rate_{name}_hz_ci95 to weight the fit")
-
-
-def fit_rate_model(data=None, *, bias_v=None, rate_up=None, rate_down=None, n_up=None, n_down=None) -> RateModelFit:
-    """Fit ln k_up and ln k_down vs bias. ``data``: DataFrame/dict with bias_v, rate_up_hz, rate_down_hz
-    (or rate_up, rate_down per sample) and n_up, n_down (transition counts, the weights)."""
-    v = np.asarray(bias_v, float) if bias_v is not None else _column(data, "bias_v")
-    unit = "hz"
-    if rate_up is None:
-        ku = _column(data, "rate_up_hz", required=False)
-        kd = _column(data, "rate_down_hz", required=False)
-        if ku is None or kd is None or not np.any(np.isfinite(ku)):
-            ku, kd, unit = _column(data, "rate_up"), _column(data, "rate_down"), "per_sample"
-    else:
-        ku, kd = np.asarray(rate_up, float), np.asarray(rate_down, float)
-    wu = _weights(data, "up", n_up, None)
-    wd = _weights(data, "down", n_down, None)
-    ok = np.isfinite(v) & np.isfinite(ku) & np.isfinite(kd) & (ku > 0) & (kd > 0) & (wu > 0) & (wd > 0)
-    if ok.sum() < 3:
-        raise InputError(f"rate model: need at least 3 conditions with resolved rates, got {int(ok.sum())}")
-    v, ku, kd, wu, wd = v[ok], ku[ok], kd[ok], wu[ok], wd[ok]
-    up = _wls(v, np.log(ku), wu)
-    dn = _wls(v, np.log(kd), wd)
-    db = up.slope - dn.slope
-    v50 = (dn.intercept - up.intercept) / db
-    scale = 1.0 / db
-    # delta method; the two fits are independent
-    g_up = np.array([-1.0 / db, -v50 / db])         # d v50 / d(a_u, b_u)
-    g_dn = np.array([1.0 / db, v50 / db])           # d v50 / d(a_d, b_d)
-    v50_se = math.sqrt(g_up @ up.cov @ g_up + g_dn @ dn.cov @ g_dn)
-    scale_se = math.sqrt(up.cov[1, 1] + dn.cov[1, 1]) / db ** 2
-    return RateModelFit(up, dn, unit, float(v50), float(v50_se), float(scale), float(scale_se), v)
-
-
-@dataclass(frozen=True)
-class RouteComparison:
-    """Direct logistic fit of P(1) vs the sigmoid implied by the rate model.
-
-    z_v50, z_scale: differences over combined standard errors.
-    tau_log_rms: RMS of ln(τ_measured/τ_predicted) when measured τ was given (else None).
-    tau_chi2, tau_dof, tau_p_value: χ² of ln(τ_measured/τ_predicted) over the measured τ's standard
-    errors (from its CI), when given. agree: |z_v50| < 3, |z_scale| < 3 and (if available) the τ
-    check's p-value ≥ 1e-3.
-    """
-
-    direct: SigmoidFit
-    rates: RateModelFit
-    z_v50: float
-    z_scale: float
-    agree: bool
-    tau_log_rms: float | None
-    tau_chi2: float | None = None
-    tau_dof: int | None = None
-    tau_p_value: float | None = None
-
-    def to_dict(self) -> dict:
-        return {"direct": self.direct.to_dict(), "rate_model": self.rates.to_dict(), "z_v50": self.z_v50,
-                "z_scale": self.z_scale, "agree": self.agree, "tau_log_rms": self.tau_log_rms,
-                "tau_chi2": self.tau_chi2, "tau_dof": self.tau_dof, "tau_p_value": self.tau_p_value}
-
-    def summary(self) -> str:
-        s = [self.direct.summary(), self.rates.summary(),
-             f"Routes: V50 direct {self.direct.v50_v:.6g} vs rates {self.rates.v50_v:.6g} (z = {self.z_v50:+.2f}); "
-             f"scale direct {self.direct.scale_v:.6g} vs rates {self.rates.scale_v:.6g} (z = {self.z_scale:+.2f}) -> "
-             + ("AGREE" if self.agree else "DISAGREE (the rate model does not explain the sigmoid)")]
-        if self.tau_log_rms is not None:
-            s.append(f"  tau(bias) predicted by the rates: rms log-ratio to measured {self.tau_log_rms:.3g}"
-                     + (f", chi2 {self.tau_chi2:.3g} / {self.tau_dof} dof, p = {self.tau_p_value:.3g}"
-                        if self.tau_chi2 is not None else ""))
-        return "\n".join(s)
-
-
-def compare_routes(data=None, **kwargs) -> RouteComparison:
-    """Fit the direct logistic (no saturations) and the rate model to the same table and compare.
-    A column tau_s (or tau_samples with per-sample rates) adds the τ(bias) check."""
-    direct = fit_sigmoid(data, form="logistic", free_saturation=False,
-                         **{k: kwargs[k] for k in ("bias_v", "p1", "n_eff") if k in kwargs})
-    rates = fit_rate_model(data, **{k: kwargs[k] for k in ("bias_v", "rate_up", "rate_down", "n_up", "n_down") if k in kwargs})
-    z_v = (direct.v50_v - rates.v50_v) / math.hypot(direct.v50_se, rates.v50_se)
-    z_s = (direct.scale_v - rates.scale_v) / math.hypot(direct.scale_se, rates.scale_se)
-    tau_col = "tau_s" if rates.unit == "hz" else "tau_samples"
-    tau = _column(data, tau_col, required=False) if data is not None else None
-    rms = chi2 = dof = pval = None
-    if tau is not None:
-        v = _column(data, "bias_v")
-        ok = np.isfinite(tau) & (tau > 0)
-        if ok.any():
-            lr = np.log(tau / rates.predict_tau(v))
-            rms = float(np.sqrt(np.mean(lr[ok] ** 2)))
-            ci = _ci_pairs(data, f"{tau_col}_ci95")
-            if ci is not None:
-                se = np.log(ci[:, 1] / ci[:, 0]) / (2 * Z95)
-                good = ok & np.isfinite(se) & (se > 0)
-                if good.sum() >= 1:
-                    chi2 = float(np.sum((lr[good] / se[good]) ** 2))
-                    dof = int(good.sum())
-                    pval = float(stats.chi2.sf(chi2, dof))
-    agree = bool(abs(z_v) < AGREE_Z and abs(z_s) < AGREE_Z and (pval is None or pval >= 1e-3))
-    return RouteComparison(direct, rates, float(z_v), float(z_s), agree, rms, chi2, dof, pval)

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +53,10 @@ def run(args) -> int:
         cond["vdd_v"] = parse_si(args.vdd, unit="V", what="--vdd")
     bits = model.sample(bias, args.n, dt, seed=args.seed, cells=args.cells, condition=cond or None,
                         mismatch=not args.no_mismatch)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + out.name, suffix=".tmp.npy", dir=out.parent)
-    os.close(fd)
-    try:
+    from ..atomic import atomic_path
+
+    with atomic_path(out, suffix=".tmp.npy") as tmp:
         np.save(tmp, bits)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     c = cond or None
     print_json({"out": str(out), "shape": list(bits.shape), "p1_observed": float(bits.mean()),
                 "p1_model": model.p1(bias, c), "tau_s": model.tau(bias, c), "dt_s": dt,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -38,11 +37,12 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..errors import InputError
+from .instances import CellInstances  # re-exported: noisecell.model.cellmodel.CellInstances
+from ..constants import Z95  # re-exported for model.fit and tests
 
 SCHEMA_VERSION = "1.0.0"
 SCHEMA_FILE = "cell-model-v1.json"
 #: two-sided 95 % normal quantile used for every CI the model reports
-Z95 = 1.959963984540054
 
 
 class OutOfRangeError(InputError, ValueError):
@@ -217,21 +217,6 @@ class Condition:
         return {"corner": self.corner, "temp_c": float(self.temp_c), "vdd_v": float(self.vdd_v)}
 
 
-@dataclass(frozen=True)
-class CellInstances:
-    """Per-cell mismatch draws: ``dv50_v`` (V) offsets of V50 and ``gain`` = scale_i / scale (1)."""
-
-    dv50_v: np.ndarray
-    gain: np.ndarray
-
-    @classmethod
-    def nominal(cls, n: int) -> "CellInstances":
-        return cls(np.zeros(n), np.ones(n))
-
-    def __len__(self) -> int:
-        return len(self.dv50_v)
-
-
 class _ConditionRates:
     """ln k_up, ln k_down (ln 1/s) and their (co)variances vs bias for one stored condition."""
 
@@ -370,18 +355,9 @@ class CellModel:
         """Validate, then write atomically (a crash never leaves a half-written model)."""
         p = Path(path)
         validate_document(self._doc, str(p))
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self._doc, fh, indent=1, allow_nan=False)
-                fh.write("\n")
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return p
+        from ..atomic import atomic_write
+
+        return atomic_write(p, json.dumps(self._doc, indent=1, allow_nan=False) + "\n")
 
     # ----------------------------------------------------------------- metadata
     @property
@@ -563,7 +539,7 @@ class CellModel:
         per cell ``(cells,)`` / ``(cells, 1)``, per step ``(n_steps,)`` / ``(1, n_steps)``, or full
         ``(cells, n_steps)``. See :func:`noisecell.model.sampler.sample` for details.
         """
-        from .sampler import sample as _sample
+        from .sampler import sample as _sample  # here, not at the top: numba loads only when sampling
 
         return _sample(self, bias, n_steps, dt, seed=seed, cells=cells, condition=condition,
                        mismatch=mismatch, instances=instances, initial=initial)

@@ -53,6 +53,7 @@ except ImportError:  # pragma: no cover
             out[j] = x
 
 from ..errors import InputError
+from .instances import CellInstances
 
 #: uniforms generated per chunk (bounded memory: 8 bytes each)
 _CHUNK_VALUES = 1 << 21
@@ -151,8 +152,6 @@ def sample(model, bias, n_steps: int, dt: float, *, seed=None, cells: int | None
     elif mismatch:
         inst = model.draw_instances(k, seed=ss_mismatch, condition=rc.condition)
     else:
-        from .cellmodel import CellInstances
-
         inst = CellInstances.nominal(k)
 
     def probs(v):  # v: (k, m) bias -> (m, k) step-major exact transition probabilities

@@ -43,7 +43,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -53,6 +52,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import atomic_write
 from ..errors import InputError
 
 MANIFEST = "manifest.json"
@@ -72,19 +72,7 @@ def atomic_write_bytes(path: Path, data: bytes, before_rename=None) -> None:
 
     before_rename: called (no arguments) after the data is on disk and before it gets its name.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_rename is not None:
-            before_rename()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, before_rename=before_rename)
 
 
 class CorruptFileError(InputError):
