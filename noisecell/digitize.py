@@ -31,13 +31,14 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from .bitstream import BitStream
+from .comparator import schmitt_states
 from .errors import InputError, RegimeError
+from .regime import THRESHOLD_MIN_MODE_FRACTION, VALLEY_RATIO_MAX
 from .units import format_si
 
-#: a histogram valley deeper than this fraction of the smaller mode's height counts as bimodal
-_VALLEY_RATIO_MAX = 0.5
-#: the smaller mode must hold at least this fraction of the samples (otherwise: spikes, not a state)
-_MINOR_MODE_MIN_FRACTION = 1e-4
+# the limits of the bimodality test live with the regime detector's, in one place (noisecell.regime)
+_VALLEY_RATIO_MAX = VALLEY_RATIO_MAX
+_MINOR_MODE_MIN_FRACTION = THRESHOLD_MIN_MODE_FRACTION
 
 
 @dataclass(frozen=True)
@@ -193,21 +194,8 @@ def schmitt(v: np.ndarray, threshold_v: float, hysteresis_v: float = 0.0) -> np.
 
     Starts in the state given by the plain threshold when the first samples lie inside the band.
     """
-    v = np.asarray(v, dtype=float)
     h = 0.5 * max(float(hysteresis_v), 0.0)
-    if h == 0.0:
-        return (v > threshold_v).astype(np.uint8)
-    up = v > threshold_v + h
-    down = v < threshold_v - h
-    decided = up | down
-    # Index of the last decided sample at or before each sample (forward fill of the decided state).
-    idx = np.where(decided, np.arange(v.size), -1)
-    np.maximum.accumulate(idx, out=idx)
-    out = np.empty(v.size, dtype=np.uint8)
-    has = idx >= 0
-    out[has] = up[idx[has]]
-    out[~has] = v[~has] > threshold_v
-    return out
+    return schmitt_states(v, threshold_v - h, threshold_v + h)
 
 
 #: full hysteresis band in within-level noise standard deviations (both automatic rules)
@@ -375,18 +363,7 @@ def digitize_trace(time_s: np.ndarray, v: np.ndarray, *, threshold_v: float | No
 
 def readout_signal(wf, *, source: str = "waveform") -> tuple[np.ndarray, str, float | None]:
     """The voltage the cell's bit is read from, per ``wf.meta["readout"]``: (volts, mode, threshold_v or None)."""
-    ro = wf.meta.get("readout") or {}
-    mode = ro.get("mode", "differential" if "v_outb" in wf.outputs else "single")
-    thr = ro.get("threshold_v")
-    if mode == "differential":
-        if "v_outb" not in wf.outputs:
-            raise InputError(f"{source}: readout is differential but the waveform has no v_outb array")
-        v = np.asarray(wf.outputs["v_out"], float) - np.asarray(wf.outputs["v_outb"], float)
-    elif mode == "single":
-        v = np.asarray(wf.outputs["v_out"], float)
-    else:
-        raise InputError(f"{source}: unknown readout mode {mode!r} (expected 'differential' or 'single')")
-    return v, mode, (None if thr is None else float(thr))
+    return wf.readout_signal(source=source)
 
 
 def digitize_waveform(wf, *, threshold_v: float | None = None, hysteresis_v: float | None = None,

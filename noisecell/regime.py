@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .comparator import schmitt_states
 from .errors import InputError, RegimeError
 from .units import format_si
 
@@ -57,6 +58,10 @@ VALLEY_RATIO_MAX = 0.5
 #: The smaller mode must hold this fraction of the time: below it the "mode" is a few excursions,
 #: which a record cannot tell from a tail of one peak.
 MIN_MODE_FRACTION = 0.005
+#: The automatic threshold of noisecell.digitize needs less: only a valley between two populated
+#: modes to put the threshold in, so a strongly biased telegraph whose minority level holds 1e-4 of
+#: the samples still gets one (whether such a record is *bistable* is decided here, with the limit above).
+THRESHOLD_MIN_MODE_FRACTION = 1e-4
 #: At least this many transitions before a record is called a telegraph: with 2, one level was
 #: entered AND left again (a complete dwell), which a one-way relaxation from the initial condition
 #: cannot produce. Records with few transitions are still bistable, but every rate estimate from
@@ -259,14 +264,9 @@ def _two_modes(x: np.ndarray, d: np.ndarray) -> tuple[int, int, int] | None:
 
 
 def _schmitt(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """State (0/1) of a Schmitt trigger switching up above ``hi`` and down below ``lo``."""
-    up, down = v > hi, v < lo
-    # The state is set by the most recent decisive sample; before the first one, by the first sample's side.
-    marks = np.where(up, 1, np.where(down, 0, -1))
-    idx = np.where(marks >= 0, np.arange(len(v)), -1)
-    idx = np.maximum.accumulate(idx)
-    first = 1 if v[0] > 0.5 * (lo + hi) else 0
-    return np.where(idx >= 0, marks[np.maximum(idx, 0)], first).astype(np.int8)
+    """State (0/1) of a Schmitt trigger switching up above ``hi`` and down below ``lo``; before the
+    first decisive sample, the first sample's side of the band's middle."""
+    return schmitt_states(v, lo, hi, initial=int(v[0] > 0.5 * (lo + hi))).astype(np.int8)
 
 
 def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s: float | None = None,
@@ -589,10 +589,8 @@ def sigmoid_points(bias_v, p1, p1_lo=None, p1_hi=None, regime=None) -> SigmoidPo
 def readout_trace(wf) -> tuple[np.ndarray, float]:
     """(signal V, threshold V) the bit of a :class:`noisecell.waveform.Waveform` is read from:
     v_out - v_outb for a differential readout, else v_out (meta["readout"]: mode, threshold)."""
-    ro = wf.meta.get("readout") or {}
-    mode = ro.get("mode", "differential" if "v_outb" in wf.outputs else "single")
-    v = wf.outputs["v_out"] - wf.outputs["v_outb"] if mode == "differential" else wf.outputs["v_out"]
-    return v, float(ro.get("threshold_v", 0.0))
+    v, _, thr = wf.readout_signal()
+    return v, 0.0 if thr is None else thr
 
 
 def classify_waveform(wf, *, skip_s: float = 0.0, sample_period_s: float | None = None) -> RegimeResult:

@@ -90,6 +90,22 @@ class Waveform:
             np.savez_compressed(tmp, **arrays)
         return path
 
+    def readout_signal(self, *, source: str = "waveform") -> tuple[np.ndarray, str, float | None]:
+        """The voltage the cell's bit is read from, per ``meta["readout"]``: (volts, mode, threshold V
+        or None). Differential: v_out - v_outb; single: v_out (the one place this is computed)."""
+        ro = self.meta.get("readout") or {}
+        mode = ro.get("mode", "differential" if "v_outb" in self.outputs else "single")
+        thr = ro.get("threshold_v")
+        if mode == "differential":
+            if "v_outb" not in self.outputs:
+                raise InputError(f"{source}: readout is differential but the waveform has no v_outb array")
+            v = np.asarray(self.outputs["v_out"], float) - np.asarray(self.outputs["v_outb"], float)
+        elif mode == "single":
+            v = np.asarray(self.outputs["v_out"], float)
+        else:
+            raise InputError(f"{source}: unknown readout mode {mode!r} (expected 'differential' or 'single')")
+        return v, mode, (None if thr is None else float(thr))
+
     @classmethod
     def load_npz(cls, path: str | os.PathLike) -> "Waveform":
         path = Path(path)
