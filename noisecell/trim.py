@@ -362,13 +362,18 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
 def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, seed: int = 1,
               min_flips_per_us: float = 1.0, max_iterations: int = 5, vdd_grid: Sequence[float] | None = None,
               options: dict | None = None, mismatch_seed: int | None = None,
-              progress: Callable[[str], None] | None = None) -> TrimResult:
-    """Search the cell's trim (and supply) at (corner, temp_c) — see the module docstring."""
+              progress: Callable[[str], None] | None = None,
+              timeout_s: float | None = BATCH_TIMEOUT_S) -> TrimResult:
+    """Search the cell's trim (and supply) at (corner, temp_c) — see the module docstring.
+
+    timeout_s: wall s allowed for each ngspice run (DC batch or transient check); SimulationTimeout
+    (exit 3) after it.
+    """
     bal = balance_spec(cell)
     say = progress or (lambda s: None)
     s = cell.supplies[cell.main_supply]
     say(f"{corner} {temp_c:g} C: DC balance and loop gain")
-    dc = balanced_gain_point(cell, corner, temp_c, vdd_grid=vdd_grid, mismatch_seed=mismatch_seed)
+    dc = balanced_gain_point(cell, corner, temp_c, vdd_grid=vdd_grid, mismatch_seed=mismatch_seed, timeout_s=timeout_s)
     base = dict(cell=cell.name, corner=corner, temp_c=float(temp_c), trim_param=bal.trim or s.param,
                 mismatch_seed=mismatch_seed)
     if dc is None:
@@ -387,7 +392,7 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
         also = f"{bal.trim}={tv(dc, vdd):.5g} V, " if bal.trim else ""
         say(f"  check {it + 1}: {also}VDD={vdd * 1e3:.2f} mV, {duration_s * 1e6:g} µs")
         c = check(cell, corner, temp_c, tv(dc, vdd), vdd, duration_s=duration_s, seed=seed + it, options=options,
-                  mismatch_seed=mismatch_seed)
+                  mismatch_seed=mismatch_seed, timeout_s=timeout_s)
         attempts.append(c)
         say(f"    {c.regime}: P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs")
         centred = math.isfinite(c.p1_se) and abs(c.p1 - 0.5) <= 3 * c.p1_se
@@ -418,7 +423,7 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
             nv = vdd * (1 + up) if raise_supply else vdd * (1 - VDD_STEP)
         if not s.range_v[0] <= nv <= s.range_v[1]:
             break
-        nb = balance(cell, corner, temp_c, nv, mismatch_seed=mismatch_seed)
+        nb = balance(cell, corner, temp_c, nv, mismatch_seed=mismatch_seed, timeout_s=timeout_s)
         if nb is None:
             break
         dc, vdd = nb, nv

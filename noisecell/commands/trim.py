@@ -27,6 +27,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--all", action="store_true", help="every corner of the cell × -40/27/85 °C")
     parser.add_argument("--write", action="store_true",
                         help="store the result(s) in the cell's trims.json (the one place trims are stored); with --all after each row")
+    parser.add_argument("--timeout", default="300s",
+                        help="wall time allowed per ngspice run (DC batch or transient check), s (default 300s)")
     parser.add_argument("--json", action="store_true", help="print the result(s) as JSON (last line)")
 
 
@@ -52,6 +54,9 @@ def run(args) -> int:
     duration = parse_si(args.duration, unit="s", what="--duration")
     if duration <= 0:
         raise InputError("--duration must be positive, e.g. 20us")
+    timeout = parse_si(args.timeout, unit="s", what="--timeout")
+    if not timeout > 0:
+        raise InputError(f"--timeout {args.timeout}: must be a positive time, e.g. 300s")
     if args.write and args.mismatch_seed is not None:
         raise InputError("--write stores the cell's table, which is for the mismatch-free cell: drop --mismatch-seed")
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -62,7 +67,7 @@ def run(args) -> int:
         chk = check_cell(cell, corner=args.corner or None,
                          temp_c=None if args.temp is None else parse_si(args.temp, what="--temp"))
         say(f"cell check: {chk.verdict}" + (f"; fix: {chk.fix}" if chk.fix else ""))
-    kw = dict(duration_s=duration, seed=args.seed, min_flips_per_us=args.min_flips,
+    kw = dict(duration_s=duration, seed=args.seed, min_flips_per_us=args.min_flips, timeout_s=timeout,
               max_iterations=args.max_iterations, progress=say)
     if args.all:
         if args.corner or args.temp or args.mismatch_seed is not None:
