@@ -184,8 +184,9 @@ def read_trims_json(cell_dir: Path) -> dict:
         return {}
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: not valid JSON ({exc}); regenerate it with `noisecell trim CELL --all --write`") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{p}: not valid JSON ({type(exc).__name__}: {str(exc)[:200]}); regenerate it with "
+                         "`noisecell trim CELL --all --write`") from None
     validate(data, "trims-v1.json", str(p))
     return data
 
