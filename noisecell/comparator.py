@@ -24,3 +24,9 @@ def schmitt_states(v: np.ndarray, lo: float, hi: float, *, initial: int | None =
     out[has] = up[idx[has]]
     out[~has] = (v[~has] > 0.5 * (lo + hi)) if initial is None else int(initial)
     return out
+
+
+def n_transitions(states: np.ndarray) -> int:
+    """Number of changes of state (0→1 and 1→0) in a sequence of comparator states or bits."""
+    s = np.asarray(states)
+    return int(np.count_nonzero(s[1:] != s[:-1]))

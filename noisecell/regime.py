@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .comparator import schmitt_states
+from .comparator import n_transitions, schmitt_states
 from .errors import InputError, RegimeError
 from .units import format_si
 
@@ -342,7 +342,7 @@ def _slow_result(v: np.ndarray, step: float, threshold_v: float, raw: RegimeResu
             return None
         level = np.where(state == 1, smooth[state == 1].mean(), smooth[state == 0].mean())
         sigma_w = float(np.std(smooth - level))
-        dwell = len(v) * step / max(int(np.count_nonzero(np.diff(state))), 1)
+        dwell = len(v) * step / max(n_transitions(state), 1)
         if 0.9 * spacing >= norm.isf(0.1 / len(v)) * sigma_w or 2 * window * step * DWELL_RATIO_MIN > dwell:
             break
         window *= 2
@@ -356,7 +356,7 @@ def _slow_result(v: np.ndarray, step: float, threshold_v: float, raw: RegimeResu
     ashman = abs(hi_v.mean() - lo_v.mean()) * math.sqrt(2) / math.sqrt(lo_v.var() + hi_v.var())
     resid = v - np.where(state == 1, hi_v.mean(), lo_v.mean())
     tau_w = _acf_1e_time(resid, step)
-    n_trans = int(np.count_nonzero(np.diff(state)))
+    n_trans = n_transitions(state)
     duration = len(v) * step
     mean_dwell = duration / max(n_trans, 1)
     w_s = window * step
@@ -431,7 +431,7 @@ def _classify_uniform(v: np.ndarray, step: float, threshold_v: float) -> RegimeR
         if f2 is None:
             break
         x, dens, found = x2, d2, f2
-    n_trans = int(np.count_nonzero(np.diff(state)))
+    n_trans = n_transitions(state)
     frac_hi = float(state.mean())
     minor = min(frac_hi, 1 - frac_hi)
     lo_v, hi_v = v[state == 0], v[state == 1]

@@ -108,6 +108,7 @@ def summarize(wf, fix: str | None = None) -> dict:
     """JSON-ready summary of a simulated waveform: p1, flips, power, regime, conditions.
 
     fix: the remedy to suggest when the output is not a bit source (from `cell check`)."""
+    from ..comparator import n_transitions
     from ..digitize import digitize_waveform
 
     m = wf.meta
@@ -121,7 +122,7 @@ def summarize(wf, fix: str | None = None) -> dict:
         bs, dig = digitize_waveform(wf)
         bits = bs.bits
         res["p1"] = float(bits.mean())
-        crossings = int((bits[1:] != bits[:-1]).sum())
+        crossings = n_transitions(bits)
         res["flips"] = crossings
         res["hysteresis_v"] = dig.hysteresis_v
         res["threshold_v"] = dig.threshold_v
