@@ -26,10 +26,10 @@ import numpy as np
 from scipy import stats
 
 from ..analysis.rates import embedding_rates
+from ..constants import Z95
 from .p1fit import effective_n, p1_consistency
 from .ratefit import PointCounts, RateFit
 
-Z95 = float(stats.norm.ppf(0.975))
 
 
 @dataclass(frozen=True)
