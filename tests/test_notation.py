@@ -25,6 +25,8 @@ from noisecell.report.procedures.datasheet import Datasheet
     (0.5483, "bits/sample", None, False, "0.548 bits/sample"),
     (-3.2e-6, "V/°C", (-5.0e-6, -1.4e-6), True, "−3.20 µV/°C [−5.00, −1.40]"),
     (1.2838e-15, "J", (9.838e-16, 1.6753e-15), False, "1.28 fJ [0.98, 1.68]"),
+    # a large plain number gets an engineering exponent shared with its interval
+    (446949.0, "", (342502.0, 583247.0), False, "447 ×10³ [343, 583]"),
     (float("nan"), "V", None, False, "–"),
     (None, "V", None, False, "–"),
     # an interval with a missing end is left out rather than printed half
@@ -53,3 +55,7 @@ def test_datasheet_shows_notation_and_keeps_si_floats():
     assert "V50 (bias for P(1) = 0.5) = +0.50 mV [−0.94, +1.94]" in ds.summary()
     # the table itself (what datasheet.csv holds) is untouched: plain SI floats
     assert ds.table["value"].tolist() == [5.016e-4, 38.0, 54.0]
+    # and reads back from the CSV to the same text (no unit is NaN there)
+    import io
+    back = Datasheet(pd.read_csv(io.StringIO(t.to_csv(index=False))))
+    assert back.display_table()["value [95 % CI]"].tolist() == shown

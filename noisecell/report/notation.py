@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 MINUS = "\u2212"
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"),
              (1e-9, "n"), (1e-12, "p"), (1e-15, "f"), (1e-18, "a"), (1e-21, "z"))
 #: units that take an SI prefix (a prefix on "1/V", "bits/sample" or "kT·ln2" would read wrong)
@@ -58,6 +59,11 @@ def eng(value: float | None, unit: str = "", ci: tuple[float, float] | None = No
                 break
         else:
             scale, prefix = _PREFIXES[-1]
+    power = ""
+    if unit not in PREFIXABLE and big >= 1e4:
+        # a large plain number (e.g. an energy in units of kT·ln2): engineering exponent, not 6 digits
+        e3 = 3 * int(math.floor(math.log10(big) / 3))
+        scale, power = 10.0 ** e3, "×10" + str(e3).translate(_SUPERSCRIPT)
     top = big / scale
     if top > 0:
         decimals = max(0, digits - 1 - int(math.floor(math.log10(top * (1 + 1e-12)))))
@@ -66,8 +72,13 @@ def eng(value: float | None, unit: str = "", ci: tuple[float, float] | None = No
             decimals -= 1
     else:
         decimals = digits - 1
-    u = f" {prefix}{unit}" if (prefix or unit) else ""
+    u = (f" {power}" if power else "") + (f" {prefix}{unit}" if (prefix or unit) else "")
     text = _num(value / scale, decimals, signed) + u
+    if power:
+        text = _num(value / scale, decimals, signed) + u
+        if has_ci:
+            text += " [" + ", ".join(_num(float(c) / scale, decimals, signed) for c in ci) + "]"
+        return text
     if has_ci:
         ends = []
         for c in ci:

@@ -30,6 +30,7 @@ class Datasheet:
     def text(row) -> str:
         """One row in engineering notation: ``+0.50 mV [−0.94, +1.94]``."""
         v, lo, hi, unit = row["value"], row["ci_lo"], row["ci_hi"], row["unit"]
+        unit = unit if isinstance(unit, str) else ""       # a CSV read back gives NaN for no unit
         ci = (lo, hi) if (lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi))) else None
         if ci is None and (unit in COUNT_UNITS or (unit == "" and isinstance(v, float) and v.is_integer()
                                                   and abs(v) < 1e9)) and math.isfinite(v):
