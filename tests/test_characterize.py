@@ -122,13 +122,44 @@ def _every_documented_column_filled(pts: pd.DataFrame, ds: pd.DataFrame, also_em
     assert ds["value"].notna().all(), ds[ds["value"].isna()]
 
 
+#: the default spec's [quick] variant without its [design] table (the sequential design has its own
+#: test, tests/test_sequential.py, and would double this test's simulated time)
+QUICK_NO_DESIGN = """
+[pilot]
+num = 7
+duration = "3us"
+margin = 3
+[sweep]
+noise_step = "1ns"
+seed = 1
+timeout = "300s"
+retries = 1
+[sweep.adaptive]
+target_p1_ci_halfwidth = 0.15
+chunk = "10us"
+min_duration = "10us"
+max_duration = "20us"
+[[part]]
+name = "tt-temperatures"
+role = "fit"
+grid = { bias = { num = 3, span = 0.7 }, temperature = [-40, 27, 85], corner = ["nominal"] }
+[[part]]
+name = "held-out"
+role = "heldout"
+seed = 3
+grid = { bias = { num = 3, span = 0.6, midpoints = true }, temperature = ["nominal"], corner = ["nominal"] }
+"""
+
+
 @pytest.mark.timeout(1200)
 def test_quick_pbit_generic_datasheet_has_values(tmp_path):
-    """`characterize pbit_generic --quick`: its sigmoid falls with bias (the bias pulls q down) and most of
-    its points are single-peaked at 10-20 us. The pilot used to refuse the falling crossing and the
-    datasheet was a single row without a value or an interval."""
+    """A quick characterisation of `pbit_generic`: its sigmoid falls with bias (the bias pulls q down) and
+    most of its points are single-peaked at 10-20 us. The pilot used to refuse the falling crossing and
+    the datasheet was a single row without a value or an interval."""
+    spec = tmp_path / "quick.toml"
+    spec.write_text(QUICK_NO_DESIGN)
     out = tmp_path / "q"
-    r = _run(["pbit_generic", "--quick", "--out", str(out), "--workers", "2"], timeout=1150)
+    r = _run(["pbit_generic", "--spec", str(spec), "--out", str(out), "--workers", "2"], timeout=1150)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "falls through 0.5" in r.stderr
     ds = pd.read_csv(out / "tables" / "datasheet.csv")
