@@ -740,3 +740,30 @@ def test_a_large_grid_reports_progress_while_its_jobs_are_prepared(tmp_path):
     jobs = expand(load_spec(spec), progress=lambda done, total: calls.append((done, total)))
     assert len(jobs) == 300 and calls[-1] == (300, 300)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+SPEC_BAD = [
+    ('timeout = -1', "timeout"), ('retries = 99', "retries"), ('workers = -1', "workers"), ('seed = -1', "seed"),
+    ('[grid]\ntemperature = [-500]', "-500"), ('[grid]\nvdd = [1e300]', "supply range"),
+    ('[grid]\nbias = { start = 0, stop = 1, num = 3 }', "bias range"),
+    ('[grid]\nbias = { start = 0, stop = 0.001, num = 1000000000 }', "200000"),
+    ('[grid]\nbias = { start = 0, stop = 0.001, step = 1e-300 }', "1e+297 points"),
+]
+
+
+@pytest.mark.parametrize("body, fragment", SPEC_BAD)
+def test_hostile_sweep_specs(body, fragment, tmp_path, capsys, no_simulation):
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'cell = "pbit_generic"\nduration = "1us"\nnoise_step = "1ns"\n{body}\n')
+    rc, o, e = run_cli(["sweep", spec, "--out", tmp_path / "o", "--quiet"], capsys)
+    assert_one_line_error(rc, e, 2, "s.toml", fragment)
+    assert len(e) < 400  # one readable line, not a 300-digit number
+
+
+def test_trim_write_checks_its_table_before_any_run(tmp_path, capsys, no_simulation):
+    d = tmp_path / "p"
+    shutil.copytree(REPO / "spice_models" / "pbit", d)
+    (d / "trims.json").unlink()
+    (d / "trims.json").mkdir()  # the table cannot be written: a folder holds its name
+    rc, o, e = run_cli(["trim", d, "--write"], capsys)
+    assert_one_line_error(rc, e, 2, "trims.json")

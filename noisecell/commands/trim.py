@@ -59,6 +59,9 @@ def run(args) -> int:
         raise InputError(f"--timeout {args.timeout}: must be a positive time, e.g. 300s")
     if args.write and args.mismatch_seed is not None:
         raise InputError("--write stores the cell's table, which is for the mismatch-free cell: drop --mismatch-seed")
+    if args.write:  # before the (minutes of) trim runs: the table must be writable
+        from ..outpaths import check_output_file
+        check_output_file(T.trims_path(cell), what="--write")
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     if "v_outb" in cell.outputs and args.mismatch_seed is None:
         # the DC `cell check` first: its verdict (can the cell be bistable at all, ratings, forward

@@ -166,7 +166,7 @@ def _axis(ctx: _Ctx, key: str, value: Any, unit: str, *, allow_empty: bool = Fal
                                               "give it the sign of (stop - start) and make it non-zero")
             n = int(math.floor((stop - start) / step + 1e-9)) + 1
             if n > MAX_JOBS:
-                raise ctx.fail(f"{key}.step", f"{n} points is more than the {MAX_JOBS} a sweep accepts")
+                raise ctx.fail(f"{key}.step", f"{n:.3g} points is more than the {MAX_JOBS} a sweep accepts; raise the step")
             vals = start + step * np.arange(n)
         # round away float noise from linspace/arange (1e-15 V is far below any physical meaning),
         # so that ids and seeds do not depend on the last bit of an addition
