@@ -304,6 +304,11 @@ def start_jobs(v50_guess: float, scale_guess: float, settings: DesignSettings,
     """Round 0 from a pilot's logistic guess: biases at P(1) ≈ 0.2 … 0.8 (at least 3, so that the
     joint fit has two slopes to fit), the shortest chunk length."""
     n = max(3, settings.jobs_per_round)
+    if bias_limits is not None:
+        # a scale guess below 1e-3 of the bias range would put every start point at one bias
+        floor = 1e-3 * (bias_limits[1] - bias_limits[0])
+        if abs(scale_guess) < floor:
+            scale_guess = math.copysign(floor, scale_guess or 1.0)
     qs = np.linspace(0.2, 0.8, n)
     vs = v50_guess + scale_guess * np.log(qs / (1 - qs))
     if bias_limits is not None:

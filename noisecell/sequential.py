@@ -247,7 +247,9 @@ def run_sequential(table: dict, *, cell: str, out: Path, shared: dict, corner: s
     if pilot_bias_v is not None and len(pilot_bias_v):
         pv = np.asarray(pilot_bias_v, float)
         # the sigmoid is no wider than a quarter of the pilot's finest grid step around the crossing
+        # (repeated pilot biases differ by rounding only: ignore steps below 1e-4 of the bias range)
         steps = np.diff(np.unique(pv))
+        steps = steps[steps > 1e-4 * span]
         if steps.size:
             scale_g = min(scale_g, float(steps.min()) / 4)
         v50_g, scale_g = guess_from_p1(pv, np.asarray(pilot_p1, float), v50_g, scale_g, bias_limits)

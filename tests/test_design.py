@@ -120,3 +120,11 @@ def test_design_recovers_from_a_start_guess_far_off():
     res = run_design(r, s, v50_guess=r.v50_v + 0.02, scale_guess=3.3e-3, bias_limits=(-0.4, 0.4))
     assert res.met, res.summary()
     assert res.fit.v50.lo <= r.v50_v <= res.fit.v50.hi
+
+
+def test_start_points_are_spread_even_for_a_degenerate_scale_guess():
+    from noisecell.design import start_jobs
+
+    jobs = start_jobs(0.0, 1e-12, DesignSettings(), bias_limits=(-0.4, 0.4))
+    vs = sorted(j.bias_v for j in jobs)
+    assert min(np.diff(vs)) >= 0.5e-3       # at least ~1e-3 of the 0.8 V range times logit spacing
