@@ -18,14 +18,15 @@ ratio estimator comes from the between-job scatter (delete-one-job jackknife), w
 telegraph's own correlations without modelling them; 95 % CI = ±1.96 SE.
 
 NT → 0: Richardson extrapolation from the two finest steps assuming an error ∝ NT^p, with p taken
-as 1 and as 2 (both printed; the data decide which is plausible from the four steps).
+as 1 and as 2, and weighted straight-line fits of the quantity against NT and against NT² over all
+steps (all printed; with the precision reached the data cannot tell p).
 
 Results go to ``--out`` (one JSON line per job; re-running resumes, skipping done jobs), and the
 table is printed. Sized by --seeds and --duration; the job order is round-robin (seed outer loop),
 so stopping early leaves every (NT, bias) with about the same amount of data.
 
     nice -n 19 .venv/bin/python benchmarks/nt_convergence.py [--seeds 20] [--duration 10us] [--workers 1]
-           [--steps 0.25n,0.5n,1n,2n] [--delta 10mV] [--out benchmarks/results/nt_convergence.jsonl]
+           [--steps 0.25n,0.5n,1n,2n] [--delta 10mV] [--mid-only] [--out benchmarks/results/nt_convergence.jsonl]
            [--table-only]
 """
 from __future__ import annotations
@@ -51,7 +52,8 @@ Z95 = 1.959963984540054
 
 def _run_one(cell_name: str, bias_v: float, nt: float, seed: int, duration_s: float, grid_s: float,
              settle_s: float) -> dict:
-    from noisecell.simulate import job_from_cell, run_job_in_process
+    from noisecell.simulate import job_from_cell
+    from noisecell.simulator.session import run_job_in_process
     cell = load_cell(cell_name)
     job = job_from_cell(cell, bias_v=bias_v, duration_s=duration_s, noise_step_s=nt, seed=seed)
     t0 = time.process_time()
@@ -158,6 +160,21 @@ def richardson(s: dict, name: str, p: float) -> tuple[float, float] | None:
     return (rp * a1 - a2) / (rp - 1), math.sqrt((rp * e1) ** 2 + e2 ** 2) / (rp - 1)
 
 
+def fit_limit(s: dict, name: str, p: float) -> tuple[float, float] | None:
+    """NT → 0 limit a from a weighted straight-line fit of the quantity against NT^p over every step."""
+    pts = [(nt ** p, *s[nt][name]) for nt in sorted(s) if name in s[nt] and math.isfinite(s[nt][name][1])
+           and s[nt][name][1] > 0]
+    if len(pts) < 3:
+        return None
+    x = np.array([q[0] for q in pts])
+    y = np.array([q[1] for q in pts])
+    w = 1 / np.array([q[2] for q in pts]) ** 2
+    a_mat = np.vstack([np.ones_like(x), x]).T
+    cov = np.linalg.inv(a_mat.T @ (w[:, None] * a_mat))
+    coef = cov @ a_mat.T @ (w * y)
+    return float(coef[0]), float(math.sqrt(cov[0, 0]))
+
+
 QUANTITIES = [("flip_rate_per_us", "flip rate (/µs)"), ("tau_ns", "τ at V50 (ns)"), ("p1", "P(1) at V50"),
               ("slope_ln_kup_per_v", "d ln k_up/dV_B (/V)"), ("slope_ln_kdown_per_v", "d ln k_down/dV_B (/V)")]
 
@@ -166,8 +183,8 @@ def table(rows: list[dict], mid: float) -> str:
     s = summarise(rows, mid)
     nts = sorted(s)
     lines = ["| quantity | " + " | ".join(f"NT = {nt * 1e9:g} ns" for nt in nts)
-             + " | NT→0 (Richardson p=1) | NT→0 (p=2) |",
-             "|---|" + "---|" * (len(nts) + 2)]
+             + " | NT→0 (Richardson p=1) | NT→0 (p=2) | NT→0 (fit a+b·NT, all steps) | NT→0 (fit a+b·NT²) |",
+             "|---|" + "---|" * (len(nts) + 4)]
     for key, label in QUANTITIES:
         cells = []
         for nt in nts:
@@ -179,14 +196,17 @@ def table(rows: list[dict], mid: float) -> str:
         for p in (1, 2):
             r = richardson(s, key, p)
             cells.append("—" if r is None else f"{r[0]:.4g} ± {Z95 * r[1]:.2g}")
+        for p in (1, 2):
+            r = fit_limit(s, key, p)
+            cells.append("—" if r is None else f"{r[0]:.4g} ± {Z95 * r[1]:.2g}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| jobs / simulated µs | " + " | ".join(
-        f"{s[nt]['jobs'][0]} / {s[nt]['sim_us'][0]:.0f}" for nt in nts) + " | | |")
-    lines.append("| flips at V50 | " + " | ".join(f"{s[nt].get('flips_mid', (0, 0))[0]}" for nt in nts) + " | | |")
-    lines.append("| CPU s per simulated µs | " + " | ".join(f"{s[nt]['cpu_s_per_us'][0]:.3f}" for nt in nts) + " | | |")
+        f"{s[nt]['jobs'][0]} / {s[nt]['sim_us'][0]:.0f}" for nt in nts) + " | | | | |")
+    lines.append("| flips at V50 | " + " | ".join(f"{s[nt].get('flips_mid', (0, 0))[0]}" for nt in nts) + " | | | | |")
+    lines.append("| CPU s per simulated µs | " + " | ".join(f"{s[nt]['cpu_s_per_us'][0]:.3f}" for nt in nts) + " | | | | |")
     taus = {nt: [r["fast_tau_s"] for r in rows if r["nt"] == nt and r["fast_tau_s"]] for nt in nts}
     lines.append("| fast τ at v_out (ns, median) | " + " | ".join(
-        f"{np.median(taus[nt]) * 1e9:.3g}" if taus[nt] else "—" for nt in nts) + " | | |")
+        f"{np.median(taus[nt]) * 1e9:.3g}" if taus[nt] else "—" for nt in nts) + " | | | | |")
     return "\n".join(lines)
 
 
@@ -200,6 +220,8 @@ def main() -> int:
     ap.add_argument("--grid", default="2ns", help="common digitisation grid, s (a multiple of every step)")
     ap.add_argument("--delta", default="10mV", help="bias offset of the slope points, V")
     ap.add_argument("--mid-weight", type=int, default=2, help="jobs at the mid bias per job at each side")
+    ap.add_argument("--mid-only", action="store_true",
+                    help="only mid-bias jobs (flip rate, τ, P(1)); the slopes keep the jobs already stored")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "nt_convergence.jsonl"))
     ap.add_argument("--table-only", action="store_true")
@@ -222,7 +244,7 @@ def main() -> int:
         todo = []
         for seed in range(1, args.seeds + 1):
             for nt in steps:
-                biases = [mid] * args.mid_weight + [mid - delta, mid + delta]
+                biases = [mid] * args.mid_weight + ([] if args.mid_only else [mid - delta, mid + delta])
                 for i, b in enumerate(biases):
                     s = seed * 10 + i  # distinct seed per job; mid-bias repeats get their own
                     if (nt, b, s) not in done:

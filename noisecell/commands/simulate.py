@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="other cell .param within its range; repeatable")
     parser.add_argument("--duration", default="20us", help="simulated time, s (default 20us)")
-    parser.add_argument("--noise-step", default="1ns", help="noise step NT, s (default 1ns; bandwidth 1/(2NT))")
+    parser.add_argument("--noise-step", default="0.5ns",
+                        help="noise step NT, s (default 0.5ns, docs/simulation.md 'Noise step'; bandwidth 1/(2NT))")
     parser.add_argument("--seed", type=int, default=1, help="noise seed (default 1)")
     parser.add_argument("--mismatch-seed", type=int, default=None,
                         help="draw device mismatch with this seed (default: no mismatch)")

@@ -21,7 +21,7 @@ from ..units import parse_si
 
 # the keys a spec may contain, their types and descriptions: noisecell/schemas/sweep-spec-v1.json
 
-DEFAULT_NOISE_STEP_S = 1e-9
+from ..noise import DEFAULT_NOISE_STEP_S  # noqa: E402  (the NT-convergence study's choice)
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRIES = 2
 #: the largest axis product accepted, so that a typo (num = 1e6) fails fast instead of filling a disk
