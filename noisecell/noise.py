@@ -75,9 +75,9 @@ from .constants import K_B, Q_E  # re-exported
 EPS_VDS = 1e-6  # V, regularisation of |V_DS| (see module docstring)
 PSD_FLOOR = 1e-34  # A²/Hz inside the square root
 #: the default noise step NT, s, chosen by the NT-convergence study of the pbit cell
-#: (benchmarks/nt_convergence.py, docs/simulation.md "Noise step"): at 1 ns the flip rate is ~20 %
-#: below the 0.25/0.5 ns values (> 3 σ) and τ ~25 % above; 0.5 and 0.25 ns agree within the study's
-#: ±13 % (95 % CI). Used by `noisecell simulate`, sweep specs and the default characterisation spec.
+#: (benchmarks/nt_convergence.py, docs/simulation.md "Noise step"): at 1 ns the flip rate is 10-19 %
+#: below the NT → 0 estimates (~3 σ) and τ 13-23 % above; 0.5 ns is inside their (95 %) CIs, a ~5 %
+#: residual bias not excluded. Used by `noisecell simulate`, sweep specs and the default characterisation spec.
 DEFAULT_NOISE_STEP_S = 0.5e-9
 #: noise-injection routes (see the module docstring); "auto" = compiled when built, else portable
 ROUTES = ("portable", "compiled")

@@ -214,14 +214,14 @@ def _run_job_in_process(job: SimulationJob) -> Waveform:
     # biased by −(NT/τ)²/12 and (b) the noise PSD at its corner 1/(2πτ) lowered by sinc² ≈
     # 1 − (NT/τ)²/12; both stay ≤ 1 % while NT ≤ τ/3. What that does to the datasheet was measured
     # (benchmarks/nt_convergence.py, docs/simulation.md "Noise step"): on the pbit cell the estimate
-    # follows NT down (0.65/0.77/1.2/3.3 ns at NT = 0.25/0.5/1/2 ns: its fastest node is below what
+    # follows NT down (0.65/0.75/1.15/3.3 ns at NT = 0.25/0.5/1/2 ns: its fastest node is below what
     # any of those steps resolves), and the escape rates moved with the step:
-    # at NT = 1 ns the flip rate was ~20 % low and τ ~25 % high against 0.25-0.5 ns (> 3 σ), while
-    # 0.5 and 0.25 ns agreed within the study's ±13 %.
+    # at NT = 1 ns the flip rate was 10-19 % low and τ 13-23 % high against NT → 0 (~3 σ), while
+    # 0.5 and 0.25 ns agreed within the study's ±6-8 %.
     if job.noise and tau is not None and tau < NT_TAU_RATIO * job.noise_step_s:
         warnings.append(f"noise step {job.noise_step_s:g} s is not well below the fastest time constant seen at "
                         f"v_out (~{tau:.3g} s; the estimate cannot go much below the step): that node's noise is "
-                        f"under-resolved by > 1 %, and rates with it (pbit: flip rate ~20 % low, τ ~25 % high at "
+                        f"under-resolved by > 1 %, and rates with it (pbit: flip rate ~15 % low, τ ~20 % high at "
                         f"NT = 1 ns vs 0.25-0.5 ns; docs/simulation.md 'Noise step'); check rates and τ at half "
                         f"this step (benchmarks/nt_convergence.py) before trusting them")
         log.warning("%s: %s", job.describe(), warnings[-1])
