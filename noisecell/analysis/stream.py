@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from .autocorr import DEFAULT_MAX_SAMPLES, fit_exponential, tau_from_tau_int
+from .counts import SegmentCounts
 from .energy import energy_estimates
 from .markov import DEFAULT_ALPHA, fit_markov
 from .estimates import CI, StreamEstimates, _f
@@ -85,7 +86,6 @@ def analyze_stream(bits, *, waveform=None, temp_c: float | None = None, sample_p
     max_fft_samples: bound on the samples the ACF and PSD read (they use an evenly spread subset).
     """
     from ..io import BitStream
-    from .pool import SegmentCounts
 
     if isinstance(bits, BitStream):
         bs = bits
