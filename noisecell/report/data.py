@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-K_BOLTZMANN_J_PER_K = 1.380649e-23  # exact (SI 2019)
+from ..constants import K_B, ZERO_C_K
 
 #: columns of the per-point table, in report order
 POINT_COLUMNS = (
@@ -31,7 +31,7 @@ POINT_COLUMNS = (
 
 def kt_ln2_j(temp_c: float) -> float:
     """The Landauer energy kT·ln 2 at ``temp_c`` (°C), J."""
-    return K_BOLTZMANN_J_PER_K * (temp_c + 273.15) * math.log(2.0)
+    return K_B * (temp_c + ZERO_C_K) * math.log(2.0)
 
 
 def condition_label(corner: str, temp_c: float, vdd_v: float) -> str:

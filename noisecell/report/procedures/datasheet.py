@@ -6,13 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ...constants import Z95
 from ..data import condition_label, kt_ln2_j
 from ..notation import eng
 from .points import cond_points
 
-Z95 = float(stats.norm.ppf(0.975))
 #: quantities whose sign matters (shown with "+" when positive)
 SIGNED = ("V50 (bias for P(1) = 0.5)", "V50 temperature coefficient")
 #: units of counts (shown without decimals)

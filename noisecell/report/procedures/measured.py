@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ...constants import Z95
 from ...errors import NoisecellError
 from ..data import Comparison, ConditionFit, condition_label
 from . import log
 from .fits import condition_fit, interp_fit
 from .points import cond_points, normalise_rows
 
-Z95 = float(stats.norm.ppf(0.975))
 
 def measurement_rows(meas) -> pd.DataFrame:
     """Analyse every capture of a :class:`~noisecell.measurements.MeasurementSet` like a simulated

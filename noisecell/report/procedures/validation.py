@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ...constants import Z95
 from ...errors import NoisecellError
 
-Z95 = float(stats.norm.ppf(0.975))
 
 def validation_table(model, points: pd.DataFrame, nominal: tuple) -> tuple[pd.DataFrame | None, str]:
     """Model predictions at the held-out bias points against the fresh SPICE runs there."""
