@@ -61,7 +61,7 @@ def test_validation_errors_name_file_and_first_violation(model, tmp_path):
 
     # save refuses to write an invalid document and leaves no file behind
     doc = model.to_dict()
-    doc["schema_version"] = "2.0.0"
+    doc["schema_version"] = "3.0.0"
     bad = CellModel(doc, validate=False)
     with pytest.raises(InputError, match="schema_version"):
         bad.save(tmp_path / "out.json")

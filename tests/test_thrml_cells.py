@@ -63,6 +63,9 @@ def test_example_ideal_and_nominal_cells_match_exact_ising():
     # holding the output for part of tau slows mixing: the magnetisation decorrelates more slowly
     assert res["nominal"]["mag_lag1_autocorrelation"] > res["ideal"]["mag_lag1_autocorrelation"]
     assert all(np.isfinite(v) for v in res["mismatched"].values())
+    eff = res["mismatch_effect"]
+    assert eff["d_magnetisation_se"] > 0 and eff["d_nn_correlation_se"] > 0
+    assert eff["d_magnetisation"] == pytest.approx(res["mismatched"]["magnetisation"] - res["nominal"]["magnetisation"])
 
 
 def test_uncoupled_cells_follow_their_mismatch_and_hold_probability():
@@ -74,26 +77,27 @@ def test_uncoupled_cells_follow_their_mismatch_and_hold_probability():
     # V = v50 + 2 scale gamma within +-8 mV: |gamma| <= 4
     assert gamma_range(model) == pytest.approx((-4.0, 4.0))
     n_per, field = 200, 0.25  # gamma = 0.25 -> ideal P(+1) = sigmoid(0.5)
-    inst_kinds = [(0.0, 1.0), (1e-3, 1.0), (0.0, 2.0)]
+    inst_kinds = [(0.0, 1.0, 1.0), (1e-3, 1.0, 1.0), (0.0, 2.0, 1.0), (0.0, 1.0, 4.0)]  # (offset, gain, tau ratio)
     nodes = [SpinNode() for _ in range(2 * n_per * len(inst_kinds))]
     # pairs of nodes joined by zero-weight edges: the factor graph exists, the coupling does not
     edges = [(nodes[2 * i], nodes[2 * i + 1]) for i in range(len(nodes) // 2)]
     ebm = IsingEBM(nodes, edges, jnp.full(len(nodes), field), jnp.zeros(len(edges)), jnp.array(1.0))
     dv = np.repeat([k[0] for k in inst_kinds], 2 * n_per)
     g = np.repeat([k[1] for k in inst_kinds], 2 * n_per)
+    r = np.repeat([k[2] for k in inst_kinds], 2 * n_per)
     blocks = [Block(nodes[0::2]), Block(nodes[1::2])]
     dt = 0.5 * tau
-    prog = calibrated_ising_program(ebm, blocks, [], model, update_interval_s=dt, instances=CellInstances(dv, g))
+    prog = calibrated_ising_program(ebm, blocks, [], model, update_interval_s=dt, instances=CellInstances(dv, g, r))
     n_samp = 400
     sched = SamplingSchedule(n_warmup=20, n_samples=n_samp, steps_per_sample=1)
     init = [jnp.zeros(len(b.nodes), bool) for b in blocks]
     out = np.asarray(sample_states(jax.random.key(0), prog, sched, init, [], [Block(nodes)])[0])  # (samples, nodes)
-    for k, (dvk, gk) in enumerate(inst_kinds):
+    for k, (dvk, gk, rk) in enumerate(inst_kinds):
         x = out[:, k * 2 * n_per:(k + 1) * 2 * n_per]
         v = 2 * scale * field  # DAC: V = v50 + 2 scale gamma, v50 = 0
         v_eff = (v - dvk) / gk
         p = model.p1(v_eff)
-        hold = math.exp(-dt / model.tau(v_eff))
+        hold = math.exp(-dt / (rk * model.tau(v_eff)))
         lam = hold  # lag-1 autocorrelation of a hold-or-redraw chain
         count = x.size
         # P(+1): n_samp*cells samples with lag-1 autocorrelation lam -> n_eff = count (1-lam)/(1+lam); 5 sigma

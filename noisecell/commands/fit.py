@@ -11,7 +11,7 @@ from . import print_json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep_dir", metavar="SWEEP_DIR", help="output folder of `noisecell sweep`")
-    parser.add_argument("--out", required=True, help="model file to write (JSON, schema cell-model-v1)")
+    parser.add_argument("--out", required=True, help="model file to write (JSON, schema cell-model-v2)")
     parser.add_argument("--exclude-bias", action="append", default=[], metavar="V",
                         help="leave this bias point out of the fit, V (repeatable; e.g. for held-out checks, "
                         "--exclude-bias -0.3m) (default: none)")

@@ -1,4 +1,4 @@
-"""Calibrated behavioural cell model: versioned JSON (schemas/cell-model-v1.json), a fast exact
+"""Calibrated behavioural cell model: versioned JSON (schemas/cell-model-v2.json; v1 files still read), a fast exact
 sampler of the two-state Markov chain, and (optional) thrml integration (:mod:`noisecell.model.thrml_cells`).
 """
 from .cellmodel import CellInstances, CellModel, Condition, OutOfRangeError, schema, validate_document

@@ -40,28 +40,39 @@ from ..errors import InputError
 from .instances import CellInstances  # re-exported: noisecell.model.cellmodel.CellInstances
 from ..constants import Z95  # re-exported for model.fit and tests
 
-SCHEMA_VERSION = "1.0.0"
-SCHEMA_FILE = "cell-model-v1.json"
-#: two-sided 95 % normal quantile used for every CI the model reports
+#: the version this noisecell writes; files of major version 1 are still read (upgraded in memory:
+#: version 2 is version 1 plus optional blocks, so the upgrade is the version string)
+SCHEMA_VERSION = "2.0.0"
+SCHEMA_FILE = "cell-model-v2.json"
+SCHEMA_FILES = {1: "cell-model-v1.json", 2: "cell-model-v2.json"}
 
 
 class OutOfRangeError(InputError, ValueError):
     """A query outside the model's validated bias range, temperatures, corners or supplies."""
 
 
-@lru_cache(maxsize=1)
-def schema() -> dict:
-    """The cell-model JSON Schema (draft 2020-12) shipped with noisecell."""
-    text = resources.files("noisecell.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+@lru_cache(maxsize=2)
+def schema(major: int = 2) -> dict:
+    """The cell-model JSON Schema (draft 2020-12) of a major version (default: the current one)."""
+    text = resources.files("noisecell.schemas").joinpath(SCHEMA_FILES[major]).read_text(encoding="utf-8")
     return json.loads(text)
 
 
-@lru_cache(maxsize=1)
-def _validator():
+@lru_cache(maxsize=2)
+def _validator(major: int = 2):
     import jsonschema
 
     cls = jsonschema.Draft202012Validator
-    return cls(schema(), format_checker=cls.FORMAT_CHECKER)
+    return cls(schema(major), format_checker=cls.FORMAT_CHECKER)
+
+
+def schema_major(doc: Any) -> int:
+    """Major version of a document's ``schema_version`` that this noisecell reads (1 or 2); the current
+    one when the field is missing or unreadable (the schema then names the problem)."""
+    v = doc.get("schema_version") if isinstance(doc, dict) else None
+    if isinstance(v, str) and v.split(".")[0] in ("1", "2") and v.count(".") == 2:
+        return int(v.split(".")[0])
+    return 2
 
 
 def _first_violation(doc: Any) -> str | None:
@@ -72,7 +83,7 @@ def _first_violation(doc: Any) -> str | None:
     """
     import jsonschema
 
-    errors = list(_validator().iter_errors(doc))
+    errors = list(_validator(schema_major(doc)).iter_errors(doc))
     if not errors:
         return None
     errors.sort(key=lambda e: (tuple(str(p) for p in e.absolute_path), jsonschema.exceptions.relevance(e)))
@@ -119,6 +130,15 @@ def _semantic_violation(doc: dict) -> str | None:
         tau = c["tau"]
         if not (len(tau["bias_v"]) == len(tau["tau_s"]) == len(tau["tau_ci95_s"])):
             return f"at {where}/tau: bias_v, tau_s and tau_ci95_s must have the same length"
+        dist = (c.get("mismatch") or {}).get("distribution")
+        if dist:
+            cov = np.asarray(dist["covariance"], float)
+            if not np.allclose(cov, cov.T, rtol=1e-6, atol=0.0):
+                return f"at {where}/mismatch/distribution/covariance: matrix is not symmetric"
+            if np.min(np.linalg.eigvalsh(0.5 * (cov + cov.T))) < -1e-9 * max(1e-30, float(np.max(np.abs(cov)))):
+                return f"at {where}/mismatch/distribution/covariance: matrix is not positive semi-definite"
+            if abs(float(dist["mean"][2])) > MAX_ABS_LN_RATE or float(np.max(np.diag(cov))) > 1e4:
+                return f"at {where}/mismatch/distribution: ln gain / ln tau ratio beyond any physical cell"
     nom = doc["nominal_condition"]
     if (nom["corner"], float(nom["temp_c"]), float(nom["vdd_v"])) not in keys:
         return "at /nominal_condition: not one of the calibrated conditions"
@@ -198,7 +218,7 @@ def validate_document(doc: Any, source: str = "<cell model>") -> None:
     if problem is None:
         problem = _semantic_violation(doc) or _ln_rate_violation(doc)
     if problem is not None:
-        raise InputError(f"{source}: not a valid noisecell cell model ({SCHEMA_FILE}) {problem}; "
+        raise InputError(f"{source}: not a valid noisecell cell model ({SCHEMA_FILES[schema_major(doc)]}) {problem}; "
                          "regenerate it with `noisecell fit` or correct that field")
 
 
@@ -281,6 +301,12 @@ class ResolvedCondition:
         if any(m is None for _, m in mms):
             return None
         out = {k: float(sum(w * m[k] for w, m in mms)) for k in ("v50_sd_v", "ln_scale_sd", "correlation")}
+        dists = [(w, m.get("distribution")) for w, m in mms]
+        if all(d for _, d in dists):
+            out["distribution"] = {
+                "mean": [float(sum(w * d["mean"][j] for w, d in dists)) for j in range(3)],
+                "covariance": [[float(sum(w * d["covariance"][j][k] for w, d in dists)) for k in range(3)]
+                               for j in range(3)]}
         return out
 
     def ln_rates(self, v) -> tuple[np.ndarray, np.ndarray]:
@@ -319,6 +345,10 @@ class CellModel:
     def __init__(self, doc: dict, *, source: str = "<cell model>", validate: bool = True):
         if validate:
             validate_document(doc, source)
+        #: the version the document was written in (a v1 file is upgraded in memory and saved as v2)
+        self.read_schema_version = doc.get("schema_version") if isinstance(doc, dict) else None
+        if isinstance(doc, dict) and schema_major(doc) == 1:
+            doc = {**doc, "schema_version": SCHEMA_VERSION}
         self._doc = doc
         self.source = source
         self.conditions: list[Condition] = [
@@ -326,6 +356,10 @@ class CellModel:
         self._by_key = {cond: c for cond, c in zip(self.conditions, doc["conditions"])}
         n = doc["nominal_condition"]
         self.nominal = Condition(str(n["corner"]), float(n["temp_c"]), float(n["vdd_v"]))
+        #: (corner, vdd, t_lo, t_hi) -> the stored check of interpolating between two calibrated temperatures
+        self.interpolation_checks = list(doc.get("interpolation_checks") or [])
+        #: conditions simulated but not characterised, with what was seen
+        self.excluded_conditions = list(doc.get("excluded_conditions") or [])
 
     # ----------------------------------------------------------------- persistence
     @classmethod
@@ -416,6 +450,14 @@ class CellModel:
                                   "interpolation only, no extrapolation")
         lo = max(below, key=lambda c: c.temp_c)
         hi = min(above, key=lambda c: c.temp_c)
+        for chk in self.interpolation_checks:
+            if (chk["corner"] == cond.corner and math.isclose(chk["vdd_v"], cond.vdd_v, rel_tol=1e-9, abs_tol=1e-12)
+                    and math.isclose(chk["between_c"][0], lo.temp_c, abs_tol=1e-9)
+                    and math.isclose(chk["between_c"][1], hi.temp_c, abs_tol=1e-9) and not chk["passed"]):
+                raise OutOfRangeError(
+                    f"{self.source}: cannot interpolate {cond.corner}/{cond.vdd_v:g} V between {lo.temp_c:g} and "
+                    f"{hi.temp_c:g} °C: the check at {chk['temp_c']:g} °C failed ({chk.get('note', 'see interpolation_checks')}); "
+                    "use a calibrated temperature or characterise this one")
         w_hi = (cond.temp_c - lo.temp_c) / (hi.temp_c - lo.temp_c)
         return ResolvedCondition(cond, [(1.0 - w_hi, self._by_key[lo]), (w_hi, self._by_key[hi])])
 
@@ -503,10 +545,12 @@ class CellModel:
 
     # ----------------------------------------------------------------- mismatch and sampling
     def draw_instances(self, cells: int, seed=None, condition=None) -> CellInstances:
-        """Per-cell mismatch (V50 offset in V, scale gain) drawn from the calibrated distribution.
+        """Per-cell mismatch (V50 offset in V, scale gain, τ ratio) drawn from the calibrated distribution.
 
-        Bivariate normal in (V50, ln scale) with the measured spreads and correlation; nominal cells
-        (no offset, unit gain) when the model has no mismatch data. Seeded: same seed, same cells.
+        Schema v2 (a ``mismatch.distribution`` block): trivariate normal in (offset, ln gain, ln τ ratio)
+        with the estimated mean and covariance. A v1 block: bivariate normal in (V50 offset, ln scale)
+        with the measured spreads and correlation, zero mean, τ ratio 1. Nominal cells (no offset, unit
+        gain and τ ratio) when the condition has no mismatch data. Seeded: same seed, same cells.
         """
         cells = int(cells)
         if cells < 1:
@@ -515,6 +559,12 @@ class CellModel:
         if rc.mismatch is None:
             return CellInstances.nominal(cells)
         rng = np.random.default_rng(seed)
+        dist = rc.mismatch.get("distribution")
+        if dist:
+            from .instances import draw_normal
+
+            x = draw_normal(dist["mean"], dist["covariance"], cells, rng)
+            return CellInstances(x[:, 0], np.exp(x[:, 1]), np.exp(x[:, 2]))
         s_v, s_l, rho = rc.mismatch["v50_sd_v"], rc.mismatch["ln_scale_sd"], rc.mismatch["correlation"]
         z = rng.standard_normal((cells, 2))
         dv = s_v * z[:, 0]
@@ -528,6 +578,15 @@ class CellModel:
         dv = instances.dv50_v.reshape((-1,) + (1,) * (b.ndim - 1)) if b.ndim else instances.dv50_v
         g = instances.gain.reshape((-1,) + (1,) * (b.ndim - 1)) if b.ndim else instances.gain
         return v50 + (b - v50 - dv) / g
+
+    def instance_ln_rates(self, bias, instances: CellInstances, rc: ResolvedCondition):
+        """(ln k_up, ln k_down) of each mismatched cell at ``bias``: the nominal rates at the effective
+        bias, divided by the cell's τ ratio (shape of ``bias`` broadcast with the cells on axis 0)."""
+        lu, ld = rc.ln_rates(self.effective_bias(bias, instances, rc))
+        b = np.asarray(bias, float)
+        lr = np.log(instances.tau_ratio)
+        lr = lr.reshape((-1,) + (1,) * (b.ndim - 1)) if b.ndim else lr
+        return lu - lr, ld - lr
 
     def sample(self, bias, n_steps: int, dt: float, seed=None, cells: int | None = None, *,
                condition=None, mismatch: bool = True, instances: CellInstances | None = None,

@@ -134,19 +134,63 @@ def loglinear_rate_model(v_ref: float, up: Sequence[float], down: Sequence[float
             "covariance": [[float(c) for c in row] for row in cov]}
 
 
-def mismatch_block(instances: Sequence[tuple[int, float, float]], *, v50_se: Sequence[float] | None = None,
-                   ln_scale_se: Sequence[float] | None = None) -> dict | None:
-    """Mismatch distribution from per-instance (instance, v50_v, scale_v).
+def mismatch_block(instances: Sequence[tuple], *, v50_se: Sequence[float] | None = None,
+                   ln_scale_se: Sequence[float] | None = None, nominal_rate_model: Mapping | None = None,
+                   reference: str = "nominal_cell", not_fitted: Sequence[tuple[int, str]] = (),
+                   n_simulated: int | None = None) -> dict | None:
+    """Mismatch block (model schema v2) from per-instance fits.
 
-    Spreads are de-noised: var_true = var_observed - mean(se_i**2) (floored at 0), because each
-    instance's V50 and scale carry their own estimation error. CIs of the SDs are the chi-square
-    intervals for n-1 degrees of freedom; the correlation CI is Fisher's z (n > 3).
+    ``instances``: ``(instance, rate_model)`` pairs (a loglinear rate-model block per Monte Carlo
+    instance), or the schema-v1 form ``(instance, v50_v, scale_v)`` with ``v50_se``/``ln_scale_se``.
+    With rate models and the condition's ``nominal_rate_model``, each instance gets its offset, gain
+    and τ ratio against the nominal cell with CIs (delta method on its own rate fit), and the block
+    the joint distribution of (offset, ln gain, ln τ ratio) (:func:`noisecell.model.instances.
+    estimate_distribution`). The v1 summary fields (V50 mean/spread, ln-scale spread, their
+    correlation) are kept, de-noised by subtracting the mean squared per-instance standard error;
+    CIs of the SDs are chi-square (n-1 dof), of the correlation Fisher's z (n > 3).
+    ``not_fitted``: (instance, reason) of instances that were simulated but gave no rate fit.
     """
+    from .instances import estimate_distribution, instance_parameters
+
     n = len(instances)
     if n < 2:
         return None
-    v = np.array([i[1] for i in instances], float)
-    s = np.array([i[2] for i in instances], float)
+    dist = None
+    inst_rows = []
+    if n and isinstance(instances[0][1], Mapping):
+        vals, covs = zip(*(instance_parameters(rm) for _, rm in instances))
+        vals, covs = np.array(vals), np.array(covs)
+        v = vals[:, 0]
+        s = np.array([1 / (rm["ln_k_up"]["slope_per_v"] - rm["ln_k_down"]["slope_per_v"]) for _, rm in instances])
+        v50_se = np.sqrt(covs[:, 0, 0])
+        ln_scale_se = np.sqrt(covs[:, 1, 1])
+        if nominal_rate_model is not None:
+            ref, ref_cov = instance_parameters(nominal_rate_model)
+            if reference == "instance_mean":
+                ref_cov = np.zeros((3, 3))  # the reference is the instances' own mean: no extra variance
+        else:
+            ref, ref_cov = vals.mean(axis=0), np.zeros((3, 3))
+            reference = "instance_mean"
+        x = vals - ref
+        for (k, _), xi, ci, vi, si in zip(instances, x, covs, vals, s):
+            se = np.sqrt(np.clip(np.diag(ci), 0, None))
+            inst_rows.append({"instance": int(k), "v50_v": float(vi[0]), "scale_v": float(si),
+                              "v50_ci95_v": [float(vi[0] - Z95 * se[0]), float(vi[0] + Z95 * se[0])],
+                              "scale_ci95_v": sorted([float(si * math.exp(-Z95 * se[1])), float(si * math.exp(Z95 * se[1]))]),
+                              "tau_at_v50_s": float(math.exp(vi[2])),
+                              "tau_at_v50_ci95_s": [float(math.exp(vi[2] - Z95 * se[2])), float(math.exp(vi[2] + Z95 * se[2]))],
+                              "offset_v": float(xi[0]),
+                              "offset_ci95_v": [float(xi[0] - Z95 * se[0]), float(xi[0] + Z95 * se[0])],
+                              "gain": float(math.exp(xi[1])),
+                              "gain_ci95": [float(math.exp(xi[1] - Z95 * se[1])), float(math.exp(xi[1] + Z95 * se[1]))],
+                              "tau_ratio": float(math.exp(xi[2])),
+                              "tau_ratio_ci95": [float(math.exp(xi[2] - Z95 * se[2])), float(math.exp(xi[2] + Z95 * se[2]))],
+                              "estimation_covariance": [[float(c) for c in row] for row in ci]})
+        dist = estimate_distribution(x, covs, reference_cov=ref_cov, reference=reference).to_dict()
+    else:
+        v = np.array([i[1] for i in instances], float)
+        s = np.array([i[2] for i in instances], float)
+        inst_rows = [{"instance": int(i), "v50_v": float(a), "scale_v": float(b)} for i, a, b in instances]
     if np.any(s == 0) or len(set(np.sign(s))) > 1:
         raise InputError("mismatch instances disagree on the direction of the sigmoid (sign of the scale); "
                          "check the sweep's instances")
@@ -166,12 +210,53 @@ def mismatch_block(instances: Sequence[tuple[int, float, float]], *, v50_se: Seq
         z, se = math.atanh(rho), 1 / math.sqrt(n - 3)
         rho_ci = [math.tanh(z - Z95 * se), math.tanh(z + Z95 * se)]
     scale_mean = float(np.mean(s))
-    return {"n_instances": n, "v50_mean_v": float(np.mean(v)), "v50_sd_v": sd_v,
-            "v50_sd_ci95_v": [sd_v * lo_f, sd_v * hi_f],
-            "scale_mean_v": scale_mean, "scale_sd_v": sd_l * abs(scale_mean),
-            "scale_sd_ci95_v": [sd_l * abs(scale_mean) * lo_f, sd_l * abs(scale_mean) * hi_f],
-            "ln_scale_sd": sd_l, "correlation": max(-1.0, min(1.0, rho)), "correlation_ci95": rho_ci,
-            "instances": [{"instance": int(i), "v50_v": float(a), "scale_v": float(b)} for i, a, b in instances]}
+    out = {"n_instances": n, "v50_mean_v": float(np.mean(v)), "v50_sd_v": sd_v,
+           "v50_sd_ci95_v": [sd_v * lo_f, sd_v * hi_f],
+           "scale_mean_v": scale_mean, "scale_sd_v": sd_l * abs(scale_mean),
+           "scale_sd_ci95_v": [sd_l * abs(scale_mean) * lo_f, sd_l * abs(scale_mean) * hi_f],
+           "ln_scale_sd": sd_l, "correlation": max(-1.0, min(1.0, rho)), "correlation_ci95": rho_ci,
+           "instances": inst_rows, "distribution": dist}
+    if n_simulated is not None:
+        out["n_instances_simulated"] = int(n_simulated)
+    if not_fitted:
+        out["instances_not_fitted"] = [{"instance": int(k), "reason": str(r)} for k, r in not_fitted]
+    return out
+
+
+def rereference_mismatch(cond: dict) -> dict:
+    """The condition's mismatch block recomputed against its current rate model (after the sequential
+    design replaced the nominal fit); the per-instance V50/scale/τ and their covariances are kept."""
+    mm = cond.get("mismatch")
+    if not mm or not mm.get("instances") or "estimation_covariance" not in mm["instances"][0]:
+        return cond
+    rm = cond["rate_model"]
+    if rm["kind"] != "loglinear":
+        return cond
+    from .instances import estimate_distribution, instance_parameters
+
+    ref, ref_cov = instance_parameters(rm)
+    new = dict(mm)
+    rows, x, covs = [], [], []
+    for r in mm["instances"]:
+        val = np.array([r["v50_v"], math.log(abs(r["scale_v"])), math.log(r["tau_at_v50_s"])])
+        c = np.asarray(r["estimation_covariance"], float)
+        se = np.sqrt(np.clip(np.diag(c), 0, None))
+        xi = val - ref
+        rows.append({**r, "offset_v": float(xi[0]), "offset_ci95_v": [float(xi[0] - Z95 * se[0]), float(xi[0] + Z95 * se[0])],
+                     "gain": float(math.exp(xi[1])),
+                     "gain_ci95": [float(math.exp(xi[1] - Z95 * se[1])), float(math.exp(xi[1] + Z95 * se[1]))],
+                     "tau_ratio": float(math.exp(xi[2])),
+                     "tau_ratio_ci95": [float(math.exp(xi[2] - Z95 * se[2])), float(math.exp(xi[2] + Z95 * se[2]))]})
+        x.append(xi)
+        covs.append(c)
+    new["instances"] = rows
+    if len(x) >= 2:
+        ref_name = (mm.get("distribution") or {}).get("reference", "nominal_cell")
+        if ref_name == "instance_mean":
+            ref_cov = np.zeros((3, 3))
+        new["distribution"] = estimate_distribution(np.array(x), np.array(covs), reference_cov=ref_cov,
+                                                    reference=ref_name).to_dict()
+    return {**cond, "mismatch": new}
 
 
 def build_condition(*, corner: str, temp_c: float, vdd_v: float, bias_range_v: Sequence[float], rate_model: dict,
@@ -227,13 +312,14 @@ def build_document(*, name: str, conditions: list[dict], nominal: Mapping, bias_
 def synthetic_model(*, name: str = "synthetic", v50_v: float = 0.0, scale_v: float = 1e-3, tau_v50_s: float = 1e-6,
                     ln_k_sum_slope_per_v: float = 0.0, bias_range_v=(-5e-3, 5e-3), corner: str = "tt",
                     temps_c: Sequence[float] = (27.0,), tau_temp_coeff_per_c: float = 0.0,
-                    vdd_v: float = 0.06, mismatch: tuple[float, float, float] | None = None,
+                    vdd_v: float = 0.06, mismatch: tuple[float, float, float] | Mapping | None = None,
                     sample_period_s: float | None = None, rel_se: float = 0.0) -> CellModel:
     """A model with known truth (for tests, benchmarks and examples), source = "synthetic".
 
     ``ln k_up + ln k_down`` has slope ``ln_k_sum_slope_per_v`` (1/V) so tau varies with bias;
     ``tau(v50)`` scales as ``exp(-tau_temp_coeff_per_c * (T - T0))``; ``mismatch`` is
-    ``(v50_sd_v, ln_scale_sd, correlation)``; ``rel_se`` sets a diagonal covariance.
+    ``(v50_sd_v, ln_scale_sd, correlation)`` (the schema-v1 two-variable spread) or a dict
+    ``{"mean": [3], "covariance": [[3x3]]}`` of (offset_v, ln gain, ln tau_ratio) (schema v2); ``rel_se`` sets a diagonal covariance.
     """
     conds = []
     t0 = temps_c[0]
@@ -245,7 +331,21 @@ def synthetic_model(*, name: str = "synthetic", v50_v: float = 0.0, scale_v: flo
         down = (ln_k50 + b_d * (0 - v50_v), b_d)
         cov = np.diag([rel_se**2, (rel_se * abs(b_u)) ** 2 / 100, rel_se**2, (rel_se * abs(b_d)) ** 2 / 100])
         mm = None
-        if mismatch is not None:
+        if isinstance(mismatch, Mapping):
+            from .instances import MismatchDistribution
+
+            mu = np.asarray(mismatch.get("mean", np.zeros(3)), float)
+            cv = np.asarray(mismatch["covariance"], float)
+            nn = int(mismatch.get("n_instances", 1000))
+            dist = MismatchDistribution(n=nn, mean=mu, mean_ci95=np.stack([mu, mu], 1), covariance=cv,
+                                        covariance_ci95=np.stack([cv, cv], -1), observed_covariance=cv,
+                                        mean_estimation_covariance=np.zeros((3, 3))).to_dict()
+            sd = np.sqrt(np.diag(cv))
+            rho = float(cv[0, 1] / (sd[0] * sd[1])) if sd[0] > 0 and sd[1] > 0 else 0.0
+            mm = {"n_instances": nn, "v50_mean_v": v50_v + float(mu[0]), "v50_sd_v": float(sd[0]),
+                  "scale_mean_v": scale_v * math.exp(float(mu[1])), "scale_sd_v": float(sd[1]) * abs(scale_v),
+                  "ln_scale_sd": float(sd[1]), "correlation": rho, "instances": [], "distribution": dist}
+        elif mismatch is not None:
             sv, sl, rho = mismatch
             mm = {"n_instances": 1000, "v50_mean_v": v50_v, "v50_sd_v": sv, "scale_mean_v": scale_v,
                   "scale_sd_v": sl * abs(scale_v), "ln_scale_sd": sl, "correlation": rho, "instances": []}
@@ -544,13 +644,15 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
         try:
             inst = g[inst_col].fillna(-1).astype(int) if inst_col else pd.Series(-1, index=g.index)
             nom = g[inst < 0]
-            per_inst = []
+            per_inst, not_fitted = [], []
             for k, gi in g[inst >= 0].groupby(inst[inst >= 0]):
                 try:
                     rm_i, _ = fit_rates(gi, require_markov=require_markov)
                     per_inst.append((int(k), rm_i, _instance_sigmoid(rm_i)))
-                except InputError:
-                    continue  # an instance that never telegraphs is reported by the sweep's regime column
+                except InputError as exc:
+                    # an instance that never telegraphs: kept in the block's instances_not_fitted
+                    not_fitted.append((int(k), str(exc)))
+                    continue
             try:
                 if len(nom):
                     rm, det = fit_rates(nom, require_markov=require_markov)
@@ -578,8 +680,9 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
             sp = _num(rows[sp_col].median()) if sp_col else None
             mm = None
             if len(per_inst) >= 2:
-                mm = mismatch_block([(k, s[0], s[1]) for k, _, s in per_inst],
-                                    v50_se=[s[2] for _, _, s in per_inst], ln_scale_se=[s[3] for _, _, s in per_inst])
+                mm = mismatch_block([(k, r) for k, r, _ in per_inst], nominal_rate_model=rm,
+                                    reference="nominal_cell" if len(nom) else "instance_mean",
+                                    not_fitted=not_fitted, n_simulated=len(per_inst) + len(not_fitted))
             gof = {"n_points": int(np.sum(used)), "n_excluded_few_transitions": det.get("n_excluded_few_transitions", 0),
                    "n_excluded_non_markov": det.get("n_excluded_non_markov", 0),
                    "ln_k_up": det["up"], "ln_k_down": det["down"]}

@@ -120,7 +120,7 @@ def sample(model, bias, n_steps: int, dt: float, *, seed=None, cells: int | None
     (``initial="stationary"``) or given (array of 0/1 per cell); ``bits[:, n]`` is the state at
     t = n*dt after the bias ``bias[:, n]`` was applied over ((n-1)*dt, n*dt].
 
-    ``mismatch``: draw per-cell V50 offset and scale gain from the model's mismatch distribution
+    ``mismatch``: draw per-cell V50 offset, scale gain and τ ratio from the model's mismatch distribution
     (seeded child 0); ``instances`` overrides the draw with given cells.
     """
     src = model.source
@@ -155,7 +155,7 @@ def sample(model, bias, n_steps: int, dt: float, *, seed=None, cells: int | None
         inst = CellInstances.nominal(k)
 
     def probs(v):  # v: (k, m) bias -> (m, k) step-major exact transition probabilities
-        lu, ld = rc.ln_rates(model.effective_bias(v, inst, rc))
+        lu, ld = model.instance_ln_rates(v, inst, rc)
         pu, pd, p1 = transition_probabilities(lu, ld, dt)
         return np.ascontiguousarray(pu.T), np.ascontiguousarray(pd.T), p1
 

@@ -8,7 +8,9 @@ own field, times beta). thrml's Bernoulli convention is ``P(s = +1) = sigmoid(2 
 maps ``V = v50 + 2 * scale * gamma``: the nominal cell, with ``P(1) = sigmoid((V - v50) / scale)``,
 then realises exactly the ideal conditional. Each real cell ``i`` differs by its mismatch
 (``dv50_i``, gain ``g_i``): it sees ``V_eff = v50 + (V - v50 - dv50_i) / g_i``, i.e. in field units
-``gamma_eff = (gamma - dv50_i / (2 scale)) / g_i`` -- an offset and a gain on every node.
+``gamma_eff = (gamma - dv50_i / (2 scale)) / g_i`` -- an offset and a gain on every node -- and its
+rates are the nominal ones divided by its τ ratio ``r_i`` (its memory between updates is longer
+or shorter; P(+1) at a given field is unchanged).
 
 Between two updates of a node, ``update_interval_s`` of physical time passes. The cell is a
 two-state Markov chain, so its new output equals its current output with probability
@@ -49,11 +51,14 @@ _GRID_POINTS = 513
 class CalibratedCellInteraction(eqx.Module):
     """Per-node mismatch parameters; head node i's tail is node i itself (its current state).
 
-    ``dv50_v``: V50 offset (V); ``inv_gain``: scale_nominal / scale_i (1). Leading dim = nodes.
+    ``dv50_v``: V50 offset (V); ``inv_gain``: scale_nominal / scale_i (1); ``ln_tau_ratio``:
+    ln(τ_i / τ_nominal) (the cell's rates are the nominal ones at V_eff divided by τ_i/τ). Leading
+    dim = nodes.
     """
 
     dv50_v: jax.Array
     inv_gain: jax.Array
+    ln_tau_ratio: jax.Array
 
 
 class CalibratedSpinConditional(SpinGibbsConditional):
@@ -105,13 +110,14 @@ class CalibratedSpinConditional(SpinGibbsConditional):
         cell, cell_state = cell_parts[0]
         dv50 = cell.dv50_v[:, 0]
         inv_g = cell.inv_gain[:, 0]
+        ln_r = cell.ln_tau_ratio[:, 0]
         own = cell_state[0][:, 0]
         v = jnp.clip(self.v50_v + 2.0 * self.scale_v * gamma, self.v_min_v, self.v_max_v)
         v_eff = self.v50_v + (v - self.v50_v - dv50) * inv_g
         lu = jnp.interp(v_eff, self.grid_v, self.ln_k_up)
         ld = jnp.interp(v_eff, self.grid_v, self.ln_k_down)
         p_plus = jax.nn.sigmoid(lu - ld)
-        hold = jnp.exp(-self.update_interval_s * jnp.exp(jnp.logaddexp(lu, ld)))
+        hold = jnp.exp(-self.update_interval_s * jnp.exp(jnp.logaddexp(lu, ld) - ln_r))
         return (p_plus, hold, own), sampler_state
 
     def sample_given_parameters(self, key, parameters, sampler_state, output_sd):
@@ -136,12 +142,13 @@ def gamma_range(model: CellModel, condition=None) -> tuple[float, float]:
 
 
 def cell_interaction_group(nodes: Sequence, instances: CellInstances) -> "thrml.InteractionGroup":
-    """The self-interaction that hands each node its own state and mismatch (dv50, 1/gain)."""
+    """The self-interaction that hands each node its own state and mismatch (dv50, 1/gain, ln τ ratio)."""
     if len(instances) != len(nodes):
         raise InputError(f"{len(instances)} cell instances for {len(nodes)} nodes")
     block = thrml.Block(list(nodes))
     inter = CalibratedCellInteraction(dv50_v=jnp.asarray(instances.dv50_v, dtype=jnp.float32),
-                                      inv_gain=jnp.asarray(1.0 / instances.gain, dtype=jnp.float32))
+                                      inv_gain=jnp.asarray(1.0 / instances.gain, dtype=jnp.float32),
+                                      ln_tau_ratio=jnp.asarray(np.log(instances.tau_ratio), dtype=jnp.float32))
     return thrml.InteractionGroup(inter, block, [block])
 
 
@@ -167,7 +174,7 @@ def calibrated_ising_program(ebm, free_blocks, clamped_blocks, model: CellModel,
         raise InputError(f"{model.source}: {len(instances)} cell instances for {len(nodes)} nodes")
     free_nodes = [n for b in spec.free_blocks for n in b.nodes]
     sel = np.array([index[n] for n in free_nodes], dtype=int)
-    group = cell_interaction_group(free_nodes, CellInstances(instances.dv50_v[sel], instances.gain[sel]))
+    group = cell_interaction_group(free_nodes, instances.subset(sel))
     sampler = CalibratedSpinConditional.from_model(model, update_interval_s=update_interval_s,
                                                    condition=condition, clip_to_range=clip_to_range)
     return thrml.FactorSamplingProgram(spec, [sampler for _ in spec.free_blocks], ebm.factors, [group])

@@ -218,7 +218,11 @@ def fit_model(points: pd.DataFrame, raw: pd.DataFrame, cellspec, ident: dict, no
                 raise NoisecellError(_nothing_to_fit(points)) from None
             raise
         if adjust_document is not None:
+            from ...model.fit import rereference_mismatch
+
             doc = adjust_document(doc)
+            # offsets, gains and tau ratios against the nominal fit the model now holds
+            doc["conditions"] = [rereference_mismatch(c) for c in doc["conditions"]]
         model = CellModel(doc, source=str(out / "model.json"))
         model_path = model.save(out / "model.json")
         log(f"model written: {model_path}")
