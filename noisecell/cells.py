@@ -169,6 +169,10 @@ class CellSpec:
         return "\n".join(lines)
 
 
+#: the cell every command uses when none is named (`make demo`, `noisecell simulate/trim/cell/characterize`,
+#: a characterisation spec without ``cell``); the previous defaults stay available by name (pbit)
+DEFAULT_CELL = "pbit"
+
 #: the one place stored trim values live, next to cell.toml (written by `noisecell trim --write`)
 TRIMS_FILE = "trims.json"
 

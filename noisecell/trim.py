@@ -33,6 +33,16 @@ The cell declares the method's nodes in its ``cell.toml``::
     gain_target = 1.9      # stage 2 target
     faster_with_supply = false   # true: every failed check raises the supply (no positive feedback,
                                  # e.g. spice_models/pbit_x1: more supply = more gain and current)
+    force_node = "x"       # optional: the node forced by the DC source (default: the v_outb output)
+    sense_node = "y"       # optional: the node whose transfer is measured (default: v_out); both or
+                           # neither (a chain whose stages differ balances the stage it names)
+    aux_trim = "VNW"       # optional second [trim.*] input, set before the balance: the first of
+    aux_values = [0.0, 0.3, 0.6]  # these values at which the DC stages 1-2 find a balanced point at
+                           # the design gain is kept (e.g. a well bias that keeps fast devices in weak
+                           # inversion); stored in trims.json under its own name, like the trim
+    offset = "readout"     # optional: how bias_offset finds a mismatched instance's offset: "inverters"
+                           # (default, a latch: equal switching points of its two halves) or "readout"
+                           # (a chain: the bias at which the noise-free DC readout crosses its threshold)
 
 Voltages in V, temperatures in °C, times in s.
 """
@@ -58,6 +68,23 @@ DC_POINTS = 241
 VDD_STEP = 0.015
 #: relative supply step up for a bistable but too slow check of a ``faster_with_supply`` cell
 SLOW_VDD_STEP = 0.15
+#: subthreshold slope factor assumed by the current-restoring supply step of a ``faster_with_supply`` cell
+SLOPE_N = 1.5
+#: largest current factor one such step asks for (a frozen record says only "much too slow")
+MAX_CURRENT_STEP = 30.0
+
+
+def slow_supply_step(vdd_v: float, flips_per_us: float, min_flips_per_us: float, temp_c: float) -> float:
+    """Supply increase (V) after a too-slow check of a ``faster_with_supply`` cell: the flip rate of
+    a chain scales with its current, which rises ~exp(ΔVDD / (2 n V_T)) when the amplifiers' V_SG is
+    VDD/2, so ΔVDD = 2 n V_T ln(1.5 min / flips) (a 1.5x margin; the factor capped at
+    MAX_CURRENT_STEP), and at least SLOW_VDD_STEP of the supply."""
+    from .noise import thermal_voltage
+
+    need = min(max(1.5 * min_flips_per_us / max(flips_per_us, 1e-9), 1.0), MAX_CURRENT_STEP)
+    return max(SLOW_VDD_STEP * vdd_v, 2 * SLOPE_N * thermal_voltage(temp_c) * math.log(need))
+
+
 #: |P(1) - 0.5| above which a single-peaked check counts as frozen on one side (see trim_cell)
 ONE_SIDED_P1 = 0.3
 
@@ -72,6 +99,15 @@ class BalanceSpec:
     #: every failed check raises the supply (cells without positive feedback, e.g. an amplified-noise
     #: chain, gain speed and gain with supply; a latch freezes) instead of bracketing the window
     faster_with_supply: bool = False
+    #: the forced and sensed nodes of the balance transfer (None: the v_outb / v_out outputs)
+    force_node: str | None = None
+    sense_node: str | None = None
+    #: a second trim input chosen per condition before the balance (the first of aux_values that
+    #: reaches the design gain), None: none
+    aux_trim: str | None = None
+    aux_values: tuple[float, ...] = ()
+    #: bias_offset's method: "inverters" (a latch) or "readout" (a cell whose DC operating point is unique)
+    offset: str = "inverters"
 
 
 @dataclass(frozen=True)
@@ -127,6 +163,8 @@ class TrimResult:
     message: str = ""
     mismatch_seed: int | None = None
     bias_offset_v: float | None = None
+    #: the ``[balance] aux_trim`` value used ({} for cells without one)
+    aux_trim_v: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -138,6 +176,7 @@ class TrimResult:
             f", mismatch seed {self.mismatch_seed}" if self.mismatch_seed is not None else "")
         lines = [head, f"  {'OK' if self.ok else 'NO TRIM'}: {self.message}",
                  (f"  {self.trim_param} = {self.trim_v:.4f} V, " if self.trim_param != "VDD" else "  ")
+                 + "".join(f"{k} = {v:.4f} V, " for k, v in self.aux_trim_v.items())
                  + f"VDD = {format_si(self.vdd_v, 'V')}"]
         if self.dc:
             lines.append(f"  DC: switching point at {self.dc.vm_frac:.3f} of VDD, loop-half gain {self.dc.gain:.3f}")
@@ -182,7 +221,31 @@ def balance_spec(cell) -> BalanceSpec:
     faster = b.get("faster_with_supply", False)
     if not isinstance(faster, bool):
         raise InputError(f"{path}: [balance] faster_with_supply must be true or false, got {faster!r}")
-    return BalanceSpec(trim, low, float(gain), faster)
+    nodes = [b.get("force_node"), b.get("sense_node")]
+    if (nodes[0] is None) != (nodes[1] is None):
+        raise InputError(f"{path}: [balance] force_node and sense_node go together (give both or neither)")
+    for n in nodes:
+        if n is not None and not (isinstance(n, str) and IDENT.match(n)):
+            raise InputError(f"{path}: [balance] force_node/sense_node must be node names, got {n!r}")
+    aux, aux_values = b.get("aux_trim"), b.get("aux_values")
+    if aux is not None:
+        if aux not in cell.trim or aux == trim:
+            raise InputError(f"{path}: [balance] aux_trim = {aux!r} must be one of the cell's other [trim.*] inputs "
+                             f"{[t for t in cell.trim if t != trim]}")
+        lo, hi = cell.trim[aux].range_v
+        if aux_values is None:
+            aux_values = [cell.trim[aux].nominal_v]
+        if (not isinstance(aux_values, list) or not aux_values
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi for v in aux_values)):
+            raise InputError(f"{path}: [balance] aux_values must be a non-empty list of voltages inside "
+                             f"[trim.{aux}] range_v [{lo}, {hi}], got {aux_values!r}")
+    elif aux_values is not None:
+        raise InputError(f"{path}: [balance] aux_values without aux_trim; name the trim input they are for")
+    offset = b.get("offset", "inverters")
+    if offset not in ("inverters", "readout"):
+        raise InputError(f"{path}: [balance] offset must be \"inverters\" (a latch) or \"readout\" (a chain), got {offset!r}")
+    return BalanceSpec(trim, low, float(gain), faster, nodes[0], nodes[1], aux,
+                       tuple(float(v) for v in aux_values) if aux else (), offset)
 
 
 def _cell_values(cell, *, corner: str, temp_c: float, bias_v: float, vdd_v: float | None,
@@ -197,14 +260,16 @@ def _cell_values(cell, *, corner: str, temp_c: float, bias_v: float, vdd_v: floa
 
 def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, float]], *, bias_v: float = 0.0,
               mismatch_seed: int | None = None, params: dict | None = None,
-              forced: str = "v_outb", timeout_s: float | None = BATCH_TIMEOUT_S) -> list[DcPoint]:
+              forced: str = "v_outb", timeout_s: float | None = BATCH_TIMEOUT_S,
+              fixed_trim: dict | None = None) -> list[DcPoint]:
     """Open-loop DC figures of ``cell`` at each (trim_v, vdd_v) of ``points``.
 
     One ngspice batch process; points are applied with ``alterparam`` + ``reset``. With a mismatch
     seed, every point runs in its own process instead, because ``reset`` would redraw the mismatch
     (``.options seed`` makes each process draw the same instance). ``forced``: the output forced by
     the DC source ("v_outb": inverter 1 drives v_out; "v_out": inverter 2 drives v_outb).
-    ``timeout_s``: wall s per ngspice batch run (SimulationTimeout after it).
+    ``timeout_s``: wall s per ngspice batch run (SimulationTimeout after it). ``fixed_trim``: values of
+    other trim inputs (e.g. the ``[balance] aux_trim``), held through every point.
     """
     from . import netlist as nl
     from .technology import model_lines
@@ -214,7 +279,7 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
         return []
     sensed = "v_out" if forced == "v_outb" else "v_outb"
     t0, v0 = points[0]
-    tr = (lambda t: {bal.trim: t} if bal.trim else None)
+    tr = (lambda t: {**(fixed_trim or {}), **({bal.trim: t} if bal.trim else {})} or None)
     base = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=v0, trim=tr(t0), params=params)
     supply = cell.supplies[cell.main_supply].param
     for t, v in points:  # range checks for every point
@@ -224,8 +289,8 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
     opts = f".options temp={float(temp_c)!r} tnom=27.0" + (f" seed={int(mismatch_seed)}" if mismatch_seed is not None else "")
     head = [f"* noisecell trim DC: {cell.name} {corner} {temp_c:g} C", *model_lines(cell.technology, corner,
             mismatch=mismatch_seed is not None), body, opts,
-            f"Vnc_force {cell.outputs[forced]} {bal.low_node} DC 0"]
-    out_node, low = cell.outputs[sensed], bal.low_node
+            f"Vnc_force {_node(cell, bal, forced)} {bal.low_node} DC 0"]
+    out_node, low = _node(cell, bal, sensed), bal.low_node
 
     def block(i: int, t: float | None, v: float) -> list[str]:
         v = float(v)  # numpy scalars would print as np.float64(...)
@@ -255,6 +320,15 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
             vin, vout = d[:, 0], d[:, 1] - (d[:, 2] if low != "0" else 0.0)
             res.append(DcPoint(float(t) if t is not None else float("nan"), float(v), *_switching_point(vin, vout, v)))
     return res
+
+
+def _node(cell, bal: BalanceSpec, port: str) -> str:
+    """Netlist node of the balance transfer's ``port`` ("v_out" sensed / "v_outb" forced by default): the
+    cell's output, or ``[balance] sense_node`` / ``force_node`` when given (the reversed transfer, as
+    bias_offset uses, swaps them)."""
+    if bal.force_node is None:
+        return cell.outputs[port]
+    return bal.sense_node if port == "v_out" else bal.force_node
 
 
 def _switching_point(vin: np.ndarray, vout: np.ndarray, vdd: float) -> tuple[float, float]:
@@ -329,7 +403,7 @@ def balanced_gain_point(cell, corner: str, temp_c: float, *, vdd_grid: Sequence[
 
 def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, duration_s: float, seed: int,
           noise_step_s: float = 1e-9, bias_v: float = 0.0, mismatch_seed: int | None = None,
-          options: dict | None = None, timeout_s: float | None = None) -> TrimCheck:
+          options: dict | None = None, timeout_s: float | None = None, fixed_trim: dict | None = None) -> TrimCheck:
     """Transient noise run at ``bias_v``: P(1), its SE, flip rate, regime (stage 3)."""
     from .digitize import readout_signal
     from .regime import classify_waveform
@@ -338,7 +412,7 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
 
     bal = balance_spec(cell)
     job = job_from_cell(cell, bias_v=bias_v, corner=corner, temp_c=temp_c, vdd_v=vdd_v,
-                        trim={bal.trim: trim_v} if bal.trim else None,
+                        trim={**(fixed_trim or {}), **({bal.trim: trim_v} if bal.trim else {})} or None,
                         duration_s=duration_s, noise_step_s=noise_step_s, seed=seed, mismatch_seed=mismatch_seed,
                         options=options)
     # one rung of the non-convergence ladder (Gear), as sweeps allow: a cell whose saturated stage
@@ -373,11 +447,22 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
     say = progress or (lambda s: None)
     s = cell.supplies[cell.main_supply]
     say(f"{corner} {temp_c:g} C: DC balance and loop gain")
-    dc = balanced_gain_point(cell, corner, temp_c, vdd_grid=vdd_grid, mismatch_seed=mismatch_seed, timeout_s=timeout_s)
+    fixed: dict = {}
+    for a in (bal.aux_values if bal.aux_trim else (None,)):
+        # the first aux value at which stages 1-2 reach a balanced point at the design gain
+        fixed = {} if a is None else {bal.aux_trim: a}
+        if a is not None:
+            say(f"  {bal.aux_trim} = {a:g} V")
+        dc = balanced_gain_point(cell, corner, temp_c, vdd_grid=vdd_grid, mismatch_seed=mismatch_seed,
+                                 timeout_s=timeout_s, fixed_trim=fixed or None)
+        if dc is not None:
+            break
     base = dict(cell=cell.name, corner=corner, temp_c=float(temp_c), trim_param=bal.trim or s.param,
-                mismatch_seed=mismatch_seed)
+                mismatch_seed=mismatch_seed, aux_trim_v=fixed)
     if dc is None:
         within = (f"{bal.trim} {list(cell.trim[bal.trim].range_v)} V and " if bal.trim else "")
+        if bal.aux_trim:
+            within += f"{bal.aux_trim} at any of {list(bal.aux_values)} V and "
         return TrimResult(**base, ok=False, trim_v=float("nan"), vdd_v=float("nan"), dc=None, check=None,
                           message=(f"no trim works: within {within}VDD {list(s.range_v)} V the latch does not "
                                    f"reach loop gain {bal.gain_target:g} with its switching point inside the rail"))
@@ -392,7 +477,7 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
         also = f"{bal.trim}={tv(dc, vdd):.5g} V, " if bal.trim else ""
         say(f"  check {it + 1}: {also}VDD={vdd * 1e3:.2f} mV, {duration_s * 1e6:g} µs")
         c = check(cell, corner, temp_c, tv(dc, vdd), vdd, duration_s=duration_s, seed=seed + it, options=options,
-                  mismatch_seed=mismatch_seed, timeout_s=timeout_s)
+                  mismatch_seed=mismatch_seed, timeout_s=timeout_s, fixed_trim=fixed or None)
         attempts.append(c)
         say(f"    {c.regime}: P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs")
         centred = math.isfinite(c.p1_se) and abs(c.p1 - 0.5) <= 3 * c.p1_se
@@ -419,11 +504,14 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
             nv = 0.5 * (below_v + above_v)
         else:
             # a too-slow chain needs current, which rises only ~exp(ΔVDD/2nV_T): a bigger step
-            up = VDD_STEP if c.regime == "single_peaked" else SLOW_VDD_STEP
-            nv = vdd * (1 + up) if raise_supply else vdd * (1 - VDD_STEP)
+            slow = c.regime != "single_peaked" or c.flips_per_us < min_flips_per_us
+            if raise_supply and bal.faster_with_supply and slow:
+                nv = vdd + slow_supply_step(vdd, c.flips_per_us, min_flips_per_us, temp_c)
+            else:
+                nv = vdd * (1 + VDD_STEP) if raise_supply else vdd * (1 - VDD_STEP)
         if not s.range_v[0] <= nv <= s.range_v[1]:
             break
-        nb = balance(cell, corner, temp_c, nv, mismatch_seed=mismatch_seed, timeout_s=timeout_s)
+        nb = balance(cell, corner, temp_c, nv, mismatch_seed=mismatch_seed, timeout_s=timeout_s, fixed_trim=fixed or None)
         if nb is None:
             break
         dc, vdd = nb, nv
@@ -451,6 +539,8 @@ def bias_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v:
     if vdd_v is None:
         vdd_v = trimmed_point(cell, corner, temp_c)[1]
     lo, hi = cell.bias.range_v
+    if bal.offset == "readout":
+        return _readout_offset(cell, corner, temp_c, mismatch_seed=mismatch_seed, trim_v=trim_v, vdd_v=vdd_v)
 
     def diff(b: float) -> float:
         a = dc_points(cell, corner, temp_c, [(trim_v, vdd_v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_outb")[0]
@@ -463,6 +553,53 @@ def bias_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v:
     if not (math.isfinite(flo) and math.isfinite(fhi)) or flo * fhi > 0:
         return None
     return float(brentq(diff, lo, hi, xtol=1e-5))
+
+
+def readout_dc(cell, corner: str, temp_c: float, bias_v: float, *, trim_v: float | None, vdd_v: float,
+               mismatch_seed: int | None = None, timeout_s: float | None = BATCH_TIMEOUT_S) -> float:
+    """Noise-free DC operating point of the readout, V(v_out) - V(v_outb) (differential) or V(v_out) -
+    threshold (single-ended), at ``bias_v``: one ngspice process (a reset would redraw the mismatch).
+    Meaningful for cells with one operating point (a chain); a latch's is its metastable point."""
+    from . import netlist as nl
+    from .technology import model_lines
+
+    bal = balance_spec(cell)
+    vals = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=vdd_v,
+                        trim={bal.trim: trim_v} if bal.trim and trim_v is not None else None, params=None)
+    body = nl.set_params(cell.template, vals, source=str(cell.netlist_path))
+    body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+    o = cell.outputs["v_out"]
+    ob = cell.outputs.get("v_outb")
+    expr = f"v({o})-v({ob})" if ob else f"v({o})"
+    opts = f".options temp={float(temp_c)!r} tnom=27.0" + (f" seed={int(mismatch_seed)}" if mismatch_seed is not None else "")
+    text = "\n".join([f"* noisecell readout DC: {cell.name}", *model_lines(cell.technology, corner,
+                      mismatch=mismatch_seed is not None), body, opts, ".control", "op", f"print {expr}", "quit",
+                      ".endc", ".end"]) + "\n"
+    with tempfile.TemporaryDirectory(prefix="noisecell-offset-") as td:
+        out = run_batch(text, td, technology=cell.technology, timeout_s=timeout_s,
+                        name=f"DC readout of cell {cell.name} ({corner}, {temp_c:g} C)")
+    import re
+    m = re.search(r"= (-?[0-9.]+e[-+][0-9]+)", out.split("print")[-1] if "print" in out else out)
+    if not m:
+        tail = " ".join(out.strip().splitlines()[-3:])
+        raise SimulationError(f"DC readout of cell {cell.name} ({corner}, {temp_c:g} C): no operating point ({tail})")
+    thr = float(cell.readout.threshold_v or 0.0)
+    return float(m.group(1)) - thr
+
+
+def _readout_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v: float | None,
+                    vdd_v: float) -> float | None:
+    """Bias at which the instance's noise-free DC readout crosses its threshold (``[balance] offset =
+    "readout"``): the centre of its sigmoid to first order for a cell whose DC transfer from bias to
+    the readout is monotonic and steep (an amplified-noise chain). None outside the bias range."""
+    from scipy.optimize import brentq
+
+    lo, hi = cell.bias.range_v
+    f = (lambda b: readout_dc(cell, corner, temp_c, b, trim_v=trim_v, vdd_v=vdd_v, mismatch_seed=mismatch_seed))
+    flo, fhi = f(lo), f(hi)
+    if not (math.isfinite(flo) and math.isfinite(fhi)) or flo * fhi > 0:
+        return None
+    return float(brentq(f, lo, hi, xtol=1e-5))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -488,6 +625,8 @@ def row_from_result(res: TrimResult) -> dict:
     row = {"corner": res.corner, "temp_c": res.temp_c, "ok": res.ok, "message": res.message,
            "value_v": res.trim_v, "vdd_v": res.vdd_v,
            "dc_vm_frac": res.dc.vm_frac if res.dc else None, "dc_gain": res.dc.gain if res.dc else None}
+    if res.aux_trim_v:
+        row["aux_trims"] = dict(res.aux_trim_v)
     if c is not None:
         row.update({"p1": round(c.p1, 4), "p1_se": round(c.p1_se, 4) if math.isfinite(c.p1_se) else None,
                     "flips_per_us": round(c.flips_per_us, 4), "regime": c.regime, "power_w": c.power_w,
@@ -510,9 +649,16 @@ def write_table(cell, rows: list[dict], *, command: str) -> Path:
     from .technology import model_identity
 
     bal = balance_spec(cell)
+    rows = sorted(rows, key=lambda r: (r["corner"], r["temp_c"]))
+    trims = {bal.trim or cell.supplies[cell.main_supply].param: rows}
+    if bal.aux_trim:  # the aux input's own rows, so the loader sets it like any stored trim
+        trims[bal.aux_trim] = [
+            {"corner": r["corner"], "temp_c": r["temp_c"], "ok": r["ok"], "vdd_v": r.get("vdd_v"),
+             "value_v": (r.get("aux_trims") or {}).get(bal.aux_trim),
+             "message": f"set with the {bal.trim or 'supply'} trim of this row ([balance] aux_trim)"} for r in rows]
     data = {"cell": cell.name, "generated_by": command, "noisecell": version("noisecell") if _has_dist() else None,
             "models": model_identity(cell.technology), "method": "noisecell/trim.py (DC balance + loop gain, transient check)",
-            "trims": {bal.trim or cell.supplies[cell.main_supply].param: sorted(rows, key=lambda r: (r["corner"], r["temp_c"]))}}
+            "trims": trims}
     from .schema import validate
 
     validate(data, "trims-v1.json", str(trims_path(cell)))  # never write a table the loader would refuse
@@ -545,11 +691,17 @@ def trimmed_point(cell, corner: str, temp_c: float) -> tuple[dict[str, float], f
     # so the 85 °C supply run at 27 °C is frozen.
     rows = sorted((float(r["temp_c"]), r) for r in allrows)
     nominal_trim = {bal.trim: cell.trim[bal.trim].nominal_v} if bal.trim else {}
+    if bal.aux_trim:
+        nominal_trim[bal.aux_trim] = cell.trim[bal.aux_trim].nominal_v
     if not rows:
         return nominal_trim, s.nominal_v
 
     def at(r):
-        return ({bal.trim: float(r["value_v"])} if bal.trim else {}), float(r["vdd_v"])
+        vals = {bal.trim: float(r["value_v"])} if bal.trim else {}
+        if bal.aux_trim:  # a row without a DC point has no aux value: the nominal
+            a = (r.get("aux_trims") or {}).get(bal.aux_trim)
+            vals[bal.aux_trim] = float(a) if isinstance(a, (int, float)) else cell.trim[bal.aux_trim].nominal_v
+        return vals, float(r["vdd_v"])
 
     if temp_c <= rows[0][0]:
         return at(rows[0][1])

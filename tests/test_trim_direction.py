@@ -7,6 +7,7 @@ search visits must move monotonically in the cell's direction, by the documented
 """
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def synthetic(monkeypatch):
                            regime_detail="synthetic", power_w=1e-9,
                            energy_per_flip_j=2e-15)
 
-    monkeypatch.setattr(T, "balanced_gain_point", lambda cell, corner, temp_c, **kw: fake_point(cell, corner, temp_c, 0.3))
+    # from 0.2 V, so four checks fit in pbit_x1's 0.5 V supply range with the chain's current steps
+    monkeypatch.setattr(T, "balanced_gain_point", lambda cell, corner, temp_c, **kw: fake_point(cell, corner, temp_c, 0.2))
     monkeypatch.setattr(T, "balance", lambda cell, corner, temp_c, vdd_v, **kw: fake_point(cell, corner, temp_c, vdd_v))
     monkeypatch.setattr(T, "check", fake_check)
     state["seen"] = seen
@@ -64,9 +66,22 @@ def test_too_slow_check_moves_supply_the_cells_way(tmp_path, synthetic, faster, 
     seen = synthetic["seen"]
     assert len(seen) == 4
     ratios = [b / a for a, b in zip(seen, seen[1:])]
-    # latch: down by VDD_STEP each time; chain: up by SLOW_VDD_STEP (the exact factors, to 1e-12)
-    want = 1 + T.SLOW_VDD_STEP if faster else 1 - T.VDD_STEP
-    assert ratios == pytest.approx([want] * 3, rel=1e-12)
+    if faster:  # chain: up by the current-restoring step for 0.5 of the 1 flip/µs target, each time
+        steps = [b - a for a, b in zip(seen, seen[1:])]
+        assert steps == pytest.approx([T.slow_supply_step(a, 0.5, 1.0, 27.0) for a in seen[:-1]], rel=1e-12)
+    else:  # latch: down by VDD_STEP each time (the exact factor, to 1e-12)
+        assert ratios == pytest.approx([1 - T.VDD_STEP] * 3, rel=1e-12)
+
+
+def test_slow_supply_step_restores_the_current():
+    from noisecell.noise import thermal_voltage
+    # 0.5 of a 1 flip/µs target with a 1.5x margin: a current factor of 3 = 2 n V_T ln 3 of supply
+    assert T.slow_supply_step(0.3, 0.5, 1.0, 27.0) == pytest.approx(2 * 1.5 * thermal_voltage(27.0) * math.log(3.0))
+    # colder: a smaller V_T, the same current factor needs less supply
+    assert T.slow_supply_step(0.3, 0.5, 1.0, -40.0) < T.slow_supply_step(0.3, 0.5, 1.0, 27.0)
+    # a frozen record asks for the capped factor; a nearly fast one for at least SLOW_VDD_STEP
+    assert T.slow_supply_step(0.3, 0.0, 1.0, 27.0) == pytest.approx(2 * 1.5 * thermal_voltage(27.0) * math.log(30.0))
+    assert T.slow_supply_step(0.3, 0.99, 1.0, 27.0) == pytest.approx(T.SLOW_VDD_STEP * 0.3)
 
 
 def test_faster_with_supply_must_be_boolean(tmp_path):

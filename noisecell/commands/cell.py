@@ -6,7 +6,7 @@ import sys
 from ..errors import InputError
 from . import print_json
 
-DEFAULT_CELL = "pbit"
+from ..cells import DEFAULT_CELL
 
 
 def add_arguments(parser) -> None:

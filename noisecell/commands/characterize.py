@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from ..cells import DEFAULT_CELL
 from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cell", nargs="?", default=None,
-                        help="cell name from spice_models/ or a path to its cell.toml (default: the spec's, else pbit)")
+                        help=f"cell name from spice_models/ or a path to its cell.toml (default: the spec's, else {DEFAULT_CELL})")
     parser.add_argument("--out", required=True, help="output folder (created; re-running resumes the sweeps in OUT/sweep/)")
     parser.add_argument("--spec", default=None, help="characterisation spec TOML (default: the built-in spec)")
     parser.add_argument("--quick", action="store_true", help="use the spec's [quick] variant (about 2 minutes)")

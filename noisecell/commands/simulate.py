@@ -17,14 +17,15 @@ import math
 import sys
 from pathlib import Path
 
+from ..cells import DEFAULT_CELL
 from ..errors import InputError, RegimeError, SimulationError
 from ..units import parse_si, require_positive
 from . import print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("cell", nargs="?", default="pbit",
-                        help="cell name (folder in spice_models/) or folder with cell.toml (default: pbit)")
+    parser.add_argument("cell", nargs="?", default=DEFAULT_CELL,
+                        help=f"cell name (folder in spice_models/) or folder with cell.toml (default: {DEFAULT_CELL})")
     parser.add_argument("--bias", required=True, help="bias voltage, V (SI suffixes: 1m, -0.5m, -5m)")
     parser.add_argument("--corner", default=None, help="process corner (default: the cell's nominal)")
     parser.add_argument("--temp", default=None, help="temperature, °C (default: the cell's nominal)")

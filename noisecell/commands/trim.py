@@ -11,7 +11,7 @@ import sys
 from ..units import parse_si
 from . import print_json
 
-DEFAULT_CELL = "pbit"
+from ..cells import DEFAULT_CELL
 
 
 def add_arguments(parser) -> None:

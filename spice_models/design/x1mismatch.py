@@ -2,12 +2,15 @@
 
 1. Offsets (DC, noise-free): for each mismatch seed (sky130 MC_MM_SWITCH=1, `.options seed`: the same
    seed draws the same instance), the bias at which the instance's readout pair crosses
-   (x1search.chain_offset: v_out = v_outb on the chain's steep DC transfer) — the bias that centres
-   that instance's sigmoid. At the stored trimmed point of tt 27 °C.
+   (noisecell.trim.bias_offset with the cell's `[balance] offset = "readout"`, the same as
+   x1search.chain_offset: v_out = v_outb on the chain's steep DC transfer) — the bias that centres
+   that instance's sigmoid. At the stored trimmed point of tt 27 °C (every stored trim, e.g. VGP and VNW).
+   σ with its 95 % chi-square CI.
 2. Gain spread (transient, a subset): each of the first --sigmoid-instances instances is run at its
-   own offset and at ±Δ around it (noisecell.simulate, NT = 1 ns); the logistic scale comes from the
-   three P(1) (x1search.logistic_scale). The spread of those scales (and of P(1) at the offset) is
-   the instances' gain spread; each scale carries the ~±20 % error of a 3-point fit on short records.
+   own offset and at ±Δ around it (noisecell.simulate, --noise-step); the logistic scale comes from
+   the three P(1) (x1search.logistic_scale). The spread of ln(scale) across instances, minus the mean
+   estimation variance of each ln(scale) (delta method from the two-state SE of each P(1),
+   2p(1-p)/sqrt(N)), is the instances' gain spread; its CI is a bootstrap over instances.
 
 Offsets are stated in V of bias and in units of the NOMINAL cell's sigmoid scale (--scale, from its
 characterisation), and the per-cell offset-trim range an array needs (±3σ and the extremes seen).
@@ -35,21 +38,25 @@ import x1search as X  # noqa: E402
 from noisecell.cells import load_cell  # noqa: E402
 from noisecell.regime import classify_waveform  # noqa: E402
 from noisecell.simulate import job_from_cell  # noqa: E402
-from noisecell.trim import trimmed_point  # noqa: E402
+from noisecell.trim import bias_offset, trimmed_point  # noqa: E402
 from noisecell.units import parse_si  # noqa: E402
 
 
 def _run(args) -> dict:
-    cellpath, seed_mm, bias, vdd, trim, dur = args
+    cellpath, seed_mm, bias, vdd, trim, dur, nt = args
     from noisecell.simulator import run_job
 
     cell = load_cell(cellpath)
-    job = job_from_cell(cell, bias_v=bias, vdd_v=vdd, trim=trim, duration_s=dur, noise_step_s=1e-9, seed=seed_mm,
+    job = job_from_cell(cell, bias_v=bias, vdd_v=vdd, trim=trim, duration_s=dur, noise_step_s=nt, seed=seed_mm,
                         mismatch_seed=seed_mm)
+    t0 = time.process_time()
     wf = run_job(job, retries=1)  # one non-convergence rung (Gear), as sweeps allow
     r = classify_waveform(wf, skip_s=0.3e-6)
-    return {"mismatch_seed": seed_mm, "bias_v": bias, "p1": r.fraction_above_threshold, "regime": r.regime,
-            "flips_per_us": r.n_transitions / (r.duration_s * 1e6), "power_w": wf.mean_supply_power_w()}
+    p, n = r.fraction_above_threshold, r.n_transitions
+    se = 2 * p * (1 - p) / math.sqrt(n) if (0 < p < 1 and n > 0) else None
+    return {"mismatch_seed": seed_mm, "bias_v": bias, "p1": p, "p1_se": se, "regime": r.regime, "n_transitions": n,
+            "flips_per_us": n / (r.duration_s * 1e6), "power_w": wf.mean_supply_power_w(),
+            "wall_s": wf.meta.get("wall_s") if isinstance(getattr(wf, "meta", None), dict) else None}
 
 
 def main() -> int:
@@ -61,6 +68,7 @@ def main() -> int:
     ap.add_argument("--duration", default="6us")
     ap.add_argument("--scale", default=None, help="nominal logistic scale (V) to express offsets in")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--noise-step", default="0.5ns")
     ap.add_argument("--out", default=str(HERE / "x1mismatch.json"))
     a = ap.parse_args()
     lo, _, hi = a.seeds.partition("-")
@@ -71,22 +79,28 @@ def main() -> int:
     offs: dict[int, float | None] = {}
     for s in seeds:
         t0 = time.perf_counter()
-        offs[s] = X.chain_offset(cell, mismatch_seed=s, trim_v=trim["VGP"], vdd_v=vdd)
+        offs[s] = bias_offset(cell, "tt", 27.0, mismatch_seed=s, trim_v=trim.get("VGP"), vdd_v=vdd)
         print(f"  seed {s:3d}: offset {'outside the bias range' if offs[s] is None else '%+.2f mV' % (offs[s] * 1e3)}"
               f" ({time.perf_counter() - t0:.1f} s)", flush=True)
     good = [o for o in offs.values() if o is not None]
     res: dict = {"cell": cell.name, "corner": "tt", "temp_c": 27.0, "vdd_v": vdd, "trim": trim,
                  "offsets_v": {str(k): v for k, v in offs.items()}, "n_instances": len(seeds), "n_in_range": len(good)}
     if len(good) >= 2:
+        from scipy.stats import chi2
+
         sd = statistics.stdev(good)
-        res.update({"offset_mean_v": statistics.mean(good), "offset_sd_v": sd, "offset_min_v": min(good),
-                    "offset_max_v": max(good)})
+        k = len(good) - 1
+        ci = [sd * math.sqrt(k / chi2.ppf(0.975, k)), sd * math.sqrt(k / chi2.ppf(0.025, k))]
+        res.update({"offset_mean_v": statistics.mean(good), "offset_sd_v": sd, "offset_sd_ci95_v": ci,
+                    "offset_min_v": min(good), "offset_max_v": max(good)})
+        print(f"offset σ 95 % CI [{ci[0] * 1e3:.1f}, {ci[1] * 1e3:.1f}] mV (chi-square, {k + 1} instances)", flush=True)
         print(f"{len(good)} of {len(seeds)} in range: mean {statistics.mean(good) * 1e3:+.1f} mV, "
               f"σ {sd * 1e3:.1f} mV, range {min(good) * 1e3:+.1f} … {max(good) * 1e3:+.1f} mV", flush=True)
     delta = parse_si(a.delta, unit="V")
     dur = parse_si(a.duration, unit="s")
     sub = [s for s in seeds if offs[s] is not None][: a.sigmoid_instances]
-    jobs = [(a.cell, s, min(max(offs[s] + k * delta, cell.bias.range_v[0]), cell.bias.range_v[1]), vdd, trim, dur)
+    nt = parse_si(a.noise_step, unit="s")
+    jobs = [(a.cell, s, min(max(offs[s] + k * delta, cell.bias.range_v[0]), cell.bias.range_v[1]), vdd, trim, dur, nt)
             for s in sub for k in (-1, 0, 1)]
     if jobs:
         with Pool(a.workers, maxtasksperchild=1) as pool:
@@ -101,11 +115,33 @@ def main() -> int:
             print(f"  seed {s:3d}: scale {'-' if sc is None else '%.2f mV' % (sc * 1e3)}, at its offset P(1)="
                   f"{at['p1']:.3f} ({at['regime']}, {at['flips_per_us']:.1f} flips/µs)", flush=True)
         res["sigmoid_instances"] = per
+        for p in per:  # estimation variance of ln(scale): delta method on the two outer points' logits
+            lo_, hi_ = sorted(p["runs"], key=lambda r: r["bias_v"])[::2]
+            ok = all(r["p1_se"] and 0.005 < r["p1"] < 0.995 for r in (lo_, hi_))
+            if ok and p["scale_v"]:
+                dl = math.log(hi_["p1"] / (1 - hi_["p1"])) - math.log(lo_["p1"] / (1 - lo_["p1"]))
+                var = sum((r["p1_se"] / (r["p1"] * (1 - r["p1"]))) ** 2 for r in (lo_, hi_))
+                p["ln_scale_se"] = math.sqrt(var) / abs(dl) if dl else None
+            else:
+                p["ln_scale_se"] = None
         scs = [p["scale_v"] for p in per if p["scale_v"] is not None]
         if len(scs) >= 2:
+            import numpy as np
+
             res["scale_mean_v"], res["scale_sd_v"] = statistics.mean(scs), statistics.stdev(scs)
+            ln = np.log(scs)
+            ses = [p["ln_scale_se"] for p in per if p["scale_v"] is not None and p.get("ln_scale_se")]
+            est_var = float(np.mean(np.square(ses))) if ses else float("nan")
+            rng = np.random.default_rng(1)
+            boots = [np.std(rng.choice(ln, len(ln)), ddof=1) for _ in range(2000)]
+            res["ln_scale_sd"] = float(np.std(ln, ddof=1))
+            res["ln_scale_sd_ci95"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+            res["ln_scale_estimation_sd"] = math.sqrt(est_var) if est_var == est_var else None
+            res["gain_spread_sd"] = math.sqrt(max(res["ln_scale_sd"] ** 2 - est_var, 0.0)) if est_var == est_var else None
             print(f"scale over {len(scs)} instances: mean {res['scale_mean_v'] * 1e3:.2f} mV, "
-                  f"σ {res['scale_sd_v'] * 1e3:.2f} mV ({res['scale_sd_v'] / res['scale_mean_v']:.0%})", flush=True)
+                  f"σ {res['scale_sd_v'] * 1e3:.2f} mV ({res['scale_sd_v'] / res['scale_mean_v']:.0%}); σ ln(scale) "
+                  f"{res['ln_scale_sd']:.2f} [{res['ln_scale_sd_ci95'][0]:.2f}, {res['ln_scale_sd_ci95'][1]:.2f}], of which "
+                  f"estimation {res['ln_scale_estimation_sd']}: gain spread {res['gain_spread_sd']}", flush=True)
     nominal = parse_si(a.scale, unit="V") if a.scale else res.get("scale_mean_v")
     if nominal and "offset_sd_v" in res:
         res["nominal_scale_v"] = nominal

@@ -105,6 +105,36 @@ XN3 z gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} {JN}
 PCHAIN4 = PCHAIN3.replace(".end\n", "XP4 w z vdd vdd sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP} " + _J.format(w="WP")
                           + "\nXN4 w gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD} " + _J.format(w="WD") + "\n.end\n")
 
+# four stages with per-stage lengths (4th round, NOTES §10): LPk/LDk of stage k (WP, WD shared), the
+# 0.1 fF readout loads of pbit_x1 on w and z. A longer lvt pfet carries much less current at the same
+# V_SG (its threshold rises steeply with L: 0.35 -> 0.45 µm is ~1/6 the current at 280 mV) and has less
+# DIBL (stage gain 4.3 -> 6.8); a native sink ~2.3x longer rebalances it at the same VGP, so stages
+# 3-4 can be cheaper and higher-gain while stages 1-2 (the noise node x and its load) stay minimum.
+PCHAIN4S = """.param VDD=0.3 VB=0 VGP=0 KB=1 WD=0.42 WP=0.42 AJ=0 LP1=0.35 LD1=1.2 LP2=0.35 LD2=1.2 LP3=0.35 LD3=1.2 LP4=0.35 LD4=1.2
+Vdd vdd 0 {VDD}
+Vgp gp 0 {VGP}
+Vin in 0 {VDD/2}
+Vnw nw 0 {VDD+VB/KB}
+XP1 x in vdd nw sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP1}
+XN1 x gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD1}
+XP2 y x vdd vdd sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP2}
+XN2 y gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD2}
+XP3 z y vdd vdd sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP3}
+XN3 z gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD3}
+XP4 w z vdd vdd sky130_fd_pr__pfet_01v8_lvt w={WP} l={LP4}
+XN4 w gp 0 0 sky130_fd_pr__nfet_05v0_nvt w={WD} l={LD4}
+Cw w 0 0.1f
+Cz z 0 0.1f
+.end
+"""
+# the same with a small capacitor CF from z (in phase with x: two inversions) back to the noise node x:
+# AC positive feedback (a Miller capacitance of -CF*(A2*A3-1) on x during a transition, none at DC, so
+# the DC balance and trim are unchanged); a metal fringe of 20-40 aF
+PCHAIN4CF = PCHAIN4S.replace("LD4=1.2\n", "LD4=1.2 CF=0\n", 1).replace("Cz z 0 0.1f\n", "Cz z 0 0.1f\nCf z x {CF}\n")
+S4 = dict(WD=0.42, WP=0.42, KB=1.0, AJ=0.0, LP1=0.35, LD1=1.2, LP2=0.35, LD2=1.2, LP3=0.35, LD3=1.2, LP4=0.35, LD4=1.2)
+#: stage-2 DC gain at balance of the minimum stage (pfet 0.42/0.35, native 0.42/1.2) vs VDD, tt 27 C
+#: (noisecell.trim, 4th round): 4.03 @ 260 mV, 4.34 @ 280, 4.64 @ 300, 5.17 @ 336
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -124,6 +154,7 @@ class Candidate:
     hysteresis_v: float = 0.03  # readout Schmitt band, V
     kind: str = "latch"  # "latch" (mismatch offset: trim.bias_offset) or "chain" (chain_offset)
     cap_node: tuple[str, str | None] = ("q", "qb")  # node whose C is reported, node held at VDD/2 meanwhile
+    balance_nodes: tuple[str, str] | None = None  # ([balance] force_node, sense_node); None: the outputs
 
 
 BASE = dict(WD=0.42, LD=0.9, WP=0.42, LP=0.35, KB=2.0, VNW=0.0, AJ=0.0)
@@ -156,6 +187,29 @@ CANDIDATES = {c.name: c for c in [
     Candidate("chain4_LD3", PCHAIN4, {**BASE, "KB": 1.0, "LD": 3.0}, "amplified noise, 4 stages, native sinks L 3 µm",
               gain_target=3.346, vdd_range=(0.06, 0.5), trim_range=(-0.5, 0.6), devices=8, outputs=("w", "z"),
               hysteresis_v=0.06, kind="chain", cap_node=("x", None), supplies_rel=(1.0, 1.18), delta_v=0.01),
+    # 4th round (NOTES §10): cheaper, higher-gain stages 3-4 at a lower supply; balance on stage 2
+    # (x forced, y sensed: the minimum stage, identical to stage 1); gain target 4.34 = 280 mV
+    Candidate("x2_s34L40", PCHAIN4S, {**S4, "LP3": 0.40, "LD3": 1.72, "LP4": 0.40, "LD4": 1.72},
+              "4 stages, stages 3-4 pfet L 0.40 / native L 1.72 (1/3 the current, gain 5.4)", gain_target=4.34,
+              vdd_range=(0.15, 0.5), trim_range=(-0.5, 0.6), devices=8, outputs=("w", "z"), hysteresis_v=0.08,
+              kind="chain", cap_node=("x", None), supplies_rel=(1.0, 1.071, 0.929), delta_v=0.005,
+              balance_nodes=("x", "y")),
+    Candidate("x2_s34L45", PCHAIN4S, {**S4, "LP3": 0.45, "LD3": 3.14, "LP4": 0.45, "LD4": 3.14},
+              "4 stages, stages 3-4 pfet L 0.45 / native L 3.14 (1/7 the current, gain 6.8)", gain_target=4.34,
+              vdd_range=(0.15, 0.5), trim_range=(-0.5, 0.6), devices=8, outputs=("w", "z"), hysteresis_v=0.08,
+              kind="chain", cap_node=("x", None), supplies_rel=(1.0, 1.071, 0.929), delta_v=0.005,
+              balance_nodes=("x", "y")),
+    Candidate("x2_s4L45", PCHAIN4S, {**S4, "LP4": 0.45, "LD4": 3.14},
+              "4 stages, stage 4 only pfet L 0.45 / native L 3.14", gain_target=4.34,
+              vdd_range=(0.15, 0.5), trim_range=(-0.5, 0.6), devices=8, outputs=("w", "z"), hysteresis_v=0.08,
+              kind="chain", cap_node=("x", None), supplies_rel=(1.0, 1.071, 0.929), delta_v=0.005,
+              balance_nodes=("x", "y")),
+    # AC positive feedback z -> x (PCHAIN4CF), pbit_x1's sizes, at 280-320 mV (gain target 4.64 = 300 mV)
+    *[Candidate(f"x2_cf{int(cf * 1e18)}", PCHAIN4CF, {**S4, "CF": cf},
+                f"pbit_x1 sizes, CF = {cf * 1e18:.0f} aF from z to x (AC positive feedback)", gain_target=4.64,
+                vdd_range=(0.15, 0.5), trim_range=(-0.5, 0.6), devices=8, outputs=("w", "z"), hysteresis_v=0.08,
+                kind="chain", cap_node=("x", None), supplies_rel=(1.0, 0.933, 1.067), delta_v=0.005,
+                balance_nodes=("x", "y")) for cf in (0.0, 20e-18, 40e-18, 80e-18)],
     Candidate("p4_k2_j", P4, {**BASE, "AJ": 0.29}, "4T k2 with drain/source junctions modelled (layout-realistic C)"),
 ]}
 
@@ -170,12 +224,18 @@ def make_cell(c: Candidate, scratch: Path) -> str:
     t = t.replace('v_out = "q"', f'v_out = "{c.outputs[0]}"').replace('v_outb = "qb"', f'v_outb = "{c.outputs[1]}"')
     t = t.replace("hysteresis_v = 0.03", f"hysteresis_v = {c.hysteresis_v}")
     t = re.sub(r"range_v = \[0\.06, 0\.2\]", f"range_v = [{c.vdd_range[0]}, {c.vdd_range[1]}]", t)
+    if not c.vdd_range[0] <= 0.1045 <= c.vdd_range[1]:  # pbit's nominal supply outside this candidate's range
+        t = t.replace("nominal_v = 0.1045", f"nominal_v = {(c.vdd_range[0] + c.vdd_range[1]) / 2}", 1)
     t = t.split("[trim.VGP]")[0]
     kb = float(c.params.get("KB", 1.0))  # a weaker lever needs a proportionally wider bias range
     t = t.replace("range_v = [-0.4, 0.4]", f"range_v = [{-0.4 * kb}, {0.4 * kb}]")
     t += f"[trim.VGP]\nnominal_v = 0.0\nrange_v = [{c.trim_range[0]}, {c.trim_range[1]}]\n\n[params]\n"
     t += "".join(f'{k} = {{ nominal = {v}, min = -1.0, max = 20.0, unit = "um" }}\n' for k, v in c.params.items())
     t += f'\n[balance]\ntrim = "VGP"\nlow_node = "0"\ngain_target = {c.gain_target}\n'
+    if c.balance_nodes:
+        t += f'force_node = "{c.balance_nodes[0]}"\nsense_node = "{c.balance_nodes[1]}"\n'
+    if c.kind == "chain":
+        t += "faster_with_supply = true\n"
     (d / "cell.toml").write_text(t)
     return str(d)
 
@@ -245,9 +305,9 @@ def chain_offset(cell, *, mismatch_seed: int, trim_v: float, vdd_v: float) -> fl
 
 
 def run_one(args) -> dict:
-    cellpath, vdd, vgp, bias, dur, seed = args
+    cellpath, vdd, vgp, bias, dur, seed, nt = args
     cell = load_cell(cellpath)
-    job = job_from_cell(cell, bias_v=bias, vdd_v=vdd, trim={"VGP": vgp}, duration_s=dur, noise_step_s=1e-9, seed=seed)
+    job = job_from_cell(cell, bias_v=bias, vdd_v=vdd, trim={"VGP": vgp}, duration_s=dur, noise_step_s=nt, seed=seed)
     t0 = time.perf_counter()
     try:  # retries=1: noisecell's first non-convergence rung (Gear integration), recorded in wf.meta
         wf = run_job(job, retries=1)
@@ -265,7 +325,11 @@ def run_one(args) -> dict:
             "flips_per_us": r.n_transitions / (r.duration_s * 1e6), "n_transitions": r.n_transitions,
             "p1": d.get("p1"), "p1_ci95": d.get("p1_ci95"), "tau_s": tau, "tau_s_ci95": d.get("tau_s_ci95"),
             "tau_w_s": r.within_state_tau_s, "valley": r.valley_ratio, "power_w": power,
-            "energy_per_bit_j": power * tau if tau else None, "wall_s": wall, "duration_s": dur}
+            "energy_per_bit_j": power * tau if tau else None, "wall_s": wall, "duration_s": dur, "noise_step_s": nt,
+            # is the stream a two-state Markov telegraph? (the cell model downstream assumes one)
+            **{k: d.get(k) for k in ("markov_consistent", "markov_dwells_ok", "dwell_gof_p_0", "dwell_gof_p_1",
+                                     "dwell_dispersion_0", "dwell_dispersion_1", "tau_iact_agree", "psd_tau_ratio",
+                                     "n_dwells_0", "n_dwells_1")}}
 
 
 def logistic_scale(points: list[tuple[float, float]]) -> float | None:
@@ -285,7 +349,8 @@ def logistic_scale(points: list[tuple[float, float]]) -> float | None:
     return 1.0 / abs(slope) if slope != 0 else None
 
 
-def search(c: Candidate, scratch: Path, *, dur: float, seed: int, n_mm: int, workers: int, say) -> list[dict]:
+def search(c: Candidate, scratch: Path, *, dur: float, seed: int, n_mm: int, workers: int, say,
+           nt: float = 1e-9) -> list[dict]:
     path = make_cell(c, scratch)
     cell = load_cell(path)
     t0 = time.perf_counter()
@@ -311,7 +376,7 @@ def search(c: Candidate, scratch: Path, *, dur: float, seed: int, n_mm: int, wor
         if b is None:
             continue
         for bias in ((0.0, -c.delta_v, c.delta_v) if rel == 1.0 else (0.0,)):
-            jobs.append((path, v, b.trim_v, bias, dur, seed))
+            jobs.append((path, v, b.trim_v, bias, dur, seed, nt))
             keys.append((rel, b))
     with Pool(workers, maxtasksperchild=1) as pool:
         runs = pool.map(run_one, jobs)
@@ -353,12 +418,13 @@ def table(path: Path) -> str:
             r = json.loads(line)
             rows[(r["candidate"], r.get("vdd_rel"))] = r
     out = ["| candidate | devices | VDD (mV) | VGP (V) | DC gain | node C (fF) | regime (0 bias, 10 µs) | flips/µs | P(1) | "
-           "τ [95 % CI] (ns) | power (nW) | P·τ (aJ) | 10–90 % width (mV) | mismatch σ, mV of VB (instances in range) | σ in scales |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "τ [95 % CI] (ns) | power (nW) | P·τ (aJ) | 10–90 % width (mV) | mismatch σ, mV of VB (instances in range) | σ in scales | "
+           "NT (ns) | dwell dispersion 0/1 (1 = Markov), GoF p 0/1 |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     f = (lambda x, k=1, nd=1: "—" if x is None else f"{x * k:.{nd}f}")
     for (name, _), r in rows.items():
         if r.get("dc") is None and "vdd_v" not in r:
-            out.append(f"| {name} | | — | — | — | — | {r['result']} | | | | | | | | |")
+            out.append(f"| {name} | | — | — | — | — | {r['result']} | | | | | | | | | | |")
             continue
         z = r["zero_bias"]
         if r.get("sigmoid_runs"):  # recomputed from the stored runs (older rows kept only a positive slope)
@@ -374,7 +440,11 @@ def table(path: Path) -> str:
         out.append(f"| {name} | {r['devices']} | {r['vdd_v'] * 1e3:.2f} | {r['vgp_v']:+.4f} | {r['dc_gain']:.3f} | "
                    f"{f(r['node_c_f'], 1e15, 3)} | {z['regime']} | {z['flips_per_us']:.2f} | {f(z['p1'], 1, 3)} | {tau} | "
                    f"{z['power_w'] * 1e9:.2f} | {f(z['energy_per_bit_j'], 1e18, 0)} | {f(r['width_10_90_v'], 1e3, 1)} | "
-                   f"{f(r['mismatch_offset_sd_v'], 1e3, 0)} ({n_in}/{len(offs)}) | {f(r['offset_sd_scales'], 1, 0)} |")
+                   f"{f(r['mismatch_offset_sd_v'], 1e3, 0)} ({n_in}/{len(offs)}) | {f(r['offset_sd_scales'], 1, 0)} | "
+                   f"{z.get('noise_step_s', 1e-9) * 1e9:g} | " + (
+                       f"{f(z['dwell_dispersion_0'], 1, 2)}/{f(z['dwell_dispersion_1'], 1, 2)}, "
+                       f"{f(z.get('dwell_gof_p_0'), 1, 3)}/{f(z.get('dwell_gof_p_1'), 1, 3)}" if "dwell_dispersion_0" in z
+                       else "not recorded") + " |")
     return "\n".join(out)
 
 
@@ -385,6 +455,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mismatch-seeds", type=int, default=6)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--noise-step", default="0.5ns", help="NT of the transient runs (rounds 1-3 used 1ns)")
     ap.add_argument("--out", default=str(ROOT / "spice_models" / "design" / "x1search.jsonl"))
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
     a = ap.parse_args()
@@ -400,7 +471,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="x1search-") as td:
         for n in names:
             for row in search(CANDIDATES[n], Path(td), dur=dur, seed=a.seed, n_mm=a.mismatch_seeds,
-                              workers=a.workers, say=lambda s: print(s, flush=True)):
+                              workers=a.workers, say=lambda s: print(s, flush=True),
+                              nt=parse_si(a.noise_step, unit="s")):
                 with open(a.out, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
     return 0

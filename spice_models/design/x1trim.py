@@ -6,6 +6,7 @@ writes each result row (noisecell.trim.row_from_result) as a JSON line; `--merge
 table from all rows exactly as `--write` does (noisecell.trim.write_table: trims.json + cell.toml).
 
 Usage: nice -n 19 .venv/bin/python spice_models/design/x1trim.py CELL --part 1/2 --out rows1.jsonl [--duration 10us]
+           [--pairs ss:-40,fs:27]   (re-run some pairs; --merge keeps the last row of each pair)
        .venv/bin/python spice_models/design/x1trim.py CELL --merge rows1.jsonl rows2.jsonl
 """
 from __future__ import annotations
@@ -27,8 +28,11 @@ def markdown(cell, row_files) -> str:
     the highest single-peaked and the lowest bistable supply checked (a chain does not freeze with
     more supply, so the window's top is the highest bistable supply checked, or the range's end)."""
     rows = [json.loads(ln) for f in row_files for ln in Path(f).read_text().splitlines() if ln.strip()]
-    out = ["| corner | T (°C) | result | VGP (V) | VDD (mV) | check at zero bias: regime, P(1) ± SE, flips/µs | power | "
-           "supply window seen (mV) | checks |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = list({(r["corner"], float(r["temp_c"])): r for r in rows}.values())  # the last row of each pair
+    aux = sorted({k for r in rows for k in (r.get("aux_trims") or {})})
+    out = ["| corner | T (°C) | result | VGP (V) | " + "".join(f"{k} (V) | " for k in aux) + "VDD (mV) | check at zero "
+           "bias: regime, P(1) ± SE, flips/µs | power | supply window seen (mV) | checks |",
+           "|---|---|---|---|" + "---|" * len(aux) + "---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (cell.corners.index(r["corner"]), r["temp_c"])):
         att = r.get("_attempts", [])
         single = [x["vdd_v"] for x in att if x["regime"] == "single_peaked"]
@@ -44,7 +48,8 @@ def markdown(cell, row_files) -> str:
             f"{r['regime']}, {r['p1']:.3f} ± {r['p1_se'] if r.get('p1_se') is not None else float('nan'):.3f}, "
             f"{r['flips_per_us']:.3g}")
         pw = "—" if r.get("power_w") is None else f"{r['power_w'] * 1e9:.3g} nW"
-        out.append(f"| {r['corner']} | {r['temp_c']:g} | {'**ok**' if r['ok'] else 'no trim'} | {vgp} | {vdd} | {chk} | "
+        ax = "".join("— | " if (r.get("aux_trims") or {}).get(k) is None else f"{r['aux_trims'][k]:+.1f} | " for k in aux)
+        out.append(f"| {r['corner']} | {r['temp_c']:g} | {'**ok**' if r['ok'] else 'no trim'} | {vgp} | {ax}{vdd} | {chk} | "
                    f"{pw} | {win} | {r.get('checks', 0)} |")
     return "\n".join(out)
 
@@ -53,6 +58,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cell")
     ap.add_argument("--part", default="1/1")
+    ap.add_argument("--pairs", default=None, help="only these corner:temperature pairs, e.g. ss:-40,fs:27 (re-runs)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--duration", default="10us")
     ap.add_argument("--max-iterations", type=int, default=5)
@@ -66,13 +72,17 @@ def main() -> int:
         return 0
     if a.merge is not None:
         rows = [json.loads(ln) for f in a.merge for ln in Path(f).read_text().splitlines() if ln.strip()]
-        rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        last = {(r["corner"], float(r["temp_c"])): r for r in rows}  # a re-run replaces its pair's row
+        rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in last.values()]
         print(T.write_table(cell, rows, command=f"noisecell trim {cell.name} --all --write --duration {a.duration} "
                                                  "(run as spice_models/design/x1trim.py, 2 processes)"))
         return 0
     k, n = (int(x) for x in a.part.split("/"))
     pairs = [(c, t) for c in cell.corners for t in T.TABLE_TEMPS_C]
     mine = pairs[k - 1::n]
+    if a.pairs:
+        want = [(c, float(t)) for c, t in (p.split(":") for p in a.pairs.split(","))]
+        mine = [p for p in mine if p in want]
     dur = parse_si(a.duration, unit="s")
     for corner, temp in mine:
         res = T.trim_cell(cell, corner, temp, duration_s=dur, max_iterations=a.max_iterations,

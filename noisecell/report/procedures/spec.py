@@ -67,7 +67,7 @@ def default_spec_text() -> str:
 def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | None) -> CharSpec:
     """Read a characterisation spec (the package default when ``path`` is None) and resolve its parts.
 
-    ``cell_name`` (command line) overrides the spec's ``cell``; default cell "pbit".
+    ``cell_name`` (command line) overrides the spec's ``cell``; default cell ``noisecell.cells.DEFAULT_CELL``.
     """
     if path is None:
         text, source = default_spec_text(), "default_spec.toml"
@@ -101,7 +101,9 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
             raise InputError(f"{source}: unknown key(s) in [quick]: {', '.join(badq)}")
         data = {**{k: v for k, v in data.items() if k != "quick"}, **q}
     data.pop("quick", None)
-    cell = cell_name or data.get("cell") or "pbit"
+    from ...cells import DEFAULT_CELL
+
+    cell = cell_name or data.get("cell") or DEFAULT_CELL
     if not isinstance(cell, str):
         raise InputError(f"{source}: cell must be a string (a cell name from spice_models/ or a path)")
     title = data.get("title")
