@@ -230,19 +230,22 @@ def test_bad_spec_is_refused(tmp_path):
 def test_default_spec_resolves_for_both_cells():
     from noisecell.report.characterize import load_char_spec
 
-    for quick in (False, True):
-        s = load_char_spec(None, quick=quick, cell_name="pbit")
-        roles = {p.role for p in s.parts}
-        assert "fit" in roles and "heldout" in roles
-        temps = {t for p in s.parts for t in p.sweep["grid"].get("temperature", [])}
-        assert {-40, 27, 85} <= temps
+    # --quick: the nominal condition by the sequential design (its rounds are the fit records), held-out points
+    q = load_char_spec(None, quick=True, cell_name="pbit")
+    assert {p.role for p in q.parts} == {"heldout"} and q.design is not None and q.conditions is None
+    # full: the nominal design, every other corner x temperature its own pilot and design (issue 18),
+    # 30 mismatch instances, held-out temperatures between the calibrated ones
     full = load_char_spec(None, quick=False, cell_name="pbit")
-    corners = {c for p in full.parts for c in p.sweep["grid"].get("corner", [])}
-    assert corners == {"tt", "ss", "ff", "sf", "fs"}
-    assert any(p.role == "mismatch" for p in full.parts)
-    # the generic cell has one corner and no mismatch models: those parts are skipped, and said so
+    assert full.design is not None
+    conds = set(full.conditions.conditions)
+    assert conds == {(c, t) for c in ("tt", "ss", "ff", "sf", "fs") for t in (-40.0, 27.0, 85.0)} - {("tt", 27.0)}
+    assert full.conditions.heldout_temperatures == (0.0, 50.0)
+    mm = [p for p in full.parts if p.role == "mismatch"]
+    assert len(mm) == 1 and mm[0].sweep["grid"]["mismatch_instances"] >= 30 and mm[0].duration_tau > 0
+    # the generic cell has one corner and no mismatch models: the mismatch part is skipped, and said so
     g = load_char_spec(None, quick=False, cell_name="pbit_generic")
-    assert len(g.skipped) == 2 and all("skipped" in x for x in g.skipped)
+    assert len(g.skipped) == 1 and "skipped" in g.skipped[0]
+    assert set(g.conditions.conditions) == {("tt", -40.0), ("tt", 85.0)}
 
 
 def test_pilot_window_locates_the_sigmoid():

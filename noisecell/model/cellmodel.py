@@ -434,7 +434,11 @@ class CellModel:
         if cond in self._by_key:
             return ResolvedCondition(cond, [(1.0, self._by_key[cond])])
         available = ", ".join(c.label() for c in self.conditions)
-        same = [c for c in self.conditions if c.corner == cond.corner and math.isclose(c.vdd_v, cond.vdd_v, rel_tol=1e-9, abs_tol=1e-12)]
+        # "along_trim" (schema v2): the cell's trim sets the supply per temperature, so a corner's
+        # conditions lie on one trim path (T, vdd(T)); interpolate along it whatever the query's vdd
+        along = self._doc.get("temperature_interpolation") == "along_trim"
+        same = [c for c in self.conditions if c.corner == cond.corner
+                and (along or math.isclose(c.vdd_v, cond.vdd_v, rel_tol=1e-9, abs_tol=1e-12))]
         if not same:
             raise OutOfRangeError(f"{self.source}: no calibration for corner {cond.corner!r} at vdd {cond.vdd_v:g} V "
                                   f"(calibrated: {available}); fit a sweep that covers it")
@@ -451,7 +455,8 @@ class CellModel:
         lo = max(below, key=lambda c: c.temp_c)
         hi = min(above, key=lambda c: c.temp_c)
         for chk in self.interpolation_checks:
-            if (chk["corner"] == cond.corner and math.isclose(chk["vdd_v"], cond.vdd_v, rel_tol=1e-9, abs_tol=1e-12)
+            if (chk["corner"] == cond.corner
+                    and (along or math.isclose(chk["vdd_v"], cond.vdd_v, rel_tol=1e-9, abs_tol=1e-12))
                     and math.isclose(chk["between_c"][0], lo.temp_c, abs_tol=1e-9)
                     and math.isclose(chk["between_c"][1], hi.temp_c, abs_tol=1e-9) and not chk["passed"]):
                 raise OutOfRangeError(
@@ -459,6 +464,8 @@ class CellModel:
                     f"{hi.temp_c:g} °C: the check at {chk['temp_c']:g} °C failed ({chk.get('note', 'see interpolation_checks')}); "
                     "use a calibrated temperature or characterise this one")
         w_hi = (cond.temp_c - lo.temp_c) / (hi.temp_c - lo.temp_c)
+        if along:
+            cond = Condition(cond.corner, cond.temp_c, (1.0 - w_hi) * lo.vdd_v + w_hi * hi.vdd_v)
         return ResolvedCondition(cond, [(1.0 - w_hi, self._by_key[lo]), (w_hi, self._by_key[hi])])
 
     def check_bias(self, bias, rc: ResolvedCondition) -> None:

@@ -75,6 +75,17 @@ def _simulator_pool(workers, log_dir: Path):
     return HostPool(workers, log_dir=log_dir)
 
 
+def _nominal_tau(seq, pilot) -> float | None:
+    """τ(V50) at the nominal condition: the design's joint fit, else the pilot's telegraphing records."""
+    if seq is not None and seq.design.fit is not None:
+        return float(seq.design.fit.tau_v50.value)
+    if pilot is not None:
+        from .procedures.conditions import pilot_seen
+
+        return pilot_seen(pilot).get("tau_s")
+    return None
+
+
 def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path | None = None, quick: bool = False,
                  measurements: str | Path | None = None, workers: int | None = None,
                  command: str | None = None, retry_failed: bool = False, check: bool = True) -> CharacterizeResult:
@@ -127,9 +138,23 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             log(seq.summary())
             if not seq.design.met:
                 warnings.append(f"datasheet targets not met: {seq.design.reason} (see the design rows of the datasheet)")
+        conds = None
+        if spec.conditions is not None:
+            # 1c: every other corner x temperature: its own pilot and design; held-out temperatures (issue 18)
+            from .procedures.conditions import run_conditions
+
+            conds = run_conditions(spec, cellspec, out, spec.conditions, workers=workers, retry_failed=retry_failed,
+                                   pool=pool, rate_regimes=regimes, nominal_seq=seq)
+            log(conds.summary())
+            design_sweeps = list(design_sweeps) + conds.sweeps
+            for e in conds.excluded:
+                warnings.append(f"condition {e['corner']} {e['temp_c']:g} °C not characterised: {e['reason']}")
+            for (c, t), s in conds.seqs.items():
+                if not s.design.met:
+                    warnings.append(f"condition {c} {t:g} °C: datasheet targets not met: {s.design.reason}")
         parts: PartsResult = run_parts(spec, cellspec, out, pilot, workers=workers, retry_failed=retry_failed,
                                        spec_dir=Path(spec.source).parent if spec_path else None, pool=pool,
-                                       extra_sweeps=design_sweeps)
+                                       extra_sweeps=design_sweeps, tau_s=_nominal_tau(seq, pilot))
     finally:
         if pool is not None:
             pool.close()
@@ -144,8 +169,17 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
 
     # ---- 3: the model, each condition fitted once
     ident = identity(cellspec, raw_all)
-    fitted: ModelResult = fit_model(points, raw_all, cellspec, ident, nominal, out,
-                                    adjust_document=seq.apply_to_document if seq is not None else None)
+
+    def adjust(doc):
+        from .procedures.conditions import finish_document
+
+        if seq is not None:
+            doc = seq.apply_to_document(doc)
+        if conds is not None:
+            doc = conds.apply_to_document(doc)
+        return finish_document(doc, conds, cellspec.nominal_corner)
+
+    fitted: ModelResult = fit_model(points, raw_all, cellspec, ident, nominal, out, adjust_document=adjust)
     warnings += fitted.warnings
     model, fits, nominal_eff = fitted.model, fitted.fits, fitted.nominal
 
@@ -187,13 +221,28 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             "simulated time": f"{parts.simulated_s * 1e6:.4g} µs",
             "noise": "per-MOSFET thermal + shot noise, TRRANDOM unit sources seeded per job (setseed)",
             "pilot": pilot_note, "entropy clock": ent_note, "spec_text": spec.text}
+    cond_table, mm_dist = None, None
+    if model is not None:
+        from .procedures.conditions import conditions_table
+
+        if conds is not None:
+            cond_table = conditions_table(model, model.excluded_conditions, conds.seqs, seq,
+                                          model.interpolation_checks)
+        mmb = (model.condition_data(nominal_eff).get("mismatch") or {}) if nominal_eff in [
+            (c.corner, c.temp_c, c.vdd_v) for c in model.conditions] else {}
+        mm_dist = mmb.get("distribution")
+    elif conds is not None:
+        from .procedures.conditions import conditions_table
+
+        cond_table = conditions_table(None, conds.excluded, conds.seqs, seq)
     data = ReportData(
         title=spec.title or f"noisecell characterisation: {cellspec.name}", cell=cell_info, provenance=prov,
         points=points.drop(columns=["chunks"]), fits=fits, examples=examples, datasheet=datasheet.table,
         nominal=nominal_eff, mismatch=mm, mismatch_summary=mm_sum, validation=validation.table,
         validation_note=validation.note, entropy_note=ent_note,
         comparison=measured.comparison if measured else None, measurement_info=measured.info if measured else None,
-        warnings=warnings, sweep_summary=pd.DataFrame(parts.part_rows), datasheet_display=datasheet.display_table())
+        warnings=warnings, sweep_summary=pd.DataFrame(parts.part_rows), datasheet_display=datasheet.display_table(),
+        conditions=cond_table, mismatch_distribution=mm_dist)
     from .html import render
     log("writing figures, tables and report.html")
     report_path = render(data, out)

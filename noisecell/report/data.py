@@ -151,3 +151,5 @@ class ReportData:
     warnings: list[str] = field(default_factory=list)
     sweep_summary: pd.DataFrame | None = None
     datasheet_display: pd.DataFrame | None = None   # the datasheet in engineering notation (shown, not a CSV)
+    conditions: pd.DataFrame | None = None          # per-condition datasheet (procedures.conditions.conditions_table)
+    mismatch_distribution: dict | None = None       # the model's mismatch.distribution block (schema v2)

@@ -25,6 +25,7 @@ from .data import ReportData
 SECTIONS = {
     "summary": "Datasheet summary",
     "cell": "Cell and conditions",
+    "conditions": "Per-condition datasheet (corners and temperatures)",
     "traces": "Example transient traces",
     "p1": "P(1) versus bias",
     "acf": "Autocorrelation and correlation time",
@@ -168,6 +169,20 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
     if data.measurement_info:
         cell += [_h3("Measured data"), _kv({k: v for k, v in data.measurement_info.items() if not k.startswith("_")})]
 
+    if data.conditions is not None and len(data.conditions):
+        from . import figures_pvt as FP
+
+        sec["conditions"] += [_note("Every corner × temperature with its own pilot and sequential design (record "
+                                    "lengths and budget in units of its own τ), the nominal condition included; rows "
+                                    "'NOT characterised' say what the pilot or design saw; 'interpolation' rows are "
+                                    "the held-out-temperature checks of the model's temperature interpolation."),
+                              w.figure("pvt", FP.fig_pvt(data.conditions),
+                                       "V50, sigmoid scale, τ(V50) and energy per bit (P·τ) against temperature for "
+                                       "each corner, 95 % CIs (the model's per-condition values).")]
+        sec["conditions"] += w.table("conditions", data.conditions)
+    else:
+        sec["conditions"].append(_note("Only the conditions of the parts (no [conditions] table in the spec)."))
+
     ex = data.examples
     sec["traces"] += [w.figure(
         "traces", F.fig_traces(ex),
@@ -221,11 +236,31 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
     sec["entropy"] += w.table("entropy", _sel(data.points[data.points["corner"] == nom[0]], ent_cols), max_rows=40)
 
     if data.mismatch is not None and len(data.mismatch):
+        from . import figures_pvt as FP
+
+        shown = data.mismatch.drop(columns=[c for c in ("estimation_covariance",) if c in data.mismatch])
+        if "offset_v" in data.mismatch:
+            sec["mismatch"] += [w.figure("mismatch_scatter", FP.fig_mismatch_scatter(data.mismatch,
+                                                                                 data.mismatch_distribution),
+                                         "Offset against gain (left) and τ ratio against offset (right) of every "
+                                         "Monte Carlo instance against the nominal cell, 95 % CIs from each "
+                                         "instance's own rate fit; red: the 95 % ellipse of the fitted joint "
+                                         "normal distribution (de-noised: the spread of the cells, not of their "
+                                         "estimates) that the model's sampler draws from.")]
+            if data.mismatch_distribution:
+                d = data.mismatch_distribution
+                rows = []
+                for j, name in enumerate(d["variables"]):
+                    rows.append({"variable": name, "mean": d["mean"][j], "mean_ci_lo": d["mean_ci95"][j][0],
+                                 "mean_ci_hi": d["mean_ci95"][j][1], "sd": d["sd"][j], "sd_ci_lo": d["sd_ci95"][j][0],
+                                 "sd_ci_hi": d["sd_ci95"][j][1],
+                                 **{f"corr_{v}": d["correlation"][j][k] for k, v in enumerate(d["variables"])}})
+                sec["mismatch"] += w.table("mismatch_distribution", pd.DataFrame(rows))
         sec["mismatch"] += ([w.figure("mismatch", F.fig_mismatch(data.mismatch),
                                       "Sigmoid midpoint and scale fitted separately for every Monte Carlo mismatch "
                                       "instance (PDK mismatch models, one seed per instance).")]
                             + w.table("mismatch_summary", data.mismatch_summary)
-                            + w.table("mismatch_instances", data.mismatch, max_rows=30))
+                            + w.table("mismatch_instances", shown, max_rows=30))
     else:
         sec["mismatch"].append(_note("No mismatch Monte Carlo in this run (the spec has no mismatch part)."))
 

@@ -65,11 +65,12 @@ def _part_row(name: str, role: str, res, df: pd.DataFrame) -> dict:
 
 def run_parts(spec: CharSpec, cellspec, out: Path, pilot: PilotResult | None, *, workers=None,
               retry_failed: bool = False, spec_dir: Path | None = None, pool=None,
-              extra_sweeps: list | None = None) -> PartsResult:
+              extra_sweeps: list | None = None, tau_s: float | None = None) -> PartsResult:
     """Run (or resume) every part; the pilot's window, when it found one, replaces the bias shorthands'
     range. ``pool``: the simulator hosts shared by the pilot and all parts (None: each sweep its own).
     ``extra_sweeps``: (name, role, SweepResult) of sweeps run by another procedure (the sequential
-    design's rounds and held-out records), put in the table after the pilot."""
+    design's rounds and held-out records), put in the table after the pilot. ``tau_s``: the nominal
+    τ(V50) (from the design or the pilot) that ``duration_tau`` parts scale their record length by."""
     from ...sweep import run_sweep
     from ...sweep.spec import parse_spec
 
@@ -97,6 +98,13 @@ def run_parts(spec: CharSpec, cellspec, out: Path, pilot: PilotResult | None, *,
         part_rows.append({**_part_row(name, role, res, res.dataframe), "adaptive_saving": float("nan")})
     extra = {"pool": pool} if pool is not None else {}
     for i, part in enumerate(spec.parts):
+        if part.duration_tau is not None:
+            if tau_s is None or not math.isfinite(tau_s) or tau_s <= 0:
+                warnings.append(f"part {part.name}: duration_tau needs the nominal τ(V50), which neither the design "
+                                "nor the pilot measured; the part was not run")
+                continue
+            part.sweep["duration"] = float(f"{part.duration_tau * tau_s:.3g}")
+            log(f"part {part.name!r}: records of {part.duration_tau:g} τ = {part.sweep['duration'] * 1e6:.4g} µs")
         sw = parse_spec(part.sweep, source=f"{spec.source} part {part.name}", base_dir=spec_dir)
         n_pts = (max(1, len(sw.bias_v)) * max(1, len(sw.temp_c)) * max(1, len(sw.corners)) * max(1, len(sw.vdd_v))
                  * max(1, sw.mismatch_instances))

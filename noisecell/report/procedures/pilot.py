@@ -76,33 +76,44 @@ class PilotResult:
     sweeps: tuple
     window: tuple[float, float, float] | None
     note: str
+    prefix: str = "pilot"
 
     @property
     def stage_names(self) -> list[str]:
-        return ["pilot" if k == 0 else f"pilot{k + 1}" for k in range(len(self.sweeps))]
+        return [self.prefix if k == 0 else f"{self.prefix}{k + 1}" for k in range(len(self.sweeps))]
 
     def summary(self) -> str:
         n = sum(r.total for r in self.sweeps)
         return f"pilot: {len(self.sweeps)} stage(s), {n} points; {self.note}"
 
 
-def run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed, *, pool=None) -> PilotResult:
-    """Run the pilot stages under ``OUT/sweep/pilot*`` (resumable), each narrowing a bracket that is
-    steeper than its grid; ``pool``: the simulator hosts shared with the parts (None: the sweep's own)."""
+def run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed, *, pool=None, corner: str | None = None,
+              temp_c: float | None = None, prefix: str = "pilot", seed_offset: int = 0) -> PilotResult:
+    """Run the pilot stages under ``OUT/sweep/<prefix>*`` (resumable), each narrowing a bracket that is
+    steeper than its grid; ``pool``: the simulator hosts shared with the parts (None: the sweep's own).
+    ``corner``/``temp_c``: a condition other than the nominal one (issue 18: every condition has its own
+    pilot), ``seed_offset`` added to its seeds."""
     from ...sweep import run_sweep
     from ...sweep.spec import parse_spec
 
     pl = spec.pilot
     lo, hi = cellspec.bias.range_v
     sweep = {k: v for k, v in spec.shared.items() if k != "adaptive"}
-    sweep.update(cell=spec.cell, duration=pl.get("duration", "2us"), seed=pl.get("seed", 1000),
-                 grid={"bias": [float(f"{x:.9g}") for x in np.linspace(lo, hi, int(pl.get("num", 9)))]})
+    cond_axes = {}
+    if corner is not None:
+        cond_axes["corner"] = [corner]
+    if temp_c is not None:
+        cond_axes["temperature"] = [float(temp_c)]
+    sweep.update(cell=spec.cell, duration=pl.get("duration", "2us"), seed=pl.get("seed", 1000) + seed_offset,
+                 grid={"bias": [float(f"{x:.9g}") for x in np.linspace(lo, hi, int(pl.get("num", 9)))], **cond_axes})
     margin = float(pl.get("margin", 4.0))
     results, window, note = [], None, ""
     for stage in range(1, PILOT_STAGES + 1):
         sw = parse_spec(sweep, source=f"{spec.source} [pilot]")
-        name = "pilot" if stage == 1 else f"pilot{stage}"
-        log(f"pilot stage {stage}: {len(sw.bias_v)} points at the nominal condition -> {out / 'sweep' / name}")
+        name = prefix if stage == 1 else f"{prefix}{stage}"
+        where = ("the nominal condition" if not cond_axes else
+                 f"{corner or 'the nominal corner'}" + ("" if temp_c is None else f" {float(temp_c):g} °C"))
+        log(f"pilot stage {stage}: {len(sw.bias_v)} points at {where} -> {out / 'sweep' / name}")
         try:
             res = run_sweep(sw, out / "sweep" / name, workers=workers, progress=True, retry_failed=retry_failed,
                             **({"pool": pool} if pool is not None else {}))
@@ -134,6 +145,7 @@ def run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed, *, poo
             break
         # next stage: the same number of points across the widened bracket (each stage narrows it
         # about (num-1)/2-fold) until the sigmoid's own width is resolved
-        sweep["grid"] = {"bias": [float(f"{x:.9g}") for x in np.linspace(window[0], window[1], int(pl.get("num", 9)))]}
-        sweep["seed"] = int(pl.get("seed", 1000)) + stage
-    return PilotResult(tuple(results), window, note)
+        sweep["grid"] = {"bias": [float(f"{x:.9g}") for x in np.linspace(window[0], window[1], int(pl.get("num", 9)))],
+                         **cond_axes}
+        sweep["seed"] = int(pl.get("seed", 1000)) + stage + seed_offset
+    return PilotResult(tuple(results), window, note, prefix)

@@ -20,7 +20,7 @@ from ...units import parse_si
 ROLES = ("fit", "mismatch", "heldout")
 
 
-SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot", "design")
+SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot", "design", "conditions")
 
 
 PILOT_KEYS = ("num", "duration", "seed", "margin")
@@ -44,6 +44,7 @@ class Part:
     sweep: dict            # a complete sweep-spec dict (TOML shape), ready for parse_spec
     grid_raw: dict = field(default_factory=dict)
     where: str = ""
+    duration_tau: float | None = None   # record length in units of the nominal τ(V50) (issue 18)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class CharSpec:
     pilot: dict | None = None
     shared: dict = field(default_factory=dict)
     design: dict | None = None        # [design] table: noisecell.sequential (issue 14)
+    conditions: object = None         # [conditions]: .conditions.ConditionsSettings (issue 18)
 
 
 def default_spec_text() -> str:
@@ -174,8 +176,17 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
             if k in pr:
                 raise InputError(f"{where}: {k} is set for the whole characterisation, not per part")
         sweep = copy.deepcopy(shared)
+        dur_tau = pr.get("duration_tau")
+        if dur_tau is not None:
+            if isinstance(dur_tau, bool) or not isinstance(dur_tau, (int, float)) or not dur_tau > 0:
+                raise InputError(f"{where}: duration_tau must be a number > 0 (record length in units of the "
+                                 f"nominal τ(V50)), got {dur_tau!r}")
+            if "duration" in pr or "adaptive" in pr:
+                raise InputError(f"{where}: give duration_tau or duration/adaptive, not both")
+            sweep.pop("adaptive", None)
+            sweep["duration"] = "1us"   # placeholder for validation; run_parts sets duration_tau x τ(V50)
         for k, v in pr.items():
-            if k in ("name", "role", "grid"):
+            if k in ("name", "role", "grid", "duration_tau"):
                 continue
             if isinstance(v, dict) and isinstance(sweep.get(k), dict):
                 sweep[k] = {**sweep[k], **v} if k != "adaptive" else dict(v)
@@ -195,7 +206,8 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
         # validate now, so a bad spec fails before any simulation starts
         from ...sweep.spec import parse_spec
         parse_spec(sweep, source=f"{source} part {name}", base_dir=Path(source).parent if path else None)
-        parts.append(Part(name=name, role=role, sweep=sweep, grid_raw=grid_raw, where=where))
+        parts.append(Part(name=name, role=role, sweep=sweep, grid_raw=grid_raw, where=where,
+                          duration_tau=None if dur_tau is None else float(dur_tau)))
     if not any(p.role == "fit" for p in parts) and data.get("design") is None:
         raise InputError(f"{source}: no part with role = \"fit\" (after skipping: {'; '.join(skipped) or 'none'})")
     design = data.get("design")
@@ -203,8 +215,15 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
         from ...sequential import parse_design
 
         parse_design(design, source)      # typos fail before any simulation
+    conditions = None
+    if data.get("conditions") is not None:
+        from .conditions import parse_conditions
+
+        if pilot is None:
+            raise InputError(f"{source}: [conditions] needs a [pilot] table (every condition gets its own pilot)")
+        conditions = parse_conditions(data["conditions"], cell_spec, source)
     return CharSpec(source=source, text=text, cell=cell, title=title, parts=parts, report=report, skipped=skipped,
-                    pilot=pilot, shared=shared, design=design)
+                    pilot=pilot, shared=shared, design=design, conditions=conditions)
 
 
 def resolve_grid(grid: dict, cell, where: str, window: tuple[float, float, float] | None = None

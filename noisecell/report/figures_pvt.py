@@ -1,0 +1,109 @@
+"""Figures of the per-condition (PVT) characterisation and the mismatch distribution (issue 18)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .figures import _empty_note, _legend, plt
+
+_QUANTITIES = (("v50_v", "v50_ci_lo_v", "v50_ci_hi_v", 1e3, "V50 (mV)"),
+               ("scale_v", "scale_ci_lo_v", "scale_ci_hi_v", 1e3, "sigmoid scale (mV)"),
+               ("tau_v50_s", "tau_ci_lo_s", "tau_ci_hi_s", 1e9, "τ(V50) (ns)"),
+               ("energy_per_bit_j", "energy_per_bit_ci_lo_j", "energy_per_bit_ci_hi_j", 1e18, "energy per bit (aJ)"))
+
+
+def fig_pvt(table: pd.DataFrame) -> plt.Figure:
+    """V50, scale, τ(V50) and energy per bit against temperature, one line per corner, 95 % CIs; corners
+    × temperatures that could not be characterised are marked on the V50 panel's axis."""
+    fig, axes = plt.subplots(2, 2, figsize=(10.4, 6.6))
+    ok = table[table["status"] == "characterised"] if len(table) else table
+    bad = table[table["status"] == "NOT characterised"] if len(table) else table
+    corners = sorted(set(table["corner"])) if len(table) else []
+    colours = {c: f"C{i}" for i, c in enumerate(corners)}
+    for ax, (col, lo, hi, k, label) in zip(axes.flat, _QUANTITIES):
+        any_pt = False
+        for c in corners:
+            g = ok[ok["corner"] == c].sort_values("temp_c") if len(ok) else ok
+            if not len(g) or col not in g:
+                continue
+            y = pd.to_numeric(g[col], errors="coerce").to_numpy(float) * k
+            if not np.isfinite(y).any():
+                continue
+            ylo = pd.to_numeric(g.get(lo), errors="coerce").to_numpy(float) * k
+            yhi = pd.to_numeric(g.get(hi), errors="coerce").to_numpy(float) * k
+            err = np.vstack([np.nan_to_num(y - ylo), np.nan_to_num(yhi - y)]).clip(min=0)
+            ax.errorbar(g["temp_c"], y, yerr=err, fmt="o-", ms=4, capsize=3, color=colours[c], label=c)
+            any_pt = True
+        if col == "v50_v" and len(bad):
+            for c in corners:
+                gb = bad[bad["corner"] == c]
+                if len(gb):
+                    ax.plot(gb["temp_c"], np.zeros(len(gb)), "x", ms=9, mew=2, color=colours[c],
+                            transform=ax.get_xaxis_transform(), clip_on=False,
+                            label=f"{c}: not characterised")
+        if col in ("tau_v50_s", "energy_per_bit_j") and any_pt:
+            ax.set_yscale("log")
+        if not any_pt:
+            _empty_note(ax, "no characterised condition has this figure")
+        ax.set_xlabel("temperature (°C)")
+        ax.set_ylabel(label)
+        _legend(ax, loc="best")
+    axes[0, 0].set_title("per-condition datasheet (95 % CIs); ×: not characterised", loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def ellipse_points(mean, cov, level: float = 0.95, n: int = 200) -> np.ndarray:
+    """(n, 2) points on the ``level`` probability contour of a bivariate normal."""
+    from scipy import stats
+
+    r = math.sqrt(stats.chi2.ppf(level, 2))
+    w, v = np.linalg.eigh(0.5 * (np.asarray(cov, float) + np.asarray(cov, float).T))
+    t = np.linspace(0, 2 * math.pi, n)
+    circ = np.stack([np.cos(t), np.sin(t)])
+    return (np.asarray(mean, float)[:, None] + v @ (np.sqrt(np.clip(w, 0, None))[:, None] * circ) * r).T
+
+
+def fig_mismatch_scatter(inst: pd.DataFrame, dist: dict | None) -> plt.Figure:
+    """Offset against gain per Monte Carlo instance (95 % CIs) with the fitted joint distribution's 95 %
+    ellipse (de-noised: the spread of the cells, not of their estimates), and τ ratio against offset."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.4, 4.2))
+    if inst is None or not len(inst) or "offset_v" not in inst:
+        for a in (a1, a2):
+            _empty_note(a, "no per-instance offsets (schema-v1 mismatch block or no Monte Carlo)")
+        return fig
+    off = inst["offset_v"].astype(float).to_numpy() * 1e3
+    g = inst["gain"].astype(float).to_numpy()
+    olo, ohi = (np.array([c[i] for c in inst["offset_ci95_v"]], float) * 1e3 for i in (0, 1))
+    glo, ghi = (np.array([c[i] for c in inst["gain_ci95"]], float) for i in (0, 1))
+    a1.errorbar(off, g, xerr=np.vstack([off - olo, ohi - off]).clip(min=0),
+                yerr=np.vstack([g - glo, ghi - g]).clip(min=0), fmt="o", ms=4, capsize=2, alpha=0.8,
+                label=f"instance (95 % CI), n = {len(inst)}")
+    if dist:
+        m = np.asarray(dist["mean"], float)
+        c = np.asarray(dist["covariance"], float)
+        e = ellipse_points(m[:2], c[:2, :2])
+        a1.plot(e[:, 0] * 1e3, np.exp(e[:, 1]), "-", color="C3", label="fitted distribution, 95 % of cells")
+        a1.plot([m[0] * 1e3], [math.exp(m[1])], "+", ms=12, mew=2, color="C3", label="fitted mean")
+        sd = dist["sd"]
+        a1.set_title(f"offset sd {sd[0] * 1e3:.3g} mV, gain sd ×/÷ {math.exp(sd[1]):.3g}, "
+                     f"ρ = {dist['correlation'][0][1]:+.2f}", loc="left")
+    a1.set_xlabel("offset V50 − V50(nominal) (mV)")
+    a1.set_ylabel("gain = scale / scale(nominal)")
+    _legend(a1, loc="best")
+    r = inst["tau_ratio"].astype(float).to_numpy()
+    rlo, rhi = (np.array([c[i] for c in inst["tau_ratio_ci95"]], float) for i in (0, 1))
+    a2.errorbar(off, r, yerr=np.vstack([r - rlo, rhi - r]).clip(min=0), fmt="o", ms=4, capsize=2, color="C2")
+    if dist:
+        m, c = np.asarray(dist["mean"], float), np.asarray(dist["covariance"], float)
+        e = ellipse_points(m[[0, 2]], c[np.ix_([0, 2], [0, 2])])
+        a2.plot(e[:, 0] * 1e3, np.exp(e[:, 1]), "-", color="C3", label="fitted distribution, 95 %")
+        a2.set_title(f"τ ratio sd ×/÷ {math.exp(dist['sd'][2]):.3g}", loc="left")
+    a2.set_yscale("log")
+    a2.set_xlabel("offset (mV)")
+    a2.set_ylabel("τ ratio = τ(V50ᵢ) / τ(V50 nominal)")
+    _legend(a2, loc="best")
+    fig.tight_layout()
+    return fig
