@@ -6,7 +6,15 @@ import math
 import numpy as np
 import pandas as pd
 
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
 from .figures import _empty_note, _legend, plt
+
+
+def _plain_log(ax) -> None:
+    """Log y axis with plain tick numbers (no 10^x labels)."""
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 _QUANTITIES = (("v50_v", "v50_ci_lo_v", "v50_ci_hi_v", 1e3, "V50 (mV)"),
                ("scale_v", "scale_ci_lo_v", "scale_ci_hi_v", 1e3, "sigmoid scale (mV)"),
@@ -45,6 +53,7 @@ def fig_pvt(table: pd.DataFrame) -> plt.Figure:
                             label=f"{c}: not characterised")
         if col in ("tau_v50_s", "energy_per_bit_j") and any_pt:
             ax.set_yscale("log")
+            _plain_log(ax)
         if not any_pt:
             _empty_note(ax, "no characterised condition has this figure")
         ax.set_xlabel("temperature (°C)")
@@ -102,6 +111,7 @@ def fig_mismatch_scatter(inst: pd.DataFrame, dist: dict | None) -> plt.Figure:
         a2.plot(e[:, 0] * 1e3, np.exp(e[:, 1]), "-", color="C3", label="fitted distribution, 95 %")
         a2.set_title(f"τ ratio sd ×/÷ {math.exp(dist['sd'][2]):.3g}", loc="left")
     a2.set_yscale("log")
+    _plain_log(a2)
     a2.set_xlabel("offset (mV)")
     a2.set_ylabel("τ ratio = τ(V50ᵢ) / τ(V50 nominal)")
     _legend(a2, loc="best")
