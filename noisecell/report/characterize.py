@@ -144,7 +144,7 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             from .procedures.conditions import run_conditions
 
             conds = run_conditions(spec, cellspec, out, spec.conditions, workers=workers, retry_failed=retry_failed,
-                                   pool=pool, rate_regimes=regimes, nominal_seq=seq)
+                                   pool=pool, rate_regimes=regimes, nominal_seq=seq, pilot_fn=run_pilot)
             log(conds.summary())
             design_sweeps = list(design_sweeps) + conds.sweeps
             for e in conds.excluded:

@@ -252,15 +252,16 @@ def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, w
                    pilot_fn: Callable | None = None, sequential_fn: Callable | None = None,
                    record_fn: Callable | None = None) -> ConditionsResult:
     """Pilot + sequential design for every condition of ``settings``, then the held-out-temperature
-    records. ``pilot_fn``/``sequential_fn``/``record_fn`` default to the simulator-backed ones
-    (:func:`.pilot.run_pilot`, :func:`noisecell.sequential.run_sequential`, :func:`simulate_records`);
+    records. ``pilot_fn``: :func:`.pilot.run_pilot` (passed in by the caller: pilot.py imports the spec
+    module, which parses this procedure's table); ``sequential_fn``/``record_fn`` default to the
+    simulator-backed :func:`noisecell.sequential.run_sequential` and one sweep per held-out temperature;
     tests pass synthetic ones."""
     import time
 
     from ...sequential import run_sequential
-    from .pilot import run_pilot
 
-    pilot_fn = pilot_fn or run_pilot
+    if pilot_fn is None:
+        raise TypeError("run_conditions needs pilot_fn (noisecell.report.procedures.pilot.run_pilot)")
     sequential_fn = sequential_fn or run_sequential
     record_fn = record_fn or _SimRecords(spec, cellspec, out, workers, retry_failed, pool)
     res = ConditionsResult()
