@@ -416,7 +416,8 @@ def verdict(nominal: LatchState, scan: list[LatchState], devices: list[DeviceVol
         status = "warn"
     if junctions:
         j = max(junctions, key=lambda j: j.forward_v)
-        text += f"; {len(junctions)} forward-biased junction(s), worst {j.what} {j.forward_v:.2f} V"
+        text += (f"; {len(junctions)} forward-biased junction(s), worst {j.what} {j.forward_v:.3f} V"
+                 + (" (beyond the models' limit)" if j.beyond_limit else " (within the models' limit)"))
     return status, text, fix
 
 
@@ -583,6 +584,47 @@ def check_cell(cell, *, corner: str | None = None, temp_c: float | None = None, 
     return CellCheck(cell.name, corner, temp_c, status, text, fix, nominal, tuple(scan), tuple(devices),
                      tuple(junctions), tuple(sources), tuple(warnings),
                      params={k: float(v) for k, v in values.items()}, elapsed_s=time.monotonic() - t_start)
+
+
+#: undeclared DC sources delivering more than this fraction of the declared supplies' power make the
+#: energy figures wrong by that much: `characterize` warns (the same limit as the check's warning)
+UNCOUNTED_POWER_WARN_FRACTION = 0.01
+
+
+def power_coverage(cell, check: CellCheck | None = None) -> dict:
+    """Which top-level DC sources the energy and power figures of `simulate`/`characterize` count.
+
+    They count the declared ``[supplies]`` (their currents are recorded in every run); the other V
+    sources of the netlist (wells, biases, gate references) are not recorded, so their power is not in
+    those figures. With ``check`` (a :class:`CellCheck` of the same cell) the DC power of each source
+    at the nominal point (largest over the stable states) says how much that leaves out.
+    Returns {"counted": [names], "not_counted": [names], "not_counted_dc_w": {name: W} (with check),
+    "uncounted_fraction": float | None, "note": one line}."""
+    declared = {s.source.lower() for s in cell.supplies.values()}
+    names = [name for name, _a, _b in _voltage_sources(cell.template)]
+    counted = [n for n in names if n.lower() in declared]
+    others = [n for n in names if n.lower() not in declared]
+    out = {"counted": counted, "not_counted": others, "not_counted_dc_w": None, "uncounted_fraction": None}
+    note = (f"power and energy figures count the declared supplies ({', '.join(counted) or 'none'}) only")
+    if not others:
+        out["note"] = note + "; the netlist has no other DC source"
+        return out
+    note += f"; not counted: {', '.join(others)}"
+    if check is not None and check.sources:
+        best: dict[str, float] = {}
+        for sp in check.sources:
+            best[sp.name] = max(best.get(sp.name, 0.0), abs(sp.power_w))
+        dc = {n: best.get(n, 0.0) for n in others}
+        counted_w = sum(best.get(n, 0.0) for n in counted)
+        frac = sum(dc.values()) / counted_w if counted_w > 0 else None
+        out["not_counted_dc_w"], out["uncounted_fraction"] = dc, frac
+        share = f" = {frac:.2%} of the counted {format_si(counted_w, 'W')}" if frac is not None else ""
+        note += (" (`cell check` at the nominal point: "
+                 + ", ".join(f"{n} {format_si(w, 'W')}" for n, w in dc.items()) + f"{share})")
+    else:
+        note += " (`noisecell cell check` gives their DC power)"
+    out["note"] = note + "; declare a source as a [supplies] entry to count it"
+    return out
 
 
 def suggested_fix(check: CellCheck, regime: str | None = None) -> str:

@@ -21,6 +21,26 @@ from .errors import InputError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+#: .param names ngspice cannot take. The functions of its .param/{} expression evaluator (numparam's
+#: list in src/frontend/numparam/xpressn.c of ngspice 39): a parameter named after one makes ngspice
+#: stop with "Cannot compute substitute" (checked for every name here, ngspice 39.3). And the
+#: expression variables it substitutes silently: {time} and {hertz} become 0, {temper} the
+#: temperature — a wrong circuit, no error (checked likewise).
+NGSPICE_FUNCTION_NAMES = frozenset(
+    "sqr sqrt sin cos exp ln arctan abs pow pwr max min int log log10 sinh cosh tanh ternary_fcn agauss "
+    "sgn gauss unif aunif limit ceil floor asin acos atan asinh acosh atanh tan nint".split())
+NGSPICE_RESERVED_PARAM_NAMES = NGSPICE_FUNCTION_NAMES | {"time", "hertz", "temper"}
+
+
+def reserved_param_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a .param name in ngspice (None when it can)."""
+    low = name.lower()
+    if low in NGSPICE_FUNCTION_NAMES:
+        return f"{name} is the ngspice function {low}(), so ngspice stops with 'Cannot compute substitute'"
+    if low in NGSPICE_RESERVED_PARAM_NAMES:
+        return f"{name} is ngspice's expression variable {low}, which ngspice substitutes silently (a wrong circuit)"
+    return None
+
 
 @dataclass(frozen=True)
 class SupplySpec:
@@ -307,6 +327,19 @@ def load_cell(name_or_path: str) -> CellSpec:
     from .technology import allowed_include_dirs as _tech_dirs
     template = _netlist.load_template(netlist_path, allowed_dirs=[path.parent.resolve()] + _tech_dirs(technology))
     defined = _netlist.template_params(template)
+    # a .param named like an ngspice function: refuse it here, naming the cell.toml key that uses it
+    declared = ([(f"supplies.{k}.param", s.get("param", "")) for k, s in raw["supplies"].items()]
+                + [("bias.param", raw["bias"]["param"])] + [(f"trim.{k}", k) for k in raw.get("trim", {})]
+                + [(f"params.{k}", k) for k in raw.get("params", {})])
+    for key, pname in declared:
+        why = reserved_param_problem(pname)
+        if why:
+            raise r(key, f".param name {why}; rename it (e.g. {pname}_X) in {netlist_path.name} and cell.toml")
+    for pname in defined:
+        why = reserved_param_problem(pname)
+        if why:
+            raise InputError(f"{netlist_path}: .param {why}; rename it (e.g. {pname.upper()}_X) in "
+                             f"{netlist_path.name} and wherever it is used")
 
     def need_param(p: str, key: str) -> None:
         if p.lower() not in defined:

@@ -98,6 +98,28 @@ SLOW_FIRST_WINDOW_SAMPLES = 4
 #: (Δ = σ: 0.25σ²/1.25σ²) and refuses the few-sample artefacts (≈ 0.01 for a 5 ns Ornstein–Uhlenbeck
 #: signal averaged over 2 µs in a 40 µs record).
 SLOW_MIN_LEVEL_VARIANCE_FRACTION = 0.2
+#: A histogram valley can be a chance lump: a slow one-level (Gaussian, e.g. Ornstein–Uhlenbeck)
+#: signal holds only T/(2τ) independent values per record (20 for τ = 1 µs in 40 µs), and such a
+#: sample shows two "modes" with a deep valley often enough that ~1 in 100–20 slow OU records passed
+#: the raw-trace tests. So the raw trace's bimodality must also beat a Monte-Carlo test against the
+#: null hypothesis "a stationary Gaussian process with this record's own power spectrum": phase-
+#: randomised Fourier surrogates (Theiler et al., Physica D 58, 77, 1992) have the record's
+#: periodogram (hence its autocorrelation and correlation time) and Gaussian values. The statistic S
+#: is the detector's own valley measure (valley / geometric mean of the two mode heights, the smaller
+#: of the two smoothings; ∞ when unimodal); the record is bimodal only if all SURROGATE_COUNT
+#: surrogates are less bimodal (S_surrogate > S_record), i.e. p = (1 + #{S_s ≤ S}) / (K + 1) ≤ 1/(K+1).
+#: For a Gaussian record the record and its surrogates are (approximately) exchangeable, so the raw
+#: path calls a one-level Gaussian signal bistable with probability ≤ SURROGATE_FALSE_POSITIVE_RATE,
+#: whatever its correlation time. A telegraph's levels are not Gaussian and pass: its surrogates are
+#: one broad peak.
+SURROGATE_COUNT = 99
+SURROGATE_FALSE_POSITIVE_RATE = 1.0 / (SURROGATE_COUNT + 1)
+#: the test runs on the record block-averaged to at most this many points (a linear average of a
+#: Gaussian process is Gaussian, so the null hypothesis and the rate above are unchanged; the cost
+#: stays ~K FFTs of this length however long the record)
+SURROGATE_MAX_POINTS = 1 << 15
+#: surrogates come from a fixed seed: the same record always gets the same verdict
+SURROGATE_SEED = 16
 
 
 @dataclass(frozen=True)
@@ -263,6 +285,51 @@ def _two_modes(x: np.ndarray, d: np.ndarray) -> tuple[int, int, int] | None:
     return a, valley, b
 
 
+def _valley_statistic(v: np.ndarray, n_eff: float) -> float:
+    """S of the surrogate test: valley / sqrt(height_lo·height_hi) of the two highest modes, the smaller
+    of the record-correlation-time smoothing and the least smoothing; inf when both are unimodal."""
+    best = math.inf
+    for ne in (n_eff, float(len(v))):
+        x, d = _density(v, ne)
+        found = _two_modes(x, d)
+        if found is not None:
+            a, k, b = found
+            best = min(best, float(d[k] / math.sqrt(d[a] * d[b])))
+    return best
+
+
+def gaussian_surrogate_p(v: np.ndarray, step: float, *, count: int = SURROGATE_COUNT,
+                         seed: int = SURROGATE_SEED) -> float:
+    """Monte-Carlo p-value of the record's histogram bimodality against stationary Gaussian processes
+    with its own power spectrum (phase-randomised surrogates; see SURROGATE_COUNT): (1 + number of
+    surrogates at least as bimodal) / (count + 1). Stops at the first such surrogate (then p is
+    returned as its lower bound 2/(count+1): the record cannot pass at 1/(count+1) any more)."""
+    v = np.asarray(v, dtype=float)
+    b = max(1, -(-len(v) // SURROGATE_MAX_POINTS))
+    if b > 1:
+        m = (len(v) // b) * b
+        v = v[:m].reshape(-1, b).mean(axis=1)
+    n = len(v)
+    n_eff = n * step * b / (2 * _acf_1e_time(v, step * b))
+    s_rec = _valley_statistic(v, n_eff)
+    if not math.isfinite(s_rec):
+        return 1.0
+    mean = float(v.mean())
+    amp = np.abs(np.fft.rfft(v - mean))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(count):
+        ph = np.exp(2j * np.pi * rng.random(len(amp)))
+        ph[0] = 1.0
+        if n % 2 == 0:
+            ph[-1] = 1.0 if rng.random() < 0.5 else -1.0
+        sur = np.fft.irfft(amp * ph, n) + mean
+        if _valley_statistic(sur, n_eff) <= s_rec:
+            hits += 1
+            break  # p ≥ 2/(count+1): the record is not more bimodal than its Gaussian twins
+    return (1 + hits) / (count + 1)
+
+
 def _schmitt(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """State (0/1) of a Schmitt trigger switching up above ``hi`` and down below ``lo``; before the
     first decisive sample, the first sample's side of the band's middle."""
@@ -282,7 +349,7 @@ def classify_trace(v, time_s=None, *, threshold_v: float = 0.0, sample_period_s:
         v = v[int(round(skip_s / step)):]
         if len(v) < 16:
             raise InputError(f"regime: skip_s={skip_s:g} s leaves fewer than 16 samples")
-    raw = _classify_uniform(v, step, float(threshold_v))
+    raw = _classify_uniform(v, step, float(threshold_v), surrogate_test=True)
     if raw.is_bistable or float(np.ptp(v)) <= 1e-12:
         return raw
     if min(raw.fraction_above_threshold, 1 - raw.fraction_above_threshold) < STUCK_FRACTION:
@@ -311,7 +378,8 @@ def _slow_telegraph(v: np.ndarray, step: float, threshold_v: float, raw: RegimeR
         smooth = moving_average(v, window)[::keep]
         r = _classify_uniform(smooth, step * keep, threshold_v)
         w_s = window * step
-        if r.is_bistable and r.mean_dwell_s >= DWELL_RATIO_MIN * w_s:
+        if (r.is_bistable and r.mean_dwell_s >= DWELL_RATIO_MIN * w_s
+                and gaussian_surrogate_p(smooth, step * keep) <= SURROGATE_FALSE_POSITIVE_RATE):
             res = _slow_result(v, step, threshold_v, raw, r, window)
             if res is not None:
                 return res
@@ -381,8 +449,9 @@ def _slow_result(v: np.ndarray, step: float, threshold_v: float, raw: RegimeResu
         smoothing_s=w_s)
 
 
-def _classify_uniform(v: np.ndarray, step: float, threshold_v: float) -> RegimeResult:
-    """The raw-trace decision (tests 1 and 2 of the module docstring) on a uniform record."""
+def _classify_uniform(v: np.ndarray, step: float, threshold_v: float, *, surrogate_test: bool = False) -> RegimeResult:
+    """The raw-trace decision (tests 1 and 2 of the module docstring) on a uniform record; with
+    ``surrogate_test`` a bimodal verdict must also pass :func:`gaussian_surrogate_p`."""
     n = len(v)
     duration = n * step
     std = float(np.std(v))
@@ -470,6 +539,13 @@ def _classify_uniform(v: np.ndarray, step: float, threshold_v: float) -> RegimeR
         why = (f"{shape}, but the mean dwell {format_si(mean_dwell, 's')} is only {dratio:.2f}× the within-level "
                f"correlation time {format_si(tau_w, 's')} (need ≥ {DWELL_RATIO_MIN}): fluctuation, not metastable states")
         return RegimeResult("single_peaked", (why,), modes_v=modes, **base, **extra)
+    if surrogate_test:
+        p_gauss = gaussian_surrogate_p(v, step)
+        if p_gauss > SURROGATE_FALSE_POSITIVE_RATE:
+            why = (f"{shape}, but no more bimodal than a Gaussian one-level signal with this record's own "
+                   f"spectrum (p = {p_gauss:.2f} > {SURROGATE_FALSE_POSITIVE_RATE:g} against {SURROGATE_COUNT} "
+                   "phase-randomised surrogates): a chance lump of a slow fluctuation, not two states")
+            return RegimeResult("single_peaked", (why,), modes_v=modes, **base, **extra)
     why = (f"{shape}{'' if tilted else f' ≤ {VALLEY_RATIO_MAX}'}; {n_trans} transitions, mean dwell {format_si(mean_dwell, 's')} = "
            f"{dratio:.1f}× the within-level correlation time {format_si(tau_w, 's')}")
     reasons = (why,)

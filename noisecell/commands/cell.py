@@ -131,9 +131,13 @@ def _check(cell, args) -> int:
                      temp_c=None if args.temp is None else parse_si(args.temp, unit="C", what="--temp"),
                      vdd_v=None if args.vdd is None else parse_si(args.vdd, unit="V", what="--vdd"),
                      trim=_kv(args.trim, "trim") or None, params=_kv(args.param, "param") or None)
+    from ..cellcheck import power_coverage
+    cov = power_coverage(cell, res)
     if args.json:
         print(res.summary(), file=sys.stderr)
-        print_json(res.to_dict())
+        print(f"  energy: {cov['note']}", file=sys.stderr)
+        print_json({**res.to_dict(), "power_coverage": cov})
     else:
         print(res.summary())
+        print(f"  energy: {cov['note']}")
     return 0

@@ -89,6 +89,7 @@ def run(args) -> int:
     for w in wf.meta.get("warnings", []):
         print(f"noisecell simulate: warning: {w}", file=sys.stderr)
     summary = summarize(wf)
+    chk = None
     if summary.get("not_a_bit_source") and "v_outb" in cell.outputs:
         # the remedy follows from the DC check: a cell that cannot be bistable needs a design change
         from ..cellcheck import check_cell, suggested_fix
@@ -99,6 +100,12 @@ def run(args) -> int:
             summary["cell_check"] = {"status": chk.status, "verdict": chk.verdict}
         except (InputError, SimulationError) as exc:  # the run is saved; the advice is best effort
             summary["warnings"].append(f"cell check not run: {exc}")
+    from ..cellcheck import power_coverage
+    cov = power_coverage(cell, chk if summary.get("cell_check") else None)
+    summary["power_sources"] = {"counted": cov["counted"], "not_counted": cov["not_counted"],
+                                "not_counted_dc_w": cov["not_counted_dc_w"]}
+    if cov["not_counted"]:
+        print(f"noisecell simulate: mean_supply_power_w: {cov['note']}", file=sys.stderr)
     summary["out"] = str(out)
     if summary.get("not_a_bit_source"):
         print(f"noisecell simulate: {summary['not_a_bit_source']}", file=sys.stderr)

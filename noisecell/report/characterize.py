@@ -114,6 +114,12 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     warnings = list(spec.skipped)
     if check_res is not None and check_res.status != "ok":
         warnings.append(f"cell check: {check_res.verdict}")
+    if check_res is not None:  # which DC sources the energy figures count (issue 16; same numbers as `cell check`)
+        from ..cellcheck import UNCOUNTED_POWER_WARN_FRACTION, power_coverage
+        cov = power_coverage(cellspec, check_res)
+        log(f"energy: {cov['note']}")
+        if (cov["uncounted_fraction"] or 0.0) > UNCOUNTED_POWER_WARN_FRACTION:
+            warnings.append(f"energy: {cov['note']}")
     report_cfg = {"examples": 3, "entropy_90b": True, "entropy_sample_period": "auto", "fit_regimes": ["bistable"],
                   **spec.report}
     regimes = fit_regimes(report_cfg["fit_regimes"], spec.source)

@@ -216,7 +216,9 @@ def render(data: ReportData, out_dir: str | os.PathLike) -> Path:
                    "energy_per_bit_j", "energy_per_bit_kTln2"]
     sec["energy"] += [w.figure(
         "energy", F.fig_energy(data),
-        "Mean power drawn from all of the cell's supplies, and energy per bit = P·τ (one bit per correlation "
+        "Mean power drawn from the cell's declared supplies ([supplies] of cell.toml; other DC sources such as "
+        "wells are not counted, see the warnings for what `cell check` finds they draw), and energy per bit = "
+        "P·τ (one bit per correlation "
         "time). Dotted: the Landauer limit kT·ln 2 at each temperature.")] + w.table(
         "energy", _sel(data.points, energy_cols), max_rows=40)
 
