@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,9 +33,10 @@ from noisecell.design import Budget, DesignJob, DesignSettings, Targets, run_des
 from noisecell.model.ratefit import fit_rates_joint
 
 
-def fixed_design(runner, biases, chunk_s, targets, cap_s, seed, rate_regimes, log):
-    """Every bias extended by one chunk per round until the targets are met or cap_s is simulated."""
-    points, simulated, t0, rounds = [], 0.0, time.monotonic(), 0
+def fixed_design(runner, biases, chunk_s, targets, cap_s, seed, rate_regimes, log, initial=()):
+    """Every bias extended by one chunk per round until the targets are met or cap_s is simulated
+    (``initial``: records both designs start from, e.g. the pilot's; not counted as simulated)."""
+    points, simulated, t0, rounds = list(initial), 0.0, time.monotonic(), 0
     fit = None
     while simulated < cap_s:
         jobs = [DesignJob(float(v), chunk_s, seed + 1000 * rounds + i, "fixed") for i, v in enumerate(biases)]
@@ -82,23 +84,27 @@ def main(argv=None) -> dict:
         window = (truth.v50_v - 3 * truth.scale_v, truth.v50_v + 3 * truth.scale_v)
         limits = (truth.v50_v - 0.4, truth.v50_v + 0.4)
         rate_regimes = ("bistable",)
+        initial = []
         what = "synthetic telegraph cell (V50 +0.5 mV, scale 3 mV, τ(V50) 250 ns, dt 10 ns)"
     else:
         from noisecell.cells import load_cell
         from noisecell.design import guess_from_p1
-        from noisecell.design_runner import SweepRunner
-        from noisecell.report.characterize import _run_pilot, load_char_spec, pilot_window  # noqa: F401
+        from noisecell.design_runner import SweepRunner, points_from_sweep
+        from noisecell.report.procedures.pilot import run_pilot
+        from noisecell.report.procedures.spec import load_char_spec
         from noisecell.simulator.pool import HostPool
 
         out = Path(args.out)
-        spec = load_char_spec(None, quick=True, cell_name=args.cell)
+        spec = load_char_spec(None, quick=False, cell_name=args.cell)
         cellspec = load_cell(spec.cell)
         pool = HostPool(args.workers)
         import pandas as pd
 
-        pilots, win, note = _run_pilot(spec, cellspec, out, args.workers, False)
-        log(note)
-        ok = pd.concat([p.dataframe for p in pilots])
+        pilot = run_pilot(spec, cellspec, out, args.workers, False, pool=pool)
+        log(pilot.note)
+        win = pilot.window
+        initial = [p for n, r in zip(pilot.stage_names, pilot.sweeps) for p in points_from_sweep(out / "sweep" / n, r, n)]
+        ok = pd.concat([p.dataframe for p in pilot.sweeps])
         ok = ok[ok["status"] == "ok"]
         limits = tuple(cellspec.bias.range_v)
         v50_guess, scale_guess = guess_from_p1(ok["bias_v"].to_numpy(float),
@@ -114,16 +120,23 @@ def main(argv=None) -> dict:
     print(f"datasheet benchmark on the {what}; targets V50 ±{targets.v50_halfwidth_v * 1e3:g} mV, scale "
           f"±{100 * targets.scale_rel_halfwidth:g} %, τ(V50) ±{100 * targets.tau_rel_halfwidth:g} %")
     settings = DesignSettings(targets=targets, budget=Budget(simulated_s=args.budget), jobs_per_round=args.workers,
-                              chunk_lengths_s=(10e-6, 20e-6, 40e-6), seed=args.seed, rate_regimes=rate_regimes)
+                              chunk_lengths_s=(10e-6, 20e-6, 40e-6, 80e-6), seed=args.seed, rate_regimes=rate_regimes)
     t0 = time.monotonic()
-    seq = run_design(mk("seq"), settings, v50_guess=v50_guess, scale_guess=scale_guess, bias_limits=limits, log=log)
+    seq_runner = mk("seq")
+    seq = run_design(seq_runner, settings, v50_guess=v50_guess, scale_guess=scale_guess, bias_limits=limits,
+                     initial=initial, log=log)
+    if hasattr(seq_runner, "close"):
+        seq_runner.close()
     seq_wall = time.monotonic() - t0
     print(seq.summary())
     centre, half = 0.5 * (window[0] + window[1]), 0.5 * (window[1] - window[0])
     biases = np.round(centre + 0.45 * half * np.linspace(-1, 1, 5), 9)
     cap = args.fixed_cap * seq.simulated_s
-    ffit, f_sim, f_wall, f_rounds, extrap = fixed_design(mk("fixed"), biases, args.chunk, targets, cap,
-                                                         args.seed + 50_000, rate_regimes, log)
+    fixed_runner = mk("fixed")
+    c0 = fixed_runner.cpu_seconds() if hasattr(fixed_runner, "cpu_seconds") else float("nan")
+    ffit, f_sim, f_wall, f_rounds, extrap = fixed_design(fixed_runner, biases, args.chunk, targets, cap,
+                                                         args.seed + 50_000, rate_regimes, log, initial)
+    f_cpu = (fixed_runner.cpu_seconds() - c0) if hasattr(fixed_runner, "cpu_seconds") else float("nan")
     fr = targets.ratios(ffit) if ffit is not None else {}
     print(f"fixed design: 5 points {biases[0] * 1e3:+.3f} … {biases[-1] * 1e3:+.3f} mV, {f_rounds} rounds of "
           f"{args.chunk * 1e6:g} µs each; " + ("targets NOT met within the cap: simulated time needed "
@@ -131,14 +144,16 @@ def main(argv=None) -> dict:
           + f"; wall {f_wall:.1f} s; half-width / target at the end: "
           + ", ".join(f"{k} {v:.2f}" for k, v in fr.items()))
     ratio = f_sim / seq.simulated_s if seq.met else float("nan")
-    print(f"sequential: {seq.simulated_s * 1e6:.4g} µs simulated, {seq_wall:.1f} s wall, {len(seq.rounds)} rounds, "
-          f"stopped: {seq.reason}")
+    print(f"sequential: {seq.simulated_s * 1e6:.4g} µs simulated, {seq_wall:.1f} s wall, {seq.cpu_s:.4g} simulator "
+          f"CPU-s, {len(seq.jobs)} jobs, stopped: {seq.reason}; fixed: {f_cpu:.4g} simulator CPU-s for the "
+          f"{f_rounds * len(biases) * args.chunk * 1e6:.4g} µs it simulated; load average {os.getloadavg()[0]:.2f}")
     print(f"ratio fixed / sequential in simulated time: {ratio:.3g}" + (" (lower bound from the cap: "
           f"{args.fixed_cap:g}; extrapolated value)" if extrap else "") + "; target ≥ 3")
     if pool is not None:
         pool.close()
     return {"sequential_simulated_s": seq.simulated_s, "sequential_wall_s": seq_wall, "sequential_met": seq.met,
-            "fixed_simulated_s": f_sim, "fixed_wall_s": f_wall, "fixed_extrapolated": extrap, "ratio": ratio}
+            "sequential_cpu_s": seq.cpu_s, "fixed_simulated_s": f_sim, "fixed_wall_s": f_wall,
+            "fixed_cpu_s": f_cpu, "fixed_extrapolated": extrap, "ratio": ratio}
 
 
 if __name__ == "__main__":

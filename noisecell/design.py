@@ -1,50 +1,65 @@
-"""Sequential design: place the next bias points and record lengths where they shrink the widest
-datasheet CI most, and stop when every target is met or the budget is spent.
+"""Sequential design: place each next record (bias and length) where it shrinks the widest datasheet
+CI most, keep every core busy, and stop when every target is met or the budget is spent.
 
-Round k (pure planning, :func:`plan_round`): from the current joint rate fit
-(:mod:`noisecell.model.ratefit`) the expected Fisher information of a stationary record of length T
-at bias V about φ = (ln k50, V50, ln scale, slope_sum) is T·i(V) with
+Information (:func:`information_per_second`): the expected Fisher information of a stationary record
+of length T at bias V about φ = (ln k50, V50, ln scale, slope_sum) is T·i(V) with
 
-    i(V) = P0·P1/τ · (∇η_up ∇η_upᵀ + ∇η_down ∇η_downᵀ)     (per second; see information_per_second)
+    i(V) = P0·P1/τ · (∇η_up ∇η_upᵀ + ∇η_down ∇η_downᵀ)     (per second)
 
-(each exit from a state is a Poisson event at rate k·P_state = P0·P1/τ). The information already
-held is the same sum over the records taken so far, so the predicted covariance after adding a batch
-is (I_now + Σ T·i(V_j))⁻¹ × the fit's dispersion, and the predicted 95 % half-widths of V50 (V),
-scale and τ(V50) (relative: z·se of ln scale, ln k50) follow. Each target's "ratio" is predicted
-half-width / target. The batch is chosen greedily, one job at a time, each at the candidate bias
-that minimises the largest ratio (ties: the sum of squared ratios, then the lower bias): this is the
-"shrink the widest CI" rule. The record length T of the round is the shortest of the allowed chunk
-lengths with which the batch is predicted to meet every target; the longest when none does (so the
-run does not overshoot its target by simulating more than it needs). A batch has at least
-``jobs_per_round`` distinct biases (≥ the number of workers: both cores busy).
+(each exit from a state is a Poisson event at rate k·P_state = P0·P1/τ, which falls in the tails as
+the minority state's occupancy does). The predicted covariance after adding records is
+(I_held + Σ T·i(V_j))⁻¹ × the fit's dispersion, and the predicted 95 % half-widths of V50 (V),
+scale and τ(V50) (relative) follow; each target's "ratio" is predicted half-width / target.
 
-Once there is a fit, one round also places the two tail points of the calibration (the biases where
-the fitted P(1) is 0.015 and 0.985) if no point has been taken past P(1) 0.02 / 0.98 yet, so the
-calibrated range covers P(1) 0.02–0.98 (:mod:`noisecell.model.p1fit`).
+Asynchronous and reproducible (:func:`run_design`): jobs are numbered in submission order and up to
+``in_flight`` (default workers + 1: one queued behind the running ones, so a core that finishes
+never waits for the planner) are outstanding at once. The plan of job i is a function of the results
+of the completed *prefix* of jobs 0..c−1 only (c: how many of the oldest jobs have finished, whatever
+the order the younger ones finished in) and of the jobs already submitted; the driver waits for the
+oldest outstanding job, never for "any" job. So the same seed gives the same jobs and numbers with
+any executor, number of cores or finishing order; only the wall-time and CPU-time budgets depend on
+the machine (the simulated-time budget is the reproducible stop).
 
-The loop (:func:`run_design`) runs a round through an injected ``runner`` (side effects live there:
-simulation, storage), refits with profile-likelihood CIs, and stops with reason "targets met",
-"simulated-time budget spent", "wall-time budget spent" or "round limit". Every decision is a
-function of the data, and the runner derives each job's seed from (seed, round, job index), so the
-same seed gives the same points and numbers (the wall-time budget is the one exception: it depends
-on the machine; use the simulated-time budget for reproducible stopping).
+Each planning step (:class:`Planner`):
+
+* no fit yet (fewer than two telegraph biases): start records at P(1) ≈ 0.2 … 0.8 of the pilot's
+  guess (re-centred on every record so far when a batch of them did not give a fit, longer each time);
+* the rate job: the candidate bias (V50 ± ``span_scales`` scales inside the trust region of records
+  that telegraph, :func:`telegraph_window`) that minimises the largest predicted ratio given the
+  information held *and* the information the outstanding jobs are expected to bring ("shrink the
+  widest CI"); nothing when the outstanding jobs are already predicted to meet every target;
+* its length: the remaining simulated time R predicted to reach the targets (greedy look-ahead in
+  steps of the shortest chunk) spread over the in-flight slots, but at most half of what the design
+  has simulated so far (long records only once the fit has settled), snapped down to the allowed
+  chunk lengths — no overshoot, and no short chunks once precision needs long ones;
+* tail records at fitted P(1) 0.01 / 0.99 (then 0.005 / 0.995 on the second try), long enough for
+  2·MIN_VISITS minority visits, while the calibration (:mod:`noisecell.model.p1fit`) does not yet
+  reach P(1) 0.02 / 0.98, at most MAX_TAIL_TRIES per side, once the scale is known to ±25 %.
+
+Stops: "targets met", "simulated-time budget spent", "CPU-time budget spent", "wall-time budget
+spent", "job limit", or "nothing left to plan"; outstanding jobs always finish and enter the result.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
+from .constants import Z95
 from .errors import InputError
 from .model.p1fit import MIN_VISITS, P1_SPAN_TARGET, Calibration, describe_regions
 from .model.ratefit import PointCounts, RateFit, fit_rates_joint, information_per_second
-from .constants import Z95
 
-TAIL_P1 = (0.01, 0.99)
+#: fitted P(1) aimed at by the tail records on the first and the second try (per side)
+TAIL_P1 = ((0.01, 0.99), (0.005, 0.995))
 MAX_TAIL_TRIES = 2
+#: tail records wait until the scale is known to this relative half-width
+TAIL_SCALE_REL = 0.25
 
 
 @dataclass(frozen=True)
@@ -68,11 +83,13 @@ class Targets:
 
 @dataclass(frozen=True)
 class Budget:
-    """Stop when the simulated time (s) or the wall time (s, None: no limit) or rounds run out."""
+    """Stop submitting when the simulated time (s; reproducible), the simulator CPU time (s, None: no
+    limit) or the wall time (s, None: no limit) is spent, or after ``max_jobs`` jobs."""
 
     simulated_s: float = 1e-3
     wall_s: float | None = None
-    max_rounds: int = 30
+    max_jobs: int = 400
+    cpu_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,24 +104,32 @@ class DesignJob:
 
 @dataclass(frozen=True)
 class DesignSettings:
-    """Planning settings: targets, budget, jobs per round (≥ workers), allowed record lengths (s,
-    ascending), the candidate grid (``n_candidates`` biases over V50 ± ``span_scales`` scales)."""
+    """Planning settings: targets, budget, ``jobs_per_round`` = the workers kept busy (jobs in flight:
+    ``in_flight``, default jobs_per_round + 1), allowed record lengths (s, ascending), the candidate
+    grid (``n_candidates`` biases over V50 ± ``span_scales`` scales)."""
 
     targets: Targets = Targets()
     budget: Budget = Budget()
     jobs_per_round: int = 2
-    chunk_lengths_s: tuple[float, ...] = (5e-6, 10e-6, 20e-6, 40e-6)
+    chunk_lengths_s: tuple[float, ...] = (10e-6, 20e-6, 40e-6, 80e-6)
     n_candidates: int = 41
     span_scales: float = 3.5
     seed: int = 1
     tail_points: bool = True
     rate_regimes: tuple[str, ...] = ("bistable",)
+    in_flight: int | None = None
 
     def __post_init__(self):
         if self.jobs_per_round < 1:
             raise InputError("design: jobs_per_round must be ≥ 1")
+        if self.in_flight is not None and self.in_flight < 1:
+            raise InputError("design: in_flight must be ≥ 1")
         if not self.chunk_lengths_s or any(c <= 0 for c in self.chunk_lengths_s):
             raise InputError("design: chunk lengths must be positive")
+
+    @property
+    def lag(self) -> int:
+        return self.in_flight or self.jobs_per_round + 1
 
 
 def _job_seed(seed: int, round_no: int, index: int) -> int:
@@ -143,22 +168,26 @@ def _score(r: dict[str, float]) -> tuple[float, float]:
 TRUST_SCALES = 0.75
 
 
-def telegraph_window(points: Sequence[PointCounts], rate_regimes: tuple[str, ...], scale_v: float = 0.0
-                     ) -> tuple[float, float]:
+def telegraph_window(points: Sequence[PointCounts], rate_regimes: tuple[str, ...], scale_v: float = 0.0,
+                     min_record_s: float = 0.0) -> tuple[float, float]:
     """Open bias interval in which records are expected to telegraph.
 
-    On each side: at most TRUST_SCALES·|scale| beyond the outermost telegraph record; and when a
-    record further out did not telegraph (a tilted double well loses its minority level past some
-    P(1), and the information the rate model predicts there never arrives), no further than half-way
-    from the outermost telegraph record to the innermost such record. Labels of records inside the
-    telegraph span are not used (short records can be mislabelled)."""
-    tele = [p.bias_v for p in points if p.regime in rate_regimes]
+    Only records of at least ``min_record_s`` count (a pilot's few-µs record is too short to show
+    a minority level that is there, or to be trusted when it shows one), unless no such record
+    telegraphed yet. On each side: at most TRUST_SCALES·|scale| beyond the outermost telegraph
+    record; and when a record further out did not telegraph (a tilted double well loses its minority
+    level past some P(1), and the information the rate model predicts there never arrives), no
+    further than half-way from the outermost telegraph record to the innermost such record. Labels
+    of records inside the telegraph span are not used (short records can be mislabelled)."""
+    long = [p for p in points if p.simulated_s >= min_record_s * (1 - 1e-6)]
+    tele = [p.bias_v for p in long if p.regime in rate_regimes] or \
+        [p.bias_v for p in points if p.regime in rate_regimes]
     if not tele:
         return -math.inf, math.inf
     lo_t, hi_t = min(tele), max(tele)
     reach = TRUST_SCALES * abs(scale_v) if scale_v else math.inf
     lo, hi = lo_t - reach, hi_t + reach
-    other = [p.bias_v for p in points if p.regime not in rate_regimes]
+    other = [p.bias_v for p in long if p.regime not in rate_regimes]
     below = [v for v in other if v < lo_t]
     above = [v for v in other if v > hi_t]
     if below:
@@ -167,6 +196,13 @@ def telegraph_window(points: Sequence[PointCounts], rate_regimes: tuple[str, ...
         hi = min(hi, 0.5 * (hi_t + min(above)))
     # the telegraph records themselves stay candidates (open interval just outside them)
     return min(lo, lo_t - 1e-12), max(hi, hi_t + 1e-12)
+
+
+def confirmed_span(points: Sequence[PointCounts], rate_regimes: tuple[str, ...], min_record_s: float
+                   ) -> tuple[float, float]:
+    """Bias span of the records of at least ``min_record_s`` that telegraphed (empty: (inf, -inf))."""
+    tele = [p.bias_v for p in points if p.regime in rate_regimes and p.simulated_s >= min_record_s * (1 - 1e-6)]
+    return (min(tele), max(tele)) if tele else (math.inf, -math.inf)
 
 
 def candidate_biases(fit: RateFit, settings: DesignSettings, bias_limits: tuple[float, float] | None = None,
@@ -179,71 +215,28 @@ def candidate_biases(fit: RateFit, settings: DesignSettings, bias_limits: tuple[
     return np.round(c, 12)
 
 
-def greedy_batch(fit: RateFit, info_now: np.ndarray, candidates: np.ndarray, duration_s: float, n_jobs: int,
-                 targets: Targets) -> tuple[list[float], dict[str, float]]:
-    """n_jobs distinct biases chosen one at a time to minimise the largest predicted ratio."""
-    per_s = [information_per_second(fit, float(v)) for v in candidates]
-    info = info_now.copy()
-    chosen: list[int] = []
-    ratios = predicted_ratios(fit, info, targets)
-    for _ in range(min(n_jobs, len(candidates))):
-        best = None
-        for i, v in enumerate(candidates):
-            if i in chosen:
-                continue
-            r = predicted_ratios(fit, info + per_s[i] * duration_s, targets)
-            key = (_score(r), float(v))
-            if best is None or key < best[0]:
-                best = (key, i, r)
-        _, i, ratios = best
-        chosen.append(i)
-        info = info + per_s[i] * duration_s
-    return [float(candidates[i]) for i in chosen], ratios
-
-
-def plan_round(fit: RateFit, points: Sequence[PointCounts], settings: DesignSettings, round_no: int,
-               bias_limits: tuple[float, float] | None = None) -> tuple[list[DesignJob], dict[str, float]]:
-    """The next batch (see the module docstring) and its predicted ratios after the batch."""
-    info_now = held_information(fit, points, settings.rate_regimes)
-    cands = candidate_biases(fit, settings, bias_limits,
-                             telegraph_window(points, settings.rate_regimes, fit.scale.value))
-    if not len(cands):
-        raise InputError("design: no candidate bias inside the cell's bias range; widen the range")
-    biases, ratios, duration = [], {}, settings.chunk_lengths_s[-1]
-    for T in settings.chunk_lengths_s:
-        biases, ratios = greedy_batch(fit, info_now, cands, T, settings.jobs_per_round, settings.targets)
-        duration = T
-        if max(ratios.values()) <= 1:
-            break
-    jobs = [DesignJob(v, duration, _job_seed(settings.seed, round_no, i)) for i, v in enumerate(biases)]
-    if settings.tail_points:
-        jobs += tail_jobs(fit, points, settings, round_no, bias_limits, duration)
-    return jobs, ratios
-
-
-def tail_jobs(fit: RateFit, points: Sequence[PointCounts], settings: DesignSettings, round_no: int,
-              bias_limits: tuple[float, float] | None = None, duration_s: float | None = None) -> list[DesignJob]:
-    """Jobs at the biases where the fitted P(1) is TAIL_P1 (0.01 / 0.99) on each side whose
-    calibration (:func:`describe_regions`) does not yet reach P(1) 0.02 / 0.98; record length
-    ``duration_s`` (default the shortest chunk; a round's own length keeps its jobs in one batch)."""
+def missing_tails(fit: RateFit, points: Sequence[PointCounts]) -> tuple[bool, bool]:
+    """(low side, high side): whether the calibration (:func:`describe_regions`) of ``points`` does
+    not yet reach P(1) 0.02 / 0.98 on that side."""
     cal = describe_regions(fit, points)
     lo, hi = (cal.p1_range if all(math.isfinite(x) for x in cal.p1_range) else (1.0, 0.0))
-    out = []
-    for j, (q, missing) in enumerate(((TAIL_P1[0], lo > P1_SPAN_TARGET[0]), (TAIL_P1[1], hi < P1_SPAN_TARGET[1]))):
-        if not missing:
-            continue
-        # bias where the fitted logistic gives P(1) = q (the rate model is logistic near V50)
-        v = fit.v50.value + fit.scale.value * math.log(q / (1 - q))
-        if bias_limits is not None:
-            v = min(max(v, bias_limits[0]), bias_limits[1])
-        # long enough for ~2·MIN_VISITS visits to the minority state (rate P0·P1/τ at that bias),
-        # else the record carries no P(1) claim (p1fit.effective_n); at most the longest chunk
-        p = float(fit.p1(v))
-        need = 2 * MIN_VISITS * float(fit.tau_s(v)) / max(p * (1 - p), 1e-12)
-        T = min(max(duration_s or settings.chunk_lengths_s[0], need), settings.chunk_lengths_s[-1])
-        T = min((c for c in settings.chunk_lengths_s if c >= T), default=settings.chunk_lengths_s[-1])
-        out.append(DesignJob(round(v, 12), T, _job_seed(settings.seed, round_no, 100 + j), "tail"))
-    return out
+    return lo > P1_SPAN_TARGET[0], hi < P1_SPAN_TARGET[1]
+
+
+def tail_job(fit: RateFit, side: int, try_no: int, settings: DesignSettings, index: int,
+             bias_limits: tuple[float, float] | None = None) -> DesignJob:
+    """The record at the bias where the fitted P(1) is TAIL_P1[try_no][side] (side 0: low, 1: high),
+    long enough for ~2·MIN_VISITS visits to the minority state (rate P0·P1/τ there), else the record
+    carries no P(1) claim (p1fit.effective_n); at most the longest chunk."""
+    q = TAIL_P1[min(try_no, len(TAIL_P1) - 1)][side]
+    # bias where the fitted logistic gives P(1) = q (the rate model is logistic near V50)
+    v = fit.v50.value + fit.scale.value * math.log(q / (1 - q))
+    if bias_limits is not None:
+        v = min(max(v, bias_limits[0]), bias_limits[1])
+    p = float(fit.p1(v))
+    need = 2 * MIN_VISITS * float(fit.tau_s(v)) / max(p * (1 - p), 1e-12)
+    T = min((c for c in settings.chunk_lengths_s if c >= need), default=settings.chunk_lengths_s[-1])
+    return DesignJob(round(v, 12), T, _job_seed(settings.seed, index, 0), "tail")
 
 
 def _p1_guess(points: Sequence[PointCounts], v50: float, scale: float,
@@ -300,10 +293,12 @@ def guess_from_p1(v: np.ndarray, p1: np.ndarray, v50: float, scale: float,
 
 
 def start_jobs(v50_guess: float, scale_guess: float, settings: DesignSettings,
-               bias_limits: tuple[float, float] | None = None) -> list[DesignJob]:
-    """Round 0 from a pilot's logistic guess: biases at P(1) ≈ 0.2 … 0.8 (at least 3, so that the
-    joint fit has two slopes to fit), the shortest chunk length."""
-    n = max(3, settings.jobs_per_round)
+               bias_limits: tuple[float, float] | None = None, *, duration_s: float | None = None,
+               first_index: int = 0) -> list[DesignJob]:
+    """Start records from a pilot's logistic guess: biases at P(1) ≈ 0.2 … 0.8 (at least 3, so that
+    the joint fit has two slopes to fit, and at least the jobs in flight), the shortest chunk length
+    unless ``duration_s``; job numbers (seeds) from ``first_index`` on."""
+    n = max(3, settings.lag)
     if bias_limits is not None:
         # a scale guess below 1e-3 of the bias range would put every start point at one bias
         floor = 1e-3 * (bias_limits[1] - bias_limits[0])
@@ -313,51 +308,107 @@ def start_jobs(v50_guess: float, scale_guess: float, settings: DesignSettings,
     vs = v50_guess + scale_guess * np.log(qs / (1 - qs))
     if bias_limits is not None:
         vs = np.clip(vs, bias_limits[0], bias_limits[1])
-    return [DesignJob(round(float(v), 12), settings.chunk_lengths_s[0], _job_seed(settings.seed, 0, i), "start")
+    T = duration_s or settings.chunk_lengths_s[0]
+    return [DesignJob(round(float(v), 12), T, _job_seed(settings.seed, first_index + i, 0), "start")
             for i, v in enumerate(vs)]
 
 
-@dataclass(frozen=True)
-class RoundRecord:
-    """One round: the jobs, the simulated time and wall time so far (s), the achieved ratios after
-    the round (None before a fit was possible) and the ratios the plan predicted."""
+def expected_information(fit: RateFit, jobs: Sequence[DesignJob], window: tuple[float, float]) -> np.ndarray:
+    """Information about φ the (outstanding) ``jobs`` are expected to bring: only those inside the
+    telegraph window (outside it the record may not telegraph and bring none)."""
+    tot = np.zeros((4, 4))
+    for j in jobs:
+        if window[0] < j.bias_v < window[1]:
+            tot += information_per_second(fit, j.bias_v) * j.duration_s
+    return tot
 
-    round_no: int
-    jobs: tuple[DesignJob, ...]
-    simulated_s: float
-    wall_s: float
-    achieved: dict | None
+
+def _corrected(r: dict[str, float], corr: dict[str, float] | None) -> dict[str, float]:
+    return {k: v * corr.get(k, 1.0) for k, v in r.items()} if corr else r
+
+
+def remaining_time(fit: RateFit, info: np.ndarray, per_s: Sequence[np.ndarray], step_s: float,
+                   targets: Targets, cap_s: float, corr: dict[str, float] | None = None) -> float:
+    """Simulated time still needed to reach every target (predicted, ratios scaled by ``corr``):
+    records of ``step_s`` added greedily at the best candidate until the predicted ratios are all ≤ 1,
+    at most ``cap_s``."""
+    info = info.copy()
+    spent = 0.0
+
+    def pr(m):
+        return _corrected(predicted_ratios(fit, m, targets), corr)
+
+    while spent < cap_s:
+        if max(pr(info).values()) <= 1:
+            return spent
+        best = min(range(len(per_s)), key=lambda i: _score(pr(info + per_s[i] * step_s)))
+        info = info + per_s[best] * step_s
+        spent += step_s
+    return cap_s
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One design job: its number, what it was (bias, length, seed, purpose), how many of the oldest
+    jobs had finished when it was planned (its plan depends on those only), the ratios predicted
+    when it was planned (None without a fit), the simulated time planned up to and including it, and
+    after it finished (in prefix order) the achieved ratios, the wall (s) and CPU (s) time so far."""
+
+    index: int
+    job: DesignJob
+    planned_after: int
     predicted: dict | None
+    simulated_s: float
+    achieved: dict | None = None
+    wall_s: float = float("nan")
+    cpu_s: float = float("nan")
+    ok: bool = True
 
     def to_dict(self) -> dict:
-        return {"round": self.round_no, "jobs": [j.__dict__ for j in self.jobs], "simulated_s": self.simulated_s,
-                "wall_s": self.wall_s, "achieved_ratios": self.achieved, "predicted_ratios": self.predicted}
+        return {"index": self.index, **self.job.__dict__, "planned_after": self.planned_after,
+                "predicted_ratios": self.predicted, "simulated_s": self.simulated_s,
+                "achieved_ratios": self.achieved, "wall_s": self.wall_s, "cpu_s": self.cpu_s, "ok": self.ok}
 
 
 @dataclass(frozen=True)
 class DesignResult:
-    """Outcome: the final fit and calibration, every point, the rounds, why it stopped, and the
-    simulated (s) and wall (s) time it took; ``met`` says whether every target was reached."""
+    """Outcome: the final fit and calibration, every point, the jobs, why it stopped, and the
+    simulated (s), wall (s) and simulator CPU (s; NaN when the runner cannot tell) time it took;
+    ``met`` says whether every target was reached; ``idle_waits``: how often the driver waited with
+    fewer jobs outstanding than workers (a core idle by the plan's choice, e.g. when the outstanding
+    jobs were predicted to meet the targets)."""
 
     fit: RateFit | None
     calibration: Calibration | None
     points: tuple[PointCounts, ...]
-    rounds: tuple[RoundRecord, ...]
+    jobs: tuple[JobRecord, ...]
     reason: str
     met: bool
     simulated_s: float
     wall_s: float
     targets: Targets
     notes: tuple[str, ...] = field(default=())
+    cpu_s: float = float("nan")
+    initial_points: int = 0
+    idle_waits: int = 0
 
     def ratios(self) -> dict[str, float] | None:
         return self.targets.ratios(self.fit) if self.fit else None
 
+    @property
+    def rounds(self) -> tuple[JobRecord, ...]:
+        """The jobs (one planning step each; the name of the round-based design's field)."""
+        return self.jobs
+
     def summary(self) -> str:
         from .units import format_si
 
-        head = (f"sequential design: {len(self.rounds)} rounds, {len(self.points)} records, "
-                f"{format_si(self.simulated_s, 's')} simulated, {self.wall_s:.0f} s wall; stopped: {self.reason}")
+        cpu = f", {self.cpu_s:.0f} CPU-s" if math.isfinite(self.cpu_s) else ""
+        rate = (f" ({self.simulated_s * 1e6 / self.cpu_s:.2f} µs per CPU-s)"
+                if math.isfinite(self.cpu_s) and self.cpu_s > 0 else "")
+        head = (f"sequential design: {len(self.jobs)} jobs ({self.initial_points} pilot records reused), "
+                f"{format_si(self.simulated_s, 's')} simulated, {self.wall_s:.0f} s wall{cpu}{rate}; "
+                f"stopped: {self.reason}")
         if self.fit is None:
             return head + "\n  no rate fit"
         f, t = self.fit, self.targets
@@ -369,112 +420,236 @@ class DesignResult:
 
     def to_dict(self) -> dict:
         return {"reason": self.reason, "targets_met": self.met, "simulated_s": self.simulated_s,
-                "wall_s": self.wall_s, "targets": self.targets.to_dict(),
-                "achieved_ratios": self.ratios(), "rounds": [r.to_dict() for r in self.rounds],
-                "notes": list(self.notes)}
+                "wall_s": self.wall_s, "cpu_s": self.cpu_s if math.isfinite(self.cpu_s) else None,
+                "targets": self.targets.to_dict(), "achieved_ratios": self.ratios(), "idle_waits": self.idle_waits,
+                "jobs": [r.to_dict() for r in self.jobs], "notes": list(self.notes)}
+
+
+class Planner:
+    """The planning rules of the module docstring as a deterministic function of (completed prefix,
+    jobs submitted). ``initial``: records already available (a pilot's), in the fit from the start."""
+
+    def __init__(self, settings: DesignSettings, v50_guess: float, scale_guess: float,
+                 bias_limits: tuple[float, float] | None, initial: Sequence[PointCounts] = ()):
+        self.s = settings
+        self.limits = bias_limits
+        self.v50_guess, self.scale_guess = v50_guess, scale_guess
+        self.initial = list(initial)
+        self.points: list[PointCounts] = list(initial)
+        self.fit: RateFit | None = None
+        self.start_batches = 0
+        self.start_queue: list[DesignJob] = []
+        self.tail_tries = [0, 0]
+        self.corr: dict[str, float] | None = None
+        self.refit()
+
+    def refit(self) -> None:
+        tele = [p for p in self.points if p.regime in self.s.rate_regimes]
+        try:
+            self.fit = fit_rates_joint(tele)
+        except InputError:
+            self.fit = None
+
+    def add(self, record: PointCounts | None) -> None:
+        """The next job of the completed prefix finished (None: it failed)."""
+        if record is not None:
+            self.points.append(record)
+            self.refit()
+
+    def met(self) -> bool:
+        return self.fit is not None and max(self.s.targets.ratios(self.fit).values()) <= 1
+
+    def window(self) -> tuple[float, float]:
+        return telegraph_window(self.points, self.s.rate_regimes, self.fit.scale.value if self.fit else 0.0,
+                                self.s.chunk_lengths_s[0])
+
+    def next(self, index: int, pending: Sequence[DesignJob], simulated_design_s: float,
+             left_s: float) -> tuple[DesignJob | None, dict | None]:
+        """Job number ``index`` (None: nothing to submit now) and the ratios predicted with it.
+        ``pending``: jobs submitted and not yet in the completed prefix; ``simulated_design_s``: the
+        design's own simulated time of the completed prefix; ``left_s``: budget not yet planned."""
+        s = self.s
+        if self.fit is None:
+            if not self.start_queue:
+                if pending:
+                    return None, None             # wait: the outstanding start records may give a fit
+                if self.start_batches:
+                    # no two telegraph biases yet: re-centre on the direct P(1) of every record so far
+                    # (P(1) is measured whatever the regime) and take longer records there
+                    self.v50_guess, self.scale_guess = _p1_guess(self.points, self.v50_guess, self.scale_guess,
+                                                                 self.limits, s.rate_regimes)
+                T = s.chunk_lengths_s[min(self.start_batches, len(s.chunk_lengths_s) - 1)]
+                self.start_queue = start_jobs(self.v50_guess, self.scale_guess, s, self.limits, duration_s=T,
+                                              first_index=index)
+                self.start_batches += 1
+            j = self.start_queue.pop(0)
+            return DesignJob(j.bias_v, j.duration_s, _job_seed(s.seed, index, 0), "start"), None
+        self.start_queue = []
+        fit = self.fit
+        win = self.window()
+        held = held_information(fit, self.points, s.rate_regimes)
+        info = held + expected_information(fit, pending, win)
+        # the information-based prediction calibrated by what the fit achieves now (profile-likelihood
+        # intervals, dispersion, curvature terms): each ratio scaled by achieved / predicted-from-held
+        base = predicted_ratios(fit, held, s.targets)
+        ach = s.targets.ratios(fit)
+        corr = {k: min(max(ach[k] / base[k], 0.5), 4.0) if math.isfinite(ach[k]) and 0 < base[k] < math.inf
+                else 1.0 for k in base}
+        self.corr = corr
+        now = self.predict(info)
+        if max(now.values()) <= 1 and index >= s.lag:
+            # (the design takes at least `lag` records of its own: the pilot's short records alone
+            # are no datasheet)
+            return self._tail(index, pending, force=True), now
+        tail = self._tail(index, pending)
+        if tail is not None:
+            return tail, now
+        cands = candidate_biases(fit, s, self.limits, win)
+        if not len(cands):
+            raise InputError("design: no candidate bias inside the cell's bias range; widen the range")
+        per_s = [information_per_second(fit, float(v)) for v in cands]
+        chunks = s.chunk_lengths_s
+        cap = max(left_s, chunks[0])
+        need = remaining_time(fit, info, per_s, max(chunks[0], cap / 60), s.targets, cap, corr)
+        want = max(chunks[0], min(need / s.lag, 0.5 * simulated_design_s))
+        T = max((c for c in chunks if c <= want * (1 + 1e-9)), default=chunks[0])
+        best = min(range(len(cands)), key=lambda i: (_score(self.predict(info + per_s[i] * T)), float(cands[i])))
+        v = float(cands[best])
+        lo, hi = confirmed_span(self.points, s.rate_regimes, chunks[0])
+        if not lo <= v <= hi:
+            # beyond every record that telegraphed: a short probe first (the cell may have lost its
+            # minority level there), a long record only once the probe telegraphed
+            T = min(T, chunks[min(1, len(chunks) - 1)])
+        return DesignJob(v, T, _job_seed(s.seed, index, 0), "rates"), self.predict(info + per_s[best] * T)
+
+    def predict(self, info: np.ndarray) -> dict[str, float]:
+        return _corrected(predicted_ratios(self.fit, info, self.s.targets), self.corr)
+
+    def _tail(self, index: int, pending: Sequence[DesignJob], force: bool = False) -> DesignJob | None:
+        s, fit = self.s, self.fit
+        if not s.tail_points or fit is None:
+            return None
+        if not force and fit.scale.rel_halfwidth > TAIL_SCALE_REL:
+            return None
+        missing = missing_tails(fit, self.points)
+        for side in (0, 1):
+            if not missing[side] or self.tail_tries[side] >= MAX_TAIL_TRIES:
+                continue
+            if any(j.purpose == "tail" and (j.bias_v > fit.v50.value) == bool(side) for j in pending):
+                continue
+            job = tail_job(fit, side, self.tail_tries[side], s, index, self.limits)
+            self.tail_tries[side] += 1
+            return job
+        return None
+
+
+class _Done:
+    """A runner without ``submit``: ``runner(index, [job])`` run at once (results are the same; the
+    cores are as busy as that runner keeps them)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def submit(self, index: int, job: DesignJob) -> Future:
+        f: Future = Future()
+        try:
+            got = list(self.runner(index, [job]))
+            f.set_result(got[0] if got else None)
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+            f.set_exception(exc)
+        return f
 
 
 Runner = Callable[[int, Sequence[DesignJob]], Sequence[PointCounts]]
 
 
-def run_design(runner: Runner, settings: DesignSettings, *, v50_guess: float, scale_guess: float,
+def run_design(runner, settings: DesignSettings, *, v50_guess: float, scale_guess: float,
                bias_limits: tuple[float, float] | None = None, initial: Sequence[PointCounts] = (),
                clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] | None = None
                ) -> DesignResult:
-    """Run rounds until every target is met or the budget is spent (see the module docstring).
+    """Plan, submit and collect jobs until every target is met or the budget is spent (module docstring).
 
-    ``runner(round_no, jobs)`` simulates the jobs (in parallel) and returns one PointCounts per
-    finished job (failed jobs are simply missing). ``initial``: records already available (e.g. a
-    pilot's). ``v50_guess``/``scale_guess`` (V) seed round 0 when ``initial`` cannot be fitted.
+    ``runner``: either has ``submit(index, job) -> Future`` (of a PointCounts, or None when the job
+    failed) and optionally ``cpu_seconds()`` (simulator CPU time used so far), or is a callable
+    ``runner(index, [job]) -> [PointCounts]`` run synchronously. ``initial``: records already
+    available (e.g. a pilot's), used by the fit and the trust region but not counted in the design's
+    simulated time. ``v50_guess``/``scale_guess`` (V) place the start records when ``initial``
+    cannot be fitted.
     """
+    submitter = runner if hasattr(runner, "submit") else _Done(runner)
+    cpu_now = getattr(runner, "cpu_seconds", None)
+    cpu0 = cpu_now() if cpu_now else float("nan")
     t0 = clock()
-    points: list[PointCounts] = list(initial)
-    rounds: list[RoundRecord] = []
+    s, b = settings, settings.budget
+    plan = Planner(s, v50_guess, scale_guess, bias_limits, initial)
+    jobs: list[DesignJob] = []
+    futures: list[Future] = []
+    records: list[JobRecord] = []
+    planned_s = 0.0          # design simulated time submitted
+    done_s = 0.0             # ... of the completed prefix
+    c = 0                    # completed prefix length
+    stop: str | None = None
+    idle_waits = 0
+
+    def cpu() -> float:
+        return cpu_now() - cpu0 if cpu_now else float("nan")
+
+    try:
+        while True:
+            while stop is None and len(jobs) - c < s.lag:
+                if len(jobs) >= b.max_jobs:
+                    stop = "job limit"
+                    break
+                left = b.simulated_s - planned_s
+                if left <= b.simulated_s * 1e-9:
+                    stop = "simulated-time budget spent"
+                    break
+                if b.wall_s is not None and clock() - t0 >= b.wall_s:
+                    stop = "wall-time budget spent"
+                    break
+                if b.cpu_s is not None and cpu() >= b.cpu_s:
+                    stop = "CPU-time budget spent"
+                    break
+                job, predicted = plan.next(len(jobs), jobs[c:], done_s, left)
+                if job is None:
+                    break
+                if job.duration_s > left:      # never plan past the simulated-time budget
+                    job = DesignJob(job.bias_v, left, job.seed, job.purpose)
+                jobs.append(job)
+                planned_s += job.duration_s
+                records.append(JobRecord(len(jobs) - 1, job, c, predicted, planned_s))
+                futures.append(submitter.submit(len(jobs) - 1, job))
+            if c == len(jobs):
+                break                          # nothing outstanding and nothing to plan
+            if len(jobs) - c < s.jobs_per_round:
+                idle_waits += 1                # a core left idle by the plan (not by the machine)
+            got = futures[c].result()          # the oldest outstanding job, whatever finished first
+            plan.add(got)
+            done_s += jobs[c].duration_s
+            ach = s.targets.ratios(plan.fit) if plan.fit else None
+            records[c] = dataclasses.replace(records[c], achieved=ach, wall_s=clock() - t0, cpu_s=cpu(), ok=got is not None)
+            if log:
+                j = jobs[c]
+                log(f"design job {c}: {j.purpose} {j.bias_v * 1e3:+.3f} mV / {j.duration_s * 1e6:.3g} µs"
+                    + ("" if got is not None else " FAILED") + (f" ({got.regime})" if got is not None else "")
+                    + ("; half-width / target: " + ", ".join(f"{k} {v:.2f}" for k, v in ach.items())
+                       if ach else "; no rate fit yet"))
+            c += 1
+    finally:
+        for f in futures[c:]:
+            f.cancel()
+    fit = plan.fit
+    met = plan.met()
+    if met:
+        reason = "targets met"
+    else:
+        reason = stop or "nothing left to plan"
     notes: list[str] = []
-    fit: RateFit | None = None
-    reason = "round limit"
-    b = settings.budget
-    simulated = float(sum(p.simulated_s for p in points))
-
-    def refit() -> RateFit | None:
-        tele = [p for p in points if p.regime in settings.rate_regimes]
-        try:
-            return fit_rates_joint(tele)
-        except InputError:
-            return None
-
-    fit = refit()
-    tails_only, tail_rounds = False, 0
-    tail_tries: dict[int, int] = {}
-    for round_no in range(b.max_rounds):
-        if fit is None:
-            if round_no > 0:
-                # no two telegraph points yet: re-centre on the direct P(1) fit of every point so far
-                # (P(1) is measured whatever the regime) and take longer records there
-                v50_guess, scale_guess = _p1_guess(points, v50_guess, scale_guess, bias_limits, settings.rate_regimes)
-            jobs, predicted = start_jobs(v50_guess, scale_guess, settings, bias_limits), None
-            jobs = [DesignJob(j.bias_v, settings.chunk_lengths_s[min(round_no, len(settings.chunk_lengths_s) - 1)],
-                              _job_seed(settings.seed, round_no, i), "start") for i, j in enumerate(jobs)]
-        elif settings.tail_points and tails_only:
-            jobs, predicted = tail_jobs(fit, points, settings, round_no, bias_limits), None
-        else:
-            jobs, predicted = plan_round(fit, points, settings, round_no, bias_limits)
-        # at most MAX_TAIL_TRIES tail records per side: a cell whose tail never yields enough visits
-        # within the longest chunk is reported as such instead of being simulated forever
-        kept = []
-        for j in jobs:
-            if j.purpose == "tail" and fit is not None:
-                side = 1 if j.bias_v > fit.v50.value else -1
-                if tail_tries.get(side, 0) >= MAX_TAIL_TRIES:
-                    continue
-                tail_tries[side] = tail_tries.get(side, 0) + 1
-            kept.append(j)
-        jobs = kept
-        if not jobs:
-            reason = "targets met" if (fit is not None and max(settings.targets.ratios(fit).values()) <= 1) \
-                else "nothing left to plan"
-            break
-        # never plan past the simulated-time budget: shorten the round's records to what is left
-        left = b.simulated_s - simulated
-        if left <= 0:
-            reason = "simulated-time budget spent"
-            break
-        need = sum(j.duration_s for j in jobs)
-        if need > left:
-            f = left / need
-            jobs = [DesignJob(j.bias_v, j.duration_s * f, j.seed, j.purpose) for j in jobs]
-        got = list(runner(round_no, jobs))
-        points.extend(got)
-        simulated += sum(j.duration_s for j in jobs)
-        fit = refit()
-        achieved = settings.targets.ratios(fit) if fit else None
-        wall = clock() - t0
-        rounds.append(RoundRecord(round_no, tuple(jobs), simulated, wall, achieved, predicted))
-        if log:
-            log(f"design round {round_no}: {len(jobs)} jobs at "
-                + ", ".join(f"{j.bias_v * 1e3:+.3f} mV/{j.duration_s * 1e6:.3g} µs" for j in jobs)
-                + (f"; half-width / target: " + ", ".join(f"{k} {v:.2f}" for k, v in achieved.items())
-                   if achieved else "; no rate fit yet"))
-        if achieved and max(achieved.values()) <= 1:
-            if settings.tail_points and fit is not None and tail_rounds < 2:
-                if tail_jobs(fit, points, settings, round_no + 1, bias_limits) and simulated < b.simulated_s:
-                    tails_only = True      # the next round takes only the tail points still missing
-                    tail_rounds += 1
-                    continue
-            reason = "targets met"
-            break
-        if simulated >= b.simulated_s * (1 - 1e-9):
-            reason = "simulated-time budget spent"
-            break
-        if b.wall_s is not None and wall >= b.wall_s:
-            reason = "wall-time budget spent"
-            break
-    met = bool(fit is not None and max(settings.targets.ratios(fit).values()) <= 1)
-    cal = describe_regions(fit, points) if fit is not None else None
+    cal = describe_regions(fit, plan.points) if fit is not None else None
     if cal is not None and not cal.covers_target:
         notes.append(f"calibrated P(1) span {cal.p1_range[0]:.3f}–{cal.p1_range[1]:.3f} does not reach "
                      f"{P1_SPAN_TARGET[0]}–{P1_SPAN_TARGET[1]}")
     if fit is None:
-        notes.append("no round produced telegraph points at two biases with transitions both ways")
-    return DesignResult(fit, cal, tuple(points), tuple(rounds), reason, met, simulated, clock() - t0,
-                        settings.targets, tuple(notes))
+        notes.append("no job produced telegraph points at two biases with transitions both ways")
+    return DesignResult(fit, cal, tuple(plan.points), tuple(records), reason, met, planned_s, clock() - t0,
+                        s.targets, tuple(notes), cpu(), len(plan.initial), idle_waits)

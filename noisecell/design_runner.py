@@ -1,21 +1,36 @@
-"""Run the sequential design's rounds as sweeps (the side-effect edge of :mod:`noisecell.design`).
+"""Run the sequential design's jobs as sweeps (the side-effect edge of :mod:`noisecell.design`).
 
-Each round's jobs of one record length become one sweep (``OUT/<prefix>-rNN[-g]``, resumable like
-any sweep: a re-run with the same seed finds the stored results), its seed the round's group seed, so
-every job's noise seed follows from (design seed, round, group) through the sweep's own derivation.
+Asynchronous use (:meth:`SweepRunner.submit`, what :func:`noisecell.design.run_design` uses): every
+job is a one-point sweep ``OUT/<prefix>-jNNN`` run in a thread of its own on the characterisation's
+shared :class:`~noisecell.simulator.HostPool` (the pool's queue keeps at most one simulation per core
+running; the design keeps one more queued so that no core waits for the planner), its seed the job's
+seed. Resumable like any sweep: a re-run with the same seed finds the stored results. Round use
+(``runner(round_no, jobs)``: the held-out records, the fixed design of the benchmark): the jobs of one
+length become one sweep ``OUT/<prefix>-rNN[-g]``.
+
 Counts are read back from the stored bit streams (the single source of truth), scanned once
 (:func:`noisecell.analysis.runs.scan_runs`) into :class:`~noisecell.model.ratefit.PointCounts`;
-P(1)'s effective sample size and the regime label come from the sweep's analysis of the same stream.
+P(1)'s effective sample size and the regime label come from the sweep's analysis of the same stream
+(:func:`points_from_sweep`, also how a pilot's records enter the design).
 """
 from __future__ import annotations
 
 import math
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .design import DesignJob
 from .model.ratefit import PointCounts
+
+
+#: wall-time allowance per simulated µs of a design record (the sweep timeout is at least this):
+#: ~25× the simulator's unloaded speed (4.4 µs per core-second), for a machine shared 4 ways
+TIMEOUT_PER_SIMULATED_US = 10.0
 
 
 def _finite(x) -> float | None:
@@ -26,14 +41,56 @@ def _finite(x) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def points_from_sweep(sweep_dir: Path, result, name: str = "") -> list[PointCounts]:
+    """One PointCounts per finished job of a sweep (its stored bits), in the sweep's row order."""
+    from .analysis.runs import scan_runs
+    from .sweep.store import Store
+
+    store = Store(sweep_dir)
+    out: list[PointCounts] = []
+    for row in result.dataframe.to_dict("records"):
+        if row.get("status") != "ok":
+            continue
+        bits, dt = store.read_bits(str(row["job_id"]))
+        dt = dt or _finite(row.get("sample_period_s")) or _finite(row.get("digitize_sample_period_s"))
+        if dt is None or bits.size < 2:
+            continue
+        rs = scan_runs(bits, source=f"{name or sweep_dir.name}/{row['job_id']}")
+        regime = str(row.get("regime") or "unknown")
+        out.append(PointCounts.from_runstats(float(row["bias_v"]), float(dt), rs,
+                                             n_eff=_finite(row.get("n_eff")), regime=regime))
+    return out
+
+
+def host_cpu_seconds(pool) -> float:
+    """User + system CPU time (s) used so far by the simulator hosts of ``pool`` (Linux /proc; NaN
+    elsewhere). Hosts that died and were restarted lose their share: a lower bound then."""
+    hosts = getattr(pool, "hosts", None) or []
+    tck = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    tot, seen = 0.0, False
+    for h in list(hosts):
+        pid = getattr(h, "pid", None)
+        if not pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tot += (int(fields[11]) + int(fields[12])) / tck
+        seen = True
+    return tot if seen or hosts else float("nan")
+
+
 @dataclass
 class SweepRunner:
     """Callable ``runner(round_no, jobs)`` for :func:`noisecell.design.run_design`.
 
     cell: cell name or folder. out_dir: folder the round sweeps go into. shared: sweep-spec keys
     every round takes (noise_step, timeout, retries, ...; grid/adaptive/duration/seed are set here).
-    corner, temp_c: the condition. pool: a :class:`noisecell.simulator.HostPool` kept across rounds
-    (hosts start once, not per round). results: (part name, SweepResult) of every sweep run, in order.
+    corner, temp_c: the condition. pool: a :class:`noisecell.simulator.HostPool` kept across jobs
+    (hosts start once). results: (part name, SweepResult) of every sweep run, in the order they
+    finished (sort by name for the submission order).
     """
 
     cell: str
@@ -47,40 +104,64 @@ class SweepRunner:
     log: Callable[[str], None] | None = None
     pool: object = None
     results: list = field(default_factory=list)
+    _threads: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _spec(self, jobs: Sequence[DesignJob], duration: float, what: str):
+        from .sweep.spec import parse_spec
+
+        biases = sorted({float(f"{j.bias_v:.9g}") for j in jobs})
+        sweep = {k: v for k, v in self.shared.items() if k not in ("grid", "adaptive", "duration", "seed")}
+        sweep.update(cell=self.cell, duration=float(f"{duration:.9g}"), seed=int(jobs[0].seed),
+                     grid={"bias": biases, "temperature": [float(self.temp_c)], "corner": [self.corner]})
+        # a long record on a loaded machine must not hit a timeout meant for short ones
+        from .sweep.spec import DEFAULT_TIMEOUT_S
+        from .units import parse_si
+
+        shared_t = parse_si(sweep.get("timeout", DEFAULT_TIMEOUT_S), unit="s", what=f"{what}: timeout")
+        sweep["timeout"] = float(max(shared_t, TIMEOUT_PER_SIMULATED_US * duration * 1e6))
+        return parse_spec(sweep, source=what)
+
+    def _run(self, name: str, spec) -> list[PointCounts]:
+        from .sweep import run_sweep
+
+        res = run_sweep(spec, self.out_dir / name, workers=self.workers, progress=False,
+                        retry_failed=self.retry_failed, pool=self.pool)
+        with self._lock:
+            self.results.append((name, res))
+        return points_from_sweep(self.out_dir / name, res, name)
 
     def __call__(self, round_no: int, jobs: Sequence[DesignJob]) -> list[PointCounts]:
-        from .analysis.runs import scan_runs
-        from .sweep import run_sweep
-        from .sweep.spec import parse_spec
-        from .sweep.store import Store
-
         groups: dict[float, list[DesignJob]] = {}
         for j in jobs:
             groups.setdefault(round(j.duration_s, 15), []).append(j)
         out: list[PointCounts] = []
         for g, (duration, js) in enumerate(sorted(groups.items())):
             name = f"{self.prefix}-r{round_no:02d}" + (f"-{g}" if len(groups) > 1 else "")
-            biases = sorted({float(f"{j.bias_v:.9g}") for j in js})
-            sweep = {k: v for k, v in self.shared.items() if k not in ("grid", "adaptive", "duration", "seed")}
-            sweep.update(cell=self.cell, duration=float(f"{duration:.9g}"), seed=int(js[0].seed),
-                         grid={"bias": biases, "temperature": [float(self.temp_c)], "corner": [self.corner]})
-            spec = parse_spec(sweep, source=f"design round {round_no}")
-            res = run_sweep(spec, self.out_dir / name, workers=self.workers, progress=False,
-                            retry_failed=self.retry_failed, pool=self.pool)
-            self.results.append((name, res))
-            store = Store(self.out_dir / name)
-            for row in res.dataframe.to_dict("records"):
-                if row.get("status") != "ok":
-                    continue
-                bits, dt = store.read_bits(str(row["job_id"]))
-                dt = dt or _finite(row.get("sample_period_s")) or _finite(row.get("digitize_sample_period_s"))
-                if dt is None or bits.size < 2:
-                    continue
-                rs = scan_runs(bits, source=f"{name}/{row['job_id']}")
-                regime = str(row.get("regime") or "unknown")
-                out.append(PointCounts.from_runstats(float(row["bias_v"]), float(dt), rs,
-                                                     n_eff=_finite(row.get("n_eff")), regime=regime))
+            out += self._run(name, self._spec(js, duration, f"design round {round_no}"))
         return out
+
+    def submit(self, index: int, job: DesignJob) -> Future:
+        """Job ``index`` as the one-point sweep ``<prefix>-jNNN`` in a thread of its own (its simulation
+        queues on the shared pool); a future of its PointCounts (None when the simulation failed)."""
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="noisecell-design")
+        name = f"{self.prefix}-j{index:03d}"
+        spec = self._spec([job], job.duration_s, f"design job {index}")
+
+        def run():
+            got = self._run(name, spec)
+            return got[0] if got else None
+
+        return self._threads.submit(run)
+
+    def cpu_seconds(self) -> float:
+        return host_cpu_seconds(self.pool)
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
 
 
 @dataclass

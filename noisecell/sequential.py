@@ -5,18 +5,21 @@ Spec table ``[design]`` (all keys optional; defaults in brackets)::
 
     [design]
     seed = 11                          # design seed [11]: every job's noise seed follows from it
-    jobs_per_round = 2                 # ≥ workers: both cores busy [2]
-    chunks = ["10us", "20us", "40us"]  # allowed record lengths per round
-    budget_simulated = "2ms"           # stop when this much is simulated [2 ms]
-    budget_wall = "300s"               # or after this wall time (machine-dependent) [none]
-    max_rounds = 30
+    jobs_per_round = 2                 # workers kept busy (jobs in flight: one more) [2]
+    chunks = ["10us", "20us", "40us", "80us"]  # allowed record lengths
+    budget_simulated = "2ms"           # stop planning when this much is simulated [2 ms] (reproducible)
+    budget_cpu = "600s"                # or when the simulator hosts used this much CPU time [none]
+    budget_wall = "300s"               # or after this wall time (safety stop) [none]
+    max_jobs = 400                     # at most this many jobs (max_rounds = N: N·(jobs_per_round + 1))
     targets = { v50_halfwidth = "0.5mV", scale_rel_halfwidth = 0.05, tau_rel_halfwidth = 0.10 }
-    heldout = { p1 = [0.3, 0.7], p1_halfwidth = 0.03, ln_tau_halfwidth = 0.10, max_duration = "600us" }
+    heldout = { p1 = [0.22, 0.78], p1_halfwidth = 0.03, ln_tau_halfwidth = 0.10, max_duration = "600us" }
+
+The pilot's records (nominal condition) enter the design's fit from the start (``initial``).
 
 The held-out records sit at the biases where the final fit puts P(1) at ``heldout.p1`` (biases the
-fit never saw, seeds of their own), each long enough for its own P(1) to reach ±p1_halfwidth:
-n_eff = (1.96·√(p(1−p))/hw)², and a telegraph record of length T holds n_eff ≈ T/(2τ(V)), so
-T = 2·τ(V)·n_eff × 1.25 (margin for the scatter of τ), capped at max_duration.
+fit never saw, seeds of their own), each long enough for its own P(1) to reach ±p1_halfwidth and its
+ln τ ±ln_tau_halfwidth (:func:`heldout_duration`), capped at max_duration. P(1) 0.22 / 0.78 is where
+the two needs meet (nearer 0.5 P(1) needs longer records, further out ln τ does: fewer transitions).
 """
 from __future__ import annotations
 
@@ -35,15 +38,15 @@ from .model.heldout import HeldOutCheck, held_out_check
 from .model.ratefit import PointCounts, RateFit
 from .units import parse_si
 
-DESIGN_KEYS = ("seed", "jobs_per_round", "chunks", "budget_simulated", "budget_wall", "max_rounds", "targets",
-               "heldout")
+DESIGN_KEYS = ("seed", "jobs_per_round", "chunks", "budget_simulated", "budget_cpu", "budget_wall", "max_jobs",
+               "max_rounds", "targets", "heldout")
 TARGET_KEYS = ("v50_halfwidth", "scale_rel_halfwidth", "tau_rel_halfwidth")
 HELDOUT_KEYS = ("p1", "p1_halfwidth", "ln_tau_halfwidth", "max_duration")
 
 
 @dataclass(frozen=True)
 class HeldOutSettings:
-    p1: tuple[float, ...] = (0.3, 0.7)
+    p1: tuple[float, ...] = (0.22, 0.78)
     p1_halfwidth: float = 0.03
     ln_tau_halfwidth: float = 0.10
     max_duration_s: float = 600e-6
@@ -70,11 +73,19 @@ def parse_design(table: dict, source: str) -> tuple[DesignSettings, HeldOutSetti
     targets = Targets(pos(t.get("v50_halfwidth", "0.5mV"), "design.targets.v50_halfwidth", "V"),
                       pos(t.get("scale_rel_halfwidth", 0.05), "design.targets.scale_rel_halfwidth"),
                       pos(t.get("tau_rel_halfwidth", 0.10), "design.targets.tau_rel_halfwidth"))
-    wall = table.get("budget_wall")
+    wall, cpu = table.get("budget_wall"), table.get("budget_cpu")
+    for k in ("max_jobs", "max_rounds"):
+        x = table.get(k, 1)
+        if isinstance(x, bool) or not isinstance(x, int) or x < 1:
+            raise InputError(f"{source}: design.{k} must be an integer ≥ 1, got {x!r}")
+    jobs_pr = table.get("jobs_per_round", 2)
+    # max_rounds (the round-based design's key): a round was jobs_per_round records plus a tail record
+    max_jobs = table.get("max_jobs", int(table["max_rounds"]) * (int(jobs_pr) + 1) if isinstance(jobs_pr, int)
+                         and "max_rounds" in table else 400)
     budget = Budget(pos(table.get("budget_simulated", "2ms"), "design.budget_simulated", "s"),
-                    None if wall is None else pos(wall, "design.budget_wall", "s"),
-                    int(table.get("max_rounds", 30)))
-    chunks = table.get("chunks", ["10us", "20us", "40us"])
+                    None if wall is None else pos(wall, "design.budget_wall", "s"), max_jobs,
+                    None if cpu is None else pos(cpu, "design.budget_cpu", "s"))
+    chunks = table.get("chunks", ["10us", "20us", "40us", "80us"])
     if not isinstance(chunks, list) or not chunks:
         raise InputError(f"{source}: design.chunks must be a list of record lengths, e.g. [\"10us\", \"20us\"]")
     chunk_s = tuple(sorted(pos(c, "design.chunks", "s") for c in chunks))
@@ -88,7 +99,7 @@ def parse_design(table: dict, source: str) -> tuple[DesignSettings, HeldOutSetti
     badh = sorted(set(h) - set(HELDOUT_KEYS))
     if badh:
         raise InputError(f"{source}: unknown key(s) in design.heldout: {', '.join(badh)}; allowed: {', '.join(HELDOUT_KEYS)}")
-    ps = tuple(float(x) for x in h.get("p1", [0.3, 0.7]))
+    ps = tuple(float(x) for x in h.get("p1", [0.22, 0.78]))
     if any(not 0 < x < 1 for x in ps):
         raise InputError(f"{source}: design.heldout.p1 values must lie strictly between 0 and 1")
     ho = HeldOutSettings(ps, pos(h.get("p1_halfwidth", 0.03), "design.heldout.p1_halfwidth"),
@@ -98,11 +109,28 @@ def parse_design(table: dict, source: str) -> tuple[DesignSettings, HeldOutSetti
                           seed=seed), ho
 
 
-def heldout_duration(fit: RateFit, bias_v: float, p1_halfwidth: float, cap_s: float) -> float:
+#: held-out records are made this much longer than predicted (scatter of the record's own n_eff and
+#: transition counts, ~1/√transitions ≈ 4 %, and of the fit's τ(V))
+HELDOUT_MARGIN = 1.15
+
+
+def heldout_duration(fit: RateFit, bias_v: float, p1_halfwidth: float, cap_s: float,
+                     ln_tau_halfwidth: float | None = None) -> float:
+    """Record length for P(1) ±p1_halfwidth and (if given) ln τ ±ln_tau_halfwidth at ``bias_v``.
+
+    P(1): a telegraph record of length T holds n_eff ≈ T/(2τ(V)) effective samples, and
+    n_eff = (z·√(p(1−p))/hw)². ln τ: the record's se² = (P1² + P0²)/(N/2) from N ≈ 2T·P0P1/τ(V)
+    transitions (:func:`noisecell.model.heldout.record_tau`: se² = P1²/n_up + P0²/n_down). The longer
+    of the two, × HELDOUT_MARGIN, at most ``cap_s``."""
     p = float(fit.p1(bias_v))
+    tau = float(fit.tau_s(bias_v))
     z = float(stats.norm.ppf(0.975))
-    n_eff = (z * math.sqrt(p * (1 - p)) / p1_halfwidth) ** 2
-    return float(min(cap_s, 1.25 * 2 * float(fit.tau_s(bias_v)) * n_eff))
+    t_p1 = 2 * tau * (z * math.sqrt(p * (1 - p)) / p1_halfwidth) ** 2
+    t_tau = 0.0
+    if ln_tau_halfwidth:
+        n_trans = 2 * (p * p + (1 - p) ** 2) * (z / ln_tau_halfwidth) ** 2
+        t_tau = n_trans * tau / (2 * p * (1 - p))
+    return float(min(cap_s, HELDOUT_MARGIN * max(t_p1, t_tau)))
 
 
 @dataclass(frozen=True)
@@ -146,9 +174,12 @@ class SequentialResult:
             add("joint rate fit: transitions used", f.n_transitions, note=f"{f.n_points} bias points; deviance "
                 f"{f.deviance:.3g} on {f.dof} dof (p = {f.gof_p:.2g}); ln k "
                 + ("quadratic" if f.curvature_per_v2 else "linear") + f" (curvature LR p = {f.curvature_test[1]:.2g})")
-        add("design: simulated time", d.simulated_s, unit="s", note=f"{len(d.rounds)} rounds, {len(d.points)} records; "
-            f"stopped: {d.reason}")
-        add("design: wall time", d.wall_s, unit="s", note="sequential design rounds incl. refits")
+        add("design: simulated time", d.simulated_s, unit="s", note=f"{len(d.jobs)} jobs, {len(d.points)} records "
+            f"({d.initial_points} from the pilot); stopped: {d.reason}")
+        if math.isfinite(d.cpu_s):
+            add("design: simulator CPU time", d.cpu_s, unit="s",
+                note=f"{d.simulated_s * 1e6 / d.cpu_s:.3g} µs simulated per CPU-second" if d.cpu_s > 0 else "")
+        add("design: wall time", d.wall_s, unit="s", note="sequential design incl. refits (machine load dependent)")
         cal = d.calibration
         if cal is not None:
             add("calibrated bias range low", cal.bias_range_v[0], unit="V", note=f"P(1) {cal.p1_range[0]:.3f}")
@@ -201,7 +232,8 @@ class SequentialResult:
         cond["joint_fit"] = _finite_tree({**fit.to_dict(), "targets": self.design.targets.to_dict(),
                                           "achieved_ratios": self.design.ratios(), "stopped": self.design.reason,
                                           "targets_met": self.design.met, "simulated_s": self.design.simulated_s,
-                                          "wall_s": self.design.wall_s, "rounds": len(self.design.rounds)})
+                                          "wall_s": self.design.wall_s, "cpu_s": self.design.cpu_s,
+                                          "jobs": len(self.design.jobs)})
         if cal is not None:
             cond["calibration"] = _finite_tree(cal.to_dict())
         if self.heldout is not None:
@@ -234,10 +266,11 @@ def _finite_tree(x):
 def run_sequential(table: dict, *, cell: str, out: Path, shared: dict, corner: str, temp_c: float,
                    bias_limits: tuple[float, float], pilot_bias_v=None, pilot_p1=None, source: str = "spec",
                    workers: int | None = None, retry_failed: bool = False, pool=None,
-                   rate_regimes: tuple[str, ...] = ("bistable",),
+                   rate_regimes: tuple[str, ...] = ("bistable",), initial=(),
                    log: Callable[[str], None] | None = None) -> SequentialResult:
-    """Run the design (rounds into ``out/design-rNN``) and the held-out records (``out/design-heldout``).
-    ``rate_regimes``: the regime labels whose records enter the rate fit (the spec's fit_regimes)."""
+    """Run the design (jobs into ``out/design-jNNN``) and the held-out records (``out/design-heldout-r00``).
+    ``rate_regimes``: the regime labels whose records enter the rate fit (the spec's fit_regimes);
+    ``initial``: PointCounts already simulated at this condition (the pilot's), used by the fit."""
     import dataclasses
 
     settings, ho = parse_design(table, source)
@@ -255,8 +288,12 @@ def run_sequential(table: dict, *, cell: str, out: Path, shared: dict, corner: s
         v50_g, scale_g = guess_from_p1(pv, np.asarray(pilot_p1, float), v50_g, scale_g, bias_limits)
     runner = SweepRunner(cell, out, shared, corner, float(temp_c), workers=workers, retry_failed=retry_failed,
                          log=log, pool=pool)
-    res = run_design(runner, settings, v50_guess=v50_g, scale_guess=scale_g, bias_limits=bias_limits, log=log)
-    sweeps = tuple(runner.results)
+    try:
+        res = run_design(runner, settings, v50_guess=v50_g, scale_guess=scale_g, bias_limits=bias_limits,
+                         initial=initial, log=log)
+    finally:
+        runner.close()
+    sweeps = tuple(sorted(runner.results, key=lambda r: r[0]))
     vdd = _vdd_of(sweeps)
     heldout, h_sweeps = None, ()
     if res.fit is not None and ho.p1:
@@ -264,7 +301,7 @@ def run_sequential(table: dict, *, cell: str, out: Path, shared: dict, corner: s
         qs = np.array(ho.p1)
         vs = [float(f"{f.v50.value + f.scale.value * math.log(q / (1 - q)):.9g}") for q in qs]
         vs = [min(max(v, bias_limits[0]), bias_limits[1]) for v in vs]
-        durs = [heldout_duration(f, v, ho.p1_halfwidth, ho.max_duration_s) for v in vs]
+        durs = [heldout_duration(f, v, ho.p1_halfwidth, ho.max_duration_s, ho.ln_tau_halfwidth) for v in vs]
         from .design import DesignJob
 
         jobs = [DesignJob(v, max(durs), settings.seed + 7919, "heldout") for v in vs]   # one sweep: one length

@@ -166,6 +166,10 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             pool.close()
     warnings += parts.warnings
     points, raw_all = parts.points, parts.raw
+    if seq is not None and seq.design.initial_points and pilot is not None:
+        # the nominal design fitted its pilot's records together with its own: they are fit points too
+        for df in (points, raw_all):
+            df.loc[(df["role"] == "pilot") & df["part"].isin(pilot.stage_names), "role"] = "fit"
     nominal = parts.nominal_condition(cellspec)
     if regimes != ("bistable",):
         warnings.append(f"the spec fits points of regime(s) {', '.join(regimes)}: the sigmoid and τ of a "
