@@ -306,13 +306,20 @@ def digitize_trace(time_s: np.ndarray, v: np.ndarray, *, threshold_v: float | No
     if slow is not None:
         compared, smoothing_s = slow.compared_v, slow.smoothing_s
     if hysteresis_v is None:
-        if slow is not None:
+        room = (min(threshold_v - slow.mode_low_v, slow.mode_high_v - threshold_v) if slow is not None
+                else float("nan"))
+        if slow is not None and room > 0.1 * (slow.mode_high_v - slow.mode_low_v):
             # band edges 10 % of the spacing inside each level (the regime detector's milestones),
             # moved in with an off-centre given threshold so that each stays inside the spacing
-            room = min(threshold_v - slow.mode_low_v, slow.mode_high_v - threshold_v)
             spacing = slow.mode_high_v - slow.mode_low_v
-            hysteresis_v = float(max(0.0, 2.0 * min(0.4 * spacing, room - 0.1 * spacing)))
+            hysteresis_v = float(2.0 * min(0.4 * spacing, room - 0.1 * spacing))
             hysteresis_from = "slow levels"
+        elif slow is not None:
+            # the given threshold is not between the two averaged levels (both on one side, or at
+            # one of them): no band fits inside the spacing; read the raw trace with a band from its
+            # noise, never a 0 V band (which would count every wiggle at the threshold as a flip)
+            compared, smoothing_s = v, 0.0
+            hysteresis_v, hysteresis_from = level_noise_band(v), "noise"
         elif hist.bimodal:
             # Given threshold on a bimodal trace: keep each band edge at most 2/3 of the way from the
             # threshold to the nearer mode, so an off-centre threshold cannot put a band edge inside a

@@ -51,3 +51,18 @@ def test_slow_telegraph_is_read_through_its_average_and_counts_its_real_switches
     _, dig_auto = digitize_trace(t, v)
     assert abs(dig_auto.threshold_v) < spacing / 10
     assert math.isfinite(dig_auto.mode_low_v) and dig_auto.mode_low_v < 0 < dig_auto.mode_high_v
+
+
+def test_slow_levels_on_one_side_of_the_threshold_get_a_noise_band_not_zero():
+    """A slow two-level trace whose levels both sit below the readout threshold (a trimmed latch gone
+    to one side: `simulate` printed "a 0 V hysteresis from its noise"): no band fits between the
+    levels, so the band comes from the noise — never 0 V."""
+    rng = np.random.default_rng(4)
+    spacing = 0.05
+    n = 40_000
+    state, _ = slow_telegraph(n, rng, spacing)
+    v = (state - 0.5) * spacing + ornstein_uhlenbeck(n, LEVEL_NOISE_TAU_S, spacing / 3, rng) - 0.06
+    t = np.arange(n) * STEP_S
+    bits, dig = digitize_trace(t, v, threshold_v=0.0)
+    assert dig.hysteresis_v > 0 and dig.hysteresis_from == "noise"
+    assert dig.smoothing_s == 0.0
