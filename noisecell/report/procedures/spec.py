@@ -106,6 +106,9 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
     from ...cells import DEFAULT_CELL
 
     cell = cell_name or data.get("cell") or DEFAULT_CELL
+    if cell_name and ("/" in cell_name or Path(cell_name).exists()):
+        # a folder given on the command line is relative to where the command runs, not to the spec
+        cell = str(Path(cell_name).resolve())
     if not isinstance(cell, str):
         raise InputError(f"{source}: cell must be a string (a cell name from spice_models/ or a path)")
     title = data.get("title")
