@@ -2,7 +2,7 @@
 """Simulated and wall time to reach the datasheet targets: sequential design against today's fixed design.
 
     python benchmarks/datasheet.py                        # synthetic telegraph cell (pbit-like), seconds
-    python benchmarks/datasheet.py --cell pbit [--out DIR] [--workers 2]   # real simulations (slow)
+    python benchmarks/datasheet.py --cell pbit [--out DIR] [--spec SPEC] [--fixed-cap 0.3]   # ngspice (slow)
 
 Both designs run on the same cell in the same run, with the same estimator (the joint censored-dwell
 rate fit, profile-likelihood CIs) and the same targets (default: V50 ±0.5 mV, scale ±5 %, τ(V50)
@@ -13,7 +13,11 @@ rate fit, profile-likelihood CIs) and the same targets (default: V50 ±0.5 mV, s
   until the targets are met or ``--fixed-cap`` × the sequential design's simulated time is spent
   (then the time still needed is extrapolated with CI half-width ∝ 1/√T, and said so; the ratio is
   then at least the cap);
-* sequential: :func:`noisecell.design.run_design` from the same starting guess.
+* sequential: :func:`noisecell.design.run_design` from the same starting guess; with ``--cell``,
+  exactly characterize's nominal design (the spec's [design] table, the pilot's records): run in a
+  ``characterize --out`` folder of the same spec, its pilot and design resume from the store (the
+  design is deterministic), so only the fixed design is simulated, and the sequential design's CPU
+  and wall time are those of the characterize run (its datasheet.csv).
 
 Prints each design's simulated time, wall time, rounds and half-widths reached, and the ratio
 fixed/sequential in simulated time (target ≥ 3).
@@ -61,10 +65,13 @@ def fixed_design(runner, biases, chunk_s, targets, cap_s, seed, rate_regimes, lo
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cell", default=None, help="a cell to simulate (default: the synthetic telegraph cell)")
-    ap.add_argument("--out", default="bench-datasheet", help="folder for the sweeps of --cell")
+    ap.add_argument("--out", default="bench-datasheet", help="folder for the sweeps of --cell (a characterize "
+                    "--out folder of the same spec: its pilot and nominal design resume from the store)")
+    ap.add_argument("--spec", default=None, help="characterisation spec for --cell (default: the package's)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--v50-halfwidth", type=float, default=0.5e-3, help="V50 target, V (default 0.5 mV)")
+    ap.add_argument("--v50-halfwidth", type=float, default=0.5e-3, help="V50 target, V (default 0.5 mV; "
+                    "synthetic cell only: --cell uses its spec's [design] targets)")
     ap.add_argument("--scale-rel", type=float, default=0.05, help="scale target, relative (default 0.05)")
     ap.add_argument("--tau-rel", type=float, default=0.10, help="τ(V50) target, relative (default 0.10)")
     ap.add_argument("--chunk", type=float, default=20e-6, help="fixed design's record extension per round, s")
@@ -88,29 +95,24 @@ def main(argv=None) -> dict:
         what = "synthetic telegraph cell (V50 +0.5 mV, scale 3 mV, τ(V50) 250 ns, dt 10 ns)"
     else:
         from noisecell.cells import load_cell
-        from noisecell.design import guess_from_p1
         from noisecell.design_runner import SweepRunner, points_from_sweep
+        from noisecell.report.procedures.design import run_design as run_nominal_design
         from noisecell.report.procedures.pilot import run_pilot
         from noisecell.report.procedures.spec import load_char_spec
+        from noisecell.sequential import parse_design
         from noisecell.simulator.pool import HostPool
 
         out = Path(args.out)
-        spec = load_char_spec(None, quick=False, cell_name=args.cell)
+        spec = load_char_spec(args.spec, quick=False, cell_name=args.cell)
+        if spec.design is None:
+            raise SystemExit(f"{spec.source}: no [design] table: the benchmark runs the spec's sequential design")
         cellspec = load_cell(spec.cell)
         pool = HostPool(args.workers)
-        import pandas as pd
-
         pilot = run_pilot(spec, cellspec, out, args.workers, False, pool=pool)
         log(pilot.note)
         win = pilot.window
         initial = [p for n, r in zip(pilot.stage_names, pilot.sweeps) for p in points_from_sweep(out / "sweep" / n, r, n)]
-        ok = pd.concat([p.dataframe for p in pilot.sweeps])
-        ok = ok[ok["status"] == "ok"]
-        limits = tuple(cellspec.bias.range_v)
-        v50_guess, scale_guess = guess_from_p1(ok["bias_v"].to_numpy(float),
-                                               pd.to_numeric(ok["p1"], errors="coerce").to_numpy(float),
-                                               0.5 * sum(limits), (limits[1] - limits[0]) / 20, limits)
-        window = (win[0], win[1]) if win else (v50_guess - 3 * abs(scale_guess), v50_guess + 3 * abs(scale_guess))
+        targets = parse_design(spec.design, spec.source)[0].targets
         shared = {k: v for k, v in spec.shared.items() if k != "adaptive"}
         mk = lambda tag: SweepRunner(spec.cell, out / "sweep", shared, cellspec.nominal_corner,  # noqa: E731
                                      float(cellspec.nominal_temp_c), workers=args.workers, pool=pool, prefix=tag)
@@ -119,14 +121,19 @@ def main(argv=None) -> dict:
 
     print(f"datasheet benchmark on the {what}; targets V50 ±{targets.v50_halfwidth_v * 1e3:g} mV, scale "
           f"±{100 * targets.scale_rel_halfwidth:g} %, τ(V50) ±{100 * targets.tau_rel_halfwidth:g} %")
-    settings = DesignSettings(targets=targets, budget=Budget(simulated_s=args.budget), jobs_per_round=args.workers,
-                              chunk_lengths_s=(10e-6, 20e-6, 40e-6, 80e-6), seed=args.seed, rate_regimes=rate_regimes)
     t0 = time.monotonic()
-    seq_runner = mk("seq")
-    seq = run_design(seq_runner, settings, v50_guess=v50_guess, scale_guess=scale_guess, bias_limits=limits,
-                     initial=initial, log=log)
-    if hasattr(seq_runner, "close"):
-        seq_runner.close()
+    if args.cell is None:
+        settings = DesignSettings(targets=targets, budget=Budget(simulated_s=args.budget), jobs_per_round=args.workers,
+                                  chunk_lengths_s=(10e-6, 20e-6, 40e-6, 80e-6), seed=args.seed,
+                                  rate_regimes=rate_regimes)
+        seq = run_design(mk("seq"), settings, v50_guess=v50_guess, scale_guess=scale_guess, bias_limits=limits,
+                         initial=initial, log=log)
+    else:
+        # exactly characterize's nominal design (its [design] table, the pilot's records, the same job
+        # names): in an OUT folder where `characterize` already ran, every job resumes from the store
+        seq = run_nominal_design(spec, cellspec, out, pilot, args.workers, False, pool=pool)[0].design
+        window = (win[0], win[1]) if win else (seq.fit.v50.value - 3 * abs(seq.fit.scale.value),
+                                               seq.fit.v50.value + 3 * abs(seq.fit.scale.value))
     seq_wall = time.monotonic() - t0
     print(seq.summary())
     centre, half = 0.5 * (window[0] + window[1]), 0.5 * (window[1] - window[0])

@@ -22,8 +22,10 @@ the machine (the simulated-time budget is the reproducible stop).
 
 Each planning step (:class:`Planner`):
 
-* no fit yet (fewer than two telegraph biases): start records at P(1) ≈ 0.2 … 0.8 of the pilot's
-  guess (re-centred on every record so far when a batch of them did not give a fit, longer each time);
+* no fit to trust yet (records of at least the shortest chunk have not telegraphed at two biases;
+  a fit of a pilot's few-µs records alone can be degenerate): start records at P(1) ≈ 0.2 … 0.8 of
+  the pilot's guess (re-centred on every record so far when a batch of them did not give a trusted
+  fit, longer each time);
 * the rate job: the candidate bias (V50 ± ``span_scales`` scales inside the trust region of records
   that telegraph, :func:`telegraph_window`) that minimises the largest predicted ratio given the
   information held *and* the information the outstanding jobs are expected to bring ("shrink the
@@ -456,6 +458,15 @@ class Planner:
             self.points.append(record)
             self.refit()
 
+    def trusted(self) -> bool:
+        """A fit to plan with: records of at least the shortest chunk telegraphed at two biases or
+        more. A fit of short pilot records alone can be degenerate (pbit: V50 ±70 mV, τ ±10³¹ %):
+        planning on it put every record where the cell never telegraphs."""
+        if self.fit is None:
+            return False
+        lo, hi = confirmed_span(self.points, self.s.rate_regimes, self.s.chunk_lengths_s[0])
+        return hi > lo
+
     def met(self) -> bool:
         return self.fit is not None and max(self.s.targets.ratios(self.fit).values()) <= 1
 
@@ -469,7 +480,7 @@ class Planner:
         ``pending``: jobs submitted and not yet in the completed prefix; ``simulated_design_s``: the
         design's own simulated time of the completed prefix; ``left_s``: budget not yet planned."""
         s = self.s
-        if self.fit is None:
+        if not self.trusted():
             if not self.start_queue:
                 if pending:
                     return None, None             # wait: the outstanding start records may give a fit

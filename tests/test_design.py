@@ -221,3 +221,17 @@ def test_trust_region_ignores_short_records_and_respects_long_non_telegraphs():
     # with no long telegraph record yet, the short ones are all there is
     lo, hi = telegraph_window([rec(0.0, "bistable", 3e-6), rec(s, "bistable", 3e-6)], ("bistable",), s, 10e-6)
     assert lo == pytest.approx(-0.75 * s) and hi == pytest.approx(1.75 * s)
+
+
+def test_short_pilot_records_alone_are_not_planned_on():
+    # two 1 µs records that happen to telegraph a few times give a degenerate fit; the design must
+    # not plan on it (the pbit demo put every record where the cell never telegraphs) but take start
+    # records around the guess first, then meet its targets
+    run = synthetic_runner([])
+    from noisecell.design import DesignJob
+
+    initial = [p for j, v in enumerate((V50 - 0.1 * SCALE, V50 + 0.1 * SCALE))
+               for p in run(0, [DesignJob(v, 1e-6, 1000 + j)])]
+    res = run_design(synthetic_runner([]), settings(), v50_guess=V50, scale_guess=SCALE, initial=initial)
+    assert [r.job.purpose for r in res.jobs[:3]] == ["start"] * 3
+    assert res.met and res.initial_points == 2, res.summary()
