@@ -6,13 +6,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .figures import _empty_note, _legend, plt
 
 
 def _plain_log(ax) -> None:
     """Log y axis with plain tick numbers (no 10^x labels)."""
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -25,7 +26,7 @@ _QUANTITIES = (("v50_v", "v50_ci_lo_v", "v50_ci_hi_v", 1e3, "V50 (mV)"),
 def fig_pvt(table: pd.DataFrame) -> plt.Figure:
     """V50, scale, τ(V50) and energy per bit against temperature, one line per corner, 95 % CIs; corners
     × temperatures that could not be characterised are marked on the V50 panel's axis."""
-    fig, axes = plt.subplots(2, 2, figsize=(10.4, 6.6))
+    fig, axes = plt.subplots(2, 2, figsize=(10.4, 6.6), sharex=True)
     ok = table[table["status"] == "characterised"] if len(table) else table
     bad = table[table["status"] == "NOT characterised"] if len(table) else table
     corners = sorted(set(table["corner"])) if len(table) else []
@@ -56,8 +57,9 @@ def fig_pvt(table: pd.DataFrame) -> plt.Figure:
             _plain_log(ax)
         if not any_pt:
             _empty_note(ax, "no characterised condition has this figure")
-        ax.set_xlabel("temperature (°C)")
         ax.set_ylabel(label)
+        ax.tick_params(labelbottom=True)
+        ax.set_xlabel("temperature (°C)")
         _legend(ax, loc="best")
     axes[0, 0].set_title("per-condition datasheet (95 % CIs); ×: not characterised", loc="left")
     fig.tight_layout()
