@@ -191,6 +191,14 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
 
     fitted: ModelResult = fit_model(points, raw_all, cellspec, ident, nominal, out, adjust_document=adjust)
     warnings += fitted.warnings
+    mm_pts = points[points["role"].eq("mismatch") & points["status"].eq("ok")]
+    if len(mm_pts) and (fitted.model is None or not any(
+            (fitted.model.condition_data(c).get("mismatch") or {}).get("n_instances") for c in fitted.model.conditions)):
+        n_inst = mm_pts["mismatch_instance"].nunique() if "mismatch_instance" in mm_pts else 0
+        seen = ", ".join(f"{n} {r}" for r, n in mm_pts["regime"].astype(str).value_counts().items())
+        warnings.append(f"mismatch: {n_inst} Monte Carlo instance(s) simulated ({len(mm_pts)} records: {seen}), but fewer "
+                        "than 2 gave a rate fit (each needs telegraphing records at ≥ 2 biases), so the model has no "
+                        "mismatch distribution; lengthen the mismatch records (duration_tau) or trim each instance")
     model, fits, nominal_eff = fitted.model, fitted.fits, fitted.nominal
 
     # ---- entropy at a stated clock period, SP 800-90B on the stored streams; example streams
