@@ -68,6 +68,9 @@ DC_POINTS = 241
 VDD_STEP = 0.015
 #: relative supply step up for a bistable but too slow check of a ``faster_with_supply`` cell
 SLOW_VDD_STEP = 0.15
+#: relative supply step up for a single-peaked (not enough gain) but fast check of such a cell: it has
+#: no narrow window to find, only a gain to reach (a latch's single level moves by VDD_STEP)
+CHAIN_GAIN_STEP = 0.05
 #: subthreshold slope factor assumed by the current-restoring supply step of a ``faster_with_supply`` cell
 SLOPE_N = 1.5
 #: largest current factor one such step asks for (a frozen record says only "much too slow")
@@ -507,8 +510,10 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
             slow = c.regime != "single_peaked" or c.flips_per_us < min_flips_per_us
             if raise_supply and bal.faster_with_supply and slow:
                 nv = vdd + slow_supply_step(vdd, c.flips_per_us, min_flips_per_us, temp_c)
+            elif raise_supply:
+                nv = vdd * (1 + (CHAIN_GAIN_STEP if bal.faster_with_supply else VDD_STEP))
             else:
-                nv = vdd * (1 + VDD_STEP) if raise_supply else vdd * (1 - VDD_STEP)
+                nv = vdd * (1 - VDD_STEP)
         if not s.range_v[0] <= nv <= s.range_v[1]:
             break
         nb = balance(cell, corner, temp_c, nv, mismatch_seed=mismatch_seed, timeout_s=timeout_s, fixed_trim=fixed or None)

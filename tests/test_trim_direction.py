@@ -92,3 +92,25 @@ def test_faster_with_supply_must_be_boolean(tmp_path):
     from noisecell.errors import InputError
     with pytest.raises(InputError):
         T.balance_spec(load_cell(str(d)))
+
+
+@pytest.mark.parametrize("faster", [True, False])
+def test_single_level_raises_supply_by_the_cells_gain_step(tmp_path, monkeypatch, faster):
+    """A fast but single-peaked check (one level around the threshold: too little gain/barrier)
+    raises the supply of both kinds of cell: a chain by CHAIN_GAIN_STEP (no window to find), a latch by
+    VDD_STEP (its bistable window is a few % wide)."""
+    seen: list[float] = []
+
+    def fake_check(cell, corner, temp_c, trim_v, vdd_v, *, duration_s, seed, **kw):
+        seen.append(vdd_v)
+        return T.TrimCheck(trim_v=trim_v, vdd_v=vdd_v, duration_s=duration_s, seed=seed, p1=0.5, p1_se=0.05,
+                           flips_per_us=5.0, regime="single_peaked", regime_detail="synthetic", power_w=1e-9,
+                           energy_per_flip_j=2e-16)
+
+    pt = (lambda v: T.DcPoint(trim_v=0.07, vdd_v=v, vm_frac=0.5, gain=4.85))
+    monkeypatch.setattr(T, "balanced_gain_point", lambda cell, corner, temp_c, **kw: pt(0.2))
+    monkeypatch.setattr(T, "balance", lambda cell, corner, temp_c, vdd_v, **kw: pt(vdd_v))
+    monkeypatch.setattr(T, "check", fake_check)
+    T.trim_cell(_cell(tmp_path, faster), "tt", 27.0, duration_s=20e-6, max_iterations=3)
+    want = 1 + (T.CHAIN_GAIN_STEP if faster else T.VDD_STEP)
+    assert [b / a for a, b in zip(seen, seen[1:])] == pytest.approx([want] * 2, rel=1e-12)

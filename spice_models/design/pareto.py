@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default=str(HERE / "x1search.jsonl"))
-    ap.add_argument("--chosen", default=str(HERE / "x1chosen.json"))
+    ap.add_argument("--chosen", nargs="*", default=[str(HERE / "x1chosen.json"), str(HERE / "x2chosen.json")],
+                    help="characterised cells to mark (diamonds); missing files are skipped")
     ap.add_argument("--out", default=str(HERE / "pareto.png"))
     a = ap.parse_args()
     rows = {}
@@ -47,7 +48,8 @@ def main() -> int:
         runs = [q for q in [r.get("zero_bias") or {}, *(r.get("sigmoid_runs") or [])]
                 if q.get("regime") not in (None, "failed")]
         sd = r.get("mismatch_offset_sd_v")
-        if len(runs) >= 2 and sd:  # the same 3-point logistic scale as x1search --table
+        n_mm = sum(o is not None for o in (r.get("mismatch_offsets_v") or []))
+        if len(runs) >= 2 and sd and n_mm >= 6:  # the 4th round's 3-4 instances are too few for a σ  # the same 3-point logistic scale as x1search --table
             sc = logistic_scale([(q["bias_v"], q["p1"]) for q in runs])
             if sc:
                 scales[name] = sd / sc
@@ -64,7 +66,7 @@ def main() -> int:
         ax.errorbar(tau * 1e9, e * 1e18, xerr=[[(tau - ci[0]) * 1e9], [(ci[1] - tau) * 1e9]],
                     yerr=[[(tau - ci[0]) * p * 1e18], [(ci[1] - tau) * p * 1e18]], fmt="none", ecolor=colour,
                     alpha=0.5, lw=1)
-        ax.scatter(tau * 1e9, e * 1e18, s=60, marker="o" if name.startswith("chain") else "s",
+        ax.scatter(tau * 1e9, e * 1e18, s=60, marker="o" if name.startswith(("chain", "x2_")) else "s",
                    facecolors=colour if filled else "none", edgecolors=colour, linewidths=1.5, zorder=3)
         ax.annotate(f"{name} {r['vdd_v'] * 1e3:.0f} mV", (tau * 1e9, e * 1e18), fontsize=7, xytext=(4, 3),
                     textcoords="offset points")
@@ -73,8 +75,9 @@ def main() -> int:
     ax.scatter([100], [350], marker="*", s=250, color="tab:red", zorder=4)
     ax.annotate("seed (X0 chip, published): ~100 ns, ~350 aJ", (100, 350), fontsize=8, color="tab:red",
                 xytext=(6, -12), textcoords="offset points")
-    chosen = Path(a.chosen)
-    if chosen.is_file():
+    for chosen in map(Path, a.chosen):
+        if not chosen.is_file():
+            continue
         c = json.loads(chosen.read_text())
         t, e = c["tau_s"] * 1e9, c["energy_j"] * 1e18
         tl, th = (x * 1e9 for x in c["tau_ci95"])
@@ -83,7 +86,7 @@ def main() -> int:
         colour = cmap(norm(min(max(off, 10), 300))) if off else "k"
         ax.errorbar([t], [e], xerr=[[t - tl], [th - t]], yerr=[[e - el], [eh - e]], fmt="none", ecolor="k", lw=1.5)
         ax.scatter([t], [e], marker="D", s=140, facecolors=colour, edgecolors="k", linewidths=2, zorder=5)
-        ax.annotate(c.get("label", "chosen"), (t, e), fontsize=9, fontweight="bold", xytext=(8, 8),
+        ax.annotate(c.get("label", "chosen"), (t, e), fontsize=9, fontweight="bold", xytext=c.get("label_offset", (8, 8)),
                     textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -42,6 +42,47 @@ from noisecell.trim import bias_offset, trimmed_point  # noqa: E402
 from noisecell.units import parse_si  # noqa: E402
 
 
+def sweep_offset(cell, *, mismatch_seed: int, trim: dict, vdd_v: float, source: str, step_v: float = 5e-4) -> float | None:
+    """The same offset as noisecell.trim.bias_offset ("readout"), from ONE ngspice process: a DC sweep of
+    the voltage source ``source`` through which (alone) the bias acts — its value at zero bias ± the
+    bias range — and the linear-interpolated crossing of V(v_out) - V(v_outb) with the readout
+    threshold. (bias_offset root-finds with one process per evaluation, ~12 per instance, because
+    its method must work for any cell.) None outside the bias range."""
+    import re
+    import tempfile
+
+    import numpy as np
+
+    from noisecell import netlist as nl
+    from noisecell import trim as T
+    from noisecell.simulator.batch import run_batch
+    from noisecell.technology import model_lines
+
+    vals = T._cell_values(cell, corner="tt", temp_c=27.0, bias_v=0.0, vdd_v=vdd_v, trim=trim, params=None)
+    body = nl.set_params(cell.template, vals, source=str(cell.netlist_path))
+    body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+    # the source's value at zero bias: evaluate its expression with the job's params
+    line = next(ln for ln in body.splitlines() if ln.split() and ln.split()[0].lower() == source.lower())
+    expr = re.search(r"\{(.+)\}", line).group(1)
+    v0 = float(eval(expr, {}, {k: float(v) for k, v in vals.items()}))  # noqa: S307 (the cell's own .param arithmetic)
+    lo, hi = cell.bias.range_v
+    o, ob = cell.outputs["v_out"], cell.outputs["v_outb"]
+    with tempfile.TemporaryDirectory(prefix="x2off-") as td:
+        dat = f"{td}/s.dat"
+        text = "\n".join(["* chain offset sweep", *model_lines(cell.technology, "tt", mismatch=True), body,
+                          f".options temp=27.0 tnom=27.0 seed={int(mismatch_seed)}", ".control", "set wr_singlescale",
+                          f"dc {source} {v0 + lo!r} {v0 + hi!r} {step_v!r}", f"wrdata {dat} v({o})-v({ob})", "quit",
+                          ".endc", ".end"]) + "\n"
+        run_batch(text, td, technology=cell.technology, timeout_s=300, name=f"{cell.name} offset sweep")
+        d = np.loadtxt(dat)
+    b, f = d[:, 0] - v0, d[:, 1] - float(cell.readout.threshold_v or 0.0)
+    k = np.nonzero(np.diff(np.sign(f)) != 0)[0]
+    if not len(k):
+        return None
+    i = int(k[0])
+    return float(b[i] + (b[i + 1] - b[i]) * f[i] / (f[i] - f[i + 1]))
+
+
 def _run(args) -> dict:
     cellpath, seed_mm, bias, vdd, trim, dur, nt = args
     from noisecell.simulator import run_job
@@ -69,6 +110,10 @@ def main() -> int:
     ap.add_argument("--scale", default=None, help="nominal logistic scale (V) to express offsets in")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--noise-step", default="0.5ns")
+    ap.add_argument("--sweep-source", default=None, help="voltage source through which alone the bias acts (pbit_x2: "
+                    "Vnw1): offsets from one DC sweep per instance instead of bias_offset's root finding")
+    ap.add_argument("--points", type=int, default=3, choices=(2, 3),
+                    help="transient points per instance: 3 = offset and ±delta, 2 = ±delta only (the scale needs only those)")
     ap.add_argument("--out", default=str(HERE / "x1mismatch.json"))
     a = ap.parse_args()
     lo, _, hi = a.seeds.partition("-")
@@ -79,7 +124,8 @@ def main() -> int:
     offs: dict[int, float | None] = {}
     for s in seeds:
         t0 = time.perf_counter()
-        offs[s] = bias_offset(cell, "tt", 27.0, mismatch_seed=s, trim_v=trim.get("VGP"), vdd_v=vdd)
+        offs[s] = (sweep_offset(cell, mismatch_seed=s, trim=trim, vdd_v=vdd, source=a.sweep_source) if a.sweep_source
+                   else bias_offset(cell, "tt", 27.0, mismatch_seed=s, trim_v=trim.get("VGP"), vdd_v=vdd))
         print(f"  seed {s:3d}: offset {'outside the bias range' if offs[s] is None else '%+.2f mV' % (offs[s] * 1e3)}"
               f" ({time.perf_counter() - t0:.1f} s)", flush=True)
     good = [o for o in offs.values() if o is not None]
@@ -101,7 +147,7 @@ def main() -> int:
     sub = [s for s in seeds if offs[s] is not None][: a.sigmoid_instances]
     nt = parse_si(a.noise_step, unit="s")
     jobs = [(a.cell, s, min(max(offs[s] + k * delta, cell.bias.range_v[0]), cell.bias.range_v[1]), vdd, trim, dur, nt)
-            for s in sub for k in (-1, 0, 1)]
+            for s in sub for k in ((-1, 0, 1) if a.points == 3 else (-1, 1))]
     if jobs:
         with Pool(a.workers, maxtasksperchild=1) as pool:
             runs = pool.map(_run, jobs)
@@ -109,14 +155,16 @@ def main() -> int:
         for s in sub:
             mine = [r for r in runs if r["mismatch_seed"] == s]
             sc = X.logistic_scale([(r["bias_v"], r["p1"]) for r in mine])
-            at = next(r for r in mine if abs(r["bias_v"] - offs[s]) < 1e-12)
+            at = next((r for r in mine if abs(r["bias_v"] - offs[s]) < 1e-12),
+                      {"p1": float("nan"), "regime": "not run", "flips_per_us": float("nan")})
             per.append({"mismatch_seed": s, "offset_v": offs[s], "scale_v": sc, "p1_at_offset": at["p1"],
                         "regime_at_offset": at["regime"], "flips_per_us_at_offset": at["flips_per_us"], "runs": mine})
             print(f"  seed {s:3d}: scale {'-' if sc is None else '%.2f mV' % (sc * 1e3)}, at its offset P(1)="
                   f"{at['p1']:.3f} ({at['regime']}, {at['flips_per_us']:.1f} flips/µs)", flush=True)
         res["sigmoid_instances"] = per
         for p in per:  # estimation variance of ln(scale): delta method on the two outer points' logits
-            lo_, hi_ = sorted(p["runs"], key=lambda r: r["bias_v"])[::2]
+            srt = sorted(p["runs"], key=lambda r: r["bias_v"])
+            lo_, hi_ = srt[0], srt[-1]
             ok = all(r["p1_se"] and 0.005 < r["p1"] < 0.995 for r in (lo_, hi_))
             if ok and p["scale_v"]:
                 dl = math.log(hi_["p1"] / (1 - hi_["p1"])) - math.log(lo_["p1"] / (1 - lo_["p1"]))

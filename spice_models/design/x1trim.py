@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from noisecell import trim as T  # noqa: E402
 from noisecell.cells import load_cell  # noqa: E402
+from noisecell.errors import SimulationError  # noqa: E402
 from noisecell.units import parse_si  # noqa: E402
 
 
@@ -38,8 +39,9 @@ def markdown(cell, row_files) -> str:
         single = [x["vdd_v"] for x in att if x["regime"] == "single_peaked"]
         bist = [x["vdd_v"] for x in att if x["regime"] == "bistable"]
         if bist:
-            lo = f"{max([s for s in single if s < min(bist)], default=float('nan')) * 1e3:.0f}–{min(bist) * 1e3:.0f}"
-            win = f"starts {lo}, bistable up to ≥ {max(bist) * 1e3:.0f}"
+            below = [s for s in single if s < min(bist)]
+            win = (f"starts {max(below) * 1e3:.0f}–{min(bist) * 1e3:.0f}" if below else
+                   f"telegraphs at {min(bist) * 1e3:.0f} (first check)") + f", bistable up to ≥ {max(bist) * 1e3:.0f}"
         else:
             win = "none seen" + (f" (single-peaked ≤ {max(single) * 1e3:.0f})" if single else "")
         vgp = "—" if r.get("value_v") is None else f"{r['value_v']:+.4f}"
@@ -85,8 +87,15 @@ def main() -> int:
         mine = [p for p in mine if p in want]
     dur = parse_si(a.duration, unit="s")
     for corner, temp in mine:
-        res = T.trim_cell(cell, corner, temp, duration_s=dur, max_iterations=a.max_iterations,
-                          progress=lambda s: print(s, flush=True))
+        try:
+            res = T.trim_cell(cell, corner, temp, duration_s=dur, max_iterations=a.max_iterations,
+                              progress=lambda s: print(s, flush=True))
+        except SimulationError as exc:  # a timed-out/failed run is this pair's result, not the end of the table
+            print(f"{corner} {temp:g} C: simulation failed: {exc}", flush=True)
+            with open(a.out, "a") as fh:
+                fh.write(json.dumps({"corner": corner, "temp_c": temp, "ok": False, "value_v": None, "vdd_v": None,
+                                     "message": f"simulation failed: {str(exc)[:200]}"}) + "\n")
+            continue
         print(res.summary(), flush=True)
         row = T.row_from_result(res)
         # every check's supply and regime, for the supply window (dropped before write_table)
