@@ -190,8 +190,8 @@ class CellSpec:
 
 
 #: the cell every command uses when none is named (`make demo`, `noisecell simulate/trim/cell/characterize`,
-#: a characterisation spec without ``cell``); the previous defaults stay available by name (pbit)
-DEFAULT_CELL = "pbit"
+#: a characterisation spec without ``cell``); the previous default stays available by name (pbit)
+DEFAULT_CELL = "pbit_x2"
 
 #: the one place stored trim values live, next to cell.toml (written by `noisecell trim --write`)
 TRIMS_FILE = "trims.json"

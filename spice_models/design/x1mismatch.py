@@ -84,14 +84,19 @@ def sweep_offset(cell, *, mismatch_seed: int, trim: dict, vdd_v: float, source: 
 
 
 def _run(args) -> dict:
-    cellpath, seed_mm, bias, vdd, trim, dur, nt = args
+    cellpath, seed_mm, bias, vdd, trim, dur, nt, timeout = args
+    from noisecell.errors import SimulationError
     from noisecell.simulator import run_job
 
     cell = load_cell(cellpath)
     job = job_from_cell(cell, bias_v=bias, vdd_v=vdd, trim=trim, duration_s=dur, noise_step_s=nt, seed=seed_mm,
                         mismatch_seed=seed_mm)
     t0 = time.process_time()
-    wf = run_job(job, retries=1)  # one non-convergence rung (Gear), as sweeps allow
+    try:
+        wf = run_job(job, retries=1, timeout_s=timeout)  # one non-convergence rung (Gear), as sweeps allow
+    except SimulationError as exc:  # a stalled/failed run is recorded, not the end of the study
+        return {"mismatch_seed": seed_mm, "bias_v": bias, "p1": None, "p1_se": None, "regime": "failed",
+                "error": str(exc)[:200], "n_transitions": 0, "flips_per_us": float("nan"), "power_w": float("nan")}
     r = classify_waveform(wf, skip_s=0.3e-6)
     p, n = r.fraction_above_threshold, r.n_transitions
     se = 2 * p * (1 - p) / math.sqrt(n) if (0 < p < 1 and n > 0) else None
@@ -110,6 +115,7 @@ def main() -> int:
     ap.add_argument("--scale", default=None, help="nominal logistic scale (V) to express offsets in")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--noise-step", default="0.5ns")
+    ap.add_argument("--timeout", default="90s", help="wall time per transient run (a stalled run is recorded as failed)")
     ap.add_argument("--sweep-source", default=None, help="voltage source through which alone the bias acts (pbit_x2: "
                     "Vnw1): offsets from one DC sweep per instance instead of bias_offset's root finding")
     ap.add_argument("--points", type=int, default=3, choices=(2, 3),
@@ -146,14 +152,16 @@ def main() -> int:
     dur = parse_si(a.duration, unit="s")
     sub = [s for s in seeds if offs[s] is not None][: a.sigmoid_instances]
     nt = parse_si(a.noise_step, unit="s")
-    jobs = [(a.cell, s, min(max(offs[s] + k * delta, cell.bias.range_v[0]), cell.bias.range_v[1]), vdd, trim, dur, nt)
+    tmo = parse_si(a.timeout, unit="s")
+    jobs = [(a.cell, s, min(max(offs[s] + k * delta, cell.bias.range_v[0]), cell.bias.range_v[1]), vdd, trim, dur, nt, tmo)
             for s in sub for k in ((-1, 0, 1) if a.points == 3 else (-1, 1))]
     if jobs:
         with Pool(a.workers, maxtasksperchild=1) as pool:
             runs = pool.map(_run, jobs)
         per = []
+        res["failed_runs"] = [{k: r[k] for k in ("mismatch_seed", "bias_v", "error")} for r in runs if r["regime"] == "failed"]
         for s in sub:
-            mine = [r for r in runs if r["mismatch_seed"] == s]
+            mine = [r for r in runs if r["mismatch_seed"] == s and r["regime"] != "failed"]
             sc = X.logistic_scale([(r["bias_v"], r["p1"]) for r in mine])
             at = next((r for r in mine if abs(r["bias_v"] - offs[s]) < 1e-12),
                       {"p1": float("nan"), "regime": "not run", "flips_per_us": float("nan")})
