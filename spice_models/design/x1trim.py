@@ -41,7 +41,8 @@ def markdown(cell, row_files) -> str:
         if bist:
             below = [s for s in single if s < min(bist)]
             win = (f"starts {max(below) * 1e3:.0f}–{min(bist) * 1e3:.0f}" if below else
-                   f"telegraphs at {min(bist) * 1e3:.0f} (first check)") + f", bistable up to ≥ {max(bist) * 1e3:.0f}"
+                   (f"telegraphs at {min(bist) * 1e3:.0f} (first check)" if len(att) == 1 or att[0]["regime"] == "bistable"
+                    else f"lowest bistable {min(bist) * 1e3:.0f} (below: frozen/slow)")) + f", bistable up to ≥ {max(bist) * 1e3:.0f}"
         else:
             win = "none seen" + (f" (single-peaked ≤ {max(single) * 1e3:.0f})" if single else "")
         vgp = "—" if r.get("value_v") is None else f"{r['value_v']:+.4f}"
