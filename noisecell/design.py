@@ -139,12 +139,11 @@ def _job_seed(seed: int, round_no: int, index: int) -> int:
     return int(ss.generate_state(1, np.uint32)[0] & 0x7FFFFFFF)
 
 
-def held_information(fit: RateFit, points: Sequence[PointCounts],
-                     rate_regimes: tuple[str, ...] = ("bistable",)) -> np.ndarray:
-    """Expected information about φ of the records already taken (telegraph points)."""
+def held_information(fit: RateFit, points: Sequence[PointCounts]) -> np.ndarray:
+    """Expected information about φ of the records already taken (the rate fit's records)."""
     tot = np.zeros((4, 4))
     for p in points:
-        if p.regime in rate_regimes and p.simulated_s > 0:
+        if p.simulated_s > 0:
             tot += information_per_second(fit, p.bias_v) * p.simulated_s
     return tot
 
@@ -198,6 +197,20 @@ def telegraph_window(points: Sequence[PointCounts], rate_regimes: tuple[str, ...
         hi = min(hi, 0.5 * (hi_t + min(above)))
     # the telegraph records themselves stay candidates (open interval just outside them)
     return min(lo, lo_t - 1e-12), max(hi, hi_t + 1e-12)
+
+
+def rate_points(points: Sequence[PointCounts], rate_regimes: tuple[str, ...], min_record_s: float
+                ) -> list[PointCounts]:
+    """The records of the joint rate fit: those labelled with a rate regime, and records with another
+    label inside the bias span of records (≥ ``min_record_s``) that telegraphed, when they hold at
+    least MIN_VISITS transitions each way. A double well does not vanish and reappear with the bias:
+    between two telegraphing biases an other label is the detector's scatter (pbit: at P(1) ≈ 0.9 an
+    80 µs record with 44 / 43 transitions was labelled single-peaked, its neighbours bistable), and
+    dropping such records drops the scale information the design put there. Outside the span the
+    label holds (no extrapolation of the rate model into a region where the cell may not telegraph)."""
+    lo, hi = confirmed_span(points, rate_regimes, min_record_s)
+    return [p for p in points if p.regime in rate_regimes
+            or (lo <= p.bias_v <= hi and min(p.n_up, p.n_down) >= MIN_VISITS)]
 
 
 def confirmed_span(points: Sequence[PointCounts], rate_regimes: tuple[str, ...], min_record_s: float
@@ -376,7 +389,8 @@ class JobRecord:
 class DesignResult:
     """Outcome: the final fit and calibration, every point, the jobs, why it stopped, and the
     simulated (s), wall (s) and simulator CPU (s; NaN when the runner cannot tell) time it took;
-    ``met`` says whether every target was reached; ``idle_waits``: how often the driver waited with
+    ``met`` says whether every target was reached; ``fit_points``: the records of the rate fit
+    (:func:`rate_points`); ``idle_waits``: how often the driver waited with
     fewer jobs outstanding than workers (a core idle by the plan's choice, e.g. when the outstanding
     jobs were predicted to meet the targets)."""
 
@@ -393,6 +407,7 @@ class DesignResult:
     cpu_s: float = float("nan")
     initial_points: int = 0
     idle_waits: int = 0
+    fit_points: tuple[PointCounts, ...] = ()
 
     def ratios(self) -> dict[str, float] | None:
         return self.targets.ratios(self.fit) if self.fit else None
@@ -443,12 +458,13 @@ class Planner:
         self.start_queue: list[DesignJob] = []
         self.tail_tries = [0, 0]
         self.corr: dict[str, float] | None = None
+        self.fit_points: list[PointCounts] = []
         self.refit()
 
     def refit(self) -> None:
-        tele = [p for p in self.points if p.regime in self.s.rate_regimes]
+        self.fit_points = rate_points(self.points, self.s.rate_regimes, self.s.chunk_lengths_s[0])
         try:
-            self.fit = fit_rates_joint(tele)
+            self.fit = fit_rates_joint(self.fit_points)
         except InputError:
             self.fit = None
 
@@ -498,7 +514,7 @@ class Planner:
         self.start_queue = []
         fit = self.fit
         win = self.window()
-        held = held_information(fit, self.points, s.rate_regimes)
+        held = held_information(fit, self.fit_points)
         info = held + expected_information(fit, pending, win)
         # the information-based prediction calibrated by what the fit achieves now (profile-likelihood
         # intervals, dispersion, curvature terms): each ratio scaled by achieved / predicted-from-held
@@ -663,4 +679,4 @@ def run_design(runner, settings: DesignSettings, *, v50_guess: float, scale_gues
     if fit is None:
         notes.append("no job produced telegraph points at two biases with transitions both ways")
     return DesignResult(fit, cal, tuple(plan.points), tuple(records), reason, met, planned_s, clock() - t0,
-                        s.targets, tuple(notes), cpu(), len(plan.initial), idle_waits)
+                        s.targets, tuple(notes), cpu(), len(plan.initial), idle_waits, tuple(plan.fit_points))

@@ -212,7 +212,8 @@ class SequentialResult:
         if fit.curvature_per_v2 is not None:
             from .model.ratefit import fit_rates_joint
 
-            lin = fit_rates_joint([p for p in self.design.points if p.regime in self.rate_regimes],
+            lin = fit_rates_joint(list(self.design.fit_points) or
+                                  [p for p in self.design.points if p.regime in self.rate_regimes],
                                   allow_curvature=False)
         rm = loglinear_rate_model(lin.reference_bias_v, lin.ln_k_up, lin.ln_k_down, lin.covariance)
         cal = self.design.calibration
