@@ -58,11 +58,13 @@ Two routes render the SAME channel-noise current (``NoiseConfig.route``):
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,8 +287,41 @@ def codemodel_path() -> tuple[Path | None, str]:
     if not path.is_file():
         return None, f"{path} is not built"
     if not _PLAIN_PATH.match(str(path)):
-        return None, f"its path {path} has capitals or blanks (ngspice would alter them)"
+        copy = _plain_copy(path, path.stat().st_mtime_ns)
+        if copy is None:
+            return None, (f"its path {path} has capitals or blanks (ngspice would alter them) and no "
+                          f"private copy could be made under {tempfile.gettempdir()}")
+        return copy, ""
     return path, ""
+
+
+@functools.lru_cache(maxsize=None)
+def _plain_copy(path: Path, mtime_ns: int) -> Path | None:
+    """A copy of the code model at a path ngspice keeps as it is, or None.
+
+    ngspice lower-cases the path of a ``codemodel``/``pre_codemodel`` line, so a venv under a folder
+    with capitals (a home folder, a worktree named ``wt-H18``) would otherwise lose the compiled route.
+    The copy is a cache: ``<tmp>/noisecell-cm-<uid>/<sha256 of the file>.cm`` in a folder of mode 0700
+    that must be ours (a shared /tmp), written atomically, so worker processes share one copy and
+    nothing accumulates. ``mtime_ns`` keys the in-process cache so a rebuilt file is copied again."""
+    try:
+        data = path.read_bytes()
+        folder = Path(tempfile.gettempdir()) / f"noisecell-cm-{os.getuid()}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+        if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return None
+        copy = folder / f"{hashlib.sha256(data).hexdigest()[:32]}.cm"
+        if not _PLAIN_PATH.match(str(copy)):
+            return None
+        if not (copy.is_file() and copy.read_bytes() == data):
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, copy)
+    except OSError:
+        return None
+    return copy
 
 
 _NOTICE_GIVEN = False

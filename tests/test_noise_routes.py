@@ -77,12 +77,25 @@ def test_unbuilt_code_model_falls_back_with_one_notice(monkeypatch, capsys, tmp_
     assert len(err) == 1 and "portable route" in err[0] and "missing.cm" in err[0]
     with pytest.raises(InputError, match="make setup"):
         resolve_route("compiled")
-    monkeypatch.setenv(noise.ROUTE_ENV, "portable")
-    monkeypatch.setenv(noise.CODEMODEL_ENV, str(tmp_path / "Upper Case.cm"))
-    (tmp_path / "Upper Case.cm").write_bytes(b"")
-    assert resolve_route(None) == "portable"
-    monkeypatch.delenv(noise.ROUTE_ENV)
-    assert codemodel_path()[0] is None and "capitals" in codemodel_path()[1]
+
+
+def test_code_model_under_a_path_with_capitals_is_used_from_a_plain_private_copy(monkeypatch, tmp_path):
+    # ngspice lower-cases the path of a codemodel line: /work/wt-H18/.venv/... would not load
+    built = tmp_path / "Upper Case" / "noisecell.cm"
+    built.parent.mkdir()
+    built.write_bytes(b"\x7fELF not really a code model" * 10)
+    monkeypatch.setenv(noise.CODEMODEL_ENV, str(built))
+    path, why = codemodel_path()
+    assert path is not None and why == ""
+    assert path != built and noise._PLAIN_PATH.match(str(path))
+    assert path.read_bytes() == built.read_bytes()
+    noise._plain_copy.cache_clear()
+    assert codemodel_path()[0] == path          # content-addressed: the same copy again
+    monkeypatch.setattr(noise.tempfile, "gettempdir", lambda: str(tmp_path / "Still Upper"))
+    (tmp_path / "Still Upper").mkdir()
+    noise._plain_copy.cache_clear()
+    path, why = codemodel_path()
+    assert path is None and "capitals" in why and "private copy" in why
 
 
 @needs_codemodel
