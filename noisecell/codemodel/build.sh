@@ -101,11 +101,9 @@ gcc "${cflags[@]}" "${inc[@]}" -I"$work/cm/nc_chan" -c "$work/cm/nc_chan/cfunc.c
 gcc "${cflags[@]}" "${inc[@]}" -I"$work/cm/nc_chan" -c "$work/cm/nc_chan/ifspec.c" -o "$work/cm/ifspec.o"
 gcc -shared -fvisibility=hidden "$work"/cm/*.o -lm -o "$out.tmp"
 # smoke test in the installed ngspice: load it and run one transient through an nc_chan instance.
-# ngspice lower-cases the pre_codemodel path, so the test loads a copy under a plain /tmp folder
-# (the build folder may have capitals: a worktree, a home folder); noise.py does the same at run time.
-plain="$(mktemp -d /tmp/noisecell-cm-build.XXXXXXXX | tr -d '\n')"
-case "$plain" in *[!a-z0-9_./+-]*) rm -rf "$plain"; plain="/tmp/noisecell-cm-build-$$"; rm -rf "$plain"; mkdir -m 700 "$plain";; esac
-cp "$out.tmp" "$plain/nc.cm"
+# ngspice lower-cases the pre_codemodel path and the build folder may have capitals (a worktree, a
+# home folder), so the test loads a copy beside the netlist by the relative path ./nc.cm.
+cp "$out.tmp" "$probe/nc.cm"
 cat > "$probe/smoke.cir" <<EOF
 * nc_chan smoke test
 .model nc_chan_m nc_chan(q=1.602176634e-19 vt=0.02585 eps=1e-6 floor=1e-34)
@@ -116,7 +114,7 @@ Vu u 0 DC 0 SIN(0 1 1meg)
 Anc1 %vnam Vs %vd(d 0) [u] %id(d 0) nc_chan_m
 .tran 10n 1u
 .control
-pre_codemodel $plain/nc.cm
+pre_codemodel ./nc.cm
 run
 print v1#branch[50]
 quit
@@ -124,8 +122,7 @@ quit
 .end
 EOF
 (cd "$probe" && HOME="$probe" ngspice -b smoke.cir > smoke.log 2>&1) && grep -qi "v1#branch" "$probe/smoke.log" || \
-  { rm -rf "$plain"; rm -f "$out.tmp"; say "the built code model did not run in the installed ngspice (see $probe/smoke.log)"; exit 1; }
-rm -rf "$plain"
+  { rm -f "$out.tmp"; say "the built code model did not run in the installed ngspice (see $probe/smoke.log)"; exit 1; }
 mv "$out.tmp" "$out"
 rm -rf "$work/cmpp" "$work/cm"
 say "built $out"
