@@ -279,6 +279,135 @@ class SourcePower:
 
 
 @dataclass(frozen=True)
+class TrimSuggestion:
+    """The trim the cell's own ``[balance]`` method finds (noisecell.trim stages 1-2: the balance trim
+    root-found for a mid-rail switching point, then the supply for the loop-half gain
+    ``gain_target``; DC only, no noise), and the DC check at that point.
+
+    trim: the ``[balance] trim`` .param (None: the supply alone is trimmed); *_from: the checked point,
+    *_to: the suggested one (None when the method found none); voltages in V; vm_frac: switching
+    point as a fraction of VDD; gain: loop-half gain at it. status/verdict: `cell check` at the
+    suggested point; works: it is bistable there with every terminal within its rating and no junction
+    beyond the models' limit. text: the fix, one sentence."""
+
+    trim: str | None
+    trim_from_v: float | None
+    trim_to_v: float | None
+    vdd_from_v: float
+    vdd_to_v: float | None
+    vm_frac_from: float
+    vm_frac_to: float | None
+    gain_from: float
+    gain_to: float | None
+    gain_target: float
+    status: str | None
+    verdict: str | None
+    works: bool
+    text: str
+
+    def lines(self) -> list[str]:
+        """The suggestion as a short table for `cell check`'s summary."""
+        out = ["  trim found by the cell's [balance] method (DC, noisecell.trim stages 1-2):"]
+        if self.vdd_to_v is None:
+            return out + [f"    none: {self.text}"]
+        if self.trim is not None:
+            out.append(f"    {self.trim:>6}: {format_si(self.trim_from_v, 'V'):>10} -> {format_si(self.trim_to_v, 'V'):>10}"
+                       f"   switching point {self.vm_frac_from:.2f} -> {self.vm_frac_to:.2f} of VDD")
+        out.append(f"    {'VDD':>6}: {format_si(self.vdd_from_v, 'V'):>10} -> {format_si(self.vdd_to_v, 'V'):>10}"
+                   f"   loop-half gain {self.gain_from:.2f} -> {self.gain_to:.2f} (gain_target {self.gain_target:g})")
+        out.append(f"    there: {self.verdict}")
+        return out
+
+
+def _frac(vm_frac: float) -> str:
+    """A switching point for a sentence (NaN: the half's transfer never crosses V_out = V_in)."""
+    return f"switching point {vm_frac:.2f} of VDD" if math.isfinite(vm_frac) else "no switching point"
+
+
+def _cell_arg(cell) -> str:
+    """How to name ``cell`` on a command line: its name when that finds the same folder, else its folder."""
+    from .cells import cell_dirs
+
+    here = Path(cell.cell_dir or cell.netlist_path.parent).resolve()
+    for root in cell_dirs():  # the name finds the first folder that has it
+        cand = Path(root) / cell.name
+        if (cand / "cell.toml").is_file():
+            if cand.resolve() == here:
+                return cell.name
+            break
+    try:
+        return "./" + str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)
+
+
+def suggest_trim(cell, *, corner: str, temp_c: float, nominal: LatchState, trim: dict | None,
+                 params: dict | None) -> TrimSuggestion | None:
+    """Run the cell's ``[balance]`` method (DC) from a point that is not bistable and check the
+    result (see :class:`TrimSuggestion`); None when the cell has no ``[balance]`` table.
+
+    The direction and size of the fix come from the same transfer curves the check measured: the
+    balance trim moves the switching point to mid-rail (pull-downs outweighing the pull-ups push it
+    low), and the supply then sets the loop gain; a second DC check says whether the point is
+    bistable and inside the ratings and junction limits."""
+    from . import trim as T
+
+    try:
+        bal = T.balance_spec(cell)
+    except InputError:
+        return None
+    trim = dict(trim or {})
+    fixed = {k: v for k, v in trim.items() if k != bal.trim} or None
+    kw = dict(params=params, fixed_trim=fixed)
+    t0 = trim.get(bal.trim, cell.trim[bal.trim].nominal_v) if bal.trim else None
+    vm0, g0 = nominal.switching_frac[0], nominal.half_gain[0]
+    base = dict(trim=bal.trim, trim_from_v=t0, vdd_from_v=nominal.vdd_v, vm_frac_from=vm0, gain_from=g0,
+                gain_target=bal.gain_target)
+    p = T.balanced_gain_point(cell, corner, temp_c, **kw)
+    if p is None:
+        lo, hi = cell.trim[bal.trim].range_v if bal.trim else (None, None)
+        b = T.balance(cell, corner, temp_c, nominal.vdd_v, **kw)
+        s = cell.supplies[cell.main_supply].range_v
+        if bal.trim and b is None:
+            ends = T.dc_points(cell, corner, temp_c, [(lo, nominal.vdd_v), (hi, nominal.vdd_v)], **kw)
+            why = (f"no {bal.trim} in [{format_si(lo, 'V')}, {format_si(hi, 'V')}] ([trim.{bal.trim}] range_v) puts the "
+                   f"switching point at mid-rail at VDD {format_si(nominal.vdd_v, 'V')} (at its ends: "
+                   f"{_frac(ends[0].vm_frac)} and {_frac(ends[1].vm_frac)}): this trim cannot balance the "
+                   "halves; resize the devices (or a wider range, if every junction stays within the models' limit there)")
+        else:
+            why = (f"the balanced cell does not reach the loop-half gain {bal.gain_target:g} anywhere in the supply range "
+                   f"[{format_si(s[0], 'V')}, {format_si(s[1], 'V')}]: widen it, or change the devices for more gain per half")
+        return TrimSuggestion(**base, trim_to_v=None, vdd_to_v=None, vm_frac_to=None, gain_to=None, status=None,
+                              verdict=None, works=False, text=why)
+    new_trim = {**trim, **({bal.trim: p.trim_v} if bal.trim else {})}
+    sub = check_cell(cell, corner=corner, temp_c=temp_c, vdd_v=p.vdd_v, trim=new_trim or None, params=params,
+                     suggest=False)
+    over = [d for d in sub.devices if d.violations]
+    beyond = [j for j in sub.junctions if j.beyond_limit]
+    works = sub.nominal.bistable and not over and not beyond
+    parts = []
+    if bal.trim and abs(p.trim_v - t0) >= 0.5e-3:  # a trim already at its balance (within 0.5 mV) is not a step
+        d = p.trim_v - t0
+        parts.append(f"{'lower' if d < 0 else 'raise'} {bal.trim} by {format_si(abs(d), 'V')} "
+                     f"({format_si(t0, 'V')} -> {format_si(p.trim_v, 'V')}: switching point {vm0:.2f} -> "
+                     f"{p.vm_frac:.2f} of VDD)")
+    dv = p.vdd_v - nominal.vdd_v
+    parts.append(f"{'lower' if dv < 0 else 'raise'} the supply {format_si(nominal.vdd_v, 'V')} -> "
+                 f"{format_si(p.vdd_v, 'V')} (loop-half gain {g0:.2f} -> {p.gain:.2f}, the [balance] gain_target)")
+    where = f"`noisecell trim {_cell_arg(cell)} --write` finds this point and checks it with a transient-noise run"
+    if works:
+        text = " and ".join(parts) + f": `cell check` there: {sub.verdict}; {where}"
+    else:
+        reason = (f"{over[0].name} {over[0].violations[0]}" if over else
+                  f"{beyond[0].what} {beyond[0].forward_v:.3f} V forward, beyond the models' limit" if beyond else
+                  "not bistable")
+        text = (f"the [balance] method's point ({'; '.join(parts)}) does not work: {reason} — no trim within the "
+                f"limits makes this cell bistable; resize the devices")
+    return TrimSuggestion(**base, trim_to_v=p.trim_v if bal.trim else None, vdd_to_v=p.vdd_v, vm_frac_to=p.vm_frac,
+                          gain_to=p.gain, status=sub.status, verdict=sub.verdict, works=bool(works), text=text)
+
+
+@dataclass(frozen=True)
 class CellCheck:
     """Result of :func:`check_cell`. status: "ok", "warn" or "fail"; verdict: one line; fix: what
     to change when the cell cannot be a bit source (None otherwise)."""
@@ -297,6 +426,7 @@ class CellCheck:
     warnings: tuple[str, ...]
     params: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
+    suggestion: "TrimSuggestion | None" = None
 
     @property
     def bistable_range_v(self) -> tuple[float, float] | None:
@@ -323,7 +453,8 @@ class CellCheck:
              "bistable_supply_range_v": list(self.bistable_range_v) if self.bistable_range_v else None,
              "devices": [asdict(x) for x in self.devices], "junctions": [asdict(x) for x in self.junctions],
              "sources": [asdict(x) for x in self.sources], "warnings": list(self.warnings),
-             "params": self.params, "elapsed_s": self.elapsed_s}
+             "params": self.params, "elapsed_s": self.elapsed_s,
+             "suggestion": asdict(self.suggestion) if self.suggestion else None}
         return fin(d)
 
     def summary(self) -> str:
@@ -331,6 +462,8 @@ class CellCheck:
         lines = [f"cell check {self.cell} ({self.corner}, {self.temp_c:g} °C): {self.verdict}"]
         if self.fix:
             lines.append(f"  fix: {self.fix}")
+        if self.suggestion is not None:
+            lines.extend(["", *self.suggestion.lines()])
         lines.append("")
         lines.append("  operating points at the nominal point (VDD "
                      f"{format_si(n.vdd_v, 'V')}, bias {format_si(n.bias_v, 'V')}):")
@@ -373,6 +506,9 @@ class CellCheck:
 
 
 # ============================================================================ verdict
+#: the part of every fix for a cell that cannot be bistable: what does not help
+NO_HELP = "longer records, a bias change or a hysteresis cannot create a second state"
+
 def verdict(nominal: LatchState, scan: list[LatchState], devices: list[DeviceVoltages],
             junctions: list[Junction]) -> tuple[str, str, str | None]:
     """(status, one-line verdict, fix) from the analysis (pure; see the module docstring)."""
@@ -394,11 +530,13 @@ def verdict(nominal: LatchState, scan: list[LatchState], devices: list[DeviceVol
                 f"gain {g:.2f} < 1 at the switching point {sp:.2f} of VDD (halves {nominal.half_gain[0]:.2f}/"
                 f"{nominal.half_gain[1]:.2f})")
         ok = [s for s in scan if s.bistable]
-        no_help = "longer records, a bias change or a hysteresis cannot create a second state"
+        no_help = NO_HELP
         if ok:
-            fix = (f"the cell is bistable for VDD {format_si(min(s.vdd_v for s in ok), 'V')} … "
-                   f"{format_si(max(s.vdd_v for s in ok), 'V')} of its range: move the supply there "
-                   f"(`noisecell trim`); {no_help}")
+            lo_ok, hi_ok = min(s.vdd_v for s in ok), max(s.vdd_v for s in ok)
+            span = (f"for VDD {format_si(lo_ok, 'V')} … {format_si(hi_ok, 'V')}" if hi_ok > lo_ok
+                    else f"at VDD {format_si(lo_ok, 'V')}")
+            fix = (f"the cell is bistable {span} of its range (scanned in {SUPPLY_SCAN_POINTS} points): move the "
+                   f"supply there (`noisecell trim`); {no_help}")
         elif math.isfinite(sp) and abs(sp - 0.5) > UNBALANCED_FRACTION:
             side = "pull-downs outweigh the pull-ups" if sp < 0.5 else "pull-ups outweigh the pull-downs"
             fix = (f"unbalanced: the switching point sits at {sp:.2f} of VDD ({side}), which collapses the loop "
@@ -437,9 +575,13 @@ def _node(n: str) -> str:
 
 
 def check_cell(cell, *, corner: str | None = None, temp_c: float | None = None, vdd_v: float | None = None,
-               trim: dict | None = None, params: dict | None = None, timeout_s: float = 120.0) -> CellCheck:
+               trim: dict | None = None, params: dict | None = None, timeout_s: float = 120.0,
+               suggest: bool = True) -> CellCheck:
     """Run the DC check of ``cell`` (a CellSpec) at (corner, temp_c), default the cell's nominal, at the
-    supply and trim `simulate` would use (stored trim table, else nominal). One ngspice process."""
+    supply and trim `simulate` would use (stored trim table, else nominal). One ngspice process; with
+    ``suggest`` and a cell that is not bistable there, also the cell's ``[balance]`` method and a second
+    check at its point (:func:`suggest_trim`, DC, ~10-40 ngspice processes): the fix then says which
+    trim to move, which way and how far."""
     from . import netlist as nl
     from .simulate import job_from_cell
     from .technology import model_lines
@@ -581,9 +723,23 @@ def check_cell(cell, *, corner: str | None = None, temp_c: float | None = None, 
         if not dv.limits and cell.technology == "sky130":
             warnings.append(f"{dv.name}: no rating known for {dv.model}")
     status, text, fix = verdict(nominal, list(scan), devices, junctions)
+    sug = None
+    if suggest and nominal.loop and not nominal.bistable:
+        sug = suggest_trim(cell, corner=corner, temp_c=temp_c, nominal=nominal,
+                           trim={k: float(values[k]) for k in cell.trim if k in values}, params=params)
+        if sug is None and cell.trim:
+            fix = ((fix + "; ") if fix else "") + (
+                f"add a [balance] table naming the trim input that moves the pull-ups against the pull-downs "
+                f"(here: {', '.join(f'[trim.{t}]' for t in cell.trim)}; docs/cells.md) and `cell check` finds its value "
+                "and the supply")
+        elif sug is not None and sug.works:
+            fix = sug.text + "; " + NO_HELP
+        elif sug is not None:
+            fix = ((fix + "; ") if fix else "") + sug.text
     return CellCheck(cell.name, corner, temp_c, status, text, fix, nominal, tuple(scan), tuple(devices),
                      tuple(junctions), tuple(sources), tuple(warnings),
-                     params={k: float(v) for k, v in values.items()}, elapsed_s=time.monotonic() - t_start)
+                     params={k: float(v) for k, v in values.items()}, elapsed_s=time.monotonic() - t_start,
+                     suggestion=sug)
 
 
 #: undeclared DC sources delivering more than this fraction of the declared supplies' power make the

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bias", required=True, help="bias voltage, V (SI suffixes: 1m, -0.5m, -5m)")
     parser.add_argument("--corner", default=None, help="process corner (default: the cell's nominal)")
     parser.add_argument("--temp", default=None, help="temperature, °C (default: the cell's nominal)")
-    parser.add_argument("--vdd", default=None, help="main supply voltage, V (default: the cell's nominal)")
+    parser.add_argument("--vdd", default=None, help="main supply voltage, V (default: the stored trim's, else the cell's nominal)")
     parser.add_argument("--trim", action="append", default=[], metavar="NAME=V",
                         help="trim value, V (default: the cell's stored/nominal trim); repeatable")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -67,13 +67,26 @@ def run(args) -> int:
 
     out = check_output_file(args.out, suffix=".npz")  # before the run: a finished waveform is never lost
     cell = load_cell(args.cell)
+    temp_c = None if args.temp is None else parse_si(args.temp, unit="C", what="--temp")
+    vdd_v = None if args.vdd is None else parse_si(args.vdd, unit="V", what="--vdd")
+    trim = _kv(args.trim, "trim") or None
+    if vdd_v is None:
+        # a cell trimmed by `noisecell trim` ([balance] + trims.json) runs at its stored supply, as
+        # sweeps and `cell check` do: the stored trim at the nominal supply is a point the search never
+        # saw (latch4_nat: VGP -115.7 mV at its nominal 66 mV is monostable)
+        from ..trim import trimmed_point
+        try:
+            vdd_v = trimmed_point(cell, args.corner or cell.nominal_corner,
+                                  cell.nominal_temp_c if temp_c is None else temp_c)[1]
+        except InputError:  # no [balance] table: the supply is not a trim
+            vdd_v = None
     job = job_from_cell(
         cell,
         bias_v=parse_si(args.bias, unit="V", what="--bias"),
         corner=args.corner,
-        temp_c=None if args.temp is None else parse_si(args.temp, unit="C", what="--temp"),
-        vdd_v=None if args.vdd is None else parse_si(args.vdd, unit="V", what="--vdd"),
-        trim=_kv(args.trim, "trim") or None,
+        temp_c=temp_c,
+        vdd_v=vdd_v,
+        trim=trim,
         params=_kv(args.param, "param") or None,
         duration_s=parse_si(args.duration, unit="s", what="--duration"),
         noise_step_s=parse_si(args.noise_step, unit="s", what="--noise-step"),
