@@ -68,7 +68,8 @@ def run(args) -> int:
         # junctions) is printed; trim goes on, since moving the supply/trim is what it is for
         from ..cellcheck import check_cell
         chk = check_cell(cell, corner=args.corner or None,
-                         temp_c=None if args.temp is None else parse_si(args.temp, what="--temp"))
+                         temp_c=None if args.temp is None else parse_si(args.temp, what="--temp"),
+                         suggest=False)  # the check's own trim search is the DC stages trim runs next
         say(f"cell check: {chk.verdict}" + (f"; fix: {chk.fix}" if chk.fix else ""))
     kw = dict(duration_s=duration, seed=args.seed, min_flips_per_us=args.min_flips, timeout_s=timeout,
               max_iterations=args.max_iterations, progress=say)
