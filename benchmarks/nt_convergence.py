@@ -17,6 +17,18 @@ Uncertainties: each job is an independent replicate (own seed), so the standard 
 ratio estimator comes from the between-job scatter (delete-one-job jackknife), which includes the
 telegraph's own correlations without modelling them; 95 % CI = ±1.96 SE.
 
+Noise routes (``--routes``, default ``compiled``): each variant is a route of noisecell.noise,
+``compiled`` (TRRANDOM unit sources, breakpoint at every NT), ``portable``, or ``smooth`` (the
+breakpoint-free interpolated noise of the nc_unit code model); ``smooth/m`` is the smooth route with
+m solver points forced per NT (noise.SMOOTH_SUBSTEPS = m: the noise bandwidth stays 1/(2NT), the
+solver step becomes NT/m), which separates the noise's own resolution from the solver's;
+``smooth/a`` the align mode (SMOOTH_SUBSTEPS = -1: a breakpoint only to get back onto the grid, so
+steps are trapezoidal rather than the backward-Euler step ngspice takes after every breakpoint). Every
+variant runs the same seeds, biases and NTs, round-robin, so stopping early leaves all of them with
+about the same data; ``--reference`` (default the first variant) is the one the others are
+compared with: the ratio of flip rate, τ and P(1) at the same NT and at the reference's finest NT,
+with a 95 % CI from the two independent jackknife SEs (delta method on the log).
+
 NT → 0: Richardson extrapolation from the two finest steps assuming an error ∝ NT^p, with p taken
 as 1 and as 2, and weighted straight-line fits of the quantity against NT and against NT² over all
 steps (all printed; with the precision reached the data cannot tell p).
@@ -26,7 +38,8 @@ table is printed. Sized by --seeds and --duration; the job order is round-robin 
 so stopping early leaves every (NT, bias) with about the same amount of data.
 
     nice -n 19 .venv/bin/python benchmarks/nt_convergence.py [--seeds 20] [--duration 10us] [--workers 1]
-           [--steps 0.25n,0.5n,1n,2n] [--delta 10mV] [--mid-only] [--out benchmarks/results/nt_convergence.jsonl]
+           [--steps 0.25n,0.5n,1n,2n] [--routes compiled,smooth@0.25n,smooth/2] [--reference compiled]
+           [--delta 10mV] [--mid-only] [--out benchmarks/results/nt_convergence.jsonl]
            [--table-only]
 """
 from __future__ import annotations
@@ -50,12 +63,27 @@ from noisecell.units import parse_si  # noqa: E402
 Z95 = 1.959963984540054
 
 
+def _variant(v: str) -> tuple[str, int]:
+    """"smooth/2" -> ("smooth", 2); "smooth/a" -> ("smooth", -1) (align mode); "compiled" -> ("compiled", 1)."""
+    route, _, m = v.partition("/")
+    return route, (-1 if m == "a" else int(m or 1))
+
+
+def _row_variant(r: dict) -> str:
+    return r.get("variant") or r.get("route") or "compiled"
+
+
 def _run_one(cell_name: str, bias_v: float, nt: float, seed: int, duration_s: float, grid_s: float,
-             settle_s: float) -> dict:
+             settle_s: float, variant: str = "compiled") -> dict:
+    import dataclasses
+    import noisecell.noise as noise
     from noisecell.simulate import job_from_cell
     from noisecell.simulator.session import run_job_in_process
+    route, substeps = _variant(variant)
+    noise.SMOOTH_SUBSTEPS = substeps  # this worker process's setting (a module constant of the route)
     cell = load_cell(cell_name)
-    job = job_from_cell(cell, bias_v=bias_v, duration_s=duration_s, noise_step_s=nt, seed=seed)
+    job = dataclasses.replace(job_from_cell(cell, bias_v=bias_v, duration_s=duration_s, noise_step_s=nt,
+                                            seed=seed), noise_route=route)
     t0 = time.process_time()
     wf = run_job_in_process(job)
     cpu = time.process_time() - t0
@@ -70,6 +98,7 @@ def _run_one(cell_name: str, bias_v: float, nt: float, seed: int, duration_s: fl
             "settle_s": settle_s, "n_up": int(np.sum(d == 1)), "n_down": int(np.sum(d == -1)),
             "t0": float(np.sum(occ == 0) * grid_s), "t1": float(np.sum(occ == 1) * grid_s),
             "fast_tau_s": wf.meta.get("fast_tau_est_s"), "route": (wf.meta.get("noise") or {}).get("route"),
+            "variant": variant, "solver_points": wf.meta.get("solver_points"),
             "cpu_s": cpu, "wall_s": wf.meta.get("wall_time_s")}
 
 
@@ -180,6 +209,49 @@ QUANTITIES = [("flip_rate_per_us", "flip rate (/µs)"), ("tau_ns", "τ at V50 (n
 
 
 def table(rows: list[dict], mid: float) -> str:
+    """The per-NT table of every variant (one block each)."""
+    variants = list(dict.fromkeys(_row_variant(r) for r in rows))
+    return "\n\n".join(f"variant {v}:\n" + _table1([r for r in rows if _row_variant(r) == v], mid)
+                       for v in variants)
+
+
+def comparison(rows: list[dict], mid: float, reference: str) -> str:
+    """Ratios variant/reference of flip rate, τ and P(1) at V50, at the same NT and against the
+    reference's finest NT, with 95 % CIs (independent jackknife SEs, delta method on the log)."""
+    ref = summarise([r for r in rows if _row_variant(r) == reference], mid)
+    if not ref:
+        return f"(no rows of the reference variant {reference})"
+    finest = min(nt for nt in ref if "flip_rate_per_us" in ref[nt])
+    lines = [f"ratios to {reference} (95 % CI); 'vs finest' = against {reference} at NT = {finest * 1e9:g} ns",
+             "| variant | NT (ns) | points/NT | CPU s/µs | flip rate | τ at V50 | P(1) at V50 | flip rate vs finest | τ vs finest |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def ratio(a, b) -> str:
+        (ea, sa), (eb, sb) = a, b
+        r = ea / eb
+        se = math.sqrt((sa / ea) ** 2 + (sb / eb) ** 2)
+        return f"{r:.3f} [{r * math.exp(-Z95 * se):.3f}, {r * math.exp(Z95 * se):.3f}]"
+
+    for v in dict.fromkeys(_row_variant(r) for r in rows):
+        at_v = [r for r in rows if _row_variant(r) == v]
+        s = summarise(at_v, mid)
+        for nt in sorted(s):
+            q = s[nt]
+            if "flip_rate_per_us" not in q:
+                continue
+            pts = [r["solver_points"] / (r["duration_s"] / r["nt"]) for r in at_v
+                   if r["nt"] == nt and r.get("solver_points")]
+            cells = [v, f"{nt * 1e9:g}", f"{np.mean(pts):.2f}" if pts else "—", f"{q['cpu_s_per_us'][0]:.3f}"]
+            same = ref.get(nt)
+            for key in ("flip_rate_per_us", "tau_ns", "p1"):
+                cells.append(ratio(q[key], same[key]) if same and key in same and v != reference else "—")
+            for key in ("flip_rate_per_us", "tau_ns"):
+                cells.append(ratio(q[key], ref[finest][key]) if not (v == reference and nt == finest) else "—")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _table1(rows: list[dict], mid: float) -> str:
     s = summarise(rows, mid)
     nts = sorted(s)
     lines = ["| quantity | " + " | ".join(f"NT = {nt * 1e9:g} ns" for nt in nts)
@@ -222,6 +294,10 @@ def main() -> int:
     ap.add_argument("--mid-weight", type=int, default=2, help="jobs at the mid bias per job at each side")
     ap.add_argument("--mid-only", action="store_true",
                     help="only mid-bias jobs (flip rate, τ, P(1)); the slopes keep the jobs already stored")
+    ap.add_argument("--routes", default="compiled",
+                    help="comma-separated variants: compiled, portable, smooth, smooth/m (m solver points per NT), "
+                         "each optionally @NT (that step only; else every --steps)")
+    ap.add_argument("--reference", default=None, help="variant the others are compared with (default: the first)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "nt_convergence.jsonl"))
     ap.add_argument("--table-only", action="store_true")
@@ -233,22 +309,35 @@ def main() -> int:
     settle = parse_si(args.settle, unit="s", what="--settle")
     grid = parse_si(args.grid, unit="s", what="--grid")
     delta = parse_si(args.delta, unit="V", what="--delta")
-    for nt in steps:
-        if abs(grid / nt - round(grid / nt)) > 1e-9:
-            raise SystemExit(f"--grid {grid:g} s is not a multiple of the step {nt:g} s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(l) for l in out.read_text().splitlines() if l.strip()] if out.exists() else []
-    done = {(r["nt"], r["bias"], r["seed"]) for r in rows}
+    plan: dict[str, list[float]] = {}  # variant -> its NTs ("smooth@0.25n" runs that NT only)
+    for item in (x.strip() for x in args.routes.split(",") if x.strip()):
+        v, _, at = item.partition("@")
+        plan.setdefault(v, [])
+        for nt in ([parse_si(at, unit="s", what="--routes")] if at else steps):
+            if nt not in plan[v]:
+                plan[v].append(nt)
+    variants = list(plan)
+    for v in variants:
+        route, m = _variant(v)
+        if route not in ("compiled", "portable", "smooth") or m == 0 or m < -1 or (m != 1 and route != "smooth"):
+            raise SystemExit(f"--routes: {v!r} is not compiled, portable, smooth, smooth/m (m ≥ 1) or smooth/a")
+    done = {(_row_variant(r), r["nt"], r["bias"], r["seed"]) for r in rows}
+    for nt in {nt for v in variants for nt in plan[v]}:
+        if abs(grid / nt - round(grid / nt)) > 1e-9:
+            raise SystemExit(f"--grid {grid:g} s is not a multiple of the step {nt:g} s")
     if not args.table_only:
         todo = []
         for seed in range(1, args.seeds + 1):
-            for nt in steps:
-                biases = [mid] * args.mid_weight + ([] if args.mid_only else [mid - delta, mid + delta])
-                for i, b in enumerate(biases):
-                    s = seed * 10 + i  # distinct seed per job; mid-bias repeats get their own
-                    if (nt, b, s) not in done:
-                        todo.append((args.cell, b, nt, s, duration, grid, settle))
+            for v in variants:
+                for nt in plan[v]:
+                    biases = [mid] * args.mid_weight + ([] if args.mid_only else [mid - delta, mid + delta])
+                    for i, b in enumerate(biases):
+                        s = seed * 10 + i  # distinct seed per job; mid-bias repeats get their own
+                        if (v, nt, b, s) not in done:
+                            todo.append((args.cell, b, nt, s, duration, grid, settle, v))
         print(f"nt_convergence: {len(todo)} jobs to run ({len(done)} done), {args.workers} worker(s)", flush=True)
         with out.open("a") as fh, ProcessPoolExecutor(max_workers=args.workers) as ex:
             futs = {ex.submit(_run_one, *t): t for t in todo}
@@ -262,6 +351,8 @@ def main() -> int:
     print(f"cell {args.cell}, mid bias {mid:g} V, slope points ±{delta:g} V, grid {grid:g} s, "
           f"95 % CIs (jackknife over jobs)")
     print(table(rows, mid))
+    print()
+    print(comparison(rows, mid, args.reference or variants[0]))
     return 0
 
 

@@ -1,18 +1,24 @@
-"""Benchmark: simulation speed of the default cell, noise routes, and noisecell's overhead over ``ngspice -b``.
+"""Benchmark: simulation speed of the default cell, the three noise routes, per-job start-up, and noisecell's overhead over ``ngspice -b``.
 
 Prints, in one run (alternating repetitions so machine load affects all modes alike):
 
-1. the two noise-injection routes (noisecell.noise): ``baseline`` = today's portable B-source
-   rendering, ``compiled`` = the XSPICE code model. For each, wall and CPU seconds of a short and a
-   long run in this process's ngspice; the MARGINAL cost per simulated µs is
-   (t_long − t_short)/(d_long − d_short), which subtracts start-up (circuit load, operating point);
-   their ratio (issue 12 target: ≥ 4 at NT = 1 ns) and the max |ΔV| between the routes' waveforms.
-2. simulated µs per core-second (marginal, CPU time) of the compiled route at the default noise step.
+1. the noise-injection routes (noisecell.noise) at the same NT (default: the default noise step):
+   ``baseline`` = the portable B-source rendering, ``compiled`` = the XSPICE code model nc_chan
+   with TRRANDOM unit sources (a breakpoint per NT), ``smooth`` = nc_chan fed by the breakpoint-free
+   nc_unit sources (plus ``smooth`` at each ``--smooth-steps`` NT, since that route may need a finer
+   NT for the same accuracy: benchmarks/nt_convergence.py). For each: wall and CPU seconds of a
+   short and a long run in this process's ngspice; the MARGINAL cost per simulated µs
+   (t_long − t_short)/(d_long − d_short), which subtracts start-up; solver time points per noise
+   step; simulated µs per core-second (marginal CPU); the start-up per job (the intercept
+   t_short − marginal·d_short: netlist parse, sky130 model load, operating point); ratios compiled
+   vs baseline and smooth vs compiled; the max |ΔV| compiled vs baseline (same time points, ≤ 1 nV).
+2. per-job start-up in more detail: loading the netlist (the sky130 model cards) and the operating
+   point timed apart, in-process, and a fresh simulator host per job (Python + PySpice + ngspice start).
 3. noisecell (shared library, in-process and fresh child) vs ``ngspice -b`` on the same generated
-   netlist. Target: ratio ≤ 1.05.
+   netlist (compiled route). Target: ratio ≤ 1.05.
 
-    .venv/bin/python benchmarks/simulate.py [--cell pbit] [--short 0.5us] [--long 5us] [--noise-step 1ns]
-                                            [--repeat 3]
+    .venv/bin/python benchmarks/simulate.py [--cell pbit] [--short 0.5us] [--long 5us] [--noise-step 0.5ns]
+                                            [--smooth-steps 0.25ns] [--repeat 3] [--skip-baseline]
 """
 from __future__ import annotations
 
@@ -40,7 +46,6 @@ from noisecell.simulator.session import run_job_in_process  # noqa: E402
 from noisecell.technology import spice_settings  # noqa: E402
 from noisecell.units import parse_si  # noqa: E402
 
-ROUTES = {"baseline": "portable", "compiled": "compiled"}
 
 
 def _children_cpu() -> float:
@@ -72,13 +77,42 @@ def _timed(job):
     return time.perf_counter() - t0, time.process_time() - c0, wf
 
 
+def _variants(nt: float, smooth_steps: list[float], skip_baseline: bool) -> list[tuple[str, str, float]]:
+    """(label, route, NT) of every timed variant."""
+    out = [] if skip_baseline else [("baseline", "portable", nt)]
+    out += [("compiled", "compiled", nt), ("smooth", "smooth", nt)]
+    out += [(f"smooth@{x * 1e9:g}ns", "smooth", x) for x in smooth_steps if x != nt]
+    return out
+
+
+def _startup_parts(job) -> tuple[float, float, float]:
+    """Wall seconds of (load the netlist, operating point, the rest of ``run``) for one job, in this
+    process's ngspice (the same calls as run_job_in_process, timed apart)."""
+    from noisecell.simulator import session as ss
+    netlist = job.render()
+    ng = ss._ngspice()
+    ss._prepare(job.technology)
+    ss._load_codemodel(netlist)
+    t0 = time.perf_counter()
+    ng.load_circuit("\n".join(l for l in netlist.splitlines() if l))
+    t1 = time.perf_counter()
+    ss._command(f"setseed {int(job.seed)}")
+    ss._command("op")
+    t2 = time.perf_counter()
+    ss._command("run")
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cell", default=None, help="cell (default: pbit, else pbit_generic)")
     ap.add_argument("--short", default="0.5us", help="short run, s (start-up reference)")
     ap.add_argument("--long", default="5us", help="long run, s")
-    ap.add_argument("--noise-step", default="1ns", help="NT of the route comparison, s")
+    ap.add_argument("--noise-step", default=None, help="NT of the route comparison, s (default: the default NT)")
+    ap.add_argument("--smooth-steps", default="0.25ns", help="further NTs of the smooth route (comma-separated)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) portable route")
     args = ap.parse_args()
     if shutil.which("ngspice") is None:
         raise SystemExit("ngspice is not on PATH; run `make setup`")
@@ -89,7 +123,8 @@ def main() -> int:
     cell = load_cell(name)
     d_short = parse_si(args.short, unit="s", what="--short")
     d_long = parse_si(args.long, unit="s", what="--long")
-    nt = parse_si(args.noise_step, unit="s", what="--noise-step")
+    nt = parse_si(args.noise_step, unit="s", what="--noise-step") if args.noise_step else DEFAULT_NOISE_STEP_S
+    smooth_steps = [parse_si(x, unit="s", what="--smooth-steps") for x in args.smooth_steps.split(",") if x.strip()]
     if not d_long > d_short:
         raise SystemExit("--long must exceed --short")
 
@@ -97,47 +132,61 @@ def main() -> int:
         return dataclasses.replace(job_from_cell(cell, bias_v=cell.bias.mid_v, duration_s=duration,
                                                  noise_step_s=step, seed=1), noise_route=route)
 
+    variants = _variants(nt, smooth_steps, args.skip_baseline)
     span_us = (d_long - d_short) * 1e6
+    load = os.getloadavg()
     print(f"benchmark: cell {name} ({cell.technology}), NT = {nt:g} s, runs of {d_short * 1e6:g} and "
-          f"{d_long * 1e6:g} µs, {args.repeat} repetitions, alternating")
+          f"{d_long * 1e6:g} µs, {args.repeat} repetitions, alternating; load average {load[0]:.1f} "
+          f"{load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
     run_job_in_process(job("compiled", d_short))  # warm-up: ngspice, code model, OS file cache
-    wall = {(m, d): [] for m in ROUTES for d in ("short", "long")}
+    wall = {(v[0], d): [] for v in variants for d in ("short", "long")}
     cpu = {k: [] for k in wall}
+    points = {v[0]: [] for v in variants}
     waves = {}
-    steps = {m: [] for m in ROUTES}
     for _ in range(args.repeat):
-        for mode, route in ROUTES.items():
+        for label, route, step in variants:
             for tag, d in (("short", d_short), ("long", d_long)):
-                w, c, wf = _timed(job(route, d))
-                wall[(mode, tag)].append(w)
-                cpu[(mode, tag)].append(c)
+                w, c, wf = _timed(job(route, d, step))
+                wall[(label, tag)].append(w)
+                cpu[(label, tag)].append(c)
                 if tag == "long":
-                    waves[mode] = wf
+                    waves[label] = wf
+                    points[label].append(wf.meta["solver_points"] / (d / nt))
     med = {k: statistics.median(v) for k, v in wall.items()}
     medc = {k: statistics.median(v) for k, v in cpu.items()}
-    marg = {m: (med[(m, "long")] - med[(m, "short")]) / span_us for m in ROUTES}
-    margc = {m: (medc[(m, "long")] - medc[(m, "short")]) / span_us for m in ROUTES}
-    print("  route      short run   long run    marginal wall   marginal CPU    (per simulated µs, start-up subtracted)")
-    for m in ROUTES:
-        print(f"  {m:9s} {med[(m, 'short')]:8.3f} s {med[(m, 'long')]:8.3f} s   {marg[m]:8.4f} s/µs   "
-              f"{margc[m]:8.4f} s/µs")
-    print(f"  speed-up compiled vs baseline (marginal): wall {marg['baseline'] / marg['compiled']:.2f}x, "
-          f"CPU {margc['baseline'] / margc['compiled']:.2f}x (target ≥ 4x at NT = 1 ns)")
-    a, b = waves["compiled"], waves["baseline"]
-    dv = max(float(np.max(np.abs(a.outputs[k] - b.outputs[k]))) for k in b.outputs)
-    print(f"  max |ΔV| compiled vs baseline over {d_long * 1e6:g} µs (same seed, all outputs): {dv:.3g} V "
-          f"(target ≤ 1 nV)")
+    marg = {v[0]: (med[(v[0], "long")] - med[(v[0], "short")]) / span_us for v in variants}
+    margc = {v[0]: (medc[(v[0], "long")] - medc[(v[0], "short")]) / span_us for v in variants}
+    print("  variant          NT      short     long      marginal wall  marginal CPU  points per  sim. µs per  start-up per job")
+    print("                                                (per simulated µs, start-up subtracted)  NT of {:g} s  core-second  wall / CPU".format(nt))
+    for label, route, step in variants:
+        su_w = med[(label, "short")] - marg[label] * d_short * 1e6
+        su_c = medc[(label, "short")] - margc[label] * d_short * 1e6
+        print(f"  {label:14s} {step * 1e9:5.3g} ns {med[(label, 'short')]:7.3f} s {med[(label, 'long')]:7.3f} s "
+              f"{marg[label]:9.4f} s/µs  {margc[label]:9.4f} s/µs  {statistics.median(points[label]):8.2f}"
+              f"   {1 / margc[label]:8.2f}     {su_w:6.3f} s / {su_c:6.3f} s")
+    if "baseline" in marg:
+        print(f"  speed-up compiled vs baseline (marginal): wall {marg['baseline'] / marg['compiled']:.2f}x, "
+              f"CPU {margc['baseline'] / margc['compiled']:.2f}x")
+        a, b = waves["compiled"], waves["baseline"]
+        dv = max(float(np.max(np.abs(a.outputs[k] - b.outputs[k]))) for k in b.outputs)
+        print(f"  max |ΔV| compiled vs baseline over {d_long * 1e6:g} µs (same seed, all outputs): {dv:.3g} V "
+              f"(target ≤ 1 nV)")
+    for label, _route, step in variants:
+        if label.startswith("smooth"):
+            print(f"  speed-up {label} (NT {step * 1e9:g} ns) vs compiled (NT {nt * 1e9:g} ns), marginal: wall "
+                  f"{marg['compiled'] / marg[label]:.2f}x, CPU {margc['compiled'] / margc[label]:.2f}x; "
+                  f"solver points {statistics.median(points['compiled']) / statistics.median(points[label]):.2f}x fewer")
     print(f"  all runs (s): " + ", ".join(f"{m} {t}: {[round(x, 3) for x in v]}" for (m, t), v in wall.items()))
 
-    # simulated µs per core-second at the default noise step (compiled route, marginal CPU)
-    dflt = DEFAULT_NOISE_STEP_S
-    cs, cl = [], []
+    # per-job start-up: netlist load (model cards), operating point, transient; and a fresh host
+    parts = {r: [] for r in ("compiled", "smooth")}
     for _ in range(args.repeat):
-        cs.append(_timed(job("compiled", d_short, dflt))[1])
-        cl.append(_timed(job("compiled", d_long, dflt))[1])
-    m_cpu = (statistics.median(cl) - statistics.median(cs)) / span_us
-    print(f"  default noise step NT = {dflt:g} s, compiled route: {1 / m_cpu:.2f} simulated µs per core-second "
-          f"(marginal; whole {d_long * 1e6:g} µs run incl. start-up: {d_long * 1e6 / statistics.median(cl):.2f})")
+        for r in parts:
+            parts[r].append(_startup_parts(job(r, d_short)))
+    for r, xs in parts.items():
+        ld, op, tr = (statistics.median(x[i] for x in xs) for i in range(3))
+        print(f"  start-up, {r} route, in-process: load netlist {ld:.3f} s, operating point {op:.3f} s, "
+              f"transient of {d_short * 1e6:g} µs {tr:.3f} s (wall)")
 
     # noisecell's overhead over plain ngspice -b on the same (compiled-route) netlist
     jl = job("compiled", d_long)
@@ -156,7 +205,10 @@ def main() -> int:
     m_in, m_child, m_ng = (statistics.median(x) for x in (t_in, t_child, t_ng))
     print(f"  noisecell in-process {m_in:.3f} s, fresh child {m_child:.3f} s, ngspice -b {m_ng:.3f} s "
           f"({d_long * 1e6:g} µs, compiled route): ratio in-process {m_in / m_ng:.3f}, child {m_child / m_ng:.3f} "
-          f"(target ≤ 1.05); CPU ratio {statistics.median(c_in) / statistics.median(c_ng):.3f}")
+          f"(target ≤ 1.05); CPU ratio {statistics.median(c_in) / statistics.median(c_ng):.3f}; "
+          f"a fresh host costs {m_child - m_in:.3f} s more per job")
+    load = os.getloadavg()
+    print(f"  load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     return 0
 
 

@@ -38,7 +38,8 @@ transform adds, in the same scope as the device:
 All element and node names added start with ``nc_`` (after their SPICE type letter) so they cannot
 collide with a cell's names.
 
-Two routes render the SAME channel-noise current (``NoiseConfig.route``):
+Three routes render the SAME channel-noise current (``NoiseConfig.route``); the first two from the
+same TRRANDOM unit sources:
 
 * ``"portable"`` (today's rendering, the baseline): the B-source above. ngspice re-interprets its
   expression tree, and all its derivatives, at every Newton iteration (``PTeval`` under
@@ -54,6 +55,24 @@ Two routes render the SAME channel-noise current (``NoiseConfig.route``):
   "timestep too small". The route therefore sets ``.options convstep=1e30 convabsstep=1e30``
   (convergence is then judged exactly as for the B-source: node voltages and branch currents).
   The code model must be loaded (``codemodel <path>``) before the circuit: :func:`codemodel_path`.
+* ``"smooth"`` (opt-in; docs/simulation.md "Smooth route"): the compiled route's ``nc_chan`` current,
+  but every unit source (channel, flicker relaxation, resistor) is an instance of noisecell's
+  second code model ``nc_unit`` instead of TRRANDOM: u(t) = s·((1−θ)·z_k + θ·z_{k+1}), k =
+  floor(t/NT), θ = t/NT − k, z_k iid N(0, 1) (z_0 = 0: continuous with the noiseless operating
+  point), s² = 1/(2NT). For linear interpolation of iid samples of variance s² the (time-averaged)
+  one-sided PSD is 2·s²·NT·sinc⁴(f·NT): exactly 1 /Hz at low frequency, as on the other routes,
+  and steeper above (sinc⁴ instead of the hold's sinc²). z_k is a pure function of (job seed, the
+  name of the node the source drives, k) through a counter-based hash (splitmix64, Box-Muller), so
+  the value at any time is deterministic whatever steps, rejections or retries the solver took.
+  The source is continuous, so it needs no permanent breakpoint: TRRANDOM's breakpoint at every
+  k·NT makes ngspice restart the next step at 0.1x (dctran.c), ~4.4 solver points per NT on pbit,
+  against ~1.0 here. To keep solver points on the output grid the model sets a temporary XSPICE
+  breakpoint (no 0.1x restart) only when a step ended off the grid (:data:`SMOOTH_SUBSTEPS` = −1):
+  ngspice takes the step after every breakpoint at order 1 (backward Euler), so a breakpoint at
+  every k·NT would make every step BE. Other random numbers than TRRANDOM's: statistically
+  equivalent (tests/test_noise_smooth.py, benchmarks/nt_convergence.py), never bit-identical; the
+  seed and NT are in the rendered ``.model nc_unit_m`` line, so the job id changes with them and
+  with the route.
 """
 from __future__ import annotations
 
@@ -82,8 +101,16 @@ PSD_FLOOR = 1e-34  # A²/Hz inside the square root
 #: residual bias not excluded. Used by `noisecell simulate`, sweep specs and the default characterisation spec.
 DEFAULT_NOISE_STEP_S = 0.5e-9
 #: noise-injection routes (see the module docstring); "auto" = compiled when built, else portable
-ROUTES = ("portable", "compiled")
-#: environment override of the route ("portable", "compiled" or "auto")
+ROUTES = ("portable", "compiled", "smooth")
+#: smooth route: how the solver is kept on the sample grid k·NT (the nc_unit model's ``bkpt``).
+#: -1 (align, the default): a temporary breakpoint only when a step ended off the grid; from a grid
+#: point the step cap TMAX = NT reaches the next one, so steps stay trapezoidal. m ≥ 1: a temporary
+#: breakpoint at every k·NT/m; ngspice integrates the step after each breakpoint at order 1
+#: (backward Euler), so then every step is BE (measured on an RC at NT = τ/10: variance +1.9 % ± 0.4 %
+#: off the exact value and 1.5 points per NT, against 0.0 % ± 0.4 % and 1.0 in align mode).
+#: 0: no breakpoint at all (solver points drift off the grid; the output is then interpolated).
+SMOOTH_SUBSTEPS = -1
+#: environment override of the route ("portable", "compiled", "smooth" or "auto")
 ROUTE_ENV = "NOISECELL_NOISE_ROUTE"
 #: environment override of the code-model file (default: <venv>/noisecell-codemodel/noisecell-<ngspice version>.cm)
 CODEMODEL_ENV = "NOISECELL_CODEMODEL"
@@ -104,7 +131,10 @@ class NoiseConfig:
     flicker_corner_hz: f_c of the optional 1/f channel noise, Hz (0 = off).
     flicker_min_hz: lowest 1/f frequency synthesised, Hz (default: set by the caller, 1/duration).
     resistor_noise: add 4kT/R to every R element. seed: used only for the flicker initial states.
-    route: "portable" (B-source) or "compiled" (XSPICE code model nc_chan; same current, faster).
+    route: "portable" (B-source) or "compiled" (XSPICE code model nc_chan; same current, faster), both
+    with TRRANDOM unit sources; or "smooth" (nc_chan fed by nc_unit sources: breakpoint-free
+    interpolated noise generated in the code model from ``seed``; statistically equivalent, other
+    random numbers).
     """
 
     noise_step_s: float
@@ -176,7 +206,8 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
         raise InputError(f"noise step {nt!r}: must be a positive number of seconds")
     if cfg.route not in ROUTES:
         raise InputError(f"noise route {cfg.route!r}: must be one of {list(ROUTES)}")
-    compiled = cfg.route == "compiled"
+    compiled = cfg.route in ("compiled", "smooth")
+    smooth = cfg.route == "smooth"
     lines = logical_lines(text)
     mos = find_mosfets(text, technology)
     res = find_resistors(text) if cfg.resistor_noise else []
@@ -187,6 +218,13 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
     rewritten: dict[int, str] = {}
     ics: list[str] = []
     src = "TRRANDOM(1 {nc_nt} 0 {nc_ua} 0)"
+
+    def unit_source(name: str, node: str) -> str:
+        # a unit white-noise source driving ``node`` (one-sided PSD 1 /Hz at low frequency)
+        if smooth:
+            return f"Anc_{name} {node} nc_unit_m"
+        return f"Vnc_{name} {node} 0 DC 0 {src}"
+
     n_sources = 0
     for m in mos:
         d = _safe(m.name)
@@ -195,13 +233,13 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
         t[1] = f"nc_d_{d}"
         rewritten[m.index] = " ".join(t)
         add = [f"Vnc_s_{d} {m.drain} nc_d_{d} 0",
-               f"Vnc_u_{d} nc_u_{d} 0 DC 0 {src}"]
+               unit_source(f"u_{d}", f"nc_u_{d}")]
         n_sources += 1
         unit = f"V(nc_u_{d})"
         unit_nodes = [f"nc_u_{d}"]
         for k, (tau, g2) in enumerate(sections):
             node = f"nc_f_{d}_{k}"
-            add += [f"Vnc_fu_{d}_{k} nc_fu_{d}_{k} 0 DC 0 {src}",
+            add += [unit_source(f"fu_{d}_{k}", f"nc_fu_{d}_{k}"),
                     f"Bnc_fi_{d}_{k} 0 {node} I={{{math.sqrt(g2)!r}}}*V(nc_fu_{d}_{k})",
                     f"Rnc_f_{d}_{k} {node} 0 1",
                     f"Cnc_f_{d}_{k} {node} 0 {tau!r}"]
@@ -223,7 +261,7 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
     for r in res:
         d = _safe(r.name)
         extra.setdefault(r.index, []).extend([
-            f"Vnc_ru_{d} nc_ru_{d} 0 DC 0 {src}",
+            unit_source(f"ru_{d}", f"nc_ru_{d}"),
             f"Bnc_r_{d} {r.n1} {r.n2} I=sqrt(4*nc_kb*nc_tk/({r.value}))*V(nc_ru_{d})"])
         n_sources += 1
     vt = thermal_voltage(cfg.temp_c)
@@ -240,6 +278,9 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
     if compiled and mos:
         header += [f".model nc_chan_m nc_chan(q={Q_E!r} vt={vt!r} eps={EPS_VDS!r} floor={PSD_FLOOR!r})",
                    f".options convstep={_CONV_OFF!r} convabsstep={_CONV_OFF!r}"]
+    if smooth and n_sources:
+        header.append(f".model nc_unit_m nc_unit(nt={nt!r} seed={int(cfg.seed)} "
+                      f"bkpt={int(SMOOTH_SUBSTEPS)})")
     body = []
     for i, ln in enumerate(lines):
         body.append(rewritten.get(i, ln.text))
@@ -250,6 +291,52 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
                          noise_step_s=nt, bandwidth_hz=f_n, flicker_corner_hz=float(cfg.flicker_corner_hz),
                          flicker_sections=len(sections), sources=n_sources, route=cfg.route)
     return "\n".join(header + body) + "\n", report
+
+
+def smooth_increment_correlation(r: float) -> float:
+    """Lag-1 correlation of the grid increments of a first-order node (time constant τ, r = NT/τ)
+    driven by the smooth route's interpolated noise.
+
+    Over one interval the node obeys V_{k+1} = a·V_k + b1·z_{k+1} + b0·z_k (a = e^{−r}, b1 and b0
+    as in tests/test_noise_smooth.py's interp_variance), an ARMA(1,1) with θ = b0/b1, whose
+    autocovariances are γ0 ∝ (1 + 2aθ + θ²)/(1 − a²), γ1 ∝ (1 + aθ)(a + θ)/(1 − a²), γ2 = a·γ1;
+    the increments' lag-1 correlation is (2γ1 − γ0 − γ2)/(2(γ0 − γ1)). For held noise (θ = 0) this is
+    −(1 − a)/2, the relation noisecell.simulate.fast_tau inverts; the interpolation correlates
+    neighbouring increments positively (→ +1/2 as r → 0, −1/2 as r → ∞), so that inversion would read a
+    too-slow node on this route."""
+    a = math.exp(-r)
+    one_a = -math.expm1(-r)
+    b1 = 1 - one_a / r
+    b0 = one_a - b1
+    th = b0 / b1
+    g0 = (1 + 2 * a * th + th * th) / (1 - a * a)
+    g1 = (1 + a * th) * (a + th) / (1 - a * a)
+    g2 = a * g1
+    return (2 * g1 - g0 - g2) / (2 * (g0 - g1))
+
+
+def fast_tau_smooth(v: np.ndarray, dt: float) -> float | None:
+    """:func:`noisecell.simulate.fast_tau` for a waveform of the smooth route (NT = ``dt``, s): the
+    fastest relaxation time at a node, s, from the lag-1 correlation of its grid increments,
+    inverting :func:`smooth_increment_correlation` (monotonic in r). None when undetermined; 0 or
+    inf outside the range r ∈ [1e-3, 50]."""
+    from scipy.optimize import brentq
+
+    d = np.diff(np.asarray(v, dtype=float))
+    if len(d) < 100 or not np.any(d):
+        return None
+    d = d - d.mean()
+    den = float(np.dot(d, d))
+    if den <= 0:
+        return None
+    rho = float(np.dot(d[:-1], d[1:]) / den)
+    lo, hi = 1e-3, 50.0
+    f_lo, f_hi = smooth_increment_correlation(lo) - rho, smooth_increment_correlation(hi) - rho
+    if f_lo <= 0:
+        return math.inf  # more correlated than any r ≥ 1e-3: slower than 1000 NT
+    if f_hi >= 0:
+        return 0.0
+    return dt / brentq(lambda r: smooth_increment_correlation(r) - rho, lo, hi, xtol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,13 +423,13 @@ def resolve_route(requested: str | None = None) -> str:
     req = (requested or os.environ.get(ROUTE_ENV) or "auto").lower()
     if req == "portable":
         return "portable"
-    if req not in ("auto", "compiled"):
-        raise InputError(f"noise route {req!r} ({ROUTE_ENV}?): must be auto, portable or compiled")
+    if req not in ("auto", "compiled", "smooth"):
+        raise InputError(f"noise route {req!r} ({ROUTE_ENV}?): must be auto, portable, compiled or smooth")
     path, why = codemodel_path()
     if path is not None:
-        return "compiled"
-    if req == "compiled":
-        raise InputError(f"compiled noise route requested but its code model cannot be used: {why}; run `make setup`")
+        return "compiled" if req == "auto" else req
+    if req != "auto":
+        raise InputError(f"{req} noise route requested but its code model cannot be used: {why}; run `make setup`")
     if not _NOTICE_GIVEN:
         _NOTICE_GIVEN = True
         print(f"noisecell: compiled noise route unavailable ({why}); using the portable route "
@@ -350,13 +437,19 @@ def resolve_route(requested: str | None = None) -> str:
     return "portable"
 
 
-#: the line that marks a netlist rendered on the compiled route
-_CODEMODEL_MARK = re.compile(r"^\.model nc_chan_m nc_chan\(", re.M)
+#: the lines that mark a netlist rendered on the compiled or smooth route
+_CODEMODEL_MARK = re.compile(r"^\.model (nc_chan_m nc_chan|nc_unit_m nc_unit)\(", re.M)
+_SMOOTH_MARK = re.compile(r"^\.model nc_unit_m nc_unit\(", re.M)
 
 
 def uses_codemodel(netlist: str) -> bool:
     """True when ``netlist`` (a rendered job) needs noisecell's code model loaded."""
     return bool(_CODEMODEL_MARK.search(netlist))
+
+
+def uses_smooth_noise(netlist: str) -> bool:
+    """True when ``netlist`` (a rendered job) draws its noise inside the code model (smooth route)."""
+    return bool(_SMOOTH_MARK.search(netlist))
 
 
 def codemodel_controls(netlist: str) -> list[str]:

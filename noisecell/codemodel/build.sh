@@ -20,7 +20,9 @@ ver="$(dpkg-query -W -f='${Version}' ngspice 2>/dev/null || true)"
 [ -n "$ver" ] || { say "ngspice is not installed as a Debian package; cannot build"; exit 1; }
 upstream="${ver#*:}"  # file names carry no epoch
 out="$build/noisecell-$upstream.cm"
-srcs=("$here/nc_chan/ifspec.ifs" "$here/nc_chan/cfunc.mod" "$here/build.sh" "$here/modpath.lst")
+models=($(cat "$here/modpath.lst"))  # one folder per code model (nc_chan, nc_unit)
+srcs=("$here/build.sh" "$here/modpath.lst")
+for m in "${models[@]}"; do srcs+=("$here/$m/ifspec.ifs" "$here/$m/cfunc.mod"); done
 if [ -f "$out" ]; then
   fresh=1
   for f in "${srcs[@]}"; do [ "$f" -nt "$out" ] && fresh=0; done
@@ -65,7 +67,7 @@ fi
 
 # --- cmpp, then the code model -------------------------------------------------------------------
 work="$build/work-$upstream"
-rm -rf "$work" && mkdir -p "$work/cmpp" "$work/cm/nc_chan" "$work/include/ngspice"
+rm -rf "$work" && mkdir -p "$work/cmpp" "$work/cm" "$work/include/ngspice"
 (cd "$work/cmpp"
  cp "$src"/src/xspice/cmpp/*.[chly] .
  bison -d -o ifs_yacc.c ifs_yacc.y 2>/dev/null
@@ -89,18 +91,25 @@ grep -q "^square " "$probe/probe.log" || { say "the installed ngspice has no XSP
   printf '#define HAVE_STDINT_H 1\n#define HAVE_STRING_H 1\n#define HAVE_LIMITS_H 1\n#define STDC_HEADERS 1\n'
 } > "$work/include/ngspice/config.h"
 cp "$here/modpath.lst" "$here/udnpath.lst" "$work/cm/"
-cp "$here/nc_chan/ifspec.ifs" "$here/nc_chan/cfunc.mod" "$work/cm/nc_chan/"
 cmpp="$work/cmpp/cmpp"
-(cd "$work/cm" && CMPP_IDIR=. CMPP_ODIR=. "$cmpp" -lst)
-(cd "$work/cm/nc_chan" && CMPP_IDIR=. CMPP_ODIR=. "$cmpp" -ifs && CMPP_IDIR=. CMPP_ODIR=. "$cmpp" -mod)
+for m in "${models[@]}"; do
+  mkdir -p "$work/cm/$m"
+  cp "$here/$m/ifspec.ifs" "$here/$m/cfunc.mod" "$work/cm/$m/"
+done
+(cd "$work/cm" && CMPP_IDIR=. CMPP_ODIR=. "$cmpp" -lst)  # reads every model's ifspec.ifs
+for m in "${models[@]}"; do
+  (cd "$work/cm/$m" && CMPP_IDIR=. CMPP_ODIR=. "$cmpp" -ifs && CMPP_IDIR=. CMPP_ODIR=. "$cmpp" -mod)
+done
 inc=(-I"$work/include" -I"$src/src/include" -I"$work/cm")
 cflags=(-O2 -fPIC -fvisibility=hidden -w)
 gcc "${cflags[@]}" "${inc[@]}" -c "$src/src/xspice/icm/dlmain.c" -o "$work/cm/dlmain.o"
 gcc "${cflags[@]}" "${inc[@]}" -c "$src/src/misc/dstring.c" -o "$work/cm/dstring.o"
-gcc "${cflags[@]}" "${inc[@]}" -I"$work/cm/nc_chan" -c "$work/cm/nc_chan/cfunc.c" -o "$work/cm/cfunc.o"
-gcc "${cflags[@]}" "${inc[@]}" -I"$work/cm/nc_chan" -c "$work/cm/nc_chan/ifspec.c" -o "$work/cm/ifspec.o"
+for m in "${models[@]}"; do
+  gcc "${cflags[@]}" "${inc[@]}" -I"$work/cm/$m" -c "$work/cm/$m/cfunc.c" -o "$work/cm/$m-cfunc.o"
+  gcc "${cflags[@]}" "${inc[@]}" -I"$work/cm/$m" -c "$work/cm/$m/ifspec.c" -o "$work/cm/$m-ifspec.o"
+done
 gcc -shared -fvisibility=hidden "$work"/cm/*.o -lm -o "$out.tmp"
-# smoke test in the installed ngspice: load it and run one transient through an nc_chan instance.
+# smoke test in the installed ngspice: load it and run one transient through an nc_chan and an nc_unit instance.
 # ngspice lower-cases the pre_codemodel path and the build folder may have capitals (a worktree, a
 # home folder), so the test loads a copy beside the netlist by the relative path ./nc.cm.
 cp "$out.tmp" "$probe/nc.cm"
@@ -112,16 +121,20 @@ R1 dd 0 1k
 V1 d 0 0.2
 Vu u 0 DC 0 SIN(0 1 1meg)
 Anc1 %vnam Vs %vd(d 0) [u] %id(d 0) nc_chan_m
+.model nc_unit_m nc_unit(nt=10n seed=1 bkpt=1)
+Anu un nc_unit_m
 .tran 10n 1u
 .control
 pre_codemodel ./nc.cm
 run
 print v1#branch[50]
+print v(un)[50]
 quit
 .endc
 .end
 EOF
-(cd "$probe" && HOME="$probe" ngspice -b smoke.cir > smoke.log 2>&1) && grep -qi "v1#branch" "$probe/smoke.log" || \
+(cd "$probe" && HOME="$probe" ngspice -b smoke.cir > smoke.log 2>&1) && grep -qi "v1#branch" "$probe/smoke.log" && \
+  grep -qi "^v(un)" "$probe/smoke.log" || \
   { rm -f "$out.tmp"; say "the built code model did not run in the installed ngspice (see $probe/smoke.log)"; exit 1; }
 mv "$out.tmp" "$out"
 rm -rf "$work/cmpp" "$work/cm"

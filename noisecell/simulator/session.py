@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import netlist as nl
 from ..errors import InputError, SimulationError
-from ..noise import codemodel_path, uses_codemodel
+from ..noise import codemodel_path, fast_tau_smooth, uses_codemodel, uses_smooth_noise
 from ..simulate import NT_TAU_RATIO, SIM_CODE_VERSION, SimulationJob, fast_tau
 from ..technology import model_identity
 from ..waveform import Waveform
@@ -147,11 +147,14 @@ def run_job_in_process(job: SimulationJob) -> Waveform:
     portable route, its reference (noisecell.noise): XSPICE starts a code model's Newton iterations
     from the previous point's last load rather than its solution, which matters only for a device
     held at |V_DS| ≲ ε = 1 µV (docs/simulation.md); the result is then the portable route's.
+    Not on the smooth route: its noise is other random numbers than TRRANDOM's, so the failure is
+    raised (the retry ladder's solver options keep the same noise).
     """
     try:
         return _run_job_in_process(job)
     except SimulationError as exc:
-        if "timestep too small" not in str(exc) or not uses_codemodel(job.render()):
+        text = job.render()
+        if "timestep too small" not in str(exc) or not uses_codemodel(text) or uses_smooth_noise(text):
             raise
         wf = _run_job_in_process(dataclasses.replace(job, noise_route="portable"))
         wf.meta["job_id"] = job.job_id()
@@ -190,9 +193,10 @@ def _run_job_in_process(job: SimulationJob) -> Waveform:
         raise _diagnose(job, msgs, "empty result")
     if t[-1] < job.duration_s * (1 - 1e-9) or not np.all(np.diff(t) >= 0):
         raise _diagnose(job, msgs, f"result stops at t = {t[-1]:.6g} s of {job.duration_s:.6g} s")
-    # Uniform output grid t_k = k·NT, k = 0..N. Every k·NT is a breakpoint of the noise sources and
-    # the step is capped at NT, so the solver visited these times; np.interp picks them up (and
-    # interpolates linearly in the rare noise-free case where a grid time fell inside a step).
+    # Uniform output grid t_k = k·NT, k = 0..N. Every k·NT is a breakpoint of the TRRANDOM noise
+    # sources (on the smooth route: the nc_unit model puts the solver back onto the grid, temporary
+    # breakpoints) and the step is capped at NT, so the solver visited these times; np.interp picks
+    # them up (and interpolates linearly in the rare noise-free case where a grid time fell inside a step).
     grid = np.arange(n_steps + 1, dtype=float) * job.noise_step_s
     outputs = {}
     for name, node in job.outputs.items():
@@ -214,7 +218,8 @@ def _run_job_in_process(job: SimulationJob) -> Waveform:
         if not np.all(np.isfinite(arr)):
             raise SimulationError(f"{job.describe()}: {k} contains NaN/inf; the simulation diverged")
     warnings = []
-    tau = fast_tau(outputs["v_out"], job.noise_step_s)
+    # the smooth route's interpolated noise correlates neighbouring increments: its own inversion
+    tau = (fast_tau_smooth if uses_smooth_noise(netlist) else fast_tau)(outputs["v_out"], job.noise_step_s)
     # Criterion: a node with time constant τ driven by NT-held white noise sees (a) its variance
     # biased by −(NT/τ)²/12 and (b) the noise PSD at its corner 1/(2πτ) lowered by sinc² ≈
     # 1 − (NT/τ)²/12; both stay ≤ 1 % while NT ≤ τ/3. What that does to the datasheet was measured
@@ -245,6 +250,8 @@ def _run_job_in_process(job: SimulationJob) -> Waveform:
                        if job.readout.get("hysteresis_v") is not None else {})},
         "outputs": dict(job.outputs), "options": {k: v for k, v in job.options.items()},
         "fast_tau_est_s": tau, "warnings": warnings, "wall_time_s": wall,
+        # time points the solver accepted (cost measure: benchmarks/simulate.py, points per noise step)
+        "solver_points": int(len(t)),
         "sim_code_version": SIM_CODE_VERSION, "ngspice": _ngspice_version(),
     }
     return Waveform(time_s=grid, outputs=outputs, supply_currents=currents, supply_voltages=volts, meta=meta)
