@@ -55,16 +55,21 @@ SETTLE_SAMPLES = 100
 def record_counts(bits, sample_period_s: float, bias_v: float, *, n_eff: float | None = None,
                   regime: str = "bistable", source: str = "bits") -> PointCounts:
     """PointCounts of one record after its first SETTLE_SAMPLES samples (all of it when it is shorter
-    than 2·SETTLE_SAMPLES: a record that short cannot spare them)."""
-    from .analysis.runs import scan_runs
+    than 2·SETTLE_SAMPLES: a record that short cannot spare them). ``simulated_s`` stays the whole
+    record's length: the design compares it with its chunk lengths (a 10 µs record is a 10 µs chunk)."""
+    import dataclasses
 
     import numpy as np
 
+    from .analysis.runs import scan_runs
+
     b = np.asarray(bits)
+    n_all = b.size
     if b.size >= 2 * SETTLE_SAMPLES:
         b = b[SETTLE_SAMPLES:]
     rs = scan_runs(b, source=source)
-    return PointCounts.from_runstats(float(bias_v), float(sample_period_s), rs, n_eff=n_eff, regime=regime)
+    p = PointCounts.from_runstats(float(bias_v), float(sample_period_s), rs, n_eff=n_eff, regime=regime)
+    return dataclasses.replace(p, simulated_s=n_all * float(sample_period_s))
 
 
 def points_from_sweep(sweep_dir: Path, result, name: str = "") -> list[PointCounts]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from noisecell.analysis.runs import scan_runs
 from noisecell.analysis.synthetic import telegraph
@@ -66,3 +67,6 @@ def test_record_counts_keeps_short_records_whole():
     p = record_counts(b, DT, 0.0)
     assert p.n_samples == b.size - SETTLE_SAMPLES
     assert p.n_ones == int(b[SETTLE_SAMPLES:].sum())
+    # the record's length is what the design compares with its chunks (a 10 µs record is a 10 µs
+    # chunk; with the cut samples left out, trusted() and the trust region took it for a shorter one)
+    assert p.simulated_s == pytest.approx(b.size * DT, rel=1e-12)
