@@ -50,6 +50,12 @@ UNBALANCED_FRACTION = 0.15
 #: and below 2 % of the other direction's, does not close a loop with it (a real half has a gain of
 #: order 1; leakage couplings are ≪ 0.01)
 NO_LOOP_GAIN = 0.05
+#: an output node slower than this (its relaxation time C/g at a stable state, the other output held)
+#: gets a warning: near loop gain 1 the dwells are hundreds to thousands of node times (measured at
+#: their trims: latch4_nat 1.0–1.8 ns → 0.34–0.56 µs dwells, ~200–500×; pbit 1.1–2.1 ns → ~0.56 µs
+#: (2τ(V50)), ~300–500×; latch4_trim 39–60 µs → 50–110 ms, ~800–2800×), so above 1 µs they are
+#: ≳ 0.1 ms — records of seconds at a µs noise step, not a minutes-long characterisation
+SLOW_NODE_S = 1e-6
 #: forward bias below this is not reported: the junction current is < e^(0.05/0.0259) ≈ 7× its
 #: reverse saturation current, i.e. still leakage
 FORWARD_REPORT_V = 0.05
@@ -427,6 +433,9 @@ class CellCheck:
     params: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
     suggestion: "TrimSuggestion | None" = None
+    #: relaxation time of the v_out node (v_outb held at its value) at each stable state of the nominal
+    #: point, s: 1/(2π f_3dB) of the node's small-signal impedance (see :func:`node_time_constants`)
+    node_tau_s: tuple[float, ...] = ()
 
     @property
     def bistable_range_v(self) -> tuple[float, float] | None:
@@ -454,7 +463,8 @@ class CellCheck:
              "devices": [asdict(x) for x in self.devices], "junctions": [asdict(x) for x in self.junctions],
              "sources": [asdict(x) for x in self.sources], "warnings": list(self.warnings),
              "params": self.params, "elapsed_s": self.elapsed_s,
-             "suggestion": asdict(self.suggestion) if self.suggestion else None}
+             "suggestion": asdict(self.suggestion) if self.suggestion else None,
+             "node_tau_s": list(self.node_tau_s)}
         return fin(d)
 
     def summary(self) -> str:
@@ -473,6 +483,10 @@ class CellCheck:
                          f"{'stable' if p.stable else 'unstable (metastable)'}")
         lines.append(f"    halves: switching points {n.switching_frac[0]:.3f} / {n.switching_frac[1]:.3f} of VDD, "
                      f"gains {n.half_gain[0]:.3f} / {n.half_gain[1]:.3f} (product {n.loop_gain_at_switching:.3f})")
+        if self.node_tau_s:
+            lines.append("    node time constant (v_out, v_outb held) at the stable state(s): "
+                         + " / ".join(format_si(t, "s") for t in self.node_tau_s)
+                         + " — near loop gain 1 a dwell is hundreds to thousands of these")
         lines.append("")
         if not n.loop:
             lines.append("    (no feedback loop between the outputs: the latch figures above do not apply)")
@@ -723,6 +737,15 @@ def check_cell(cell, *, corner: str | None = None, temp_c: float | None = None, 
         if not dv.limits and cell.technology == "sky130":
             warnings.append(f"{dv.name}: no rating known for {dv.model}")
     status, text, fix = verdict(nominal, list(scan), devices, junctions)
+    taus: tuple[float, ...] = ()
+    if nominal.loop and nominal.stable:  # the states' voltages are absolute: held from ground
+        taus = node_time_constants(cell, corner=corner, temp_c=temp_c, values=values, states=nominal.stable,
+                                   timeout_s=timeout_s)
+    if taus and max(taus) > SLOW_NODE_S:
+        warnings.append(f"the output node relaxes in {format_si(max(taus), 's')} (v_outb held, at a stable state): "
+                        f"near loop gain 1 the dwells are hundreds to thousands of these, i.e. ≳ {format_si(100 * max(taus), 's')} — "
+                        "records of many dwells take long runs at a coarse noise step; more current per node "
+                        "capacitance (devices that carry nA at tens of mV) is what makes a faster cell, not a trim")
     sug = None
     if suggest and nominal.loop and not nominal.bistable:
         sug = suggest_trim(cell, corner=corner, temp_c=temp_c, nominal=nominal,
@@ -739,12 +762,58 @@ def check_cell(cell, *, corner: str | None = None, temp_c: float | None = None, 
     return CellCheck(cell.name, corner, temp_c, status, text, fix, nominal, tuple(scan), tuple(devices),
                      tuple(junctions), tuple(sources), tuple(warnings),
                      params={k: float(v) for k, v in values.items()}, elapsed_s=time.monotonic() - t_start,
-                     suggestion=sug)
+                     suggestion=sug, node_tau_s=taus)
 
 
 #: undeclared DC sources delivering more than this fraction of the declared supplies' power make the
 #: energy figures wrong by that much: `characterize` warns (the same limit as the check's warning)
 UNCOUNTED_POWER_WARN_FRACTION = 0.01
+
+
+def node_time_constants(cell, *, corner: str, temp_c: float, values: dict,
+                        states: tuple[OperatingPoint, ...], timeout_s: float = 60.0) -> tuple[float, ...]:
+    """Relaxation time (s) of the v_out node at each stable state: v_outb is held at its state value by
+    a DC source (AC ground), a 1 A AC current is injected at v_out, and τ = 1/(2π f_3dB) where the
+    node's impedance |Z(f)| falls to 1/√2 of its low-frequency value — C/g of the node, the time
+    scale of the latch's dynamics (a dwell near loop gain 1 is hundreds to thousands of these:
+    SLOW_NODE_S). The corner is interpolated in log f against log |Z| on a 10-per-decade grid: for a
+    single pole that is within 0.7 % (interpolation error Δ²/8·|d²ln|Z|/d(ln f)²| = 0.0033 in ln|Z| at
+    Δ = ln(10)/10, over the slope −1/2 there). One
+    ngspice process; () when the impedance never falls within 1 mHz … 1 THz."""
+    from . import netlist as nl
+    from .simulator.batch import run_batch
+    from .technology import model_lines
+
+    if not states:
+        return ()
+    q, qb = cell.outputs["v_out"], cell.outputs["v_outb"]
+    body = nl.set_params(cell.template, values, source=str(cell.netlist_path))
+    body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+    head = [f"* noisecell cell check: node time constants of {cell.name}", *model_lines(cell.technology, corner, mismatch=False),
+            body, f".options temp={float(temp_c)!r} tnom=27.0", f"Vnc_hold {qb} 0 DC {states[0].qb_v!r}",
+            f"Inc_ac 0 {q} DC 0 AC 1"]
+    ctl = [".control", "set wr_singlescale"]
+    for i, p in enumerate(states):
+        ctl += [f"alter Vnc_hold = {float(p.qb_v)!r}", "ac dec 10 1e-3 1e12", f"wrdata ac{i}.dat v({q})"]
+    ctl += ["quit", ".endc", ".end"]
+    out = []
+    with tempfile.TemporaryDirectory(prefix="noisecell-check-ac-") as td:
+        log = run_batch("\n".join(head + ctl) + "\n", td, technology=cell.technology, timeout_s=timeout_s,
+                        name=f"cell {cell.name}: node time constants", filename="ac.cir")
+        for i in range(len(states)):
+            path = Path(td) / f"ac{i}.dat"
+            if not path.is_file():
+                tail = " ".join(log.strip().splitlines()[-3:])
+                raise SimulationError(f"cell {cell.name}: node time-constant analysis failed: {tail}")
+            d = np.atleast_2d(np.loadtxt(path))
+            f, mag = d[:, 0], np.hypot(d[:, 1], d[:, 2])
+            below = np.nonzero(mag < mag[0] / math.sqrt(2))[0]
+            if len(below) == 0 or below[0] == 0:
+                return ()
+            k = int(below[0])  # interpolate log f against log |Z| across the crossing
+            lf = np.interp(math.log(mag[0] / math.sqrt(2)), np.log(mag[[k, k - 1]]), np.log(f[[k, k - 1]]))
+            out.append(float(1.0 / (2 * math.pi * math.exp(lf))))
+    return tuple(out)
 
 
 def power_coverage(cell, check: CellCheck | None = None) -> dict:

@@ -94,3 +94,40 @@ def test_cell_as_written_gets_no_per_bit_figures_and_the_trimmed_one_does(tmp_pa
     assert main(["analyze", str(tmp_path / "t.npz")]) == 0
     a = _json(capsys)
     assert a["energy_per_bit_j"] > 0 and a["tau_s"] > 0 and a["energy_per_flip_j"] > 0
+
+
+def test_node_time_constant_of_an_rc_node_is_rc(tmp_path):
+    """node_time_constants on a node of known truth: v_out = R ∥ C to ground (R 1 MΩ, C 1 pF: τ = 1 µs),
+    v_outb held. The corner is interpolated on a 10-per-decade grid, within 0.7 % for one pole (the
+    function's docstring derives it); 1 % allowed. With C = 2 pF the answer must double."""
+    from noisecell.cellcheck import OperatingPoint, node_time_constants
+    from noisecell.cells import load_cell
+
+    for c_pf in (1, 2):
+        d = tmp_path / f"rc{c_pf}"
+        d.mkdir()
+        (d / "rc.cir").write_text(f"* RC node\n.param VDD=0.1 VB=0\nVdd vdd 0 {{VDD}}\nR1 q 0 1meg\nC1 q 0 {c_pf}p\n"
+                                  "R2 qb vdd 1meg\n.end\n")
+        (d / "cell.toml").write_text(
+            'name = "rc"\ntechnology = "generic"\nnetlist = "rc.cir"\ncorners = ["tt"]\n'
+            'nominal = { corner = "tt", temp_c = 27.0 }\n[supplies.vdd]\nsource = "Vdd"\nparam = "VDD"\n'
+            'nominal_v = 0.1\nrange_v = [0.05, 0.2]\n[bias]\nparam = "VB"\nrange_v = [-0.01, 0.01]\n'
+            '[outputs]\nv_out = "q"\nv_outb = "qb"\n')
+        cell = load_cell(str(d))
+        taus = node_time_constants(cell, corner="tt", temp_c=27.0, values={"VDD": 0.1, "VB": 0.0},
+                                   states=(OperatingPoint(0.0, 0.05, 0.5, True),))
+        assert len(taus) == 1 and math.isclose(taus[0], c_pf * 1e-6, rel_tol=0.01), taus
+
+
+def test_check_warns_that_the_designer_latch_is_slow_and_not_the_trimmed_native_one():
+    """latch4_trim's nodes (10 µm lvt nfets, pA) relax in tens of µs: `cell check` warns (its dwells
+    were measured at 50-110 ms); latch4_nat's (native/lvt devices, 46 nA) in ns: no warning."""
+    from noisecell.cellcheck import SLOW_NODE_S, check_cell
+    from noisecell.cells import load_cell
+
+    slow = check_cell(load_cell(str(MONO.parent / "latch4_trim")))
+    assert slow.node_tau_s and min(slow.node_tau_s) > SLOW_NODE_S
+    assert any("relaxes in" in w for w in slow.warnings)
+    fast = check_cell(load_cell(str(CELL)))
+    assert fast.node_tau_s and max(fast.node_tau_s) < SLOW_NODE_S / 100
+    assert not any("relaxes in" in w for w in fast.warnings)
