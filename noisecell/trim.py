@@ -718,3 +718,173 @@ def trimmed_point(cell, corner: str, temp_c: float) -> tuple[dict[str, float], f
             (a0, v0), (a1, v1) = at(r0), at(r1)
             return {k: a0[k] + w * (a1[k] - a0[k]) for k in a0}, v0 + w * (v1 - v0)
     return at(rows[-1][1])  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------------------------
+# per-instance DC trim of a mismatched latch (issue 18; added by H18, additive)
+@dataclass(frozen=True)
+class InstanceTrim:
+    """DC trim of one Monte Carlo instance: the balance trim (``trim_param`` = ``trim_v``), the supply
+    ``vdd_v`` and the bias ``bias_v`` (the instance's DC offset) at which both half-circuits switch at
+    mid-rail (``vm_frac`` 0.5, equal for the two halves) with the design loop gain (geometric mean of
+    the two halves' gains = ``[balance] gain_target``). ``ok`` False: no such point inside the trim,
+    supply and bias ranges (``message`` says which limit). ``evaluations``: DC evaluations made (two
+    ngspice processes each). Volts; ``gains``/``vm_fracs`` of the two halves at the result."""
+
+    mismatch_seed: int
+    ok: bool
+    trim_param: str | None
+    trim_v: float
+    vdd_v: float
+    bias_v: float
+    vm_fracs: tuple[float, float]
+    gains: tuple[float, float]
+    evaluations: int
+    message: str
+
+    def to_dict(self) -> dict:
+        return _finite(asdict(self))
+
+
+def instance_trim(cell, corner: str, temp_c: float, *, mismatch_seed: int, start: tuple[float, float, float] | None = None,
+                  tol_vm: float = 2e-4, tol_gain: float = 1e-3, max_iterations: int = 16,
+                  jacobian=None, timeout_s: float | None = BATCH_TIMEOUT_S) -> InstanceTrim:
+    """Trim one mismatched instance of a latch with a ``[balance]`` trim: solve for (trim, VDD, bias) so
+    that the instance's two inverters switch at the same input (bias = its offset, as
+    :func:`bias_offset`), at mid-rail (the balance of stage 1) and with the design gain (stage 2).
+
+    Why all three: with the PDK's mismatch a minimum-size pbit instance is not only asymmetric (the
+    bias offset) but also unbalanced as a whole (its switching point sits at 0.60-0.65 of VDD at the
+    nominal trim, measured on 4 instances at tt 27 °C), which lowers its loop gain (0.93-1.01 against
+    1.083): at the nominal trim such an instance is single-peaked at every bias. Newton's method on
+    F = (mean V_m/VDD − ½, V_m1/VDD − V_m2/VDD, ln √(A1·A2) − ln A_target) (the three equations are
+    nearly decoupled: trim → balance, bias → symmetry, supply → gain), steps clipped to the ranges,
+    the Jacobian from forward differences once (or ``jacobian``, e.g. the nominal cell's from
+    :func:`balance_jacobian`: instances differ little in it) and then Broyden's rank-one updates, so
+    an instance costs about one evaluation per step. Each evaluation is two DC transfers (each half
+    forced) in their own ngspice processes, because a ``reset`` would redraw the mismatch.
+    ``start``: (trim, VDD, bias), default the stored trim at (corner, temp_c) and zero bias.
+    """
+    bal = balance_spec(cell)
+    if bal.trim is None:
+        raise InputError(f"cell {cell.name}: instance_trim needs a [balance] trim input (a latch balance)")
+    if bal.offset != "inverters":
+        raise InputError(f"cell {cell.name}: instance_trim is for latches ([balance] offset = \"inverters\")")
+    lims = np.array([cell.trim[bal.trim].range_v, cell.supplies[cell.main_supply].range_v, cell.bias.range_v], float)
+    if start is None:
+        stored, vdd0 = trimmed_point(cell, corner, temp_c)
+        start = (stored.get(bal.trim, cell.trim[bal.trim].nominal_v), vdd0, 0.0)
+    x = np.clip(np.asarray(start, float), lims[:, 0], lims[:, 1])
+    target = math.log(bal.gain_target)
+    n_eval = 0
+
+    def ev(p):
+        nonlocal n_eval
+        n_eval += 1
+        t, v, b = (float(q) for q in p)
+        a = dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_outb",
+                      timeout_s=timeout_s)[0]
+        c = dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_out",
+                      timeout_s=timeout_s)[0]
+        g = a.gain * c.gain
+        f = np.array([0.5 * (a.vm_frac + c.vm_frac) - 0.5, a.vm_frac - c.vm_frac,
+                      0.5 * math.log(g) - target if g > 0 else float("nan")])
+        return f, (a, c)
+
+    f, dc = ev(x)
+    jac = None if jacobian is None else np.array(jacobian, float)
+    if jac is None and np.all(np.isfinite(f)):
+        jac = _fd_jacobian(ev, x, f, lims)
+    msg = ""
+    at_limit = 0
+    span = lims[:, 1] - lims[:, 0]
+    names = [bal.trim, cell.supplies[cell.main_supply].param, cell.bias.param]
+    for it in range(max_iterations):
+        if not np.all(np.isfinite(f)):
+            msg = "a half-circuit's transfer does not cross V_out = V_in (no switching point) at " + _xs(bal, x)
+            break
+        if abs(f[0]) < tol_vm and abs(f[1]) < tol_vm and abs(f[2]) < tol_gain:
+            a, c = dc
+            return InstanceTrim(int(mismatch_seed), True, bal.trim, float(x[0]), float(x[1]), float(x[2]),
+                                (a.vm_frac, c.vm_frac), (a.gain, c.gain), n_eval,
+                                f"balanced at {_xs(bal, x)} in {n_eval} DC evaluations")
+        if it == max_iterations // 2:
+            # half the steps spent: the secant Jacobian has drifted (2 of 44 pbit instances crept along
+            # for 12 steps, measured): a fresh forward-difference one at the current point
+            jac = _fd_jacobian(ev, x, f, lims)
+        if jac is None or not np.all(np.isfinite(jac)):
+            msg = "the DC transfers lose their switching point next to " + _xs(bal, x)
+            break
+        try:
+            step = np.linalg.solve(jac, -f)
+        except np.linalg.LinAlgError:
+            msg = f"singular balance equations at {_xs(bal, x)}"
+            break
+        # damp steps larger than a quarter of a range (Newton far from the root)
+        k = float(np.max(np.abs(step) / (0.25 * span)))
+        if k > 1:
+            step /= k
+        xn = np.clip(x + step, lims[:, 0], lims[:, 1])
+        pinned = [n for n, v, s_, (lo, hi) in zip(names, xn, step, lims)
+                  if (v <= lo + 1e-9 and s_ < 0) or (v >= hi - 1e-9 and s_ > 0)]
+        at_limit = at_limit + 1 if pinned else 0
+        if at_limit >= 2 or np.allclose(xn, x, rtol=0, atol=1e-7):
+            # two Newton steps in a row pushing past a range end: the root lies beyond it
+            msg = (f"needs {', '.join(pinned)} beyond the cell's range" if pinned else "Newton stalled") + f" (at {_xs(bal, xn)})"
+            x = xn
+            f, dc = ev(x)
+            break
+        fn, dcn = ev(xn)
+        if np.all(np.isfinite(fn)):
+            dx, df = xn - x, fn - f
+            # Broyden's ("good") update: the secant condition along the step just taken
+            jac = jac + np.outer(df - jac @ dx, dx) / float(dx @ dx)
+        x, f, dc = xn, fn, dcn
+    else:
+        msg = f"not converged in {max_iterations} Newton steps (at {_xs(bal, x)})"
+    a, c = dc
+    return InstanceTrim(int(mismatch_seed), False, bal.trim, float(x[0]), float(x[1]), float(x[2]),
+                        (a.vm_frac, c.vm_frac), (a.gain, c.gain), n_eval, "no DC trim: " + msg)
+
+
+def _fd_jacobian(ev, x, f, lims, h=(2e-3, 1e-3, 4e-3)):
+    """Forward-difference Jacobian of the balance equations at ``x`` (steps ~1 % of each range: the
+    transfers are smooth on that scale; a step past a range end is taken backwards)."""
+    jac = np.empty((3, 3))
+    for j in range(3):
+        xp = np.array(x, float)
+        xp[j] += h[j] if xp[j] + h[j] <= lims[j, 1] else -h[j]
+        fp, _ = ev(xp)
+        jac[:, j] = (fp - f) / (xp[j] - x[j])
+    return jac
+
+
+def balance_jacobian(cell, corner: str, temp_c: float, *, mismatch_seed: int | None = None,
+                     at: tuple[float, float, float] | None = None, timeout_s: float | None = BATCH_TIMEOUT_S):
+    """Jacobian (3×3, rows: mean balance, asymmetry, ln gain; columns: trim, VDD, bias, per V) of the
+    balance equations of :func:`instance_trim` at ``at`` (default: the stored trim, zero bias) —
+    without mismatch by default: the starting Jacobian every instance then updates."""
+    bal = balance_spec(cell)
+    lims = np.array([cell.trim[bal.trim].range_v, cell.supplies[cell.main_supply].range_v, cell.bias.range_v], float)
+    if at is None:
+        stored, vdd0 = trimmed_point(cell, corner, temp_c)
+        at = (stored.get(bal.trim, cell.trim[bal.trim].nominal_v), vdd0, 0.0)
+    target = math.log(bal.gain_target)
+
+    def ev(p):
+        t, v, b = (float(q) for q in p)
+        a = dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_outb",
+                      timeout_s=timeout_s)[0]
+        c = dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_out",
+                      timeout_s=timeout_s)[0]
+        g = a.gain * c.gain
+        return np.array([0.5 * (a.vm_frac + c.vm_frac) - 0.5, a.vm_frac - c.vm_frac,
+                         0.5 * math.log(g) - target if g > 0 else float("nan")]), None
+
+    x = np.asarray(at, float)
+    f, _ = ev(x)
+    return _fd_jacobian(ev, x, f, lims)
+
+
+def _xs(bal: BalanceSpec, x) -> str:
+    return f"{bal.trim} {x[0] * 1e3:+.2f} mV, VDD {x[1] * 1e3:.2f} mV, bias {x[2] * 1e3:+.1f} mV"

@@ -234,17 +234,18 @@ def test_default_spec_resolves_for_both_cells():
     q = load_char_spec(None, quick=True, cell_name="pbit")
     assert {p.role for p in q.parts} == {"heldout"} and q.design is not None and q.conditions is None
     # full: the nominal design, every other corner x temperature its own pilot and design (issue 18),
-    # 30 mismatch instances, held-out temperatures between the calibrated ones
+    # >= 30 mismatch instances each trimmed on its own ([mismatch]), held-out temperatures between the
+    # calibrated ones
     full = load_char_spec(None, quick=False, cell_name="pbit")
     assert full.design is not None
     conds = set(full.conditions.conditions)
     assert conds == {(c, t) for c in ("tt", "ss", "ff", "sf", "fs") for t in (-40.0, 27.0, 85.0)} - {("tt", 27.0)}
-    assert full.conditions.heldout_temperatures == (0.0, 50.0)
-    mm = [p for p in full.parts if p.role == "mismatch"]
-    assert len(mm) == 1 and mm[0].sweep["grid"]["mismatch_instances"] >= 30 and mm[0].duration_tau > 0
-    # the generic cell has one corner and no mismatch models: the mismatch part is skipped, and said so
+    assert full.conditions.heldout_temperatures == (0.0, 50.0) and full.conditions.budget_auto
+    assert not [p for p in full.parts if p.role == "mismatch"]
+    assert full.mismatch.instances >= 30 and full.mismatch.duration_tau > 0 and q.mismatch is None
+    # the generic cell has one corner and no mismatch models: the mismatch table is skipped, and said so
     g = load_char_spec(None, quick=False, cell_name="pbit_generic")
-    assert len(g.skipped) == 1 and "skipped" in g.skipped[0]
+    assert len(g.skipped) == 1 and "skipped" in g.skipped[0] and g.mismatch is None
     assert set(g.conditions.conditions) == {("tt", -40.0), ("tt", 85.0)}
 
 

@@ -47,8 +47,12 @@ class FakeSweep:
     failed: int = 0
 
 
+PILOT_CALLS: list = []
+
+
 def fake_pilot(spec, cellspec, out, workers, retry_failed, *, pool=None, corner=None, temp_c=None, prefix="pilot",
-               seed_offset=0):
+               seed_offset=0, start_window=None):
+    PILOT_CALLS.append((corner, temp_c, prefix, start_window))
     t = truth(corner, temp_c)
     b = np.linspace(t["v50_v"] - 6e-3, t["v50_v"] + 6e-3, 7)
     frozen = (corner, float(temp_c)) in FROZEN
@@ -60,8 +64,13 @@ def fake_pilot(spec, cellspec, out, workers, retry_failed, *, pool=None, corner=
     return PilotResult((FakeSweep(df, 7),), window, "pilot: P(1) = 0 everywhere" if frozen else "pilot: ok", prefix)
 
 
+SEQ_CALLS: list = []
+
+
 def fake_sequential(table, *, cell, out, shared, corner, temp_c, bias_limits, pilot_bias_v=None, pilot_p1=None,
-                    source="", workers=None, retry_failed=False, pool=None, rate_regimes=("bistable",), log=None):
+                    source="", workers=None, retry_failed=False, pool=None, rate_regimes=("bistable",), initial=(),
+                    log=None):
+    SEQ_CALLS.append((corner, temp_c, table, list(initial)))
     t = truth(corner, temp_c)
     settings, _ = parse_design(table, source)
     runner = SyntheticRunner(v50_v=t["v50_v"], scale_v=t["scale_v"], tau_v50_s=t["tau_v50_s"], dt_s=t["tau_v50_s"] / 20)
@@ -71,8 +80,14 @@ def fake_sequential(table, *, cell, out, shared, corner, temp_c, bias_limits, pi
 
 
 SPEC = SimpleNamespace(shared={"noise_step": "0.5ns"}, cell="pbit", source="test-spec")
+# skip_untrimmed off: pbit's stored trim table has no bistable record at ff -40 °C, which would exclude it
+# without a pilot (tested below); here the fake pilot's own "frozen" verdict is the reason
 TABLE = {"corners": ["tt", "ff"], "temperatures": [-40, 27, 85], "heldout_temperatures": [0],
-         "budget_tau": 4000, "chunks_tau": [40, 80, 160]}
+         "budget_tau": 4000, "chunks_tau": [40, 80, 160], "skip_untrimmed": False}
+
+
+def no_points(name, result):
+    return []
 
 
 def test_every_condition_gets_its_own_design_to_the_targets(tmp_path):
@@ -86,7 +101,7 @@ def test_every_condition_gets_its_own_design_to_the_targets(tmp_path):
         return pd.DataFrame()
 
     res = run_conditions(SPEC, CELL, tmp_path, settings, pilot_fn=fake_pilot, sequential_fn=fake_sequential,
-                         record_fn=records)
+                         record_fn=records, points_fn=no_points)
     assert set(res.seqs) == {("tt", -40.0), ("tt", 85.0), ("ff", 27.0), ("ff", 85.0)}
     for (c, t), seq in res.seqs.items():
         f, tr = seq.design.fit, truth(c, t)
@@ -183,3 +198,80 @@ def test_along_trim_interpolates_between_supplies():
     w = (50 - 27) / (85 - 27)
     assert rc.condition.vdd_v == pytest.approx((1 - w) * 0.1045 + w * 0.163)
     assert m2.tau(0.0, {"temp_c": 85.0}) == pytest.approx(m.tau(0.0, {"temp_c": 85.0}))
+
+
+# ------------------------------------------------------------------ budgets, trims, pilots (H18)
+def test_pilot_tau_from_transitions_recovers_a_known_telegraph():
+    """τ = Σ 2p(1−p)T / ΣN over telegraphing records; on synthetic two-state records with τ = 200 ns the
+    estimate is within 3 standard errors (SE of ln τ ≈ 1/√N for N transitions, Poisson)."""
+    from noisecell.analysis.synthetic import telegraph
+    from noisecell.report.procedures.conditions import pilot_seen
+
+    tau, dt, T = 200e-9, 5e-9, 3e-6
+    rows = []
+    rng = np.random.default_rng(3)
+    for x in (-1.0, -0.3, 0.0, 0.4, 1.1, 6.0):          # the last one far out: single level, left out
+        k = 1 / (2 * tau)
+        bits = telegraph(int(T / dt), dt, k * math.exp(x / 2), k * math.exp(-x / 2), rng).astype(int)
+        n = int(np.sum(np.abs(np.diff(bits))))
+        rows.append({"status": "ok", "bias_v": x * 1e-3, "p1": bits.mean(), "duration_s": T, "regime_n_transitions": n,
+                     "regime": "bistable" if 0 < bits.mean() < 1 and x < 5 else "single_peaked", "tau_s": 0.25 * tau})
+    df = pd.DataFrame(rows)
+    use = (df["regime"] == "bistable") & df["p1"].between(0.05, 0.95)
+    n_tot = df.loc[use, "regime_n_transitions"].sum()
+    seen = pilot_seen(PilotResult((FakeSweep(df, len(df)),), (0, 1, 0.5), "ok", "p"))
+    # τ(V) = 1/(k_up + k_down) = τ / cosh(x/2): the records' mean of that is what is estimated
+    x = np.array([-1.0, -0.3, 0.0, 0.4, 1.1])[use.to_numpy()[:5]]
+    expect = tau * np.mean(1 / np.cosh(x / 2))
+    assert abs(math.log(seen["tau_s"] / expect)) < 3 / math.sqrt(n_tot), (seen, expect, n_tot)
+    # the records' biased-low tau_s (a quarter of the truth here) is not what is used
+    assert seen["tau_s"] > 0.5 * tau and "transitions" in seen["tau_from"]
+
+
+def test_untrimmable_conditions_are_reported_from_the_trim_table_without_simulation(tmp_path):
+    """pbit's stored trim search saw no bistable record at ff -40 °C and ff 85 °C (trims.json): with
+    skip_untrimmed those are excluded with the search's own message and cost no pilot."""
+    settings = parse_conditions({**TABLE, "skip_untrimmed": True, "heldout_temperatures": []}, CELL, "t.toml")
+    PILOT_CALLS.clear()
+    res = run_conditions(SPEC, CELL, tmp_path, settings, pilot_fn=fake_pilot, sequential_fn=fake_sequential,
+                         record_fn=lambda *a: pd.DataFrame(), points_fn=no_points)
+    ex = {(e["corner"], e["temp_c"]): e for e in res.excluded}
+    assert set(ex) == {("ff", -40.0), ("ff", 85.0), ("tt", -40.0)}
+    for key, e in ex.items():
+        assert "stored trim search" in e["reason"] and e["seen"]["pilot"] == "not run"
+        assert e["seen"]["trim_table"]["message"].startswith("no trim works")
+    assert {(c, t) for c, t, *_ in PILOT_CALLS} == {("tt", 85.0), ("ff", 27.0)}
+    assert set(res.seqs) == {("tt", 85.0), ("ff", 27.0)}
+
+
+def test_pilot_starts_near_the_nominal_window_and_its_records_enter_the_design(tmp_path):
+    settings = parse_conditions({"corners": ["tt"], "temperatures": [27, 85], "budget_tau": 4000}, CELL, "t.toml")
+    PILOT_CALLS.clear()
+    SEQ_CALLS.clear()
+    nominal_pilot = PilotResult((), (-9e-3, 9e-3, 0.0), "ok")
+    marker = object()
+    run_conditions(SPEC, CELL, tmp_path, settings, pilot_fn=fake_pilot, sequential_fn=fake_sequential,
+                   record_fn=lambda *a: pd.DataFrame(), points_fn=lambda name, r: [marker], nominal_pilot=nominal_pilot)
+    (call,) = PILOT_CALLS
+    assert call[3] == pytest.approx((-27e-3, 27e-3))     # the nominal window widened 3x (pilot_widen)
+    (sc,) = SEQ_CALLS
+    assert sc[3] == [marker]                               # one pilot stage, its records handed over
+
+
+def test_auto_budget_follows_the_nominal_designs_measured_cost():
+    """budget (τ) = nominal T/τ × max over V50, scale, τ of (half-width reached / target)² × margin."""
+    settings = parse_conditions({"corners": ["tt"], "temperatures": [27, 85], "budget_tau": "auto",
+                                 "budget_margin": 1.5}, CELL, "t.toml")
+    assert settings.budget_auto
+
+    class Q(SimpleNamespace):
+        pass
+
+    fit = Q(v50=Q(halfwidth=0.5e-3), scale=Q(rel_halfwidth=0.05), tau_v50=Q(value=280e-9, rel_halfwidth=0.10))
+    nominal = Q(design=Q(fit=fit, simulated_s=1.6e-3))
+    from noisecell.report.procedures.conditions import auto_budget_tau
+
+    bt, note = auto_budget_tau(nominal, settings)
+    # 1.6 ms / 280 ns = 5714 τ; targets 1 mV / 10 % / 15 %: ratios 0.25, 0.25, 0.444 -> τ is the worst
+    assert bt == pytest.approx(1.6e-3 / 280e-9 * (0.10 / 0.15) ** 2 * 1.5, rel=2e-3) and "(tau)" in note
+    assert auto_budget_tau(Q(design=Q(fit=None, simulated_s=0.0)), settings)[0] is None

@@ -86,6 +86,45 @@ def _nominal_tau(seq, pilot) -> float | None:
     return None
 
 
+def _costs(pilot, seq, conds, mm_res, parts, t0) -> dict[str, str]:
+    """What each procedure cost (simulated time; wall and simulator CPU time where measured), and the
+    whole run's CPU time (this process and every child: simulator hosts, DC batch runs) and wall time,
+    for the report's provenance and the log (issue 18: budgets planned from measured costs)."""
+    import resource
+
+    out: dict[str, str] = {}
+    rows = {r["part"]: r for r in parts.part_rows}
+
+    def sim(names) -> float:
+        return float(sum(rows[n]["simulated_s"] for n in names if n in rows and rows[n]["simulated_s"] == rows[n]["simulated_s"]))
+
+    if pilot is not None:
+        out["nominal pilot"] = f"{sim(pilot.stage_names) * 1e6:.4g} µs simulated ({len(pilot.sweeps)} stage(s))"
+    if seq is not None:
+        d = seq.design
+        cpu = f", {d.cpu_s:.0f} simulator CPU-s" if d.cpu_s == d.cpu_s else ""
+        out["nominal design"] = f"{d.simulated_s * 1e6:.4g} µs simulated, {d.wall_s:.0f} s wall{cpu}"
+        ho = sim([n for n, _ in seq.heldout_sweeps])
+        if ho:
+            out["nominal held-out"] = f"{ho * 1e6:.4g} µs simulated"
+    if conds is not None:
+        cs = [n for n, role, _ in conds.sweeps]
+        n_run = len(conds.seqs) + sum(1 for e in conds.excluded if (e.get("seen") or {}).get("pilot") != "not run")
+        out["conditions"] = (f"{sim(cs) * 1e6:.4g} µs simulated over {n_run} simulated condition(s) (pilots, designs, "
+                             f"held-out temperatures); per condition wall: "
+                             + ", ".join(f"{c} {t:g} °C {w:.0f} s" for (c, t), w in conds.wall_s.items()))
+    if mm_res is not None:
+        c = mm_res.cost
+        out["mismatch"] = (f"DC trims {c.get('dc_wall_s', float('nan')):.0f} s wall, {c.get('dc_cpu_s', float('nan')):.0f} "
+                           f"CPU-s; records {c.get('simulated_s', 0.0) * 1e6:.4g} µs simulated, "
+                           f"{c.get('records_wall_s', float('nan')):.0f} s wall")
+    ru_s, ru_c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ru_s.ru_utime + ru_s.ru_stime + ru_c.ru_utime + ru_c.ru_stime
+    out["whole run"] = (f"{parts.simulated_s * 1e6:.4g} µs simulated, {time.monotonic() - t0:.0f} s wall, {cpu:.0f} CPU-s "
+                        "(this process and its children: the simulator hosts are closed by then)")
+    return out
+
+
 def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path | None = None, quick: bool = False,
                  measurements: str | Path | None = None, workers: int | None = None,
                  command: str | None = None, retry_failed: bool = False, check: bool = True) -> CharacterizeResult:
@@ -144,13 +183,32 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             log(seq.summary())
             if not seq.design.met:
                 warnings.append(f"datasheet targets not met: {seq.design.reason} (see the design rows of the datasheet)")
+        # 1d: mismatch instances, each DC-trimmed and recorded at its own trim (issue 18), in a thread
+        # beside the conditions: its DC trims run outside the simulator pool and its records queue on the
+        # same pool, so both cores stay busy; results do not depend on the interleaving (seeds per record)
+        mm_future, mm_res, mm_pool = None, None, None
+        if spec.mismatch is not None:
+            if seq is None or seq.design.fit is None:
+                warnings.append("mismatch: not run, because the nominal design gave no fit to place the instances' "
+                                "records by")
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                from .procedures.mismatch import run_mismatch
+
+                f = seq.design.fit
+                mm_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noisecell-mismatch")
+                mm_future = mm_pool.submit(run_mismatch, spec, cellspec, out, spec.mismatch, v50_v=float(f.v50.value),
+                                           scale_v=float(f.scale.value), tau_s=float(f.tau_v50.value), workers=workers,
+                                           retry_failed=retry_failed, pool=pool)
         conds = None
         if spec.conditions is not None:
             # 1c: every other corner x temperature: its own pilot and design; held-out temperatures (issue 18)
             from .procedures.conditions import run_conditions
 
             conds = run_conditions(spec, cellspec, out, spec.conditions, workers=workers, retry_failed=retry_failed,
-                                   pool=pool, rate_regimes=regimes, nominal_seq=seq, pilot_fn=run_pilot)
+                                   pool=pool, rate_regimes=regimes, nominal_seq=seq, nominal_pilot=pilot,
+                                   pilot_fn=run_pilot)
             log(conds.summary())
             design_sweeps = list(design_sweeps) + conds.sweeps
             for e in conds.excluded:
@@ -158,6 +216,27 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             for (c, t), s in conds.seqs.items():
                 if not s.design.met:
                     warnings.append(f"condition {c} {t:g} °C: datasheet targets not met: {s.design.reason}")
+        if mm_future is not None:
+            from .procedures.mismatch import sweeps_for_parts
+
+            try:
+                mm_res = mm_future.result()
+            finally:
+                mm_pool.shutdown(wait=True)
+            log(mm_res.summary())
+            design_sweeps = list(design_sweeps) + sweeps_for_parts(mm_res, seq.condition[2])
+            nf = mm_res.not_fitted()
+            if nf:
+                from collections import Counter
+
+                kinds = Counter(why.split(" (at ")[0].split(":")[0] if why.startswith("no DC trim") else why.split(";")[0][:80]
+                                for _, why in nf)
+                warnings.append(f"mismatch: {len(nf)} of {len(mm_res.outcomes)} instances are not in the distribution ("
+                                + "; ".join(f"{n}× {k}" for k, n in kinds.most_common()) + "): the distribution is "
+                                "truncated there (model: instances_not_fitted)")
+            if mm_res.n_fitted < 2:
+                warnings.append(f"mismatch: {mm_res.n_fitted} of {len(mm_res.outcomes)} instances telegraphed at their "
+                                "trim; the model has no mismatch distribution")
         parts: PartsResult = run_parts(spec, cellspec, out, pilot, workers=workers, retry_failed=retry_failed,
                                        spec_dir=Path(spec.source).parent if spec_path else None, pool=pool,
                                        extra_sweeps=design_sweeps, tau_s=_nominal_tau(seq, pilot))
@@ -187,6 +266,8 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             doc = seq.apply_to_document(doc)
         if conds is not None:
             doc = conds.apply_to_document(doc)
+        if mm_res is not None:
+            doc = mm_res.apply_to_document(doc, nominal)
         return finish_document(doc, conds, cellspec.nominal_corner)
 
     fitted: ModelResult = fit_model(points, raw_all, cellspec, ident, nominal, out, adjust_document=adjust)
@@ -232,13 +313,16 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
                  "bias input": f"{cellspec.bias.param}, {cellspec.bias.range_v[0]:g} .. {cellspec.bias.range_v[1]:g} V",
                  "readout": f"{cellspec.readout.mode}, threshold {cellspec.readout.threshold_v:g} V",
                  "trim": ", ".join(f"{k}: {json.dumps(trim_values(raw_all, k))}" for k in cellspec.trim) or "none"}
+    costs = _costs(pilot, seq, conds, mm_res, parts, t0)
+    log("cost: " + "; ".join(f"{k} {v}" for k, v in costs.items()))
     prov = {"created_utc": created, "noisecell_version": __version__, "ngspice_version": ident["ngspice"],
             "command": command or "", "spec": spec.source + (" [quick]" if quick else ""),
             "spec_sha256": hashlib.sha256(spec.text.encode()).hexdigest(),
             "sweep store": str(out / "sweep"), "jobs": f"{parts.total - parts.failed}/{parts.total} ok",
             "simulated time": f"{parts.simulated_s * 1e6:.4g} µs",
             "noise": "per-MOSFET thermal + shot noise, TRRANDOM unit sources seeded per job (setseed)",
-            "pilot": pilot_note, "entropy clock": ent_note, "spec_text": spec.text}
+            "pilot": pilot_note, "entropy clock": ent_note,
+            **{f"cost: {k}": v for k, v in costs.items()}, "spec_text": spec.text}
     cond_table, mm_dist = None, None
     if model is not None:
         from .procedures.conditions import conditions_table

@@ -121,13 +121,18 @@ def _trim_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> dict[str, fl
     trims.json row (:func:`noisecell.trim.trimmed_point`), so a corner whose check failed still gets
     the pair the search ended on, not the nearest passing row's trim with another row's supply."""
     out = {name: (t.value_for(corner, temp_c) if spec.use_trim else t.nominal_v) for name, t in cell.trim.items()}
+    unknown = sorted(set(spec.trim) - set(cell.trim))
+    if unknown:
+        raise InputError(f"{spec.source}: trim.{unknown[0]}: cell {cell.name} has no such trim input "
+                         f"(its trims: {', '.join(cell.trim) or 'none'})")
     if spec.use_trim and cell.trim:
         from ..trim import trimmed_point
         try:
             stored, _ = trimmed_point(cell, corner, temp_c)
         except InputError:  # no [balance] table: the cell.toml tables are the trim
-            return out
+            stored = {}
         out.update(stored)
+    out.update(spec.trim)  # explicit values win (range-checked by job_from_cell)
     return out
 
 

@@ -76,6 +76,9 @@ class SweepSpec:
     adaptive: AdaptiveSpec | None = None
     #: mismatch instances: the bias axis is relative to each instance's DC bias offset (V)
     bias_about_offset: bool = False
+    #: explicit trim values (V) replacing the stored trim at every point (e.g. one Monte Carlo
+    #: instance's own trim, noisecell.trim.instance_trim); empty = the stored trim
+    trim: Mapping[str, float] = field(default_factory=dict)
     source: str = "<spec>"
 
     def to_dict(self) -> dict:
@@ -83,6 +86,10 @@ class SweepSpec:
         d = asdict(self)
         d.pop("source")
         d["params"] = dict(sorted(self.params.items()))
+        if self.trim:
+            d["trim"] = dict(sorted(self.trim.items()))
+        else:  # absent when unused, so the manifests (and ids) of specs without it are unchanged
+            d.pop("trim")
         return d
 
     def sha256(self) -> str:
@@ -263,6 +270,14 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
         if not (isinstance(k, str) and k.replace("_", "a").isalnum() and not k[0].isdigit()):
             raise ctx.fail(f"params.{k}", "parameter names are identifiers (letters, digits, _)")
         params[k] = ctx.si(f"params.{k}", v, "") if not isinstance(v, str) else _param_value(ctx, k, v)
+    trim_raw = data.get("trim", {})
+    if not isinstance(trim_raw, dict):
+        raise ctx.fail("trim", "must be a table ([trim] NAME = volts)")
+    trim_vals: dict[str, float] = {}
+    for k, v in trim_raw.items():
+        if not (isinstance(k, str) and k.replace("_", "a").isalnum() and not k[0].isdigit()):
+            raise ctx.fail(f"trim.{k}", "trim names are identifiers (letters, digits, _)")
+        trim_vals[k] = ctx.si(f"trim.{k}", v, "V")
 
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
@@ -297,7 +312,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
                      temp_c=temps, corners=corners, vdd_v=vdd, mismatch_instances=mc, timeout_s=timeout_s,
                      retries=retries, workers=workers, executor=executor, threshold_v=threshold_v,
                      use_trim=use_trim, keep_waveforms=keep_waveforms, params=params, adaptive=adaptive,
-                     bias_about_offset=bias_about_offset, source=source)
+                     bias_about_offset=bias_about_offset, trim=trim_vals, source=source)
     n = max(1, len(bias)) * max(1, len(temps)) * max(1, len(corners)) * max(1, len(vdd)) * max(1, mc)
     if n > MAX_JOBS:
         raise ctx.fail("grid", f"{n} points exceed the {MAX_JOBS} one sweep accepts; split the sweep")

@@ -10,7 +10,15 @@ Spec table ``[conditions]`` (all keys optional; defaults in brackets)::
     heldout_temperatures = [0, 50]       # at the nominal corner: interpolation checks [none]
     targets = { v50_halfwidth = "1mV", scale_rel_halfwidth = 0.10, tau_rel_halfwidth = 0.15 }
     chunks_tau = [40, 80, 160]           # record lengths, in units of the condition's τ(V50) [40, 80, 160]
-    budget_tau = 3000                    # simulated-time budget per condition, in τ(V50) [3000]
+    budget_tau = "auto"                  # simulated-time budget per condition, in τ(V50), or "auto": from the
+                                         # nominal design's measured cost (below) [3000]
+    budget_margin = 1.5                  # "auto": this times the predicted need [1.5]
+    skip_untrimmed = true                # a condition whose stored trim search saw no bistable record is
+                                         # reported with that search's result, not simulated [true]
+    pilot_start = "nominal"              # first pilot stage over the nominal pilot's window widened
+                                         # pilot_widen times ("range": the cell's whole bias range) [nominal]
+    pilot_widen = 3                      # [3]
+    parallel = 2                         # conditions run at once on the shared simulator pool [2]
     budget_wall = "120s"                 # and/or wall time per condition [none]
     jobs_per_round = 2                   # [2]
     max_rounds = 12                      # [12]
@@ -23,6 +31,12 @@ The nominal condition is the ``[design]`` table's (the nominal pilot and design)
 every other (corner, temperature). Record lengths and budgets are in units of each condition's own
 τ(V50), measured from its pilot's telegraphing records, so the cost scales with the cell's flip rate
 (a cell ten times faster costs ten times less simulated time for the same precision).
+
+The "auto" budget: the information about V50, ln scale and ln τ grows with the number of transitions,
+i.e. with simulated time in units of τ; so the simulated time in τ that the nominal design spent (T/τ),
+times (its half-width / this condition's target)² for each of the three quantities, is what a
+condition needs (the largest of the three, times ``budget_margin`` for the scatter of a sequential
+stop). The pilot's records enter each condition's fit, as at the nominal condition.
 
 A condition whose pilot finds no P(1) = 0.5 crossing, or no telegraphing record to measure τ, or whose
 design ends without a rate fit, is not dropped: it is kept in :attr:`ConditionsResult.excluded` with
@@ -46,7 +60,7 @@ from . import log
 
 CONDITION_KEYS = ("enabled", "corners", "temperatures", "heldout_temperatures", "targets", "chunks_tau", "budget_tau",
                   "budget_wall", "jobs_per_round", "max_rounds", "seed", "heldout_p1", "heldout_p1_halfwidth",
-                  "heldout_max_tau")
+                  "heldout_max_tau", "budget_margin", "skip_untrimmed", "pilot_start", "pilot_widen", "parallel")
 
 
 @dataclass(frozen=True)
@@ -64,12 +78,21 @@ class ConditionsSettings:
     heldout_p1: tuple[float, ...] = (0.3, 0.7)
     heldout_p1_halfwidth: float = 0.05
     heldout_max_tau: float = 1500.0
+    #: None: "auto" (from the nominal design's cost, :func:`auto_budget_tau`)
+    budget_auto: bool = False
+    budget_margin: float = 1.5
+    skip_untrimmed: bool = True
+    pilot_start: str = "nominal"
+    pilot_widen: float = 3.0
+    parallel: int = 2
 
-    def design_table(self, tau_s: float, index: int) -> dict:
-        """The ``[design]`` table (noisecell.sequential) of one condition with τ(V50) = ``tau_s``."""
+    def design_table(self, tau_s: float, index: int, budget_tau: float | None = None) -> dict:
+        """The ``[design]`` table (noisecell.sequential) of one condition with τ(V50) = ``tau_s``
+        (``budget_tau``: the budget in τ when "auto" computed one, else the spec's)."""
+        bt = self.budget_tau if budget_tau is None else budget_tau
         t = {"seed": int(self.seed + 101 * index), "jobs_per_round": int(self.jobs_per_round),
              "chunks": [float(f"{c * tau_s:.3g}") for c in self.chunks_tau],
-             "budget_simulated": float(f"{self.budget_tau * tau_s:.4g}"), "max_rounds": int(self.max_rounds),
+             "budget_simulated": float(f"{bt * tau_s:.4g}"), "max_rounds": int(self.max_rounds),
              "targets": dict(self.targets), "heldout": {"p1": []}}
         if self.budget_wall is not None:
             t["budget_wall"] = self.budget_wall
@@ -145,6 +168,16 @@ def parse_conditions(table, cellspec, source: str) -> ConditionsSettings | None:
             raise InputError(f"{source}: conditions.{key} must be an integer ≥ 1, got {v!r}")
         return v
 
+    bt = table.get("budget_tau", 3000)
+    auto = bt == "auto"
+    if auto:
+        table = {**table, "budget_tau": 3000}   # the fallback when the nominal design has no fit
+    for key in ("skip_untrimmed",):
+        if not isinstance(table.get(key, True), bool):
+            raise InputError(f"{source}: conditions.{key} must be true or false")
+    ps = table.get("pilot_start", "nominal")
+    if ps not in ("nominal", "range"):
+        raise InputError(f"{source}: conditions.pilot_start must be \"nominal\" or \"range\", got {ps!r}")
     hp = pos_list("heldout_p1", [0.3, 0.7])
     if any(not 0 < p < 1 for p in hp):
         raise InputError(f"{source}: conditions.heldout_p1 values must lie strictly between 0 and 1")
@@ -157,7 +190,9 @@ def parse_conditions(table, cellspec, source: str) -> ConditionsSettings | None:
                             budget_tau=pos("budget_tau", 3000), budget_wall=table.get("budget_wall"),
                             jobs_per_round=pos_int("jobs_per_round", 2), max_rounds=pos_int("max_rounds", 12),
                             seed=seed, heldout_p1=hp, heldout_p1_halfwidth=pos("heldout_p1_halfwidth", 0.05),
-                            heldout_max_tau=pos("heldout_max_tau", 1500))
+                            heldout_max_tau=pos("heldout_max_tau", 1500), budget_auto=auto,
+                            budget_margin=pos("budget_margin", 1.5), skip_untrimmed=table.get("skip_untrimmed", True),
+                            pilot_start=ps, pilot_widen=pos("pilot_widen", 3), parallel=pos_int("parallel", 2))
     # the design table every condition will get: typos in targets/budget_wall fail now, not after hours
     from ...sequential import parse_design
 
@@ -172,8 +207,8 @@ def condition_tag(corner: str, temp_c: float) -> str:
 
 def pilot_seen(pilot) -> dict:
     """What a pilot saw, for the report and ``excluded_conditions``: per bias P(1) and regime, and τ(V50)
-    estimated from its telegraphing records (median τ of the bistable records with 0.05 < P(1) < 0.95),
-    or None when none telegraphs."""
+    estimated from its telegraphing records (bistable, 0.05 < P(1) < 0.95: from their transition counts,
+    see below), or None when none telegraphs."""
     frames = [r.dataframe for r in pilot.sweeps if r.dataframe is not None and len(r.dataframe)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     seen: dict = {"pilot": pilot.note, "tau_s": None, "vdd_v": None}
@@ -191,9 +226,22 @@ def pilot_seen(pilot) -> dict:
     seen["regime"] = [str(x) for x in reg[order]]
     if "vdd_v" in ok:
         seen["vdd_v"] = float(pd.to_numeric(ok["vdd_v"], errors="coerce").median())
-    use = (reg == "bistable") & np.isfinite(tau) & (tau > 0) & (p > 0.05) & (p < 0.95)
-    if use.any():
-        seen["tau_s"] = float(np.median(tau[use]))
+    # τ = 1/(k_up + k_down) from the transitions: a two-state Markov record of length T at P(1) = p holds
+    # N ≈ 2 p (1 − p) T / τ of them, so pooled over the telegraphing records τ ≈ Σ 2 p (1 − p) T / Σ N.
+    # The records' own correlation-time estimates (tau_s) are biased low on 3 µs pilot records (pbit tt
+    # 85 °C: median 47 ns against 93 ns from the transitions and ~190 ns from the trim's 15 µs check),
+    # which made every condition's τ-unit budget and record lengths too small; they are the fallback.
+    n_tr, dur = num("regime_n_transitions"), num("duration_s")
+    use = (reg == "bistable") & (p > 0.05) & (p < 0.95)
+    ok_n = use & np.isfinite(n_tr) & np.isfinite(dur) & (dur > 0)
+    if ok_n.any() and np.sum(n_tr[ok_n]) >= 4:
+        seen["tau_s"] = float(np.sum(2 * p[ok_n] * (1 - p[ok_n]) * dur[ok_n]) / np.sum(n_tr[ok_n]))
+        seen["tau_from"] = f"{int(np.sum(n_tr[ok_n]))} transitions in {int(ok_n.sum())} telegraphing pilot record(s)"
+    else:
+        use = use & np.isfinite(tau) & (tau > 0)
+        if use.any():
+            seen["tau_s"] = float(np.median(tau[use]))
+            seen["tau_from"] = "median correlation time of the telegraphing pilot records"
     return seen
 
 
@@ -211,6 +259,7 @@ class ConditionsResult:
     interp_records: pd.DataFrame | None = None
     sweeps: list = field(default_factory=list)
     wall_s: dict = field(default_factory=dict)
+    budget_note: str = ""
 
     def summary(self) -> str:
         lines = [f"conditions: {len(self.seqs)} characterised by their own design, {len(self.excluded)} not"]
@@ -247,71 +296,177 @@ def _excluded(corner, temp_c, reason, seen) -> dict:
             "seen": _finite_tree({k: v for k, v in seen.items() if k not in ("vdd_v",)})}
 
 
-def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, workers=None, retry_failed=False,
-                   pool=None, rate_regimes=("bistable",), nominal_seq=None,
-                   pilot_fn: Callable | None = None, sequential_fn: Callable | None = None,
-                   record_fn: Callable | None = None) -> ConditionsResult:
-    """Pilot + sequential design for every condition of ``settings``, then the held-out-temperature
-    records. ``pilot_fn``: :func:`.pilot.run_pilot` (passed in by the caller: pilot.py imports the spec
-    module, which parses this procedure's table); ``sequential_fn``/``record_fn`` default to the
-    simulator-backed :func:`noisecell.sequential.run_sequential` and one sweep per held-out temperature;
-    tests pass synthetic ones."""
-    import time
+def auto_budget_tau(nominal_seq, settings: ConditionsSettings) -> tuple[float | None, str]:
+    """Per-condition budget in τ(V50) from the nominal design's measured cost (module docstring): the
+    simulated time it spent in units of its τ, times the largest (half-width reached / target)² of V50,
+    scale and τ, times ``budget_margin``; (None, why) without a nominal fit."""
+    from ...units import parse_si
 
+    d = getattr(nominal_seq, "design", None)
+    f = getattr(d, "fit", None)
+    if f is None or not (d.simulated_s > 0) or not f.tau_v50.value > 0:
+        return None, "no nominal design fit to measure the cost by"
+    t = settings.targets
+    tv = parse_si(t.get("v50_halfwidth", "1mV"), unit="V", what="conditions.targets.v50_halfwidth")
+    ts, tt = float(t.get("scale_rel_halfwidth", 0.10)), float(t.get("tau_rel_halfwidth", 0.15))
+    n_tau = d.simulated_s / f.tau_v50.value
+    r = {"V50": (f.v50.halfwidth / tv) ** 2, "scale": (f.scale.rel_halfwidth / ts) ** 2,
+         "tau": (f.tau_v50.rel_halfwidth / tt) ** 2}
+    worst = max(r, key=r.get)
+    need = n_tau * r[worst] * settings.budget_margin
+    return float(f"{need:.3g}"), (f"nominal design: {n_tau:.4g} τ simulated for V50 ±{f.v50.halfwidth * 1e3:.2g} mV, "
+                                  f"scale ±{100 * f.scale.rel_halfwidth:.2g} %, τ ±{100 * f.tau_v50.rel_halfwidth:.2g} %; "
+                                  f"the per-condition targets need ×{r[worst]:.3g} ({worst}) × margin "
+                                  f"{settings.budget_margin:g} = {need:.3g} τ")
+
+
+def stored_trim_row(cellspec, corner: str, temp_c: float) -> dict | None:
+    """The cell's stored trim-table row (trims.json) at (corner, temp_c), None when it has none."""
+    from ...trim import balance_spec, stored_trims
+
+    try:
+        bal = balance_spec(cellspec)
+    except InputError:
+        return None
+    key = bal.trim or cellspec.supplies[cellspec.main_supply].param
+    for r in stored_trims(cellspec).get(key, []):
+        if r.get("corner") == corner and abs(float(r.get("temp_c", math.nan)) - float(temp_c)) < 1e-9:
+            return r
+    return None
+
+
+def _untrimmed(row: dict | None) -> bool:
+    """A stored trim search that saw no bistable record at all (not only a slow one)."""
+    return (row is not None and not row.get("ok") and not row.get("best_bistable")
+            and row.get("regime") != "bistable")
+
+
+def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, workers=None, retry_failed=False,
+                   pool=None, rate_regimes=("bistable",), nominal_seq=None, nominal_pilot=None,
+                   pilot_fn: Callable | None = None, sequential_fn: Callable | None = None,
+                   record_fn: Callable | None = None, points_fn: Callable | None = None) -> ConditionsResult:
+    """Pilot + sequential design for every condition of ``settings`` (``settings.parallel`` at a time on
+    the shared pool), then the held-out-temperature records. ``pilot_fn``: :func:`.pilot.run_pilot`
+    (passed in by the caller: pilot.py imports the spec module, which parses this procedure's table);
+    ``nominal_pilot``: the nominal pilot (its window starts each condition's pilot);
+    ``sequential_fn``/``record_fn``/``points_fn`` default to the simulator-backed
+    :func:`noisecell.sequential.run_sequential`, one sweep per held-out temperature and the pilot
+    records read back from the store; tests pass synthetic ones."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ...design_runner import points_from_sweep
     from ...sequential import run_sequential
 
     if pilot_fn is None:
         raise TypeError("run_conditions needs pilot_fn (noisecell.report.procedures.pilot.run_pilot)")
     sequential_fn = sequential_fn or run_sequential
     record_fn = record_fn or _SimRecords(spec, cellspec, out, workers, retry_failed, pool)
+    points_fn = points_fn or (lambda name, r: points_from_sweep(out / "sweep" / name, r, name))
     res = ConditionsResult()
     shared = {k: v for k, v in spec.shared.items() if k != "adaptive"}
-    for i, (corner, temp_c) in enumerate(settings.conditions):
+    budget_tau, budget_note = (auto_budget_tau(nominal_seq, settings) if settings.budget_auto else (None, ""))
+    if settings.budget_auto:
+        log(f"conditions: budget per condition {budget_tau if budget_tau else settings.budget_tau:g} τ(V50) "
+            f"({budget_note or 'the spec fallback'})")
+    res.budget_note = budget_note
+    start = None
+    win = getattr(nominal_pilot, "window", None)
+    if settings.pilot_start == "nominal" and win is not None:
+        half = 0.5 * (win[1] - win[0]) * settings.pilot_widen
+        start = (win[2] - half, win[2] + half)
+
+    def one(i: int, corner: str, temp_c: float) -> dict:
         tag = condition_tag(corner, temp_c)
         t0 = time.monotonic()
-        log(f"condition {i + 1}/{len(settings.conditions)}: {corner} {temp_c:g} °C: pilot")
+        r: dict = {"sweeps": []}
+        row = stored_trim_row(cellspec, corner, temp_c)
+        if settings.skip_untrimmed and _untrimmed(row):
+            seen = {"pilot": "not run", "tau_s": None, "vdd_v": row.get("vdd_v"),
+                    "trim_table": {k: row.get(k) for k in ("message", "regime", "p1", "flips_per_us", "vdd_v", "value_v",
+                                                          "dc_gain", "checks", "check_duration_s")}}
+            r["excluded"] = _excluded(corner, temp_c, "no trim makes it telegraph: the stored trim search (trims.json) "
+                                      f"saw no bistable record here ({row.get('message')}); not simulated "
+                                      "(conditions.skip_untrimmed)", seen)
+            log(f"  {corner} {temp_c:g} °C not characterised: stored trim search: {row.get('message')}")
+            return r
+        log(f"condition {i + 1}/{len(settings.conditions)}: {corner} {temp_c:g} °C: pilot"
+            + (f" from {start[0] * 1e3:+.3g} .. {start[1] * 1e3:+.3g} mV" if start else ""))
+        kw = {"start_window": start} if start is not None else {}
         pilot = pilot_fn(spec, cellspec, out, workers, retry_failed, pool=pool, corner=corner, temp_c=temp_c,
-                         prefix=f"pilot-{tag}", seed_offset=100 * (i + 1))
-        res.pilots[(corner, temp_c)] = pilot
-        for name, pr in zip(pilot.stage_names, pilot.sweeps):
-            res.sweeps.append((name, "pilot", pr))
+                         prefix=f"pilot-{tag}", seed_offset=100 * (i + 1), **kw)
+        if start is not None and pilot.window is None and "does not cross" in pilot.note:
+            # the crossing is outside the nominal's neighbourhood: the whole bias range after all
+            log(f"  {corner} {temp_c:g} °C: {pilot.note}; pilot again over the whole bias range")
+            first = pilot
+            pilot = pilot_fn(spec, cellspec, out, workers, retry_failed, pool=pool, corner=corner, temp_c=temp_c,
+                             prefix=f"pilot-{tag}-range", seed_offset=100 * (i + 1) + 50)
+            r["sweeps"] += [(n, "pilot", pr) for n, pr in zip(first.stage_names, first.sweeps)]
+        r["pilot"] = pilot
+        r["sweeps"] += [(n, "pilot", pr) for n, pr in zip(pilot.stage_names, pilot.sweeps)]
         seen = pilot_seen(pilot)
-        res.seen[(corner, temp_c)] = seen
+        if row is not None:
+            seen["trim_table"] = {k: row.get(k) for k in ("ok", "message", "vdd_v", "value_v")}
+        r["seen"] = seen
         if pilot.window is None:
-            res.excluded.append(_excluded(corner, temp_c, f"pilot: no P(1) = 0.5 crossing ({pilot.note})", seen))
+            r["excluded"] = _excluded(corner, temp_c, f"pilot: no P(1) = 0.5 crossing ({pilot.note})", seen)
             log(f"  {corner} {temp_c:g} °C not characterised: {pilot.note}")
-            continue
+            return r
         tau = seen.get("tau_s")
         if tau is None:
-            res.excluded.append(_excluded(corner, temp_c, "pilot: no telegraphing (bistable) record with "
-                                          "0.05 < P(1) < 0.95 to measure τ from", seen))
+            r["excluded"] = _excluded(corner, temp_c, "pilot: no telegraphing (bistable) record with "
+                                      "0.05 < P(1) < 0.95 to measure τ from", seen)
             log(f"  {corner} {temp_c:g} °C not characterised: no telegraphing pilot record")
-            continue
-        table = settings.design_table(tau, i)
+            return r
+        table = settings.design_table(tau, i, budget_tau)
         log(f"  {corner} {temp_c:g} °C: τ(pilot) {tau * 1e9:.4g} ns -> records {', '.join(f'{c * 1e6:.3g}' for c in table['chunks'])} µs, "
             f"budget {table['budget_simulated'] * 1e6:.4g} µs")
-        ok = [r.dataframe[r.dataframe["status"] == "ok"] for r in pilot.sweeps if len(r.dataframe)]
+        ok = [x.dataframe[x.dataframe["status"] == "ok"] for x in pilot.sweeps if len(x.dataframe)]
         pil = pd.concat(ok) if ok else pd.DataFrame({"bias_v": [], "p1": []})
+        # the pilot's records are records at this condition: they enter its design's fit (as at the nominal one)
+        initial = []
+        for n, pr in zip(pilot.stage_names, pilot.sweeps):
+            initial += points_fn(n, pr)
         try:
             seq = sequential_fn(table, cell=spec.cell, out=out / "sweep" / f"cond-{tag}", shared=shared, corner=corner,
                                 temp_c=float(temp_c), bias_limits=tuple(cellspec.bias.range_v),
                                 pilot_bias_v=pil["bias_v"].to_numpy(float),
                                 pilot_p1=pd.to_numeric(pil["p1"], errors="coerce").to_numpy(float),
                                 source=f"{spec.source} [conditions] {corner} {temp_c:g} °C", workers=workers,
-                                retry_failed=retry_failed, pool=pool, rate_regimes=tuple(rate_regimes), log=log)
+                                retry_failed=retry_failed, pool=pool, rate_regimes=tuple(rate_regimes),
+                                initial=initial, log=log)
         except NoisecellError as exc:
             # one condition's failure (its simulations, its records) must not cost the others
-            res.excluded.append(_excluded(corner, temp_c, f"design failed: {exc}", seen))
+            r["excluded"] = _excluded(corner, temp_c, f"design failed: {exc}", seen)
             log(f"  {corner} {temp_c:g} °C not characterised: design failed: {exc}")
-            continue
-        res.sweeps += [(f"cond-{tag}/{n}", "fit", r) for n, r in getattr(seq, "sweeps", ())]
-        res.wall_s[(corner, temp_c)] = time.monotonic() - t0
+            return r
+        r["sweeps"] += [(f"cond-{tag}/{n}", "fit", x) for n, x in getattr(seq, "sweeps", ())]
+        r["wall_s"] = time.monotonic() - t0
         if seq.design.fit is None:
             seen = {**seen, "design": seq.design.reason, "design_records": len(seq.design.points)}
-            res.excluded.append(_excluded(corner, temp_c, f"design: no rate fit ({seq.design.reason})", seen))
-            continue
-        res.seqs[(corner, temp_c)] = seq
-        log("  " + seq.design.summary().splitlines()[0])
+            r["excluded"] = _excluded(corner, temp_c, f"design: no rate fit ({seq.design.reason})", seen)
+            return r
+        r["seq"] = seq
+        log(f"  {corner} {temp_c:g} °C: " + seq.design.summary().splitlines()[0])
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, settings.parallel), thread_name_prefix="noisecell-cond") as ex:
+        futs = [ex.submit(one, i, c, t) for i, (c, t) in enumerate(settings.conditions)]
+        outs = [f.result() for f in futs]
+    # merged in the spec's condition order, whatever order they finished in
+    for (corner, temp_c), r in zip(settings.conditions, outs):
+        key = (corner, temp_c)
+        if "pilot" in r:
+            res.pilots[key] = r["pilot"]
+        if "seen" in r:
+            res.seen[key] = r["seen"]
+        res.sweeps += r["sweeps"]
+        if "wall_s" in r:
+            res.wall_s[key] = r["wall_s"]
+        if "excluded" in r:
+            res.excluded.append(r["excluded"])
+        if "seq" in r:
+            res.seqs[key] = r["seq"]
     if settings.heldout_temperatures:
         res.interp_records = _heldout_temperature_records(settings, cellspec, nominal_seq, res, record_fn)
         res.sweeps += list(getattr(record_fn, "sweeps", []))

@@ -128,6 +128,14 @@ def mismatch_tables(model, nominal: tuple) -> tuple[pd.DataFrame | None, pd.Data
         if not mm:
             continue
         for inst in mm.get("instances", []):
+            inst = dict(inst)
+            tr = inst.pop("trim", None)
+            if isinstance(tr, dict):  # the instance's own trim (with [mismatch]): flat columns for the tables
+                inst["trim_supply_v"] = tr.get("supply_v")
+                for k, v in (tr.get("trims_v") or {}).items():
+                    inst[f"trim_{k}_v"] = v
+                inst["dc_offset_v"] = tr.get("dc_offset_v")
+                inst["trim_settings"] = tr.get("rounds")
             rows.append({"corner": c.corner, "temp_c": c.temp_c, "vdd_v": c.vdd_v, **inst})
         summ.append({"corner": c.corner, "temp_c": c.temp_c, "vdd_v": c.vdd_v, "n_instances": mm["n_instances"],
                      "v50_mean_v": mm["v50_mean_v"], "v50_sd_v": mm["v50_sd_v"],

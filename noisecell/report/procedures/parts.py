@@ -88,11 +88,22 @@ def run_parts(spec: CharSpec, cellspec, out: Path, pilot: PilotResult | None, *,
         if pilot.window is not None:
             for part in spec.parts:
                 part.sweep["grid"], _ = resolve_grid(part.grid_raw, cellspec, part.where, pilot.window)
-    for name, role, res in extra_sweeps or ():
+    for name, role, res, *relabel in extra_sweeps or ():
+        # relabel (optional): column values set on the rows, e.g. a mismatch instance's index; "vdd_v" only
+        # in the rows the model fits (an instance run at its own supply trim is fitted with the nominal
+        # condition's rows; the per-point table keeps the supply it ran at)
+        relabel = relabel[0] if relabel else {}
         total += res.total
         failed += res.failed
-        frames.append(normalise_rows(res.dataframe, name, role))
+        pts = normalise_rows(res.dataframe, name, role)
+        if "mismatch_instance" in relabel:
+            pts["instance"] = int(relabel["mismatch_instance"])
+        frames.append(pts)
         raw = res.dataframe.copy()
+        if "vdd_v" in relabel and "vdd_v" in raw:
+            raw["instance_vdd_v"] = raw["vdd_v"]
+        for k, v in relabel.items():
+            raw[k] = v
         raw["part"], raw["role"] = name, role
         raw_frames.append(raw)
         part_rows.append({**_part_row(name, role, res, res.dataframe), "adaptive_saving": float("nan")})

@@ -88,11 +88,14 @@ class PilotResult:
 
 
 def run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed, *, pool=None, corner: str | None = None,
-              temp_c: float | None = None, prefix: str = "pilot", seed_offset: int = 0) -> PilotResult:
+              temp_c: float | None = None, prefix: str = "pilot", seed_offset: int = 0,
+              start_window: tuple[float, float] | None = None) -> PilotResult:
     """Run the pilot stages under ``OUT/sweep/<prefix>*`` (resumable), each narrowing a bracket that is
     steeper than its grid; ``pool``: the simulator hosts shared with the parts (None: the sweep's own).
     ``corner``/``temp_c``: a condition other than the nominal one (issue 18: every condition has its own
-    pilot), ``seed_offset`` added to its seeds."""
+    pilot), ``seed_offset`` added to its seeds. ``start_window``: (lo, hi) V of the first stage's grid
+    instead of the cell's whole bias range (a condition whose sigmoid is known to lie near the nominal
+    one's: the stages that would only narrow the range onto it are skipped)."""
     from ...sweep import run_sweep
     from ...sweep.spec import parse_spec
 
@@ -104,8 +107,9 @@ def run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed, *, poo
         cond_axes["corner"] = [corner]
     if temp_c is not None:
         cond_axes["temperature"] = [float(temp_c)]
+    a, z = (lo, hi) if start_window is None else (max(lo, float(start_window[0])), min(hi, float(start_window[1])))
     sweep.update(cell=spec.cell, duration=pl.get("duration", "2us"), seed=pl.get("seed", 1000) + seed_offset,
-                 grid={"bias": [float(f"{x:.9g}") for x in np.linspace(lo, hi, int(pl.get("num", 9)))], **cond_axes})
+                 grid={"bias": [float(f"{x:.9g}") for x in np.linspace(a, z, int(pl.get("num", 9)))], **cond_axes})
     margin = float(pl.get("margin", 4.0))
     results, window, note = [], None, ""
     for stage in range(1, PILOT_STAGES + 1):

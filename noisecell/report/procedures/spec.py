@@ -20,7 +20,7 @@ from ...units import parse_si
 ROLES = ("fit", "mismatch", "heldout")
 
 
-SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot", "design", "conditions")
+SPEC_KEYS = ("cell", "title", "sweep", "part", "report", "quick", "pilot", "design", "conditions", "mismatch")
 
 
 PILOT_KEYS = ("num", "duration", "seed", "margin")
@@ -60,6 +60,7 @@ class CharSpec:
     shared: dict = field(default_factory=dict)
     design: dict | None = None        # [design] table: noisecell.sequential (issue 14)
     conditions: object = None         # [conditions]: .conditions.ConditionsSettings (issue 18)
+    mismatch: object = None           # [mismatch]: .mismatch.MismatchSettings (issue 18)
 
 
 def default_spec_text() -> str:
@@ -225,8 +226,20 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
         if pilot is None:
             raise InputError(f"{source}: [conditions] needs a [pilot] table (every condition gets its own pilot)")
         conditions = parse_conditions(data["conditions"], cell_spec, source)
+    mismatch = None
+    if data.get("mismatch") is not None:
+        from .mismatch import parse_mismatch
+
+        mismatch = parse_mismatch(data["mismatch"], source)
+        if mismatch is not None:
+            if cell_spec.technology == "generic":
+                skipped.append(f"[mismatch] skipped: cell {cell_spec.name} uses generic model cards without mismatch statistics")
+                mismatch = None
+            elif design is None:
+                raise InputError(f"{source}: [mismatch] needs a [design] table (the nominal fit places and sizes the "
+                                 "instances' records)")
     return CharSpec(source=source, text=text, cell=cell, title=title, parts=parts, report=report, skipped=skipped,
-                    pilot=pilot, shared=shared, design=design, conditions=conditions)
+                    pilot=pilot, shared=shared, design=design, conditions=conditions, mismatch=mismatch)
 
 
 def resolve_grid(grid: dict, cell, where: str, window: tuple[float, float, float] | None = None
