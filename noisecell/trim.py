@@ -40,6 +40,9 @@ The cell declares the method's nodes in its ``cell.toml``::
     aux_values = [0.0, 0.3, 0.6]  # these values at which the DC stages 1-2 find a balanced point at
                            # the design gain is kept (e.g. a well bias that keeps fast devices in weak
                            # inversion); stored in trims.json under its own name, like the trim
+    aux_fallback = true    # optional: when the checks at that aux value fail, the next aux value that
+                           # reaches the gain is checked too (e.g. a smaller reverse well bias that
+                           # restores the current of a cold slow corner); the first that passes is kept
     offset = "readout"     # optional: how bias_offset finds a mismatched instance's offset: "inverters"
                            # (default, a latch: equal switching points of its two halves) or "readout"
                            # (a chain: the bias at which the noise-free DC readout crosses its threshold)
@@ -51,7 +54,7 @@ from __future__ import annotations
 import math
 import tempfile
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -111,6 +114,9 @@ class BalanceSpec:
     aux_values: tuple[float, ...] = ()
     #: bias_offset's method: "inverters" (a latch) or "readout" (a cell whose DC operating point is unique)
     offset: str = "inverters"
+    #: when the checks at one aux value fail, go on to the next aux value that reaches the design gain
+    #: (False: the first aux value with a DC point is the only one checked)
+    aux_fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,8 +253,12 @@ def balance_spec(cell) -> BalanceSpec:
     offset = b.get("offset", "inverters")
     if offset not in ("inverters", "readout"):
         raise InputError(f"{path}: [balance] offset must be \"inverters\" (a latch) or \"readout\" (a chain), got {offset!r}")
+    fallback = b.get("aux_fallback", False)
+    if not isinstance(fallback, bool) or (fallback and aux is None):
+        raise InputError(f"{path}: [balance] aux_fallback must be true or false and needs aux_trim/aux_values, "
+                         f"got {fallback!r}")
     return BalanceSpec(trim, low, float(gain), faster, nodes[0], nodes[1], aux,
-                       tuple(float(v) for v in aux_values) if aux else (), offset)
+                       tuple(float(v) for v in aux_values) if aux else (), offset, fallback)
 
 
 def _cell_values(cell, *, corner: str, temp_c: float, bias_v: float, vdd_v: float | None,
@@ -450,25 +460,50 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
     say = progress or (lambda s: None)
     s = cell.supplies[cell.main_supply]
     say(f"{corner} {temp_c:g} C: DC balance and loop gain")
-    fixed: dict = {}
+    failed: list[TrimResult] = []  # checked aux values that did not pass (aux_fallback)
     for a in (bal.aux_values if bal.aux_trim else (None,)):
-        # the first aux value at which stages 1-2 reach a balanced point at the design gain
+        # the first aux value at which stages 1-2 reach a balanced point at the design gain (with
+        # aux_fallback: each such value in turn until one passes its checks)
         fixed = {} if a is None else {bal.aux_trim: a}
         if a is not None:
             say(f"  {bal.aux_trim} = {a:g} V")
         dc = balanced_gain_point(cell, corner, temp_c, vdd_grid=vdd_grid, mismatch_seed=mismatch_seed,
                                  timeout_s=timeout_s, fixed_trim=fixed or None)
-        if dc is not None:
-            break
+        if dc is None:
+            continue
+        res = _checks(cell, bal, corner, temp_c, dc, fixed, duration_s=duration_s, seed=seed,
+                      min_flips_per_us=min_flips_per_us, max_iterations=max_iterations, options=options,
+                      mismatch_seed=mismatch_seed, say=say, timeout_s=timeout_s)
+        if res.ok or not bal.aux_fallback:
+            return _with_earlier(res, failed, bal)
+        failed.append(res)
+    if failed:  # every aux value with a DC point was checked and failed: the last one's result
+        return _with_earlier(failed[-1], failed[:-1], bal)
     base = dict(cell=cell.name, corner=corner, temp_c=float(temp_c), trim_param=bal.trim or s.param,
                 mismatch_seed=mismatch_seed, aux_trim_v=fixed)
-    if dc is None:
-        within = (f"{bal.trim} {list(cell.trim[bal.trim].range_v)} V and " if bal.trim else "")
-        if bal.aux_trim:
-            within += f"{bal.aux_trim} at any of {list(bal.aux_values)} V and "
-        return TrimResult(**base, ok=False, trim_v=float("nan"), vdd_v=float("nan"), dc=None, check=None,
-                          message=(f"no trim works: within {within}VDD {list(s.range_v)} V the latch does not "
-                                   f"reach loop gain {bal.gain_target:g} with its switching point inside the rail"))
+    within = (f"{bal.trim} {list(cell.trim[bal.trim].range_v)} V and " if bal.trim else "")
+    if bal.aux_trim:
+        within += f"{bal.aux_trim} at any of {list(bal.aux_values)} V and "
+    return TrimResult(**base, ok=False, trim_v=float("nan"), vdd_v=float("nan"), dc=None, check=None,
+                      message=(f"no trim works: within {within}VDD {list(s.range_v)} V the latch does not "
+                               f"reach loop gain {bal.gain_target:g} with its switching point inside the rail"))
+
+
+def _with_earlier(res: TrimResult, failed: list[TrimResult], bal: BalanceSpec) -> TrimResult:
+    """``res`` with the aux values checked before it (and how each failed) named in its message."""
+    if not failed:
+        return res
+    also = "; ".join(f"{bal.aux_trim} = {f.aux_trim_v[bal.aux_trim]:g} V failed ({f.message})" for f in failed)
+    return replace(res, message=f"{res.message} [before: {also}]")
+
+
+def _checks(cell, bal: BalanceSpec, corner: str, temp_c: float, dc: DcPoint, fixed: dict, *, duration_s: float,
+            seed: int, min_flips_per_us: float, max_iterations: int, options: dict | None,
+            mismatch_seed: int | None, say, timeout_s: float | None) -> TrimResult:
+    """Stage 3 of trim_cell at one aux value ``fixed``: transient checks from the DC point ``dc``."""
+    s = cell.supplies[cell.main_supply]
+    base = dict(cell=cell.name, corner=corner, temp_c=float(temp_c), trim_param=bal.trim or s.param,
+                mismatch_seed=mismatch_seed, aux_trim_v=fixed)
     tv = (lambda d, v: d.trim_v if bal.trim else v)
     attempts: list[TrimCheck] = []
     vdd = dc.vdd_v

@@ -61,7 +61,7 @@ def test_first_aux_value_that_reaches_the_gain_is_kept_and_stored(tmp_path, fake
     res = T.trim_cell(cell, "ff", 85.0, duration_s=1e-6, max_iterations=3)
     assert res.ok
     # tried in the declared order, stopped at the first that works
-    assert fake["dc_fixed"] == [{"VNW": 0.0}, {"VNW": 0.3}]
+    assert fake["dc_fixed"] == [{"VNW": 0.0}, {"VNW": -0.1}, {"VNW": 0.3}]
     assert res.aux_trim_v == {"VNW": 0.3}
     # held through every transient check and every re-balance at a new supply
     assert fake["check_fixed"] == [{"VNW": 0.3}] * 2 and fake["balance_fixed"] == [{"VNW": 0.3}]
@@ -78,14 +78,14 @@ def test_first_aux_value_that_reaches_the_gain_is_kept_and_stored(tmp_path, fake
 
 
 def test_no_aux_value_reaches_the_gain(tmp_path, fake):
-    cell = load_cell(str(_cell(tmp_path, lambda t: t.replace("aux_values = [0.0, 0.3, 0.6]", "aux_values = [0.0, 0.1]"))))
+    cell = load_cell(str(_cell(tmp_path, lambda t: t.replace("aux_values = [0.0, -0.1, 0.3, 0.6]", "aux_values = [0.0, 0.1]"))))
     res = T.trim_cell(cell, "sf", 85.0, duration_s=1e-6)
     assert not res.ok and res.check is None
     assert "VNW at any of [0.0, 0.1] V" in res.message
 
 
 @pytest.mark.parametrize("edit, msg", [
-    (lambda t: t.replace("aux_values = [0.0, 0.3, 0.6]", "aux_values = [0.0, 0.9]"), "inside [trim.VNW] range_v"),
+    (lambda t: t.replace("aux_values = [0.0, -0.1, 0.3, 0.6]", "aux_values = [0.0, 0.9]"), "inside [trim.VNW] range_v"),
     (lambda t: t.replace('aux_trim = "VNW"', 'aux_trim = "VXX"'), "other [trim.*] inputs"),
     (lambda t: t.replace('aux_trim = "VNW"\n', ""), "aux_values without aux_trim"),
     (lambda t: t.replace('faster_with_supply = true', 'faster_with_supply = true\nforce_node = "x"'), "go together"),
@@ -95,3 +95,51 @@ def test_bad_balance_tables_name_the_file(tmp_path, edit, msg):
     with pytest.raises(InputError, match="cell.toml") as e:
         T.balance_spec(load_cell(str(d)))
     assert msg in str(e.value)
+
+
+def test_aux_fallback_checks_the_next_aux_value_after_failed_checks(tmp_path, monkeypatch):
+    """[balance] aux_fallback: the first aux value reaches the DC gain but its records are too slow at
+    every supply (a cold slow corner with reverse well bias); the next value that reaches the gain is
+    checked and kept, and the message names how the earlier one failed. Without the key the first
+    value's failure is the result (test above: the declared order, one value)."""
+    d = _cell(tmp_path, lambda t: t.replace("aux_values = [0.0, -0.1, 0.3, 0.6]\naux_fallback = true",
+                                            "aux_values = [0.3, 0.6, 0.0]\naux_fallback = true"))
+    cell = load_cell(str(d))
+    seen = {"dc": [], "checks": []}
+
+    def fake_bgp(cell, corner, temp_c, fixed_trim=None, **kw):
+        seen["dc"].append(fixed_trim["VNW"])
+        if fixed_trim["VNW"] == 0.6:
+            return None  # too much reverse bias: no gain
+        return T.DcPoint(trim_v=0.1, vdd_v=0.5, vm_frac=0.5, gain=5.2)
+
+    def fake_balance(cell, corner, temp_c, vdd_v, fixed_trim=None, **kw):
+        return T.DcPoint(trim_v=0.1, vdd_v=vdd_v, vm_frac=0.5, gain=5.3)
+
+    def fake_check(cell, corner, temp_c, trim_v, vdd_v, *, duration_s, seed, fixed_trim=None, **kw):
+        seen["checks"].append(fixed_trim["VNW"])
+        fast = fixed_trim["VNW"] == 0.0
+        return T.TrimCheck(trim_v=trim_v, vdd_v=vdd_v, duration_s=duration_s, seed=seed, p1=0.5, p1_se=0.05,
+                           flips_per_us=4.0 if fast else 0.3, regime="bistable", regime_detail="synthetic",
+                           power_w=1e-9, energy_per_flip_j=1e-15)
+
+    monkeypatch.setattr(T, "balanced_gain_point", fake_bgp)
+    monkeypatch.setattr(T, "balance", fake_balance)
+    monkeypatch.setattr(T, "check", fake_check)
+    res = T.trim_cell(cell, "ss", -40.0, duration_s=1e-6, max_iterations=2)
+    assert res.ok and res.aux_trim_v == {"VNW": 0.0}
+    assert seen["dc"] == [0.3, 0.6, 0.0]
+    assert seen["checks"] == [0.3, 0.3, 0.0]  # max_iterations checks at 0.3, then one passing at 0.0
+    assert "VNW = 0.3 V failed" in res.message and "0.3 flips/µs" in res.message
+    assert len(res.attempts) == 1 and res.attempts[0].flips_per_us == 4.0
+
+    # every value fails: the last checked value's failure, the earlier ones named
+    monkeypatch.setattr(T, "check", lambda *a, fixed_trim=None, **k: fake_check(*a, fixed_trim={"VNW": 0.3}, **k))
+    res = T.trim_cell(cell, "ss", -40.0, duration_s=1e-6, max_iterations=1)
+    assert not res.ok and res.aux_trim_v == {"VNW": 0.0} and "VNW = 0.3 V failed" in res.message
+
+
+def test_aux_fallback_needs_an_aux_trim(tmp_path):
+    d = _cell(tmp_path, lambda t: t.replace('aux_trim = "VNW"\n', "").replace("aux_values = [0.0, -0.1, 0.3, 0.6]\n", ""))
+    with pytest.raises(InputError, match="cell.toml.*aux_fallback"):
+        T.balance_spec(load_cell(str(d)))

@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default=str(HERE / "x1search.jsonl"))
-    ap.add_argument("--chosen", nargs="*", default=[str(HERE / "x1chosen.json"), str(HERE / "x2chosen.json")],
+    ap.add_argument("--chosen", nargs="*", default=[str(HERE / "x1chosen.json"), str(HERE / "x2chosen.json"),
+                                                  str(HERE / "x3chosen.json")],
                     help="characterised cells to mark (diamonds); missing files are skipped")
     ap.add_argument("--out", default=str(HERE / "pareto.png"))
     a = ap.parse_args()
@@ -66,10 +67,22 @@ def main() -> int:
         ax.errorbar(tau * 1e9, e * 1e18, xerr=[[(tau - ci[0]) * 1e9], [(ci[1] - tau) * 1e9]],
                     yerr=[[(tau - ci[0]) * p * 1e18], [(ci[1] - tau) * p * 1e18]], fmt="none", ecolor=colour,
                     alpha=0.5, lw=1)
-        ax.scatter(tau * 1e9, e * 1e18, s=60, marker="o" if name.startswith(("chain", "x2_")) else "s",
+        ax.scatter(tau * 1e9, e * 1e18, s=60, marker="o" if name.startswith(("chain", "x2_", "x3_")) else "s",
                    facecolors=colour if filled else "none", edgecolors=colour, linewidths=1.5, zorder=3)
-        ax.annotate(f"{name} {r['vdd_v'] * 1e3:.0f} mV", (tau * 1e9, e * 1e18), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+        if filled:  # single-peaked points unlabelled (not usable p-bits; they crowd the figure)
+            ax.annotate(f"{name} {r['vdd_v'] * 1e3:.0f} mV", (tau * 1e9, e * 1e18), fontsize=6, xytext=(4, 3),
+                        textcoords="offset points", alpha=0.8)
+    # the 5th round's well-bias front (NOTES §11): pbit_x2's circuit at gain 5.2, VNW -0.1 ... +0.35 V
+    front = sorted(((r["params"]["VNW"], r["zero_bias"]["tau_s"], r["zero_bias"]["power_w"])
+                    for (name, rel), r in rows.items()
+                    if rel == 1.0 and (name == "x3_ref" or name.startswith("x3_vnw_")) and "_" not in name[7:]
+                    and (r.get("zero_bias") or {}).get("tau_s")), key=lambda t: t[0])
+    if len(front) >= 2:
+        ax.plot([t * 1e9 for _, t, _ in front], [t * p * 1e18 for _, t, p in front], "--", color="tab:blue", lw=1,
+                zorder=2)
+        v, t, p = front[-1]
+        ax.annotate("well-bias front (VNW −0.1 … +0.35 V)", (t * 1e9, t * p * 1e18), fontsize=7, color="tab:blue",
+                    xytext=(6, -14), textcoords="offset points")
     ax.add_patch(plt.Rectangle((1, 1), 99, 349, fill=True, color="tab:green", alpha=0.08, zorder=0))
     ax.text(12, 300, "issue-17 target: τ ≤ 100 ns, P·τ ≤ 350 aJ", fontsize=8, color="tab:green")
     ax.scatter([100], [350], marker="*", s=250, color="tab:red", zorder=4)

@@ -213,6 +213,94 @@ CANDIDATES = {c.name: c for c in [
     Candidate("p4_k2_j", P4, {**BASE, "AJ": 0.29}, "4T k2 with drain/source junctions modelled (layout-realistic C)"),
 ]}
 
+def pchain5(stages: int = 4, sink: str = "nfet_05v0_nvt") -> str:
+    """5th round (NOTES §11): the chain with per-stage sizes (WPk/LPk pfet, WDk/LDk native sink of
+    stage k), every pfet n-well at VDD + VNW (stage 1's also + VB: the bias), an optional extra
+    capacitance CX on the noise node x (the energy-vs-C check) and pbit_x2's 0.1 fF readout loads on
+    the last two outputs. ``stages`` = 3 (6 devices, readout z/y) or 4 (8 devices, readout w/z);
+    ``sink``: the sinks' sky130 device (the native by default; nfet_01v8_lvt: thin oxide, smaller drain)."""
+    nodes = ["x", "y", "z", "w"][:stages]
+    ps = " ".join(f"WP{k}=0.42 LP{k}=0.35 WD{k}=0.42 LD{k}=1.2" for k in range(1, stages + 1))
+    # pbit_x2's integration settings (its netlist says why: saturated records stalled with the defaults)
+    lines = [".options method=gear reltol=1e-2", f".param VDD=0.3 VB=0 VGP=0 VNW=0 KB=1 AJ=0 CX=0 CL=1e-16 {ps}", "Vdd vdd 0 {VDD}", "Vgp gp 0 {VGP}",
+             "Vin in 0 {VDD/2}", "Vnw1 nw1 0 {VDD+VNW+VB/KB}", "Vnw nw 0 {VDD+VNW}"]
+    for k, out in enumerate(nodes, start=1):
+        gate = "in" if k == 1 else nodes[k - 2]
+        well = "nw1" if k == 1 else "nw"
+        lines += [f"XP{k} {out} {gate} vdd {well} sky130_fd_pr__pfet_01v8_lvt w={{WP{k}}} l={{LP{k}}}",
+                  f"XN{k} {out} gp 0 0 sky130_fd_pr__{sink} w={{WD{k}}} l={{LD{k}}}"]
+    lines += ["Cx x 0 {CX+1e-21}", f"C{nodes[-1]} {nodes[-1]} 0 {{CL}}", f"C{nodes[-2]} {nodes[-2]} 0 {{CL}}", ".end", ""]
+    return "\n".join(lines)
+
+
+def s5(stages: int = 4, **over) -> dict:
+    """Round-5 parameters: pbit_x2's sizes, with ``over`` (e.g. LP3=0.45, VNW=-0.1) on top."""
+    d = {"VNW": 0.0, "KB": 1.0, "AJ": 0.0, "CX": 0.0, "CL": 1e-16}
+    for k in range(1, stages + 1):
+        d.update({f"WP{k}": 0.42, f"LP{k}": 0.35, f"WD{k}": 0.42, f"LD{k}": 1.2})
+    d.update(over)
+    return d
+
+
+def c5(name: str, note: str, *, stages: int = 4, gain: float = 5.2, rel=(1.0,), sink: str = "nfet_05v0_nvt",
+       **over) -> Candidate:
+    """A round-5 chain candidate (balance on stage 2: x forced, y sensed)."""
+    outs = ("w", "z") if stages == 4 else ("z", "y")
+    return Candidate(name, pchain5(stages, sink), s5(stages, **over), note, gain_target=gain, vdd_range=(0.12, 0.6),
+                     trim_range=(-0.5, 0.8), devices=2 * stages, outputs=outs, hysteresis_v=0.08, kind="chain",
+                     cap_node=("x", None), supplies_rel=tuple(rel), delta_v=0.005, balance_nodes=("x", "y"))
+
+
+#: round 5 (NOTES §11): the energy law's checks and the routes the brief names
+ROUND5 = [
+    c5("x3_ref", "pbit_x2 as shipped (VNW 0), gain 5.2: the same-run baseline", rel=(1.0, 0.887)),
+    # same gain, other current: P·tau should not move (tau ~ 1/I), only tau
+    c5("x3_vnw_m10", "pbit_x2, pfet wells 0.1 V forward (VNW -0.1: the models' limit): more current", VNW=-0.1),
+    c5("x3_vnw_p15", "pbit_x2, pfet wells 0.15 V reverse (VNW +0.15): less current", VNW=0.15),
+    c5("x3_vnw_p30", "pbit_x2, pfet wells 0.3 V reverse (VNW +0.3): less current", VNW=0.3),
+    # same circuit, more capacitance on the noise node
+    c5("x3_cx30", "pbit_x2 + 0.3 fF on x (energy vs C_x)", CX=0.3e-15),
+    # longer pfets everywhere: more gain per stage (less DIBL) at a lower supply, less current
+    c5("x3_L40", "all pfets L 0.40, sinks L 1.72: gain 5.2 at a lower supply", rel=(1.0, 0.93),
+       **{f"LP{k}": 0.40 for k in range(1, 5)}, **{f"LD{k}": 1.72 for k in range(1, 5)}),
+    c5("x3_L40f", "all pfets L 0.40, sinks L 1.72, wells 0.1 V forward", rel=(1.0, 0.93), VNW=-0.1,
+       **{f"LP{k}": 0.40 for k in range(1, 5)}, **{f"LD{k}": 1.72 for k in range(1, 5)}),
+    c5("x3_L45", "all pfets L 0.45, sinks L 3.14", rel=(1.0, 0.93),
+       **{f"LP{k}": 0.45 for k in range(1, 5)}, **{f"LD{k}": 3.14 for k in range(1, 5)}),
+    # fewer stages (6 devices) with higher-gain stages
+    c5("x3_3s_L45", "3 stages (6 devices, readout z/y), pfets L 0.45, sinks L 3.14, gain 6.8", stages=3, gain=6.8,
+       rel=(1.0, 1.1), **{f"LP{k}": 0.45 for k in range(1, 4)}, **{f"LD{k}": 3.14 for k in range(1, 4)}),
+    c5("x3_3s", "3 stages (6 devices, readout z/y), pbit_x2 sizes, gain 5.2", stages=3, rel=(1.0, 1.1)),
+]
+
+#: round 5b: reverse well bias (deeper subthreshold: lower gate capacitance, the gain at a lower supply)
+#: traced along VNW and the gain target, with the readout loads halved (CL 0.05 fF)
+ROUND5B = [
+    *[c5(f"x3_vnw_p{int(round(v * 100))}", f"pbit_x2, pfet wells {v:g} V reverse (VNW +{v:g})", VNW=v)
+      for v in (0.2, 0.25, 0.35)],
+    c5("x3_vnw_p30_g48", "pbit_x2, VNW +0.3, gain target 4.8", VNW=0.3, gain=4.8),
+    c5("x3_vnw_p25_cl05", "pbit_x2, VNW +0.25, readout loads 0.05 fF", VNW=0.25, CL=0.05e-15),
+    c5("x3_vnw_p30_cl05", "pbit_x2, VNW +0.3, readout loads 0.05 fF", VNW=0.3, CL=0.05e-15),
+    # thin-oxide sinks: nfet_01v8_lvt (gate at VGP ~0.3-0.4 V) instead of the 5 V native (smaller drain C?)
+    *[c5(f"x3_nlvt_L{int(L * 10):02d}", f"VNW +0.3, sinks nfet_01v8_lvt 0.42/{L:g}", VNW=0.3, sink="nfet_01v8_lvt",
+         **{f"LD{k}": L for k in range(1, 5)}) for L in (0.5, 1.0)],
+]
+
+#: item 4 (NOTES §11): the offset against energy/speed trade on pbit_x2 (the issue-17 candidate). The
+#: offset is set by stage 1 (the noise node's two devices) and stage 2's threshold, each ~1/sqrt(area)
+#: (Pelgrom); wider devices there cost current (stage 1, stage 2) and capacitance on x (stage 2's gate).
+#: Run with the same mismatch seeds for every row: sky130's mismatch draws are N(0,1) per device scaled
+#: by its area, so the rows' offsets are paired instance by instance
+TRADE = [
+    c5("x3_t_ref", "pbit_x2: the trade's baseline"),
+    c5("x3_t_s1w2", "pbit_x2, stage 1 (XP1, XN1) 2x wide", WP1=0.84, WD1=0.84),
+    c5("x3_t_s1w4", "pbit_x2, stage 1 4x wide", WP1=1.68, WD1=1.68),
+    c5("x3_t_s12w2", "pbit_x2, stages 1-2 2x wide", WP1=0.84, WD1=0.84, WP2=0.84, WD2=0.84),
+]
+
+CANDIDATES.update({c.name: c for c in ROUND5 + ROUND5B + TRADE})
+
+
 
 def make_cell(c: Candidate, scratch: Path) -> str:
     """Scratch cell folder for candidate ``c`` (pbit's cell.toml with the candidate's netlist/params)."""
