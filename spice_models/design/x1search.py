@@ -438,7 +438,10 @@ def logistic_scale(points: list[tuple[float, float]]) -> float | None:
 
 
 def search(c: Candidate, scratch: Path, *, dur: float, seed: int, n_mm: int, workers: int, say,
-           nt: float = 1e-9) -> list[dict]:
+           nt: float = 1e-9, offset_fn=None) -> list[dict]:
+    """One candidate: DC, mismatch offsets, transient runs (module docstring). ``offset_fn(cell, seed,
+    trim_v, vdd_v)``: a chain's offset method instead of chain_offset (e.g. x1mismatch.sweep_offset: one
+    DC sweep per instance instead of a root search of ~12 processes)."""
     path = make_cell(c, scratch)
     cell = load_cell(path)
     t0 = time.perf_counter()
@@ -450,7 +453,9 @@ def search(c: Candidate, scratch: Path, *, dur: float, seed: int, n_mm: int, wor
     cap, cond = node_capacitance(c, dc.trim_v, dc.vdd_v)
     offs = []
     for s in range(1, n_mm + 1):
-        if c.kind == "chain":
+        if c.kind == "chain" and offset_fn is not None:
+            off = offset_fn(cell, s, dc.trim_v, dc.vdd_v)
+        elif c.kind == "chain":
             off = chain_offset(cell, mismatch_seed=s, trim_v=dc.trim_v, vdd_v=dc.vdd_v)
         else:
             off = T.bias_offset(cell, "tt", 27.0, mismatch_seed=s, trim_v=dc.trim_v, vdd_v=dc.vdd_v)
