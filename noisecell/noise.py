@@ -411,6 +411,25 @@ def _plain_copy(path: Path, mtime_ns: int) -> Path | None:
     return copy
 
 
+@functools.lru_cache(maxsize=None)
+def _has_model(path: Path, mtime_ns: int, name: bytes) -> bool:
+    try:
+        return name in path.read_bytes()
+    except OSError:
+        return False
+
+
+def smooth_available() -> tuple[bool, str]:
+    """(True, "") when the built code-model file has ``nc_unit`` (the smooth route), else (False, why).
+    A .cm built before the smooth route existed has nc_chan only; `make setup` rebuilds it."""
+    path, why = codemodel_path()
+    if path is None:
+        return False, why
+    if not _has_model(path, path.stat().st_mtime_ns, b"nc_unit"):
+        return False, f"{path} was built before the smooth route (no nc_unit in it)"
+    return True, ""
+
+
 _NOTICE_GIVEN = False
 
 
@@ -426,6 +445,10 @@ def resolve_route(requested: str | None = None) -> str:
     if req not in ("auto", "compiled", "smooth"):
         raise InputError(f"noise route {req!r} ({ROUTE_ENV}?): must be auto, portable, compiled or smooth")
     path, why = codemodel_path()
+    if path is not None and req == "smooth":
+        ok, why = smooth_available()
+        if not ok:
+            raise InputError(f"smooth noise route requested but its code model cannot be used: {why}; run `make setup`")
     if path is not None:
         return "compiled" if req == "auto" else req
     if req != "auto":

@@ -33,9 +33,9 @@ from noisecell.simulate import SimulationJob
 from noisecell.simulator import run_job
 from noisecell.simulator.session import run_job_in_process
 
-BUILT = codemodel_path()[0] is not None
-needs_codemodel = pytest.mark.skipif(not BUILT, reason="code models not built (`make setup` builds them): "
-                                     + codemodel_path()[1])
+BUILT = noise.smooth_available()[0]
+needs_codemodel = pytest.mark.skipif(not BUILT, reason="the smooth route's code model is not built (`make setup` "
+                                     "builds it): " + noise.smooth_available()[1])
 T_C = 27.0
 T_K = T_C + 273.15
 
@@ -113,6 +113,19 @@ def test_explicit_smooth_route_without_code_model_is_an_input_error(monkeypatch,
     monkeypatch.setenv(noise.CODEMODEL_ENV, str(tmp_path / "absent.cm"))
     with pytest.raises(InputError, match="smooth noise route requested"):
         noise.resolve_route("smooth")
+
+
+def test_a_code_model_built_before_the_smooth_route_is_refused_for_it_only(monkeypatch, tmp_path):
+    from noisecell.errors import InputError
+    old = tmp_path / "old.cm"
+    old.write_bytes(b"\x7fELF... cm_nc_chan nc_chan ...")  # a .cm with nc_chan only
+    monkeypatch.setenv(noise.CODEMODEL_ENV, str(old))
+    monkeypatch.delenv(noise.ROUTE_ENV, raising=False)
+    ok, why = noise.smooth_available()
+    assert not ok and "was built before the smooth route (no nc_unit in it)" in why
+    with pytest.raises(InputError, match="built before the smooth route.*make setup"):
+        noise.resolve_route("smooth")
+    assert noise.resolve_route("compiled") == "compiled" and noise.resolve_route(None) == "compiled"
 
 
 def _units(nt: float, n: int, seed: int):
