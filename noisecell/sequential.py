@@ -208,14 +208,12 @@ class SequentialResult:
                      and math.isclose(c["vdd_v"], vdd_v, rel_tol=1e-9)), None)
         if cond is None:
             return out
-        lin = fit
-        if fit.curvature_per_v2 is not None:
-            from .model.ratefit import fit_rates_joint
-
-            lin = fit_rates_joint(list(self.design.fit_points) or
-                                  [p for p in self.design.points if p.regime in self.rate_regimes],
-                                  allow_curvature=False)
-        rm = loglinear_rate_model(lin.reference_bias_v, lin.ln_k_up, lin.ln_k_down, lin.covariance)
+        # the loglinear block is the fit's own tangent lines at V50 (its ln_k_up/down and their
+        # covariance): the rate model crosses at the sigmoid block's V50 with its scale and τ(V50).
+        # (A straight-line refit of a fit with curvature terms crossed elsewhere: pbit_cs, sigmoid
+        # V50 −1.06 mV against the refit's crossing at +0.41 mV, a third of a scale apart.) With
+        # curvature terms the tangents leave the fit away from V50; joint_fit states the curvature.
+        rm = loglinear_rate_model(fit.reference_bias_v, fit.ln_k_up, fit.ln_k_down, fit.covariance)
         cal = self.design.calibration
         rng = list(cal.bias_range_v) if cal is not None and all(map(math.isfinite, cal.bias_range_v)) \
             else list(fit.bias_range_v)

@@ -206,3 +206,24 @@ def test_dispersion_is_continuous_pearson_over_dof():
         assert f.dispersion == pytest.approx(max(1.0, x2 / f.dof), rel=1e-6)
         told_apart += f.gof_p >= 0.01 and x2 / f.dof > 1.1
     assert told_apart, "no seed separates the continuous dispersion from the old switch; change the scenario"
+
+
+def test_curvature_test_is_not_fooled_by_over_dispersion():
+    # Straight-line truth, rates modulated ×1.5 / ÷1.5 in slow episodes (bursts, as pbit's records
+    # show): φ ≈ 4, so an unscaled LR statistic is inflated ~4-fold and admitted curvature in 13 of
+    # these 30 data sets. The quasi-likelihood F test must admit it at its 1 % level: ≥ 3 of 30 has
+    # binomial probability 0.33 % when the test holds its level.
+    admitted, phis = 0, []
+    for seed in range(30):
+        rng = np.random.default_rng(500 + seed)
+        pts = []
+        for v in COVERAGE_BIASES:
+            ku, kd = true_rates(v)
+            for r in range(2):
+                b = modulated_telegraph(20_000, COVERAGE_DT, ku, kd, factor=1.5, k_mod=ku * 0.02, rng=rng)
+                pts.append(PointCounts.from_runstats(v + r * 1e-9, COVERAGE_DT, scan_runs(b)))
+        f = fit_rates_joint(pts)
+        admitted += f.curvature_per_v2 is not None
+        phis.append(f.dispersion)
+    assert np.median(phis) > 2, "the scenario must be over-dispersed, else it tests nothing"
+    assert admitted <= 2, f"curvature admitted in {admitted} of 30 straight-line data sets"

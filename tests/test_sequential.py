@@ -97,6 +97,43 @@ def test_joint_fit_replaces_the_nominal_condition_and_validates():
     assert any("met" in r["note"] for r in rows)
 
 
+def test_document_rate_model_agrees_with_its_sigmoid_when_curvature_is_admitted():
+    # pbit_cs (--quick): the joint fit admitted curvature, the document's rate model was a straight-
+    # line refit crossing at +0.41 mV while its sigmoid block said V50 −1.06 mV. Here: a synthetic cell
+    # with strong curvature (the fit admits it); the document's rate model must put P(1) = 1/2 at the
+    # sigmoid's V50 and give its τ(V50) and scale (a refit's crossing is ~0.4 mV away here, 25 of
+    # these tolerances: the test fails on the refit).
+    import dataclasses
+
+    from noisecell.analysis.runs import scan_runs
+    from noisecell.analysis.synthetic import telegraph
+    from noisecell.model.ratefit import PointCounts, fit_rates_joint
+
+    v50, scale, tau50, ssum, (cu, cd) = 0.5e-3, 3e-3, 250e-9, 50.0, (2e4, -2e4)
+    rng = np.random.default_rng(5)
+    pts = []
+    for v in v50 + scale * np.linspace(-2.2, 2.2, 7):
+        x = v - v50
+        k50 = 1 / (2 * tau50)
+        ku = k50 * math.exp(0.5 * (ssum + 1 / scale) * x + cu * x * x)
+        kd = k50 * math.exp(0.5 * (ssum - 1 / scale) * x + cd * x * x)
+        pts.append(PointCounts.from_runstats(v, tau50 / 50, scan_runs(telegraph(100_000, tau50 / 50, ku, kd, rng))))
+    f = fit_rates_joint(pts)
+    assert f.curvature_per_v2 is not None
+    lin = fit_rates_joint(pts, allow_curvature=False)
+    assert abs(lin.v50.value - f.v50.value) > 0.2e-3        # the refit would cross elsewhere
+    base = _result()
+    design = dataclasses.replace(base.design, fit=f, points=tuple(pts), fit_points=tuple(pts), calibration=None)
+    seq = SequentialResult(design, None, ("tt", 27.0, 0.06))
+    doc = seq.apply_to_document(synthetic_model(scale_v=5e-3, bias_range_v=(-5e-3, 5e-3), rel_se=0.1).to_dict())
+    model = CellModel(doc, source="<test>")
+    c = next(c for c in doc["conditions"] if c["corner"] == "tt")
+    assert c["sigmoid"]["v50_v"] == pytest.approx(f.v50.value)
+    assert model.p1(f.v50.value) == pytest.approx(0.5, abs=1e-6)
+    assert float(model.tau(f.v50.value)) == pytest.approx(f.tau_v50.value, rel=1e-6)
+    assert c["sigmoid"]["scale_v"] == pytest.approx(f.scale.value, rel=1e-9)
+
+
 SPEC = """
 [sweep]
 noise_step = "1ns"

@@ -13,6 +13,43 @@ from ...errors import InputError
 from . import log
 from .spec import PILOT_STAGES, CharSpec
 
+#: the first pilot stage: the cell's mid bias and geometric steps (ratio 3) out to this fraction of
+#: the larger half of its bias range. A trimmed cell's sigmoid sits near mid_v (the trim balances it
+#: there), and pbit's or pbit_x2's is ~10 mV wide in a ±0.3-0.4 V range kept wide for mismatch: an
+#: evenly spaced first stage puts most of its records where the cell is stuck far out (pbit_x2: two of
+#: three such 3 µs records stalled ngspice or failed to converge) and needs 3-4 stages to narrow onto
+#: the sigmoid. From mid_v ± 0.1 of the half-range (pbit: 0, ±4.4, ±13.3, ±40 mV) one stage resolves
+#: a sigmoid of a few mV; a wider one, or a crossing outside, gets the evenly spaced whole range next.
+FIRST_SPAN = 0.1
+FIRST_RATIO = 3.0
+
+
+def first_grid(lo: float, hi: float, mid: float, num: int) -> list[float]:
+    """Bias points (V) of the first pilot stage: ``mid`` and (num − 1)//2 points each side at
+    FIRST_SPAN·half-range / FIRST_RATIO^k, k = 0 … (outermost first), clipped to [lo, hi]."""
+    m = max(1, (int(num) - 1) // 2)
+    half = max(hi - mid, mid - lo)
+    d = FIRST_SPAN * half / FIRST_RATIO ** np.arange(m)
+    pts = np.concatenate([mid - d, [mid], mid + d[::-1]])
+    return sorted({float(f"{x:.9g}") for x in np.clip(pts, lo, hi)})
+
+
+def next_stage(stage_grid: list[float], first: bool, window, note: str, lo: float, hi: float, num: int
+               ) -> tuple[list[float] | None, str]:
+    """The next pilot stage's bias points (None: the pilot is done) and why, from the window found so
+    far. After the first (mid-centred) stage: the whole range, evenly spaced, when no crossing was
+    found or the sigmoid reaches beyond the stage's points (its window is wider than they span);
+    after any stage: the bracket of a crossing steeper than the grid, evenly spaced again."""
+    g_lo, g_hi = min(stage_grid), max(stage_grid)
+    if first and (window is None or window[0] < g_lo - 1e-12 or window[1] > g_hi + 1e-12) \
+            and (g_lo > lo or g_hi < hi):
+        why = "no crossing near the mid bias" if window is None else "the sigmoid reaches beyond the first points"
+        return [float(f"{x:.9g}") for x in np.linspace(lo, hi, int(num))], why
+    if window is not None and "steeper than the pilot grid" in note:
+        return [float(f"{x:.9g}") for x in np.linspace(window[0], window[1], int(num))], "bracket steeper than the grid"
+    return None, ""
+
+
 def pilot_window(bias_v: np.ndarray, p1: np.ndarray, margin: float, lo: float, hi: float
                  ) -> tuple[tuple[float, float, float] | None, str]:
     """Bias window (lo, hi, centre), V, around the P(1) = 0.5 crossing seen in a coarse pilot sweep.
@@ -107,9 +144,15 @@ def run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed, *, poo
         cond_axes["corner"] = [corner]
     if temp_c is not None:
         cond_axes["temperature"] = [float(temp_c)]
-    a, z = (lo, hi) if start_window is None else (max(lo, float(start_window[0])), min(hi, float(start_window[1])))
+    num = int(pl.get("num", 9))
+    if start_window is None:
+        grid = first_grid(lo, hi, float(cellspec.bias.mid_v), num)
+    else:
+        # a condition's own start window (issue 18): evenly spaced over it, as before
+        a, z = max(lo, float(start_window[0])), min(hi, float(start_window[1]))
+        grid = [float(f"{x:.9g}") for x in np.linspace(a, z, num)]
     sweep.update(cell=spec.cell, duration=pl.get("duration", "2us"), seed=pl.get("seed", 1000) + seed_offset,
-                 grid={"bias": [float(f"{x:.9g}") for x in np.linspace(a, z, int(pl.get("num", 9)))], **cond_axes})
+                 grid={"bias": grid, **cond_axes})
     margin = float(pl.get("margin", 4.0))
     results, window, note = [], None, ""
     for stage in range(1, PILOT_STAGES + 1):
@@ -145,11 +188,13 @@ def run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed, *, poo
         window, note = pilot_window(ok["bias_v"].to_numpy(float)[use], col("p1")[use], margin, lo, hi)
         if sp.excluded:
             note += f" ({sp.excluded})"
-        if window is None or "steeper than the pilot grid" not in note or stage == PILOT_STAGES:
+        # next stage: the whole range when the mid-centred first stage saw no crossing or a sigmoid
+        # wider than itself; the same number of points across a bracket steeper than the grid (each
+        # stage narrows it about (num-1)/2-fold) until the sigmoid's own width is resolved
+        grid, why = next_stage(grid, stage == 1, window, note, lo, hi, num)
+        if grid is None or stage == PILOT_STAGES:
             break
-        # next stage: the same number of points across the widened bracket (each stage narrows it
-        # about (num-1)/2-fold) until the sigmoid's own width is resolved
-        sweep["grid"] = {"bias": [float(f"{x:.9g}") for x in np.linspace(window[0], window[1], int(pl.get("num", 9)))],
-                         **cond_axes}
+        log(f"pilot: {why}; next stage over {min(grid) * 1e3:+.4g} .. {max(grid) * 1e3:+.4g} mV")
+        sweep["grid"] = {"bias": grid, **cond_axes}
         sweep["seed"] = int(pl.get("seed", 1000)) + stage + seed_offset
     return PilotResult(tuple(results), window, note, prefix)
