@@ -315,13 +315,9 @@ def smooth_increment_correlation(r: float) -> float:
     return (2 * g1 - g0 - g2) / (2 * (g0 - g1))
 
 
-def fast_tau_smooth(v: np.ndarray, dt: float) -> float | None:
-    """:func:`noisecell.simulate.fast_tau` for a waveform of the smooth route (NT = ``dt``, s): the
-    fastest relaxation time at a node, s, from the lag-1 correlation of its grid increments,
-    inverting :func:`smooth_increment_correlation` (monotonic in r). None when undetermined; 0 or
-    inf outside the range r ∈ [1e-3, 50]."""
-    from scipy.optimize import brentq
-
+def increment_lag1_correlation(v: np.ndarray) -> float | None:
+    """Lag-1 correlation of a waveform's successive increments (dimensionless); None with fewer than
+    100 increments or none non-zero. Both fast-τ inversions (held and interpolated noise) start here."""
     d = np.diff(np.asarray(v, dtype=float))
     if len(d) < 100 or not np.any(d):
         return None
@@ -329,7 +325,19 @@ def fast_tau_smooth(v: np.ndarray, dt: float) -> float | None:
     den = float(np.dot(d, d))
     if den <= 0:
         return None
-    rho = float(np.dot(d[:-1], d[1:]) / den)
+    return float(np.dot(d[:-1], d[1:]) / den)
+
+
+def fast_tau_smooth(v: np.ndarray, dt: float) -> float | None:
+    """:func:`noisecell.simulate.fast_tau` for a waveform of the smooth route (NT = ``dt``, s): the
+    fastest relaxation time at a node, s, from the lag-1 correlation of its grid increments,
+    inverting :func:`smooth_increment_correlation` (monotonic in r). None when undetermined; 0 or
+    inf outside the range r ∈ [1e-3, 50]."""
+    from scipy.optimize import brentq
+
+    rho = increment_lag1_correlation(v)
+    if rho is None:
+        return None
     lo, hi = 1e-3, 50.0
     f_lo, f_hi = smooth_increment_correlation(lo) - rho, smooth_increment_correlation(hi) - rho
     if f_lo <= 0:

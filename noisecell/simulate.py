@@ -36,7 +36,7 @@ import numpy as np
 
 from . import netlist as nl
 from .errors import InputError
-from .noise import NoiseConfig, codemodel_controls, inject_noise, resolve_route
+from .noise import NoiseConfig, codemodel_controls, increment_lag1_correlation, inject_noise, resolve_route
 from .technology import model_identity, model_lines, spice_settings
 
 #: bump when the rendering or the runner changes results (part of every job id)
@@ -296,14 +296,9 @@ def fast_tau(v: np.ndarray, dt: float) -> float | None:
     dominate the increments of a telegraphing cell, so this measures the node's own time constant.
     Returns None when undetermined.
     """
-    d = np.diff(np.asarray(v, dtype=float))
-    if len(d) < 100 or not np.any(d):
+    rho = increment_lag1_correlation(v)
+    if rho is None:
         return None
-    d = d - d.mean()
-    den = float(np.dot(d, d))
-    if den <= 0:
-        return None
-    rho = float(np.dot(d[:-1], d[1:]) / den)
     a = 1 + 2 * rho
     if a <= 0:
         return 0.0

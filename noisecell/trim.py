@@ -816,15 +816,7 @@ def instance_trim(cell, corner: str, temp_c: float, *, mismatch_seed: int, start
     def ev(p):
         nonlocal n_eval
         n_eval += 1
-        t, v, b = (float(q) for q in p)
-        a = dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_outb",
-                      timeout_s=timeout_s)[0]
-        c = dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_out",
-                      timeout_s=timeout_s)[0]
-        g = a.gain * c.gain
-        f = np.array([0.5 * (a.vm_frac + c.vm_frac) - 0.5, a.vm_frac - c.vm_frac,
-                      0.5 * math.log(g) - target if g > 0 else float("nan")])
-        return f, (a, c)
+        return _balance_residuals(cell, corner, temp_c, p, target, mismatch_seed=mismatch_seed, timeout_s=timeout_s)
 
     f, dc = ev(x)
     jac = None if jacobian is None else np.array(jacobian, float)
@@ -882,6 +874,19 @@ def instance_trim(cell, corner: str, temp_c: float, *, mismatch_seed: int, start
                         (a.vm_frac, c.vm_frac), (a.gain, c.gain), n_eval, "no DC trim: " + msg)
 
 
+def _balance_residuals(cell, corner: str, temp_c: float, p, target: float, *, mismatch_seed, timeout_s):
+    """The three balance equations at p = (trim V, VDD V, bias V): mean switching point − 0.5 (of VDD),
+    the two halves' switching-point difference, and ln(loop-half gain) − ``target``; with the two DC
+    points (each half driven) they came from."""
+    t, v, b = (float(q) for q in p)
+    a, c = (dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced=node,
+                      timeout_s=timeout_s)[0] for node in ("v_outb", "v_out"))
+    g = a.gain * c.gain
+    f = np.array([0.5 * (a.vm_frac + c.vm_frac) - 0.5, a.vm_frac - c.vm_frac,
+                  0.5 * math.log(g) - target if g > 0 else float("nan")])
+    return f, (a, c)
+
+
 def _fd_jacobian(ev, x, f, lims, h=(2e-3, 1e-3, 4e-3)):
     """Forward-difference Jacobian of the balance equations at ``x`` (steps ~1 % of each range: the
     transfers are smooth on that scale; a step past a range end is taken backwards)."""
@@ -907,14 +912,7 @@ def balance_jacobian(cell, corner: str, temp_c: float, *, mismatch_seed: int | N
     target = math.log(bal.gain_target)
 
     def ev(p):
-        t, v, b = (float(q) for q in p)
-        a = dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_outb",
-                      timeout_s=timeout_s)[0]
-        c = dc_points(cell, corner, temp_c, [(t, v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_out",
-                      timeout_s=timeout_s)[0]
-        g = a.gain * c.gain
-        return np.array([0.5 * (a.vm_frac + c.vm_frac) - 0.5, a.vm_frac - c.vm_frac,
-                         0.5 * math.log(g) - target if g > 0 else float("nan")]), None
+        return _balance_residuals(cell, corner, temp_c, p, target, mismatch_seed=mismatch_seed, timeout_s=timeout_s)
 
     x = np.asarray(at, float)
     f, _ = ev(x)

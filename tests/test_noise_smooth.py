@@ -98,6 +98,7 @@ def test_smooth_route_renders_code_model_sources_and_no_trrandom():
     assert noise.uses_codemodel(r_only) and ".model nc_chan_m" not in r_only
 
 
+@needs_codemodel
 def test_job_identity_includes_route_and_seed():
     tpl = "R1 n 0 10k\nC1 n 0 1p\n"
     base = _job(tpl, 1e-9, 100, seed=3)
