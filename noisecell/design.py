@@ -108,7 +108,8 @@ class DesignJob:
 class DesignSettings:
     """Planning settings: targets, budget, ``jobs_per_round`` = the workers kept busy (jobs in flight:
     ``in_flight``, default jobs_per_round + 1), allowed record lengths (s, ascending), the candidate
-    grid (``n_candidates`` biases over V50 ± ``span_scales`` scales)."""
+    grid (``n_candidates`` biases over V50 ± ``span_scales`` scales); ``yield_weighting``: weight each
+    bias's expected information by its expected telegraph yield (:func:`telegraph_yield`)."""
 
     targets: Targets = Targets()
     budget: Budget = Budget()
@@ -120,6 +121,7 @@ class DesignSettings:
     tail_points: bool = True
     rate_regimes: tuple[str, ...] = ("bistable",)
     in_flight: int | None = None
+    yield_weighting: bool = True
 
     def __post_init__(self):
         if self.jobs_per_round < 1:
@@ -167,6 +169,48 @@ def _score(r: dict[str, float]) -> tuple[float, float]:
 #: the design does not place rate records more than this many scales beyond the outermost telegraph
 #: record seen so far (a trust region that widens as telegraphs are confirmed further out)
 TRUST_SCALES = 0.75
+
+
+#: telegraph-yield prior (:func:`telegraph_yield`): P(a record enters the rate fit) at d scales from
+#: V50 is 1/(1 + exp((d − EDGE)/WIDTH)) a priori, worth YIELD_PRIOR_RECORDS records. A tilted double
+#: well loses its minority level somewhere in the tails; on pbit records within 3 scales entered the
+#: fit 83-100 % of the time (62 records), beyond 3 scales 14-25 % (15 records), so the prior is ~0.9
+#: at 2.7 scales, ½ at 3.25 and 0.1 at 3.8. It is weak (2 records): the cell's own records decide.
+#: What a wrong prior costs is asymmetric: the scale information per second at 3.5 scales is only
+#: ~1.25× that at 2.5, while a record that does not telegraph brings none.
+YIELD_PRIOR_EDGE_SCALES = 3.25
+YIELD_PRIOR_WIDTH_SCALES = 0.25
+YIELD_PRIOR_RECORDS = 2.0
+#: records count towards the yield at distance d with a Gaussian weight of this width (in scales)
+YIELD_KERNEL_SCALES = 0.4
+
+
+def prior_yield(d_scales) -> np.ndarray:
+    """Prior probability that a record at ``d_scales`` scales from V50 enters the rate fit."""
+    d = np.abs(np.asarray(d_scales, float))
+    return 1.0 / (1.0 + np.exp((d - YIELD_PRIOR_EDGE_SCALES) / YIELD_PRIOR_WIDTH_SCALES))
+
+
+def telegraph_yield(fit: RateFit, biases, points: Sequence[PointCounts], fit_points: Sequence[PointCounts],
+                    min_record_s: float = 0.0) -> np.ndarray:
+    """Expected telegraph yield at each of ``biases`` (V): the fraction of the records (of at least
+    ``min_record_s``) at a similar distance |V − V50|/|scale| from the fit's V50 that entered the rate
+    fit (``fit_points``, matched by identity), kernel-weighted (YIELD_KERNEL_SCALES) and shrunk
+    towards :func:`prior_yield` (a Beta prior worth YIELD_PRIOR_RECORDS records). Pure function of
+    the records and the fit, so the plan stays reproducible. Both sides of V50 pool (few records
+    per side; the distance is in scales of the fit)."""
+    s = abs(fit.scale.value)
+    v50 = fit.v50.value
+    d = np.abs(np.asarray(biases, float) - v50) / s
+    m0 = prior_yield(d)
+    recs = [p for p in points if p.simulated_s >= min_record_s * (1 - 1e-6)]
+    if not recs or not (s > 0 and math.isfinite(s)):
+        return m0
+    infit = {id(p) for p in fit_points}
+    di = np.array([abs(p.bias_v - v50) / s for p in recs])
+    ei = np.array([1.0 if id(p) in infit else 0.0 for p in recs])
+    w = np.exp(-0.5 * ((d[:, None] - di[None, :]) / YIELD_KERNEL_SCALES) ** 2)
+    return (YIELD_PRIOR_RECORDS * m0 + w @ ei) / (YIELD_PRIOR_RECORDS + w.sum(axis=1))
 
 
 def telegraph_window(points: Sequence[PointCounts], rate_regimes: tuple[str, ...], scale_v: float = 0.0,
@@ -328,13 +372,16 @@ def start_jobs(v50_guess: float, scale_guess: float, settings: DesignSettings,
             for i, v in enumerate(vs)]
 
 
-def expected_information(fit: RateFit, jobs: Sequence[DesignJob], window: tuple[float, float]) -> np.ndarray:
+def expected_information(fit: RateFit, jobs: Sequence[DesignJob], window: tuple[float, float],
+                         yields: Sequence[float] | None = None) -> np.ndarray:
     """Information about φ the (outstanding) ``jobs`` are expected to bring: only those inside the
-    telegraph window (outside it the record may not telegraph and bring none)."""
+    telegraph window (outside it the record may not telegraph and bring none), each × its expected
+    telegraph yield (``yields``, one per job; None: 1)."""
     tot = np.zeros((4, 4))
-    for j in jobs:
+    for i, j in enumerate(jobs):
         if window[0] < j.bias_v < window[1]:
-            tot += information_per_second(fit, j.bias_v) * j.duration_s
+            y = 1.0 if yields is None else float(yields[i])
+            tot += information_per_second(fit, j.bias_v) * j.duration_s * y
     return tot
 
 
@@ -515,7 +562,7 @@ class Planner:
         fit = self.fit
         win = self.window()
         held = held_information(fit, self.fit_points)
-        info = held + expected_information(fit, pending, win)
+        info = held + expected_information(fit, pending, win, self.yields([j.bias_v for j in pending]))
         # the information-based prediction calibrated by what the fit achieves now (profile-likelihood
         # intervals, dispersion, curvature terms): each ratio scaled by achieved / predicted-from-held
         base = predicted_ratios(fit, held, s.targets)
@@ -534,7 +581,8 @@ class Planner:
         cands = candidate_biases(fit, s, self.limits, win)
         if not len(cands):
             raise InputError("design: no candidate bias inside the cell's bias range; widen the range")
-        per_s = [information_per_second(fit, float(v)) for v in cands]
+        ys = self.yields(cands)
+        per_s = [information_per_second(fit, float(v)) * float(y) for v, y in zip(cands, ys)]
         chunks = s.chunk_lengths_s
         cap = max(left_s, chunks[0])
         need = remaining_time(fit, info, per_s, max(chunks[0], cap / 60), s.targets, cap, corr)
@@ -548,6 +596,12 @@ class Planner:
             # minority level there), a long record only once the probe telegraphed
             T = min(T, chunks[min(1, len(chunks) - 1)])
         return DesignJob(v, T, _job_seed(s.seed, index, 0), "rates"), self.predict(info + per_s[best] * T)
+
+    def yields(self, biases) -> np.ndarray:
+        """Expected telegraph yield at ``biases`` (all 1 without ``yield_weighting``)."""
+        if not self.s.yield_weighting or self.fit is None:
+            return np.ones(len(biases))
+        return telegraph_yield(self.fit, biases, self.points, self.fit_points, self.s.chunk_lengths_s[0])
 
     def predict(self, info: np.ndarray) -> dict[str, float]:
         return _corrected(predicted_ratios(self.fit, info, self.s.targets), self.corr)

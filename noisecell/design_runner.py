@@ -200,7 +200,10 @@ class SyntheticRunner:
     ln k_up/down = ln k50 + b_up/down·(V − v50), b_up − b_down = 1/scale_v, b_up + b_down =
     slope_sum_per_v; k50 = 1/(2·tau_v50_s). Records sampled every ``dt_s`` from each job's own seed;
     labelled bistable when they hold ≥ 3 transitions each way, and not beyond ``bistable_within``
-    scales from v50 (a tilted double well that loses its minority level)."""
+    scales from v50 (a tilted double well that loses its minority level). ``yield_beyond`` (None: off):
+    beyond ``bistable_within`` a record telegraphs (and is labelled by its counts) with this
+    probability, drawn from the job's seed, and otherwise sits in the majority state throughout (no
+    transitions): a known telegraph yield, as pbit's records beyond ~3 scales (14-25 % entered the fit)."""
 
     v50_v: float = 0.5e-3
     scale_v: float = 3e-3
@@ -209,6 +212,7 @@ class SyntheticRunner:
     dt_s: float = 10e-9
     bistable_within: float = math.inf
     simulated_s: float = 0.0
+    yield_beyond: float | None = None
 
     def rates(self, v: float) -> tuple[float, float]:
         x = v - self.v50_v
@@ -227,10 +231,21 @@ class SyntheticRunner:
         for j in jobs:
             ku, kd = self.rates(j.bias_v)
             n = max(2, int(round(j.duration_s / self.dt_s)))
-            rs = scan_runs(telegraph(n, self.dt_s, ku, kd, np.random.default_rng(j.seed)))
+            rng = np.random.default_rng(j.seed)
+            beyond = abs(j.bias_v - self.v50_v) > self.bistable_within * self.scale_v
+            if self.yield_beyond is not None and beyond:
+                # the draw that decides comes from a child of the job's seed: the record's noise
+                # (its own generator) stays what it would be without the yield
+                lucky = np.random.default_rng([j.seed, 0x59]).random() < self.yield_beyond
+                x = telegraph(n, self.dt_s, ku, kd, rng) if lucky else \
+                    np.full(n, 1 if ku > kd else 0, dtype=np.uint8)
+                beyond = not lucky
+            else:
+                x = telegraph(n, self.dt_s, ku, kd, rng)
+            rs = scan_runs(x)
             self.simulated_s += n * self.dt_s
             lam = max(0.0, 1 - (ku + kd) * self.dt_s)
-            ok = min(rs.n_up, rs.n_down) >= 3 and abs(j.bias_v - self.v50_v) <= self.bistable_within * self.scale_v
+            ok = min(rs.n_up, rs.n_down) >= 3 and not beyond
             out.append(PointCounts.from_runstats(j.bias_v, self.dt_s, rs, n_eff=rs.n * (1 - lam) / (1 + lam),
                                                  regime="bistable" if ok else "single-peaked"))
         return out
