@@ -55,7 +55,7 @@ same TRRANDOM unit sources:
   "timestep too small". The route therefore sets ``.options convstep=1e30 convabsstep=1e30``
   (convergence is then judged exactly as for the B-source: node voltages and branch currents).
   The code model must be loaded (``codemodel <path>``) before the circuit: :func:`codemodel_path`.
-* ``"smooth"`` (opt-in; docs/simulation.md "Smooth route"): the compiled route's ``nc_chan`` current,
+* ``"smooth"`` (the default when its code model is built; docs/simulation.md "Smooth route"): the compiled route's ``nc_chan`` current,
   but every unit source (channel, flicker relaxation, resistor) is an instance of noisecell's
   second code model ``nc_unit`` instead of TRRANDOM: u(t) = s·((1−θ)·z_k + θ·z_{k+1}), k =
   floor(t/NT), θ = t/NT − k, z_k iid N(0, 1) (z_0 = 0: continuous with the noiseless operating
@@ -95,12 +95,17 @@ from .constants import K_B, Q_E  # re-exported
 
 EPS_VDS = 1e-6  # V, regularisation of |V_DS| (see module docstring)
 PSD_FLOOR = 1e-34  # A²/Hz inside the square root
-#: the default noise step NT, s, chosen by the NT-convergence study of the pbit cell
-#: (benchmarks/nt_convergence.py, docs/simulation.md "Noise step"): at 1 ns the flip rate is 10-19 %
-#: below the NT → 0 estimates (~3 σ) and τ 13-23 % above; 0.5 ns is inside their (95 %) CIs, a ~5 %
-#: residual bias not excluded. Used by `noisecell simulate`, sweep specs and the default characterisation spec.
-DEFAULT_NOISE_STEP_S = 0.5e-9
-#: noise-injection routes (see the module docstring); "auto" = compiled when built, else portable
+#: the default noise step NT, s. The NT-convergence study of the pbit cell on the compiled route
+#: (benchmarks/nt_convergence.py, docs/simulation.md "Noise step") chose 0.5 ns (at 1 ns the flip
+#: rate is 10-19 % low). The default route is now the smooth one, whose interpolated noise needs a
+#: slightly finer step for the same rates: at 0.4 ns it reproduces compiled @ 0.5 ns in flip rate
+#: (1.001 [0.933, 1.074]) and τ (1.003 [0.936, 1.075]) at 2.5x less CPU per simulated µs
+#: (docs/simulation.md "Smooth route: speed and physics"). Both remain ~10 % from NT → 0 (smooth at
+#: 0.25 ns: flip rate +13 % [6, 22]). Used by `noisecell simulate`, sweep specs and the default
+#: characterisation spec, whatever the route.
+DEFAULT_NOISE_STEP_S = 0.4e-9
+#: noise-injection routes (see the module docstring); "auto" = smooth when its code model is built
+#: (compiled when the built file predates nc_unit), else portable
 ROUTES = ("portable", "compiled", "smooth")
 #: smooth route: how the solver is kept on the sample grid k·NT (the nc_unit model's ``bkpt``).
 #: -1 (align, the default): a temporary breakpoint only when a step ended off the grid; from a grid
@@ -442,30 +447,41 @@ _NOTICE_GIVEN = False
 
 
 def resolve_route(requested: str | None = None) -> str:
-    """The route a job renders with: ``requested`` ("auto"/None, "portable", "compiled"), else the
-    ``NOISECELL_NOISE_ROUTE`` environment variable, else "auto". "auto" is "compiled" when its code
-    model is built, else "portable" with a one-line notice on stderr (once per process): results
-    are the same, only slower. An explicit "compiled" that cannot be had is an InputError."""
+    """The route a job renders with: ``requested`` ("auto"/None, "portable", "compiled", "smooth"),
+    else the ``NOISECELL_NOISE_ROUTE`` environment variable, else "auto". "auto" is "smooth" when
+    the built code model has ``nc_unit``, "compiled" when it has only ``nc_chan`` (built before the
+    smooth route; `make setup` rebuilds it), else "portable" with a one-line notice on stderr (once
+    per process): results are statistically the same, only slower. An explicit "compiled" or
+    "smooth" that cannot be had is an InputError."""
     global _NOTICE_GIVEN
-    req = (requested or os.environ.get(ROUTE_ENV) or "auto").lower()
+    req = requested_route(requested)
     if req == "portable":
         return "portable"
-    if req not in ("auto", "compiled", "smooth"):
-        raise InputError(f"noise route {req!r} ({ROUTE_ENV}?): must be auto, portable, compiled or smooth")
     path, why = codemodel_path()
-    if path is not None and req == "smooth":
-        ok, why = smooth_available()
-        if not ok:
-            raise InputError(f"smooth noise route requested but its code model cannot be used: {why}; run `make setup`")
     if path is not None:
-        return "compiled" if req == "auto" else req
+        ok, why_smooth = smooth_available()
+        if req == "auto":
+            return "smooth" if ok else "compiled"
+        if req == "smooth" and not ok:
+            raise InputError(f"smooth noise route requested but its code model cannot be used: {why_smooth}; "
+                             "run `make setup`")
+        return req
     if req != "auto":
         raise InputError(f"{req} noise route requested but its code model cannot be used: {why}; run `make setup`")
     if not _NOTICE_GIVEN:
         _NOTICE_GIVEN = True
-        print(f"noisecell: compiled noise route unavailable ({why}); using the portable route "
-              "(same results, ~4x slower); `make setup` builds it", file=sys.stderr)
+        print(f"noisecell: compiled noise routes unavailable ({why}); using the portable route "
+              "(statistically the same results, ~10x slower); `make setup` builds them", file=sys.stderr)
     return "portable"
+
+
+def requested_route(requested: str | None = None) -> str:
+    """The route asked for, before resolution: ``requested``, else ``NOISECELL_NOISE_ROUTE``, else
+    "auto" (lower case). InputError for an unknown name."""
+    req = (requested or os.environ.get(ROUTE_ENV) or "auto").lower()
+    if req not in ("auto",) + ROUTES:
+        raise InputError(f"noise route {req!r} ({ROUTE_ENV}?): must be auto, portable, compiled or smooth")
+    return req
 
 
 #: the lines that mark a netlist rendered on the compiled or smooth route

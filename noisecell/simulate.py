@@ -63,7 +63,8 @@ class SimulationJob:
     flicker_corner_hz / flicker_min_hz: optional 1/f noise (noisecell.noise). resistor_noise: 4kT/R.
     bias_v / vdd_v: recorded in meta. uic: start from .ic values instead of the operating point
     (None: only when the template has .ic lines). trusted: skip the netlist safety check.
-    noise_route: "portable", "compiled" or None (= auto: compiled when built; noisecell.noise).
+    noise_route: "portable", "compiled", "smooth" or None (= auto: smooth when its code model is built;
+    noisecell.noise.resolve_route).
     """
 
     cell_name: str

@@ -99,9 +99,10 @@ def test_code_model_under_a_path_with_capitals_is_used_from_a_plain_private_copy
 
 
 @needs_codemodel
-def test_auto_route_is_compiled_when_built(monkeypatch):
+def test_auto_route_is_smooth_when_built(monkeypatch):
     monkeypatch.delenv(noise.ROUTE_ENV, raising=False)
-    assert resolve_route(None) == "compiled"
+    expected = "smooth" if noise.smooth_available()[0] else "compiled"
+    assert resolve_route(None) == expected and resolve_route("auto") == expected
 
 
 def _pbit_job(duration_s: float, seed: int = 1) -> SimulationJob:

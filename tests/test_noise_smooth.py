@@ -318,3 +318,33 @@ def test_fast_tau_estimator_of_the_smooth_route_on_a_synthetic_node():
         print(f"r = {r}: smooth estimator τ/true = {est:.3f}, held-noise estimator {held:.3f}")
         assert abs(math.log(est)) < 0.2
         assert held > 1.5 or held == math.inf
+
+
+@needs_codemodel
+def test_auto_route_falls_back_to_compiled_on_timestep_too_small_but_a_named_smooth_raises(monkeypatch):
+    # the smooth route is the default; a job it cannot converge is rerun on the compiled route (TRRANDOM
+    # noise, same statistics) only when the route was not asked for by name, and the result says so
+    import noisecell.simulator.session as session
+    from noisecell.errors import SimulationError
+    monkeypatch.delenv(noise.ROUTE_ENV, raising=False)
+    real = session._run_job_in_process
+    routes = []
+
+    def failing_on_smooth(job):
+        text = job.render()
+        routes.append("smooth" if noise.uses_smooth_noise(text) else "other")
+        if noise.uses_smooth_noise(text):
+            raise SimulationError(f"{job.describe()}: ngspice did not converge (timestep too small at t = 1e-08 s)")
+        return real(job)
+
+    monkeypatch.setattr(session, "_run_job_in_process", failing_on_smooth)
+    job = dataclasses.replace(_job("R1 a 0 10k\nC1 a 0 1p\n", 1e-9, 200, seed=5, outputs={"v_out": "a"}),
+                              noise_route=None)
+    wf = run_job_in_process(job)
+    assert routes[:2] == ["smooth", "other"]
+    assert wf.meta["noise"]["route"] != "smooth" and wf.meta["job_id"] == job.job_id()
+    assert any("smooth noise route did not converge" in w for w in wf.meta["warnings"])
+    again = run_job_in_process(job)   # the fallback is a function of the job: same numbers
+    assert np.array_equal(again.outputs["v_out"], wf.outputs["v_out"])
+    with pytest.raises(SimulationError, match="timestep too small"):
+        run_job_in_process(dataclasses.replace(job, noise_route="smooth"))

@@ -14,6 +14,10 @@ Zero-order hold: white noise held for NT into a first-order node gives, exactly,
 (continuous-time value)·hold_factor(NT/τ) with hold_factor(x) = tanh(x/2)/(x/2) (the AR(1) recursion
 V_{k+1} = a·V_k + (1−a)·R·i_k, a = exp(−NT/τ), has Var = R²σ_i²(1−a)/(1+a)); at NT = τ/5 this
 is 0.9967, applied to the expectation rather than hidden in the tolerance.
+
+These are the held-noise (TRRANDOM) routes' checks, so the jobs name one: compiled when its code
+model is built, else portable (same current, tests/test_noise_routes.py). The default smooth route
+interpolates its samples and has its own expectations (tests/test_noise_smooth.py).
 """
 from __future__ import annotations
 
@@ -23,11 +27,12 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from noisecell.noise import K_B, Q_E
+from noisecell.noise import K_B, Q_E, codemodel_path
 from noisecell.simulate import SimulationJob
 from noisecell.simulator.session import run_job_in_process, run_netlist_in_process
 
 T_C = 27.0
+HELD_ROUTE = "compiled" if codemodel_path()[0] is not None else "portable"
 T_K = T_C + 273.15
 
 
@@ -40,7 +45,7 @@ def hold_factor(nt_over_tau: float) -> float:
 def _job(tpl: str, nt: float, n: int, seed: int, **kw) -> SimulationJob:
     return SimulationJob(cell_name="validation", template=tpl, params={}, technology="generic", corner="tt",
                          temp_c=T_C, duration_s=n * nt, noise_step_s=nt, seed=seed,
-                         outputs={"v_out": "n"}, **kw)
+                         outputs={"v_out": "n"}, noise_route=HELD_ROUTE, **kw)
 
 
 def test_rc_thermal_noise_gives_kT_over_C():

@@ -85,7 +85,7 @@ def test_list_and_step_axes(tmp_path):
     ('cell="x"\n[adaptive]\ntarget_p1_ci_halfwidth=0.02\nchunk="10us"\nmax_duration="5us"\n',
      "adaptive.max_duration", "shorter than one chunk"),
     ('cell="x"\n[adaptive]\ntarget_p1_ci_halfwidth=0.02\nchunk="10us"\n', "adaptive.max_duration", "missing"),
-    ('cell="x"\nduration="4ns"\n', "duration", "fewer than 10 noise steps"),
+    ('cell="x"\nduration="3ns"\n', "duration", "fewer than 10 noise steps"),
     ('cell="x"\nduration="20us"\n[params]\nWP="abc; .control"\n', "params.WP", "cannot read"),
 ])
 def test_malformed_specs(tmp_path, text, key, fragment):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..cells import DEFAULT_CELL
 from ..errors import InputError, RegimeError, SimulationError
+from ..noise import DEFAULT_NOISE_STEP_S
 from ..units import parse_si, require_positive
 from . import print_json
 
@@ -35,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="other cell .param within its range; repeatable")
     parser.add_argument("--duration", default="20us", help="simulated time, s (default 20us)")
-    parser.add_argument("--noise-step", default="0.5ns",
-                        help="noise step NT, s (default 0.5ns, docs/simulation.md 'Noise step'; bandwidth 1/(2NT))")
+    parser.add_argument("--noise-step", default=f"{DEFAULT_NOISE_STEP_S:g}",
+                        help=f"noise step NT, s (default {DEFAULT_NOISE_STEP_S * 1e9:g}ns, docs/simulation.md "
+                             "'Noise step'; bandwidth 1/(2NT))")
     parser.add_argument("--seed", type=int, default=1, help="noise seed (default 1)")
     parser.add_argument("--mismatch-seed", type=int, default=None,
                         help="draw device mismatch with this seed (default: no mismatch)")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import netlist as nl
 from ..errors import InputError, SimulationError
-from ..noise import codemodel_path, fast_tau_smooth, uses_codemodel, uses_smooth_noise
+from ..noise import codemodel_path, fast_tau_smooth, requested_route, uses_codemodel, uses_smooth_noise
 from ..simulate import NT_TAU_RATIO, SIM_CODE_VERSION, SimulationJob, fast_tau
 from ..technology import model_identity
 from ..waveform import Waveform
@@ -147,18 +147,30 @@ def run_job_in_process(job: SimulationJob) -> Waveform:
     portable route, its reference (noisecell.noise): XSPICE starts a code model's Newton iterations
     from the previous point's last load rather than its solution, which matters only for a device
     held at |V_DS| ≲ ε = 1 µV (docs/simulation.md); the result is then the portable route's.
-    Not on the smooth route: its noise is other random numbers than TRRANDOM's, so the failure is
-    raised (the retry ladder's solver options keep the same noise).
+    A job on the smooth route that stops so is run again on the compiled route (and from there, if
+    need be, the portable one) only when the route was not asked for by name (None/"auto", the
+    default): its noise is then TRRANDOM's, other random numbers of the same statistics, and the
+    waveform's warnings say so. The fallback is a pure function of the job, so the same seed still
+    gives the same numbers. A smooth route asked for by name raises (the retry ladder's solver
+    options keep the same noise).
     """
     try:
         return _run_job_in_process(job)
     except SimulationError as exc:
-        text = job.render()
-        if "timestep too small" not in str(exc) or not uses_codemodel(text) or uses_smooth_noise(text):
+        if "timestep too small" not in str(exc):
             raise
-        wf = _run_job_in_process(dataclasses.replace(job, noise_route="portable"))
+        text = job.render()
+        if not uses_codemodel(text):
+            raise
+        if uses_smooth_noise(text):
+            if requested_route(job.noise_route) != "auto":
+                raise
+            fallback, why = "compiled", "smooth noise route did not converge; this result is the compiled route's"
+        else:
+            fallback, why = "portable", "compiled noise route did not converge; this result is the portable route's"
+        wf = run_job_in_process(dataclasses.replace(job, noise_route=fallback))
         wf.meta["job_id"] = job.job_id()
-        wf.meta["warnings"].append("compiled noise route did not converge; this result is the portable route's")
+        wf.meta["warnings"].append(why)
         return wf
 
 
