@@ -42,12 +42,14 @@ from noisecell.trim import bias_offset, trimmed_point  # noqa: E402
 from noisecell.units import parse_si  # noqa: E402
 
 
-def sweep_offset(cell, *, mismatch_seed: int, trim: dict, vdd_v: float, source: str, step_v: float = 5e-4) -> float | None:
+def sweep_offset(cell, *, mismatch_seed: int, trim: dict, vdd_v: float, source: str, step_v: float = 5e-4,
+                 mismatch: bool = True) -> float | None:
     """The same offset as noisecell.trim.bias_offset ("readout"), from ONE ngspice process: a DC sweep of
     the voltage source ``source`` through which (alone) the bias acts — its value at zero bias ± the
     bias range — and the linear-interpolated crossing of V(v_out) - V(v_outb) with the readout
     threshold. (bias_offset root-finds with one process per evaluation, ~12 per instance, because
-    its method must work for any cell.) None outside the bias range."""
+    its method must work for any cell.) None outside the bias range. ``mismatch=False``: the nominal
+    circuit's offset (a deliberately unbalanced design's centre; the seed is then unused)."""
     import re
     import tempfile
 
@@ -69,7 +71,7 @@ def sweep_offset(cell, *, mismatch_seed: int, trim: dict, vdd_v: float, source: 
     o, ob = cell.outputs["v_out"], cell.outputs["v_outb"]
     with tempfile.TemporaryDirectory(prefix="x2off-") as td:
         dat = f"{td}/s.dat"
-        text = "\n".join(["* chain offset sweep", *model_lines(cell.technology, "tt", mismatch=True), body,
+        text = "\n".join(["* chain offset sweep", *model_lines(cell.technology, "tt", mismatch=mismatch), body,
                           f".options temp=27.0 tnom=27.0 seed={int(mismatch_seed)}", ".control", "set wr_singlescale",
                           f"dc {source} {v0 + lo!r} {v0 + hi!r} {step_v!r}", f"wrdata {dat} v({o})-v({ob})", "quit",
                           ".endc", ".end"]) + "\n"

@@ -213,12 +213,13 @@ CANDIDATES = {c.name: c for c in [
     Candidate("p4_k2_j", P4, {**BASE, "AJ": 0.29}, "4T k2 with drain/source junctions modelled (layout-realistic C)"),
 ]}
 
-def pchain5(stages: int = 4, sink: str = "nfet_05v0_nvt") -> str:
+def pchain5(stages: int = 4, sink: str = "nfet_05v0_nvt", amp: str = "pfet_01v8_lvt") -> str:
     """5th round (NOTES §11): the chain with per-stage sizes (WPk/LPk pfet, WDk/LDk native sink of
     stage k), every pfet n-well at VDD + VNW (stage 1's also + VB: the bias), an optional extra
     capacitance CX on the noise node x (the energy-vs-C check) and pbit_x2's 0.1 fF readout loads on
     the last two outputs. ``stages`` = 3 (6 devices, readout z/y) or 4 (8 devices, readout w/z);
-    ``sink``: the sinks' sky130 device (the native by default; nfet_01v8_lvt: thin oxide, smaller drain)."""
+    ``sink``: the sinks' sky130 device (the native by default; nfet_01v8_lvt: thin oxide, smaller drain);
+    ``amp``: the pfets' device (round 6: pfet_01v8 / pfet_01v8_hvt, higher |V_th| like a reverse well)."""
     nodes = ["x", "y", "z", "w"][:stages]
     ps = " ".join(f"WP{k}=0.42 LP{k}=0.35 WD{k}=0.42 LD{k}=1.2" for k in range(1, stages + 1))
     # pbit_x2's integration settings (its netlist says why: saturated records stalled with the defaults)
@@ -227,7 +228,7 @@ def pchain5(stages: int = 4, sink: str = "nfet_05v0_nvt") -> str:
     for k, out in enumerate(nodes, start=1):
         gate = "in" if k == 1 else nodes[k - 2]
         well = "nw1" if k == 1 else "nw"
-        lines += [f"XP{k} {out} {gate} vdd {well} sky130_fd_pr__pfet_01v8_lvt w={{WP{k}}} l={{LP{k}}}",
+        lines += [f"XP{k} {out} {gate} vdd {well} sky130_fd_pr__{amp} w={{WP{k}}} l={{LP{k}}}",
                   f"XN{k} {out} gp 0 0 sky130_fd_pr__{sink} w={{WD{k}}} l={{LD{k}}}"]
     lines += ["Cx x 0 {CX+1e-21}", f"C{nodes[-1]} {nodes[-1]} 0 {{CL}}", f"C{nodes[-2]} {nodes[-2]} 0 {{CL}}", ".end", ""]
     return "\n".join(lines)
@@ -243,10 +244,10 @@ def s5(stages: int = 4, **over) -> dict:
 
 
 def c5(name: str, note: str, *, stages: int = 4, gain: float = 5.2, rel=(1.0,), sink: str = "nfet_05v0_nvt",
-       **over) -> Candidate:
+       amp: str = "pfet_01v8_lvt", **over) -> Candidate:
     """A round-5 chain candidate (balance on stage 2: x forced, y sensed)."""
     outs = ("w", "z") if stages == 4 else ("z", "y")
-    return Candidate(name, pchain5(stages, sink), s5(stages, **over), note, gain_target=gain, vdd_range=(0.12, 0.6),
+    return Candidate(name, pchain5(stages, sink, amp), s5(stages, **over), note, gain_target=gain, vdd_range=(0.12, 0.6),
                      trim_range=(-0.5, 0.8), devices=2 * stages, outputs=outs, hysteresis_v=0.08, kind="chain",
                      cap_node=("x", None), supplies_rel=tuple(rel), delta_v=0.005, balance_nodes=("x", "y"))
 
@@ -298,7 +299,56 @@ TRADE = [
     c5("x3_t_s12w2", "pbit_x2, stages 1-2 2x wide", WP1=0.84, WD1=0.84, WP2=0.84, WD2=0.84),
 ]
 
-CANDIDATES.update({c.name: c for c in ROUND5 + ROUND5B + TRADE})
+def _own_gate1(c: Candidate, sink1: str | None = None) -> Candidate:
+    """``c`` with stage 1's sink on its own gate VGP + DG1 (a .param, 0 until x4levers sets it so x sits
+    at VDD/2 at zero bias): a stage-1 sink unlike the others can carry the same current. ``sink1``:
+    stage 1's sink device (default: the others')."""
+    import dataclasses
+
+    net = c.netlist.replace("XN1 x gp 0 0", "XN1 x gp1 0 0").replace("Vgp gp 0 {VGP}", "Vgp gp 0 {VGP}\nVgp1 gp1 0 {VGP+DG1}")
+    net = net.replace(".param VDD=0.3 ", ".param VDD=0.3 DG1=0 ")
+    if sink1:
+        net = re.sub(r"^(XN1 x gp1 0 0 sky130_fd_pr__)\w+", rf"\g<1>{sink1}", net, flags=re.M)
+    return dataclasses.replace(c, netlist=net, params={**c.params, "DG1": 0.0})
+
+
+#: round 6 (NOTES §12): the energy law's levers one at a time from pbit_x3 (VNW +0.3, gain 5.2): the
+#: sink device (the 5 V native's drain and overlap on x against thin/3.3 V oxide), the amplifier pfet
+#: (higher |V_th| flavours sit deeper in weak inversion at V_SG = VDD/2, as a reverse well does; the
+#: regular pfet_01v8 also allows L below lvt's 0.35 µm minimum: less gate capacitance on x)
+_SINK_L = lambda L: {f"LD{k}": L for k in range(1, 5)}  # noqa: E731
+_AMP_L = lambda L: {f"LP{k}": L for k in range(1, 5)}  # noqa: E731
+ROUND6 = [
+    c5("x4_n33_L05", "VNW +0.3, sinks nfet_03v3_nvt 0.42/0.5 (3.3 V native: thinner oxide, shorter)", VNW=0.3,
+       sink="nfet_03v3_nvt", **_SINK_L(0.5)),
+    c5("x4_n33_L10", "VNW +0.3, sinks nfet_03v3_nvt 0.42/1.0", VNW=0.3, sink="nfet_03v3_nvt", **_SINK_L(1.0)),
+    c5("x4_n05_L09", "VNW +0.3, native sinks at their minimum L 0.9", VNW=0.3, **_SINK_L(0.9)),
+    c5("x4_n18_L10", "VNW +0.3, sinks nfet_01v8 0.42/1.0", VNW=0.3, sink="nfet_01v8", **_SINK_L(1.0)),
+    c5("x4_n18_L05", "VNW +0.3, sinks nfet_01v8 0.42/0.5", VNW=0.3, sink="nfet_01v8", **_SINK_L(0.5)),
+    c5("x4_nlvt_L02", "VNW +0.3, sinks nfet_01v8_lvt 0.42/0.25", VNW=0.3, sink="nfet_01v8_lvt", **_SINK_L(0.25)),
+    c5("x4_nlvt_L20", "VNW +0.3, sinks nfet_01v8_lvt 0.42/2.0", VNW=0.3, sink="nfet_01v8_lvt", **_SINK_L(2.0)),
+    # stage 1 only (the noise node): a shorter sink raises G_x at about the same current (lower I/G_x,
+    # shorter tau_x) while stages 2-4 keep the gain; the stage-1 imbalance is centred with the bias VB
+    c5("x4_s1L09", "VNW +0.3, stage-1 sink L 0.9 (others 1.2)", VNW=0.3, LD1=0.9),
+    c5("x4_s1w2L09", "VNW +0.3, stage 1 2x wide, its sink L 0.9", VNW=0.3, LD1=0.9, WD1=0.84, WP1=0.84),
+    *[_own_gate1(c5(f"x4_g1L{int(L * 100):03d}", f"VNW +0.3, stage-1 sink L {L:g} on its own gate VGP+DG1 "
+                    "(x at VDD/2: the same stage-1 current, a larger G_x)", VNW=0.3, LD1=L)) for L in (0.9,)],
+    *[_own_gate1(c5(f"x4_g1lvt{int(L * 100):03d}", f"VNW +0.3, stage-1 sink nfet_01v8_lvt 0.42/{L:g} on its own gate "
+                    "VGP+DG1 (short thin-oxide channel: a much larger G_x at the same current)", VNW=0.3, LD1=L),
+                 sink1="nfet_01v8_lvt") for L in (0.15, 0.25, 0.5)],
+    *[c5(f"x4_vnw_p{int(round(v * 100))}", f"pbit_x2, pfet wells {v:g} V reverse (VNW +{v:g}): the front past pbit_x3",
+         VNW=v) for v in (0.4, 0.5)],
+    c5("x4_vnw_p25_g48", "pbit_x2, VNW +0.25, gain target 4.8", VNW=0.25, gain=4.8),
+    c5("x4_vnw_p20_g44", "pbit_x2, VNW +0.2, gain target 4.4", VNW=0.2, gain=4.4),
+    c5("x4_phvt", "VNW 0, pfets pfet_01v8_hvt 0.42/0.35", VNW=0.0, amp="pfet_01v8_hvt"),
+    c5("x4_phvt_p15", "VNW +0.15, pfets pfet_01v8_hvt 0.42/0.35", VNW=0.15, amp="pfet_01v8_hvt"),
+    c5("x4_p18_L35", "VNW 0, pfets pfet_01v8 0.42/0.35", VNW=0.0, amp="pfet_01v8"),
+    c5("x4_p18_L25", "VNW 0, pfets pfet_01v8 0.42/0.25", VNW=0.0, amp="pfet_01v8", **_AMP_L(0.25)),
+    c5("x4_p18_L18", "VNW 0, pfets pfet_01v8 0.42/0.18", VNW=0.0, amp="pfet_01v8", **_AMP_L(0.18)),
+    c5("x4_p18_L25_p30", "VNW +0.3, pfets pfet_01v8 0.42/0.25", VNW=0.3, amp="pfet_01v8", **_AMP_L(0.25)),
+]
+
+CANDIDATES.update({c.name: c for c in ROUND5 + ROUND5B + TRADE + ROUND6})
 
 
 
