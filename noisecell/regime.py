@@ -623,7 +623,8 @@ def sigmoid_points(bias_v, p1, p1_lo=None, p1_hi=None, regime=None) -> SigmoidPo
     * The usable points must be monotonic in bias within their uncertainty: a pair (i, j) whose 95 %
       intervals [p1_lo, p1_hi] are disjoint in the direction opposite to the overall trend (the sign
       of Spearman's rank correlation) is a reversal no sigmoid has: refused ("non-monotonic"). Points
-      without an interval count as exact (a stuck point's P(1) is 0 or 1 exactly).
+      without an interval count as exact (a stuck point's P(1) is 0 or 1 exactly). Two points in the
+      same tail (both ≤ TAIL_P, or both ≥ 1 − TAIL_P) are never a reversal.
     """
     from scipy.stats import spearmanr
 
@@ -654,6 +655,11 @@ def sigmoid_points(bias_v, p1, p1_lo=None, p1_hi=None, regime=None) -> SigmoidPo
         order = idx[np.argsort(v[idx])]
         for a_i, a in enumerate(order):
             for b in order[a_i + 1:]:
+                # two points in the same tail are both "P(1) ≈ 0" (or 1): a 3 µs record stuck at 0 and
+                # one with 30 ns in state 1 (P(1) 0.01, a start-up excursion) have disjoint intervals but
+                # are no reversal (pbit's pilot was refused on exactly that, −17.8 / −16.3 mV)
+                if (p[a] <= TAIL_P and p[b] <= TAIL_P) or (p[a] >= 1 - TAIL_P and p[b] >= 1 - TAIL_P):
+                    continue
                 # b is at a higher bias than a; against the trend with disjoint intervals: a reversal
                 if (trend > 0 and hi[b] < lo[a]) or (trend < 0 and lo[b] > hi[a]):
                     return SigmoidPoints(tuple(bool(u) for u in usable),

@@ -62,3 +62,21 @@ def test_a_falling_sigmoid_gets_a_window_too():
     assert window is not None and window[0] < 2.5e-3 < window[1]  # P(1) = 0.6 at 2 mV, 0.1 at 4 mV
     rising, _ = pilot_window(BIAS, 1 - p, 4.0, -8e-3, 8e-3)
     assert window == rising  # the same crossing, seen from the other side
+
+
+def test_two_points_in_the_same_tail_are_no_reversal():
+    # pbit's pilot (smooth route, 3 µs records): -17.8 mV held 30 ns of state 1 (P(1) 0.0096, 95 %
+    # interval [0.001, 0.085]) and -16.3 mV none ([0, 0.0005]): disjoint intervals "against the
+    # trend", but both are the P(1) ≈ 0 tail; the pilot was refused and gave no window
+    bias = np.array([-17.78, -16.30, -12.84, -2.96, 1.98, 6.91, 13.33]) * 1e-3
+    p = np.array([0.0096, 0.0, 0.040, 0.238, 0.525, 0.984, 1.0])
+    lo = np.array([0.001, 0.0, 0.0044, 0.048, 0.203, 0.943, 0.9995])
+    hi = np.array([0.085, 0.0005, 0.287, 0.659, 0.827, 0.9955, 1.0])
+    reg = ["single_peaked", "stuck", "bistable", "bistable", "bistable", "single_peaked", "stuck"]
+    sp = sigmoid_points(bias, p, lo, hi, reg)
+    assert sp.refusal is None and all(sp.usable), sp
+    # a reversal between the tails and the middle is still one: the same points with the P(1) ≈ 0.5
+    # record's interval moved wholly below the P(1) 0.04 record's
+    lo2, hi2, p2 = lo.copy(), hi.copy(), p.copy()
+    p2[4], lo2[4], hi2[4] = 0.003, 0.001, 0.004
+    assert sigmoid_points(bias, p2, lo2, hi2, reg).refusal is not None
