@@ -3,6 +3,7 @@
 
     python examples/thrml_ising.py [MODEL.json] [--size 8] [--coupling 0.3] [--field 0.05]
                                    [--chains 32] [--sweeps 400] [--interval-tau 0.5] [--seed 0]
+                                   [--trim-residual 1m]
 
 Without MODEL.json a synthetic cell is used (offset sd 0.3 scale, gain sd 10 %, tau-ratio sd 30 %,
 offset/gain correlation 0.2). Three samplers run on the same Ising model (periodic L x L lattice,
@@ -13,6 +14,10 @@ two-colour block Gibbs):
               probability exp(-dt/tau), so only the mixing (autocorrelation) changes;
 * mismatched  calibrated cells with per-cell V50 offset, gain and tau ratio drawn (seeded) from the
               model's Monte Carlo mismatch distribution (schema v2; a v1 model: offset and gain).
+* trimmed     (with --trim-residual SD) the same cells after a per-cell offset trim: the offset is
+              replaced by a residual drawn from N(0, SD^2) (e.g. 1 mV: the trim DAC's step), gain and
+              tau ratio kept. A raw sky130 pbit offset (~0.2 V rms) is ~70 sigmoid scales: untrimmed,
+              almost every cell sits in a saturated tail, which is why an array trims each cell.
 
 It prints the mean magnetisation <s>, the nearest-neighbour correlation <s_i s_j>, their standard
 errors over chains, the lag-1 autocorrelation of the magnetisation (mixing), and the effect of
@@ -74,6 +79,17 @@ def run_sampler(program, blocks, nodes, edge_idx, *, chains: int, sweeps: int, w
             "mag_lag1_autocorrelation": ac1}
 
 
+def trimmed_instances(raw, residual_v: float, seed: int):
+    """``raw`` (CellInstances) after a per-cell offset trim: each offset replaced by a residual drawn from
+    N(0, residual_v²) (V), gain and τ ratio unchanged (the trim moves the bias, not the slope or the
+    rates). Own seed stream (a SeedSequence child of ``seed``), so the raw draw is the same with or
+    without the trimmed cells."""
+    from noisecell.model import CellInstances
+
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
+    return CellInstances(rng.normal(0.0, float(residual_v), len(raw)), raw.gain, raw.tau_ratio)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", help="cell model JSON (default: a synthetic demo cell)")
@@ -86,12 +102,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--interval-tau", type=float, default=0.5,
                     help="physical time between updates of a node, in units of the cell's tau at V50")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--trim-residual", default=None, metavar="SD",
+                    help="also run per-cell offset-trimmed cells: offset residual sd, e.g. 1m or 0.001 (V)")
     args = ap.parse_args(argv)
 
     from thrml.models import IsingSamplingProgram
 
+    from noisecell.errors import InputError
     from noisecell.model import CellModel
     from noisecell.model.fit import synthetic_model
+    from noisecell.units import parse_si
     from noisecell.model.thrml_cells import calibrated_ising_program, gamma_range
 
     if args.model:
@@ -105,11 +125,23 @@ def main(argv=None) -> dict:
                                           "n_instances": 30})
     dt = args.interval_tau * float(model.tau(model.v50()))
     ebm, nodes, blocks, edge_idx = build_lattice(args.size, args.coupling, args.field)
+    raw = model.draw_instances(len(nodes), seed=args.seed)
     programs = {
         "ideal": IsingSamplingProgram(ebm, blocks, []),
         "nominal": calibrated_ising_program(ebm, blocks, [], model, update_interval_s=dt, mismatch=False),
-        "mismatched": calibrated_ising_program(ebm, blocks, [], model, update_interval_s=dt, seed=args.seed),
+        "mismatched": calibrated_ising_program(ebm, blocks, [], model, update_interval_s=dt, instances=raw),
     }
+    residual_v = None
+    if args.trim_residual is not None:
+        try:
+            residual_v = parse_si(args.trim_residual, unit="V", what="--trim-residual")
+        except InputError as exc:
+            raise SystemExit(f"thrml_ising.py: {exc}") from None
+        if not residual_v >= 0:
+            raise SystemExit("thrml_ising.py: --trim-residual must be >= 0 (a standard deviation in V, e.g. 1m)")
+        trimmed = trimmed_instances(raw, residual_v, args.seed)
+        programs["trimmed"] = calibrated_ising_program(ebm, blocks, [], model, update_interval_s=dt,
+                                                       instances=trimmed)
     results = {}
     for name, prog in programs.items():
         results[name] = run_sampler(prog, blocks, nodes, edge_idx, chains=args.chains, sweeps=args.sweeps,
@@ -124,7 +156,7 @@ def main(argv=None) -> dict:
     if mm is None:
         print("(the model has no Monte Carlo mismatch data: 'mismatched' cells are nominal cells)")
     else:
-        inst = model.draw_instances(len(nodes), seed=args.seed)
+        inst = raw
         d = mm.get("distribution")
         src = (f"joint distribution of {model.condition_data().get('mismatch', {}).get('n_instances', '?')} "
                "Monte Carlo instances" if d else "v1 spread (offset, gain; no tau ratio)")
@@ -132,6 +164,10 @@ def main(argv=None) -> dict:
               f"gain {np.exp(np.mean(np.log(inst.gain))):.3g} x/÷ {np.exp(np.std(np.log(inst.gain))):.3g}, "
               f"tau ratio {np.exp(np.mean(np.log(inst.tau_ratio))):.3g} x/÷ {np.exp(np.std(np.log(inst.tau_ratio))):.3g} "
               f"over these {len(nodes)} cells (seed {args.seed})")
+        sat = float(np.mean(np.abs(inst.dv50_v) > 4 * abs(model.scale()) * inst.gain))
+        print(f"  {100 * sat:.0f} % of these cells have |offset| > 4 of their sigmoid scales (P(1) pinned "
+              "within ~2 % of 0 or 1 at the nominal field)" + ("" if residual_v is not None else
+                                                           "; --trim-residual 1m shows per-cell trimmed cells"))
     g_lo, g_hi = gamma_range(model)
     g_need = abs(args.field) + 4 * abs(args.coupling)  # beta = 1; four neighbours on the lattice
     print(f"cell DAC range realises fields gamma in [{g_lo:.3g}, {g_hi:.3g}]; this model reaches |gamma| <= {g_need:.3g}"
@@ -140,7 +176,7 @@ def main(argv=None) -> dict:
              "cells cannot realise this model; fit a wider bias range or scale J, h down"))
     results["fields_inside_calibrated_range"] = bool(g_lo <= -g_need and g_need <= g_hi)
     ideal = results["ideal"]
-    for name in ("nominal", "mismatched"):
+    for name in ("nominal", "mismatched") + (("trimmed",) if "trimmed" in results else ()):
         r = results[name]
         # the two samplers' chains are independent: the SE of the difference is the root sum of
         # squares; |z| <= 2 is "within the SEs" at ~95 % per quantity
@@ -152,19 +188,29 @@ def main(argv=None) -> dict:
               + ("" if name != "nominal" else
                  ("  -> nominal cells reproduce the ideal sampler within the SEs (|z| <= 2)"
                   if max(abs(z_m), abs(z_c)) <= 2 else "  -> nominal cells DIFFER from the ideal sampler")))
-    # the effect of mismatch itself: mismatched against nominal cells (independent chains)
-    r, n = results["mismatched"], results["nominal"]
+    # the effect of mismatch itself: mismatched (and trimmed) against nominal cells (independent chains)
+    for name, key in (("mismatched", "mismatch_effect"), ("trimmed", "trimmed_effect")):
+        if name not in results:
+            continue
+        eff = _effect(results[name], results["nominal"])
+        results[key] = eff
+        what = "mismatch effect (mismatched - nominal)" if name == "mismatched" else \
+            f"after per-cell trim (residual sd {residual_v * 1e3:.3g} mV; trimmed - nominal)"
+        print(f"{what}: Δ<s> = {eff['d_magnetisation']:+.4f} ± {eff['d_magnetisation_se']:.4f} "
+              f"(z = {eff['z_magnetisation']:+.2f}), Δ<s_i s_j> = {eff['d_nn_correlation']:+.4f} ± "
+              f"{eff['d_nn_correlation_se']:.4f} (z = {eff['z_nn_correlation']:+.2f})")
+    return results
+
+
+def _effect(r: dict, n: dict) -> dict:
+    """Difference of ``r`` and ``n`` (independent chains: SE of the difference = root sum of squares)."""
     se_m = float(np.hypot(r["magnetisation_se"], n["magnetisation_se"]))
     se_c = float(np.hypot(r["nn_correlation_se"], n["nn_correlation_se"]))
     eff = {"d_magnetisation": r["magnetisation"] - n["magnetisation"], "d_magnetisation_se": se_m,
            "d_nn_correlation": r["nn_correlation"] - n["nn_correlation"], "d_nn_correlation_se": se_c}
     eff["z_magnetisation"] = eff["d_magnetisation"] / se_m if se_m > 0 else float("nan")
     eff["z_nn_correlation"] = eff["d_nn_correlation"] / se_c if se_c > 0 else float("nan")
-    results["mismatch_effect"] = eff
-    print(f"mismatch effect (mismatched - nominal): Δ<s> = {eff['d_magnetisation']:+.4f} ± {se_m:.4f} "
-          f"(z = {eff['z_magnetisation']:+.2f}), Δ<s_i s_j> = {eff['d_nn_correlation']:+.4f} ± {se_c:.4f} "
-          f"(z = {eff['z_nn_correlation']:+.2f})")
-    return results
+    return eff
 
 
 if __name__ == "__main__":

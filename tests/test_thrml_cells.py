@@ -109,3 +109,22 @@ def test_uncoupled_cells_follow_their_mismatch_and_hold_probability():
         stay0 = ((~head) & (~tail)).sum() / n0
         expect = hold + (1 - hold) * (1 - p)
         assert abs(stay0 - expect) < 5 * math.sqrt(expect * (1 - expect) / n0), (k, stay0, expect)
+
+
+def test_example_trimmed_instances_keep_gain_and_tau_and_draw_the_residual():
+    spec = importlib.util.spec_from_file_location("thrml_ising_example", EXAMPLE)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    n, resid = 4000, 1e-3
+    rng = np.random.default_rng(5)
+    raw = CellInstances(rng.normal(0, 0.2, n), np.exp(rng.normal(0, 0.1, n)), np.exp(rng.normal(0, 0.3, n)))
+    t = ex.trimmed_instances(raw, resid, seed=3)
+    assert np.array_equal(t.gain, raw.gain) and np.array_equal(t.tau_ratio, raw.tau_ratio)
+    # the residual replaces the raw offset: sd of n normal draws has relative SE 1/sqrt(2(n-1)) = 1.1 %;
+    # 5 SE; mean within 5 SE = 5 resid/sqrt(n); no trace of the raw 0.2 V offsets
+    assert abs(np.std(t.dv50_v, ddof=1) / resid - 1) < 5 / math.sqrt(2 * (n - 1))
+    assert abs(np.mean(t.dv50_v)) < 5 * resid / math.sqrt(n)
+    assert abs(np.corrcoef(t.dv50_v, raw.dv50_v)[0, 1]) < 5 / math.sqrt(n)
+    # seeded: the same seed gives the same residuals, another seed others
+    assert np.array_equal(t.dv50_v, ex.trimmed_instances(raw, resid, seed=3).dv50_v)
+    assert not np.array_equal(t.dv50_v, ex.trimmed_instances(raw, resid, seed=4).dv50_v)

@@ -77,6 +77,31 @@ def ellipse_points(mean, cov, level: float = 0.95, n: int = 200) -> np.ndarray:
     return (np.asarray(mean, float)[:, None] + v @ (np.sqrt(np.clip(w, 0, None))[:, None] * circ) * r).T
 
 
+def spread_text(dist: dict, j: int) -> str:
+    """The de-noised spread of variable ``j`` of a mismatch distribution for a title, with its 95 % CI;
+    when the CI's lower end is 0 the spread is not resolved above the instances' estimation noise and
+    only its upper bound is known: "≤ upper (95 %)" (an sd of 0 alone would read as "no spread").
+    Offsets in mV; ln gain / ln τ ratio as a factor ×/÷ exp(sd)."""
+    sd = float(dist["sd"][j])
+    lo, hi = (float(x) for x in dist["sd_ci95"][j])
+    if j == 0:
+        f = lambda x: f"{x * 1e3:.3g}"  # noqa: E731
+        unit, pre = " mV", ""
+    else:
+        f = lambda x: f"{math.exp(x):.3g}"  # noqa: E731
+        unit, pre = "", "×/÷ "
+    if not lo > 0:
+        return f"≤ {pre}{f(hi)}{unit} (95 %, not resolved)"
+    return f"{pre}{f(sd)}{unit} [{f(lo)}, {f(hi)}]"
+
+
+def _rho_text(dist: dict, j: int, k: int) -> str:
+    """Correlation of a title; "n/a" when either spread de-noised to zero (the correlation is undefined)."""
+    if not (float(dist["sd"][j]) > 0 and float(dist["sd"][k]) > 0):
+        return "n/a"
+    return f"{float(dist['correlation'][j][k]):+.2f}"
+
+
 def fig_mismatch_scatter(inst: pd.DataFrame, dist: dict | None) -> plt.Figure:
     """Offset against gain per Monte Carlo instance (95 % CIs) with the fitted joint distribution's 95 %
     ellipse (de-noised: the spread of the cells, not of their estimates), and τ ratio against offset."""
@@ -98,9 +123,8 @@ def fig_mismatch_scatter(inst: pd.DataFrame, dist: dict | None) -> plt.Figure:
         e = ellipse_points(m[:2], c[:2, :2])
         a1.plot(e[:, 0] * 1e3, np.exp(e[:, 1]), "-", color="C3", label="fitted distribution, 95 % of cells")
         a1.plot([m[0] * 1e3], [math.exp(m[1])], "+", ms=12, mew=2, color="C3", label="fitted mean")
-        sd = dist["sd"]
-        a1.set_title(f"offset sd {sd[0] * 1e3:.3g} mV, gain sd ×/÷ {math.exp(sd[1]):.3g}, "
-                     f"ρ = {dist['correlation'][0][1]:+.2f}", loc="left")
+        a1.set_title(f"offset sd {spread_text(dist, 0)}, gain sd {spread_text(dist, 1)}, "
+                     f"ρ = {_rho_text(dist, 0, 1)}", loc="left")
     a1.set_xlabel("offset V50 − V50(nominal) (mV)")
     a1.set_ylabel("gain = scale / scale(nominal)")
     _legend(a1, loc="best")
@@ -111,7 +135,7 @@ def fig_mismatch_scatter(inst: pd.DataFrame, dist: dict | None) -> plt.Figure:
         m, c = np.asarray(dist["mean"], float), np.asarray(dist["covariance"], float)
         e = ellipse_points(m[[0, 2]], c[np.ix_([0, 2], [0, 2])])
         a2.plot(e[:, 0] * 1e3, np.exp(e[:, 1]), "-", color="C3", label="fitted distribution, 95 %")
-        a2.set_title(f"τ ratio sd ×/÷ {math.exp(dist['sd'][2]):.3g}", loc="left")
+        a2.set_title(f"τ ratio sd {spread_text(dist, 2)}, ρ(offset, τ) = {_rho_text(dist, 0, 2)}", loc="left")
     a2.set_yscale("log")
     _plain_log(a2)
     a2.set_xlabel("offset (mV)")

@@ -1,0 +1,54 @@
+"""Titles of the mismatch scatter: a spread not resolved above the estimation noise is shown as its
+upper bound, never as "sd 0" (which would read as "no mismatch")."""
+import math
+
+import numpy as np
+import pandas as pd
+
+from noisecell.model.instances import estimate_distribution
+from noisecell.report import figures_pvt as FP
+
+
+def _dist(gain_sd, n=30, seed=1, est_sd=0.05):
+    rng = np.random.default_rng(seed)
+    # offsets 0.2 V sd, ln gain with a true spread gain_sd plus estimation noise est_sd, ln tau ratio 0.1
+    x = np.column_stack([rng.normal(0, 0.2, n), rng.normal(0, math.hypot(gain_sd, est_sd), n),
+                         rng.normal(0, 0.1, n)])
+    est = np.tile(np.diag([1e-6, est_sd ** 2, 1e-6]), (n, 1, 1))
+    return estimate_distribution(x, est).to_dict(), x
+
+
+def test_unresolved_spread_is_an_upper_bound():
+    d, _ = _dist(0.0)
+    # no true gain spread, estimation noise 0.05: the chi-square lower end (29 dof: 0.63 x the observed
+    # variance) minus the estimation variance is > 0 only if the observed variance exceeds 1.58x the
+    # noise's (P ~ 2 %); at this seed it does not, so the spread is only bounded
+    assert d["sd_ci95"][1][0] == 0.0
+    text = FP.spread_text(d, 1)
+    assert text.startswith("≤ ×/÷ ") and f"{math.exp(d['sd_ci95'][1][1]):.3g}" in text
+    if d["sd"][1] == 0:
+        assert FP._rho_text(d, 0, 1) == "n/a"
+
+
+def test_resolved_spread_has_its_ci():
+    d, _ = _dist(0.3)
+    # true ln-gain sd 0.3 against noise 0.05 over 30 instances: chi2 lower bound ~0.77 of the variance,
+    # far above the estimation variance, so the CI's lower end is > 0
+    assert d["sd_ci95"][1][0] > 0
+    text = FP.spread_text(d, 1)
+    assert text.startswith("×/÷ ") and "[" in text
+    off = FP.spread_text(d, 0)
+    assert off.endswith("]") and " mV [" in off
+
+
+def test_scatter_renders_with_both_kinds_of_title():
+    for gain_sd in (0.0, 0.3):
+        d, x = _dist(gain_sd)
+        inst = pd.DataFrame({"offset_v": x[:, 0], "gain": np.exp(x[:, 1]), "tau_ratio": np.exp(x[:, 2]),
+                             "offset_ci95_v": [(a - 0.01, a + 0.01) for a in x[:, 0]],
+                             "gain_ci95": [(math.exp(b - 0.1), math.exp(b + 0.1)) for b in x[:, 1]],
+                             "tau_ratio_ci95": [(math.exp(c - 0.1), math.exp(c + 0.1)) for c in x[:, 2]]})
+        fig = FP.fig_mismatch_scatter(inst, d)
+        title = fig.axes[0].get_title(loc="left")
+        assert title.startswith("offset sd ") and FP.spread_text(d, 1) in title
+        FP.plt.close(fig)
