@@ -340,6 +340,21 @@ ROUND6 = [
          VNW=v) for v in (0.4, 0.5)],
     c5("x4_vnw_p25_g48", "pbit_x2, VNW +0.25, gain target 4.8", VNW=0.25, gain=4.8),
     c5("x4_vnw_p20_g44", "pbit_x2, VNW +0.2, gain target 4.4", VNW=0.2, gain=4.4),
+    # gain x well grid (the lower gain lowers VDD and I/G; the lower well bias brings tau back under 100 ns)
+    *[c5(f"x4_vnw_p{int(round(v * 100)):02d}_g{int(round(g * 10))}", f"pbit_x2, VNW +{v:g}, gain target {g:g}",
+         VNW=v, gain=g) for g, v in ((4.8, 0.2), (4.6, 0.2), (4.6, 0.15), (4.4, 0.15), (4.4, 0.1), (4.2, 0.15),
+                                     (4.0, 0.1))],
+    # the other way: a longer stage-1 sink (own gate) raises I/G_x, so the noise on x (variance ~ q(I/G_x)/C_x)
+    # grows without touching stages 2-4: deeper valleys at a lower gain (lower VDD)?
+    *[_own_gate1(c5(f"x4_g1L{int(L * 10):02d}_p{int(round(v * 100)):02d}_g{int(round(g * 10))}",
+                    f"VNW +{v:g}, gain {g:g}, stage-1 sink L {L:g} on its own gate (more noise on x)",
+                    VNW=v, gain=g, LD1=L)) for L, v, g in ((2.4, 0.15, 4.4), (4.8, 0.15, 4.4), (4.8, 0.15, 4.2),
+                                                           (4.8, 0.2, 4.6))],
+    *[_own_gate1(c5(f"x4_g1P{int(lp * 100):03d}L{int(L * 10):02d}_p{int(round(v * 100)):02d}_g{int(round(g * 10))}",
+                    f"VNW +{v:g}, gain {g:g}, stage-1 pfet L {lp:g} and sink L {L:g} on its own gate (P1's g_ds too)",
+                    VNW=v, gain=g, LP1=lp, LD1=L)) for lp, L, v, g in ((0.7, 4.8, 0.15, 4.2), (1.4, 4.8, 0.15, 4.2),
+                                                                       (1.4, 4.8, 0.1, 4.0), (0.4, 2.4, 0.15, 4.2),
+                                                                       (0.45, 2.4, 0.15, 4.2), (0.4, 2.4, 0.1, 4.0))],
     c5("x4_phvt", "VNW 0, pfets pfet_01v8_hvt 0.42/0.35", VNW=0.0, amp="pfet_01v8_hvt"),
     c5("x4_phvt_p15", "VNW +0.15, pfets pfet_01v8_hvt 0.42/0.35", VNW=0.15, amp="pfet_01v8_hvt"),
     c5("x4_p18_L35", "VNW 0, pfets pfet_01v8 0.42/0.35", VNW=0.0, amp="pfet_01v8"),
