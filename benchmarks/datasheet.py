@@ -132,6 +132,8 @@ def one_run(args, targets, seed, log) -> dict:
     cap = args.fixed_cap * seq.simulated_s
     fixed_runner = mk("fixed")
     c0 = fixed_runner.cpu_seconds() if hasattr(fixed_runner, "cpu_seconds") else float("nan")
+    if hasattr(fixed_runner, "cpu_seconds") and not math.isfinite(c0):
+        c0 = 0.0          # no simulator host started yet (the sequential design resumed from the store)
     ffit, f_sim, f_wall, f_rounds, extrap = fixed_design(fixed_runner, biases, args.chunk, targets, cap,
                                                          seed + 50_000, rate_regimes, log, initial, chunks[0])
     f_cpu = (fixed_runner.cpu_seconds() - c0) if hasattr(fixed_runner, "cpu_seconds") else float("nan")
