@@ -228,6 +228,24 @@ def test_pilot_tau_from_transitions_recovers_a_known_telegraph():
     assert seen["tau_s"] > 0.5 * tau and "transitions" in seen["tau_from"]
 
 
+def test_pilot_tau_pools_the_trim_check_record():
+    """A bistable trim-search check record (P(1), length, flips/µs) enters τ = Σ 2p(1−p)T / ΣN as one more
+    record; one that was not bistable does not."""
+    from noisecell.report.procedures.conditions import pilot_seen
+
+    df = pd.DataFrame([{"status": "ok", "bias_v": 0.0, "p1": 0.5, "duration_s": 3e-6, "regime_n_transitions": 10,
+                        "regime": "bistable", "tau_s": 1e-7}])
+    pil = PilotResult((FakeSweep(df, len(df)),), (0, 1, 0.5), "ok", "p")
+    alone = pilot_seen(pil)["tau_s"]
+    assert alone == pytest.approx(2 * 0.25 * 3e-6 / 10)
+    row = {"regime": "bistable", "p1": 0.4, "check_duration_s": 15e-6, "flips_per_us": 2.0}
+    seen = pilot_seen(pil, row)
+    assert seen["tau_s"] == pytest.approx((2 * 0.25 * 3e-6 + 2 * 0.4 * 0.6 * 15e-6) / (10 + 30))
+    assert "check record" in seen["tau_from"]
+    assert pilot_seen(pil, {**row, "regime": "single_peaked"})["tau_s"] == pytest.approx(alone)
+    assert pilot_seen(pil, {**row, "p1": 0.99})["tau_s"] == pytest.approx(alone)
+
+
 def test_untrimmable_conditions_are_reported_from_the_trim_table_without_simulation(tmp_path):
     """pbit's stored trim search saw no bistable record at ff -40 °C and ff 85 °C (trims.json): with
     skip_untrimmed those are excluded with the search's own message and cost no pilot."""
