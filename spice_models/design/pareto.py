@@ -27,8 +27,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default=str(HERE / "x1search.jsonl"))
     ap.add_argument("--chosen", nargs="*", default=[str(HERE / "x1chosen.json"), str(HERE / "x2chosen.json"),
-                                                  str(HERE / "x3chosen.json")],
+                                                  str(HERE / "x3chosen.json"), str(HERE / "x4chosen.json")],
                     help="characterised cells to mark (diamonds); missing files are skipped")
+    ap.add_argument("--transient", default=str(HERE / "x4transient.jsonl"),
+                    help="the sixth round's 3 x 24 us rows (x4levers.py --transient; triangles, ±1.96 SE); skipped if missing")
     ap.add_argument("--out", default=str(HERE / "pareto.png"))
     a = ap.parse_args()
     rows = {}
@@ -83,6 +85,27 @@ def main() -> int:
         v, t, p = front[-1]
         ax.annotate("well-bias front (VNW −0.1 … +0.35 V)", (t * 1e9, t * p * 1e18), fontsize=7, color="tab:blue",
                     xytext=(6, -14), textcoords="offset points")
+    # the sixth round (NOTES §12): mean τ of 3 x 24 us records, P·τ with its SE; filled when at least 2 of the
+    # 3 records are bistable (no offsets measured: grey)
+    six = {}
+    if Path(a.transient).is_file():
+        for ln in Path(a.transient).read_text().splitlines():
+            if ln.strip():
+                q = json.loads(ln)
+                if q.get("result") == "ok" and q.get("tau_s"):
+                    six[q["candidate"]] = q
+    for name, q in six.items():
+        t, e = q["tau_s"] * 1e9, q["energy_per_bit_j"] * 1e18
+        dt = 1.96 * (q.get("tau_se_s") or 0.0) * 1e9
+        de = 1.96 * (q.get("energy_se_j") or 0.0) * 1e18
+        filled = sum(g == "bistable" for g in q["regimes"]) >= 2
+        ax.errorbar([t], [e], xerr=[[dt], [dt]], yerr=[[de], [de]], fmt="none", ecolor="tab:orange", alpha=0.5, lw=1)
+        ax.scatter([t], [e], s=45, marker="^", facecolors="tab:orange" if filled else "none", edgecolors="tab:orange",
+                   linewidths=1.3, zorder=3)
+    if six:
+        ax.scatter([], [], s=45, marker="^", color="tab:orange",
+                   label="6th round, 3 × 24 µs (filled: ≥ 2 of 3 records bistable)")
+        ax.legend(loc="upper right", fontsize=7)
     ax.add_patch(plt.Rectangle((1, 1), 99, 349, fill=True, color="tab:green", alpha=0.08, zorder=0))
     ax.text(12, 300, "issue-17 target: τ ≤ 100 ns, P·τ ≤ 350 aJ", fontsize=8, color="tab:green")
     ax.scatter([100], [350], marker="*", s=250, color="tab:red", zorder=4)
