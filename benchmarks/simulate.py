@@ -13,12 +13,17 @@ Prints, in one run (alternating repetitions so machine load affects all modes al
    t_short − marginal·d_short: netlist parse, sky130 model load, operating point); ratios compiled
    vs baseline and smooth vs compiled; the max |ΔV| compiled vs baseline (same time points, ≤ 1 nV).
 2. per-job start-up in more detail: loading the netlist (the sky130 model cards) and the operating
-   point timed apart, in-process, and a fresh simulator host per job (Python + PySpice + ngspice start).
+   point timed apart, in-process, and a fresh simulator host per job (Python + PySpice + ngspice start);
+   and the lean model file (noisecell.technology.lean_fet_file) against the whole models_fet.spice
+   (the baseline, NOISECELL_LEAN_MODELS=0), alternating in this process: CPU-s of loading the netlist
+   and of a whole short job, and whether the two waveforms are bit-identical (``--startup-only``: this
+   part alone).
 3. noisecell (shared library, in-process and fresh child) vs ``ngspice -b`` on the same generated
    netlist (compiled route). Target: ratio ≤ 1.05.
 
     .venv/bin/python benchmarks/simulate.py [--cell pbit] [--short 0.5us] [--long 5us] [--noise-step 0.5ns]
                                             [--smooth-steps 0.25ns] [--repeat 3] [--skip-baseline]
+                                            [--startup-only]
 """
 from __future__ import annotations
 
@@ -43,8 +48,13 @@ from noisecell.noise import DEFAULT_NOISE_STEP_S, codemodel_path  # noqa: E402
 from noisecell.simulate import job_from_cell  # noqa: E402
 from noisecell.simulator import run_job  # noqa: E402
 from noisecell.simulator.session import run_job_in_process  # noqa: E402
-from noisecell.technology import spice_settings  # noqa: E402
+from noisecell.technology import LEAN_MODELS_ENV, spice_settings  # noqa: E402
 from noisecell.units import parse_si  # noqa: E402
+
+import logging  # noqa: E402
+
+# the per-job NT warning (pbit at NT 0.4 ns) would repeat on every timed run
+logging.getLogger("noisecell.simulate").setLevel(logging.ERROR)
 
 
 
@@ -104,6 +114,56 @@ def _startup_parts(job) -> tuple[float, float, float]:
     return t1 - t0, t2 - t1, t3 - t2
 
 
+def _load_cpu(job) -> float:
+    """CPU seconds of loading ``job``'s netlist (model cards included) into this process's ngspice."""
+    from noisecell.simulator import session as ss
+    netlist = job.render()
+    ng = ss._ngspice()
+    ss._prepare(job.technology)
+    ss._load_codemodel(netlist)
+    c0 = time.process_time()
+    ng.load_circuit("\n".join(l for l in netlist.splitlines() if l))
+    return time.process_time() - c0
+
+
+def lean_vs_full(job_short, repeat: int) -> None:
+    """Start-up CPU-s with the lean model file vs the whole models_fet.spice (baseline), alternating."""
+    def with_env(value, fn, *a):
+        old = os.environ.get(LEAN_MODELS_ENV)
+        os.environ[LEAN_MODELS_ENV] = value
+        try:
+            return fn(*a)
+        finally:
+            if old is None:
+                os.environ.pop(LEAN_MODELS_ENV, None)
+            else:
+                os.environ[LEAN_MODELS_ENV] = old
+
+    if job_short.technology != "sky130":
+        print(f"  lean model file: not applicable ({job_short.technology} cell: its models are inside the netlist)")
+        return
+    load = {"0": [], "1": []}
+    whole = {"0": [], "1": []}
+    waves = {}
+    for _ in range(repeat):
+        for mode in ("0", "1"):
+            load[mode].append(with_env(mode, _load_cpu, job_short))
+            _w, c, wf = with_env(mode, _timed, job_short)
+            whole[mode].append(c)
+            waves[mode] = wf
+    same = all(np.array_equal(waves["0"].outputs[k], waves["1"].outputs[k]) for k in waves["0"].outputs) and \
+        all(np.array_equal(waves["0"].supply_currents[k], waves["1"].supply_currents[k]) for k in waves["0"].supply_currents)
+    lf, ll = statistics.median(load["0"]), statistics.median(load["1"])
+    wf_, wl = statistics.median(whole["0"]), statistics.median(whole["1"])
+    print(f"  lean model file vs whole models_fet.spice (baseline), {job_short.noise_route or 'auto'} route, "
+          f"{repeat} alternating repetitions, median CPU-s:")
+    print(f"    load netlist: whole {lf:.3f} s, lean {ll:.3f} s: saves {lf - ll:.3f} CPU-s per job "
+          f"(ratio {ll / lf:.3f})")
+    print(f"    whole job of {job_short.duration_s * 1e6:g} µs: whole {wf_:.3f} s, lean {wl:.3f} s "
+          f"(ratio {wl / wf_:.3f}); waveforms bit-identical: {same}")
+    print(f"    all load CPU-s: whole {[round(x, 3) for x in load['0']]}, lean {[round(x, 3) for x in load['1']]}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cell", default=None, help="cell (default: pbit, else pbit_generic)")
@@ -113,6 +173,7 @@ def main() -> int:
     ap.add_argument("--smooth-steps", default="0.25ns", help="further NTs of the smooth route (comma-separated)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) portable route")
+    ap.add_argument("--startup-only", action="store_true", help="only the lean-vs-whole model start-up part")
     args = ap.parse_args()
     if shutil.which("ngspice") is None:
         raise SystemExit("ngspice is not on PATH; run `make setup`")
@@ -132,6 +193,15 @@ def main() -> int:
         return dataclasses.replace(job_from_cell(cell, bias_v=cell.bias.mid_v, duration_s=duration,
                                                  noise_step_s=step, seed=1), noise_route=route)
 
+    if args.startup_only:
+        load = os.getloadavg()
+        print(f"benchmark: cell {name} ({cell.technology}), NT = {nt:g} s, start-up only; load average "
+              f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
+        run_job_in_process(job(None, d_short))  # warm-up: ngspice, code model, OS file cache
+        lean_vs_full(job(None, d_short), args.repeat)
+        load = os.getloadavg()
+        print(f"  load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        return 0
     variants = _variants(nt, smooth_steps, args.skip_baseline)
     span_us = (d_long - d_short) * 1e6
     load = os.getloadavg()
@@ -187,6 +257,8 @@ def main() -> int:
         ld, op, tr = (statistics.median(x[i] for x in xs) for i in range(3))
         print(f"  start-up, {r} route, in-process: load netlist {ld:.3f} s, operating point {op:.3f} s, "
               f"transient of {d_short * 1e6:g} µs {tr:.3f} s (wall)")
+
+    lean_vs_full(job(None, d_short), args.repeat)
 
     # noisecell's overhead over plain ngspice -b on the same (compiled-route) netlist
     jl = job("compiled", d_long)

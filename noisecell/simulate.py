@@ -110,7 +110,7 @@ class SimulationJob:
         uic = has_ic if self.uic is None else self.uic
         lines = [f"* noisecell job: cell {self.cell_name}, {self.technology} {self.corner}, {self.temp_c!r} C, "
                  f"seed {self.seed}, mismatch_seed {self.mismatch_seed}"]
-        lines += model_lines(self.technology, self.corner, mismatch=self.mismatch_seed is not None)
+        lines += model_lines(self.technology, self.corner, mismatch=self.mismatch_seed is not None, netlist=body)
         lines.append(body.rstrip("\n"))
         opts = {"temp": self.temp_c, "tnom": 27.0}
         if self.mismatch_seed is not None:
