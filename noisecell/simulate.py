@@ -37,7 +37,7 @@ import numpy as np
 from . import netlist as nl
 from .errors import InputError
 from .noise import NoiseConfig, codemodel_controls, increment_lag1_correlation, inject_noise, resolve_route
-from .technology import model_identity, model_lines, spice_settings
+from .technology import location_free, model_identity, model_lines, spice_settings
 
 #: bump when the rendering or the runner changes results (part of every job id)
 SIM_CODE_VERSION = "1"
@@ -148,9 +148,10 @@ class SimulationJob:
         return inject_noise(body, self.technology, self._noise_config(f_min))[1]
 
     def job_id(self) -> str:
-        """sha256 (hex) of the rendered netlist, the noise seed, model identity and SIM_CODE_VERSION."""
+        """sha256 (hex) of the rendered netlist (the lean model file's folder left out:
+        technology.location_free), the noise seed, model identity and SIM_CODE_VERSION."""
         h = hashlib.sha256()
-        h.update(self.render().encode())
+        h.update(location_free(self.render()).encode())
         h.update(json.dumps({"seed": int(self.seed), "models": model_identity(self.technology),
                              "code": SIM_CODE_VERSION, "settings": spice_settings(self.technology)},
                             sort_keys=True).encode())

@@ -105,6 +105,17 @@ def model_lines(technology: str, corner: str, *, mismatch: bool, netlist: str | 
     return lines
 
 
+_LEAN_INCLUDE = re.compile(r'^\.include "[^"\n]*/(sky130-[^"/\n]*-[0-9a-f]{16}-[0-9a-f]{16}\.spice)"$', re.M)
+
+
+def location_free(netlist: str) -> str:
+    """``netlist`` with the folder of its lean model include replaced by a fixed word: the file's name
+    already names its content (version, hash of models_fet.spice, device set), and the folder depends
+    on the machine's temporary folder (TMPDIR, uid), which a sweep driver and its workers may not share;
+    job ids hash this text."""
+    return _LEAN_INCLUDE.sub(r'.include "<noisecell-models>/\1"', netlist)
+
+
 def used_subckts(netlist: str) -> frozenset[str]:
     """Lower-case sky130 names (``sky130_fd_pr__...``) that appear anywhere in ``netlist``: a superset
     of the device subcircuits it instantiates (a name in a comment only adds a subcircuit, harmlessly)."""

