@@ -293,3 +293,20 @@ def test_auto_budget_follows_the_nominal_designs_measured_cost():
     # 1.6 ms / 280 ns = 5714 τ; targets 1 mV / 10 % / 15 %: ratios 0.25, 0.25, 0.444 -> τ is the worst
     assert bt == pytest.approx(1.6e-3 / 280e-9 * (0.10 / 0.15) ** 2 * 1.5, rel=2e-3) and "(tau)" in note
     assert auto_budget_tau(Q(design=Q(fit=None, simulated_s=0.0)), settings)[0] is None
+
+
+def test_a_design_that_overflows_costs_its_condition_only(tmp_path):
+    """pbit ss 27 °C: a diverged fit made the planner overflow (OverflowError) and the whole run exit 70;
+    now that condition is excluded with the reason and the others are characterised."""
+    settings = parse_conditions({**TABLE, "heldout_temperatures": []}, CELL, "t.toml")
+
+    def seq(table, **kw):
+        if (kw["corner"], kw["temp_c"]) == ("ff", 27.0):
+            raise OverflowError("math range error")
+        return fake_sequential(table, **kw)
+
+    res = run_conditions(SPEC, CELL, tmp_path, settings, pilot_fn=fake_pilot, sequential_fn=seq,
+                         record_fn=lambda *a: pd.DataFrame(), points_fn=no_points)
+    ex = {(e["corner"], e["temp_c"]): e for e in res.excluded}
+    assert "diverged" in ex[("ff", 27.0)]["reason"] and "OverflowError" in ex[("ff", 27.0)]["reason"]
+    assert set(res.seqs) == {("tt", -40.0), ("tt", 85.0), ("ff", 85.0)}

@@ -469,6 +469,14 @@ def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, w
             r["excluded"] = _excluded(corner, temp_c, f"design failed: {exc}", seen)
             log(f"  {corner} {temp_c:g} °C not characterised: design failed: {exc}")
             return r
+        except ArithmeticError as exc:
+            # a design whose fit diverged (pbit ss 27 °C: τ from a 4-transition pilot, records far too short,
+            # scale → ∞) overflowed in the planner; that is this condition's failure, not the run's: reported
+            # as such (and named a planner bug: it should stop on a diverged fit, not overflow)
+            why = f"design failed: its rate fit diverged and the planner overflowed ({type(exc).__name__}: {exc})"
+            r["excluded"] = _excluded(corner, temp_c, why, seen)
+            log(f"  {corner} {temp_c:g} °C not characterised: {why}")
+            return r
         r["sweeps"] += [(f"cond-{tag}/{n}", "fit", x) for n, x in getattr(seq, "sweeps", ())]
         r["wall_s"] = time.monotonic() - t0
         if seq.design.fit is None:
