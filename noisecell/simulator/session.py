@@ -174,7 +174,31 @@ def run_job_in_process(job: SimulationJob) -> Waveform:
         return wf
 
 
+# Random sources whose numbers ngspice does not reset with "setseed" (ngspice 39, maths/misc/randnumb.c,
+# frontend/trannoise/wallace.c; tests/test_session_isolation.py shows both): TRNOISE draws from the
+# Wallace pool, filled once when ngspice starts from a generator seeded with the process id, so its
+# numbers differ between processes and depend on every earlier job in one; TRRANDOM type 2 (Gaussian)
+# calls gauss0(), which keeps the second value of each Box-Muller pair for its next call, so after a
+# job with an odd number of draws the next job starts with the previous job's leftover. noisecell's
+# own sources are TRRANDOM type 1 (uniform: CombLCGTaus, fully reseeded) and nc_unit (counter-based).
+_UNRESEEDED = re.compile(r"\btrnoise\s*\(|\btrrandom\s*\(\s*2\b", re.I)
+
+
+def unreseeded_sources(text: str) -> list[str]:
+    """Lines of a netlist ``text`` (comments skipped) with random sources that ``setseed`` does not
+    reseed (TRNOISE, Gaussian TRRANDOM): such a job's numbers would depend on the process and on the
+    jobs it ran before."""
+    return [ln.text for ln in nl.logical_lines(text)
+            if not ln.text.lstrip().startswith("*") and _UNRESEEDED.search(ln.text)]
+
+
 def _run_job_in_process(job: SimulationJob) -> Waveform:
+    bad = unreseeded_sources(job.template)
+    if bad:
+        raise InputError(f"{job.source or job.cell_name}: {bad[0].strip()[:80]!r} is a random source ngspice does "
+                         "not reseed per job (TRNOISE: seeded from the process id; Gaussian TRRANDOM: keeps a "
+                         "value between jobs), so the same seed would not give the same numbers; remove it "
+                         "(noisecell adds the device noise itself; a uniform TRRANDOM(1 ...) is reseeded)")
     netlist = job.render()
     ng = _ngspice()
     t0 = time.perf_counter()
