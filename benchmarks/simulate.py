@@ -23,7 +23,7 @@ Prints, in one run (alternating repetitions so machine load affects all modes al
 
     .venv/bin/python benchmarks/simulate.py [--cell pbit] [--short 0.5us] [--long 5us] [--noise-step 0.5ns]
                                             [--smooth-steps 0.25ns] [--repeat 3] [--skip-baseline]
-                                            [--startup-only]
+                                            [--startup-only] [--mismatch-seed N]
 """
 from __future__ import annotations
 
@@ -156,6 +156,7 @@ def lean_vs_full(job_short, repeat: int) -> None:
     lf, ll = statistics.median(load["0"]), statistics.median(load["1"])
     wf_, wl = statistics.median(whole["0"]), statistics.median(whole["1"])
     print(f"  lean model file vs whole models_fet.spice (baseline), {job_short.noise_route or 'auto'} route, "
+          f"mismatch seed {job_short.mismatch_seed}, "
           f"{repeat} alternating repetitions, median CPU-s:")
     print(f"    load netlist: whole {lf:.3f} s, lean {ll:.3f} s: saves {lf - ll:.3f} CPU-s per job "
           f"(ratio {ll / lf:.3f})")
@@ -174,6 +175,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-baseline", action="store_true", help="leave out the (slow) portable route")
     ap.add_argument("--startup-only", action="store_true", help="only the lean-vs-whole model start-up part")
+    ap.add_argument("--mismatch-seed", type=int, default=None, help="start-up part: a mismatch instance (sky130 AGAUSS draws on)")
     args = ap.parse_args()
     if shutil.which("ngspice") is None:
         raise SystemExit("ngspice is not on PATH; run `make setup`")
@@ -198,7 +200,7 @@ def main() -> int:
         print(f"benchmark: cell {name} ({cell.technology}), NT = {nt:g} s, start-up only; load average "
               f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
         run_job_in_process(job(None, d_short))  # warm-up: ngspice, code model, OS file cache
-        lean_vs_full(job(None, d_short), args.repeat)
+        lean_vs_full(dataclasses.replace(job(None, d_short), mismatch_seed=args.mismatch_seed), args.repeat)
         load = os.getloadavg()
         print(f"  load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
         return 0
