@@ -49,6 +49,19 @@ def test_scatter_renders_with_both_kinds_of_title():
                              "gain_ci95": [(math.exp(b - 0.1), math.exp(b + 0.1)) for b in x[:, 1]],
                              "tau_ratio_ci95": [(math.exp(c - 0.1), math.exp(c + 0.1)) for c in x[:, 2]]})
         fig = FP.fig_mismatch_scatter(inst, d)
-        title = fig.axes[0].get_title(loc="left")
-        assert title.startswith("offset sd ") and FP.spread_text(d, 1) in title
+        title = fig._suptitle.get_text()
+        assert "offset sd " in title and FP.spread_text(d, 1) in title and FP.spread_text(d, 2) in title
         FP.plt.close(fig)
+
+
+def test_spread_below_the_estimation_noise_is_bounded_by_the_observed_spread():
+    """pbit's 35 instances: ln-gain observed variance 0.103 but each instance's fit noisier than that, so
+    even the chi-square upper end minus the noise is <= 0: the bound is the observed spread's upper end."""
+    from scipy import stats
+
+    n, obs = 35, 0.103
+    d = {"sd": [0.2, 0.0, 0.0], "sd_ci95": [[0.17, 0.28], [0.0, 0.0], [0.0, 0.0]], "n_instances": n,
+         "observed_covariance": [[0.04, 0, 0], [0, obs, 0], [0, 0, 0.04]]}
+    ub = math.sqrt(obs * (n - 1) / stats.chi2.ppf(0.025, n - 1))
+    assert FP.spread_text(d, 1).startswith(f"≤ ×/÷ {math.exp(ub):.3g} ")
+    assert "×/÷ 1 " not in FP.spread_text(d, 1)

@@ -13,7 +13,10 @@ from .figures import _empty_note, _legend, plt
 
 def _plain_log(ax) -> None:
     """Log y axis with plain tick numbers (no 10^x labels)."""
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    lo, hi = ax.get_ylim()
+    # a panel spanning less than a decade (pbit's τ: 100-400 ns) gets 1-1.5-2-3-5-7 ticks, not only 1-2-5
+    subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if hi / max(lo, 1e-300) < 10 else (1.0, 2.0, 5.0)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
@@ -31,6 +34,10 @@ def fig_pvt(table: pd.DataFrame) -> plt.Figure:
     bad = table[table["status"] == "NOT characterised"] if len(table) else table
     corners = sorted(set(table["corner"])) if len(table) else []
     colours = {c: f"C{i}" for i, c in enumerate(corners)}
+    # corners share temperatures: each corner's points are shifted by a small step so overlapping CIs
+    # (and the ×s of five corners at −40 °C) stay readable; the x axis is still the temperature
+    span = (float(np.ptp(pd.to_numeric(table["temp_c"], errors="coerce"))) if len(table) else 0.0) or 100.0
+    dodge = {c: (i - (len(corners) - 1) / 2) * 0.012 * span for i, c in enumerate(corners)}
     for ax, (col, lo, hi, k, label) in zip(axes.flat, _QUANTITIES):
         any_pt = False
         for c in corners:
@@ -43,24 +50,32 @@ def fig_pvt(table: pd.DataFrame) -> plt.Figure:
             ylo = pd.to_numeric(g.get(lo), errors="coerce").to_numpy(float) * k
             yhi = pd.to_numeric(g.get(hi), errors="coerce").to_numpy(float) * k
             err = np.vstack([np.nan_to_num(y - ylo), np.nan_to_num(yhi - y)]).clip(min=0)
-            ax.errorbar(g["temp_c"], y, yerr=err, fmt="o-", ms=4, capsize=3, color=colours[c], label=c)
+            ax.errorbar(g["temp_c"].astype(float) + dodge[c], y, yerr=err, fmt="o-", ms=4, capsize=3,
+                        color=colours[c], label=c)
             any_pt = True
         if col == "v50_v" and len(bad):
             for c in corners:
                 gb = bad[bad["corner"] == c]
                 if len(gb):
-                    ax.plot(gb["temp_c"], np.zeros(len(gb)), "x", ms=9, mew=2, color=colours[c],
-                            transform=ax.get_xaxis_transform(), clip_on=False,
-                            label=f"{c}: not characterised")
+                    ax.plot(gb["temp_c"].astype(float) + dodge[c], np.zeros(len(gb)), "x", ms=8, mew=2,
+                            color=colours[c], transform=ax.get_xaxis_transform(), clip_on=False)
+            ax.plot([], [], "x", ms=8, mew=2, color="0.3", label="not characterised (corner colour)")
         if col in ("tau_v50_s", "energy_per_bit_j") and any_pt:
             ax.set_yscale("log")
             _plain_log(ax)
         if not any_pt:
             _empty_note(ax, "no characterised condition has this figure")
+        elif col == "energy_per_bit_j" and not any(c in ok and pd.to_numeric(ok[c], errors="coerce").notna().any()
+                                                    for c in (lo, hi)):
+            ax.text(0.02, 0.02, "no CIs stored for the energy per bit", transform=ax.transAxes, fontsize=7)
         ax.set_ylabel(label)
         ax.tick_params(labelbottom=True)
         ax.set_xlabel("temperature (°C)")
-        _legend(ax, loc="best")
+        if col == "v50_v":
+            # its lower edge holds the ×s and 'best' put the legend over the −40 °C points
+            _legend(ax, loc="upper left", ncol=2)
+        else:
+            _legend(ax, loc="best")
     axes[0, 0].set_title("per-condition datasheet (95 % CIs); ×: not characterised", loc="left")
     fig.tight_layout()
     return fig
@@ -91,7 +106,19 @@ def spread_text(dist: dict, j: int) -> str:
         f = lambda x: f"{math.exp(x):.3g}"  # noqa: E731
         unit, pre = "", "×/÷ "
     if not lo > 0:
-        return f"≤ {pre}{f(hi)}{unit} (95 %, not resolved)"
+        if hi > 0:
+            return f"≤ {pre}{f(hi)}{unit} (95 %, not resolved)"
+        # even the chi-square upper end of the observed variance is below the instances' mean estimation
+        # variance (their own fits are noisier than their scatter): the bound is the observed spread's
+        # upper end, noise included (the true spread cannot exceed it)
+        obs = dist.get("observed_covariance")
+        n = int(dist.get("n_instances") or 0)
+        if obs is None or n < 2:
+            return "not resolved"
+        from scipy import stats
+
+        ub = math.sqrt(max(float(obs[j][j]), 0.0) * (n - 1) / stats.chi2.ppf(0.025, n - 1))
+        return f"≤ {pre}{f(ub)}{unit} (95 %, observed spread: the estimates' noise exceeds it)"
     return f"{pre}{f(sd)}{unit} [{f(lo)}, {f(hi)}]"
 
 
@@ -123,8 +150,14 @@ def fig_mismatch_scatter(inst: pd.DataFrame, dist: dict | None) -> plt.Figure:
         e = ellipse_points(m[:2], c[:2, :2])
         a1.plot(e[:, 0] * 1e3, np.exp(e[:, 1]), "-", color="C3", label="fitted distribution, 95 % of cells")
         a1.plot([m[0] * 1e3], [math.exp(m[1])], "+", ms=12, mew=2, color="C3", label="fitted mean")
-        a1.set_title(f"offset sd {spread_text(dist, 0)}, gain sd {spread_text(dist, 1)}, "
-                     f"ρ = {_rho_text(dist, 0, 1)}", loc="left")
+        fig.suptitle(f"{dist.get('n_instances', len(inst))} instances: offset sd {spread_text(dist, 0)}, "
+                     f"ρ(offset, gain) = {_rho_text(dist, 0, 1)}, ρ(offset, τ) = {_rho_text(dist, 0, 2)}\n"
+                     f"gain sd {spread_text(dist, 1)}; τ ratio sd {spread_text(dist, 2)}", fontsize=9, x=0.01,
+                     ha="left")
+    a1.set_title("offset and gain", loc="left")
+    a2.set_title("offset and τ ratio", loc="left")
+    a1.set_yscale("log")
+    _plain_log(a1)
     a1.set_xlabel("offset V50 − V50(nominal) (mV)")
     a1.set_ylabel("gain = scale / scale(nominal)")
     _legend(a1, loc="best")
@@ -135,11 +168,10 @@ def fig_mismatch_scatter(inst: pd.DataFrame, dist: dict | None) -> plt.Figure:
         m, c = np.asarray(dist["mean"], float), np.asarray(dist["covariance"], float)
         e = ellipse_points(m[[0, 2]], c[np.ix_([0, 2], [0, 2])])
         a2.plot(e[:, 0] * 1e3, np.exp(e[:, 1]), "-", color="C3", label="fitted distribution, 95 %")
-        a2.set_title(f"τ ratio sd {spread_text(dist, 2)}, ρ(offset, τ) = {_rho_text(dist, 0, 2)}", loc="left")
     a2.set_yscale("log")
     _plain_log(a2)
     a2.set_xlabel("offset (mV)")
     a2.set_ylabel("τ ratio = τ(V50ᵢ) / τ(V50 nominal)")
     _legend(a2, loc="best")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.91) if dist else None)
     return fig

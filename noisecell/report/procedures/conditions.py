@@ -706,6 +706,13 @@ def conditions_table(model, excluded: list, seqs: dict, nominal_seq=None, checks
                      "design": f"held-out between {chk['between_c'][0]:g} and {chk['between_c'][1]:g} °C",
                      "note": chk.get("note", "")})
     df = pd.DataFrame(rows)
+    if len(df) and "energy_per_bit_j" in df:
+        # the model stores P·τ without a CI; its uncertainty is τ's (the mean supply power of the records is
+        # known to well under a percent), so the energy CI is the τ CI scaled by P·τ/τ
+        e, t = (pd.to_numeric(df[c], errors="coerce") for c in ("energy_per_bit_j", "tau_v50_s"))
+        for end, tcol in (("energy_per_bit_ci_lo_j", "tau_ci_lo_s"), ("energy_per_bit_ci_hi_j", "tau_ci_hi_s")):
+            have = pd.to_numeric(df[end], errors="coerce") if end in df else pd.Series(np.nan, index=df.index)
+            df[end] = have.where(have.notna(), e * pd.to_numeric(df[tcol], errors="coerce") / t)
     if len(df):
         df = df.sort_values(["corner", "temp_c"], kind="stable").reset_index(drop=True)
     return df
