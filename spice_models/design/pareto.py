@@ -27,7 +27,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default=str(HERE / "x1search.jsonl"))
     ap.add_argument("--chosen", nargs="*", default=[str(HERE / "x1chosen.json"), str(HERE / "x2chosen.json"),
-                                                  str(HERE / "x3chosen.json"), str(HERE / "x4chosen.json")],
+                                                  str(HERE / "x3chosen.json"), str(HERE / "x4chosen.json"),
+                                                  str(HERE / "x5chosen.json")],
                     help="characterised cells to mark (diamonds); missing files are skipped")
     ap.add_argument("--transient", default=str(HERE / "x4transient.jsonl"),
                     help="the sixth round's 3 x 24 us rows (x4levers.py --transient; triangles, ±1.96 SE); skipped if missing")
