@@ -414,9 +414,23 @@ def fig_mismatch(mm: pd.DataFrame) -> plt.Figure:
     """Monte Carlo mismatch: V50 vs scale per instance, and the V50 histogram."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.4, 3.8))
     ok = mm[np.isfinite(mm["v50_v"].astype(float))]
+    yerr = None
+    if "scale_ci95_v" in ok and len(ok):
+        # the per-instance scale CI (the V50 CIs, ~±2 mV on pbit, are narrower than the markers at ±300 mV)
+        sc = ok["scale_v"].astype(float).to_numpy()
+        lo = np.array([c[0] if isinstance(c, (list, tuple)) and len(c) == 2 else np.nan for c in ok["scale_ci95_v"]], float)
+        hi = np.array([c[1] if isinstance(c, (list, tuple)) and len(c) == 2 else np.nan for c in ok["scale_ci95_v"]], float)
+        yerr = np.nan_to_num(np.vstack([sc - lo, hi - sc])).clip(min=0) * 1e3
     a1.errorbar(ok["v50_v"] * 1e3, ok["scale_v"] * 1e3,
                 xerr=np.vstack([ok["v50_v"] - ok["v50_lo_v"], ok["v50_hi_v"] - ok["v50_v"]]).clip(min=0) * 1e3,
-                fmt="o", ms=4, capsize=2, label="Monte Carlo instance (95 % CI)")
+                yerr=yerr, fmt="o", ms=4, capsize=2, label="Monte Carlo instance (95 % CI)")
+    if yerr is not None:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        a1.set_yscale("log")  # scale CIs are multiplicative (pbit instances: ×/÷ 2-5)
+        a1.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        a1.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        a1.yaxis.set_minor_formatter(NullFormatter())
     a1.set_xlabel("V50 (mV)")
     a1.set_ylabel("sigmoid scale (mV)")
     a1.set_title("mismatch: midpoint and scale per instance", loc="left")
