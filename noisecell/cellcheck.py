@@ -648,7 +648,7 @@ def check_cell(cell, *, corner: str | None = None, temp_c: float | None = None, 
     vecs = [f"v({n})" for n in nodes] + [f"i({name})" for name, _a, _b in vsrc]
     opts = f".options temp={float(temp_c)!r} tnom=27.0"
     head = [f"* noisecell cell check: {cell.name} {corner} {temp_c:g} C",
-            *model_lines(cell.technology, corner, mismatch=False), body, opts,
+            *model_lines(cell.technology, corner, mismatch=False, netlist=body), body, opts,
             f"Rnc_fq {q} nc_fq 1e12", f"Vnc_fq nc_fq {low_node} DC 0",
             f"Rnc_fqb {qb} nc_fqb 1e12", f"Vnc_fqb nc_fqb {low_node} DC 0"]
     ctl = [".control", "set wr_singlescale", "set wr_vecnames"]
@@ -789,8 +789,9 @@ def node_time_constants(cell, *, corner: str, temp_c: float, values: dict,
     q, qb = cell.outputs["v_out"], cell.outputs["v_outb"]
     body = nl.set_params(cell.template, values, source=str(cell.netlist_path))
     body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
-    head = [f"* noisecell cell check: node time constants of {cell.name}", *model_lines(cell.technology, corner, mismatch=False),
-            body, f".options temp={float(temp_c)!r} tnom=27.0", f"Vnc_hold {qb} 0 DC {states[0].qb_v!r}",
+    head = [f"* noisecell cell check: node time constants of {cell.name}",
+            *model_lines(cell.technology, corner, mismatch=False, netlist=body), body,
+            f".options temp={float(temp_c)!r} tnom=27.0", f"Vnc_hold {qb} 0 DC {states[0].qb_v!r}",
             f"Inc_ac 0 {q} DC 0 AC 1"]
     ctl = [".control", "set wr_singlescale"]
     for i, p in enumerate(states):

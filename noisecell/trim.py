@@ -301,7 +301,7 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
     body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
     opts = f".options temp={float(temp_c)!r} tnom=27.0" + (f" seed={int(mismatch_seed)}" if mismatch_seed is not None else "")
     head = [f"* noisecell trim DC: {cell.name} {corner} {temp_c:g} C", *model_lines(cell.technology, corner,
-            mismatch=mismatch_seed is not None), body, opts,
+            mismatch=mismatch_seed is not None, netlist=body), body, opts,
             f"Vnc_force {_node(cell, bal, forced)} {bal.low_node} DC 0"]
     out_node, low = _node(cell, bal, sensed), bal.low_node
 
@@ -613,7 +613,7 @@ def readout_dc(cell, corner: str, temp_c: float, bias_v: float, *, trim_v: float
     expr = f"v({o})-v({ob})" if ob else f"v({o})"
     opts = f".options temp={float(temp_c)!r} tnom=27.0" + (f" seed={int(mismatch_seed)}" if mismatch_seed is not None else "")
     text = "\n".join([f"* noisecell readout DC: {cell.name}", *model_lines(cell.technology, corner,
-                      mismatch=mismatch_seed is not None), body, opts, ".control", "op", f"print {expr}", "quit",
+                      mismatch=mismatch_seed is not None, netlist=body), body, opts, ".control", "op", f"print {expr}", "quit",
                       ".endc", ".end"]) + "\n"
     with tempfile.TemporaryDirectory(prefix="noisecell-offset-") as td:
         out = run_batch(text, td, technology=cell.technology, timeout_s=timeout_s,
