@@ -65,3 +65,25 @@ def test_spread_below_the_estimation_noise_is_bounded_by_the_observed_spread():
     ub = math.sqrt(obs * (n - 1) / stats.chi2.ppf(0.025, n - 1))
     assert FP.spread_text(d, 1).startswith(f"≤ ×/÷ {math.exp(ub):.3g} ")
     assert "×/÷ 1 " not in FP.spread_text(d, 1)
+
+
+def test_spread_interval_states_an_upper_bound_when_the_spread_is_not_resolved():
+    # the datasheet and the figure titles share this: a de-noised sd of 0 must never read as "no spread"
+    import math
+
+    import pytest
+    from scipy import stats
+
+    from noisecell.model.instances import spread_interval
+
+    n = 30
+    obs = [[0.04, 0, 0], [0, 0.01, 0], [0, 0, 0.0025]]
+    dist = {"sd": [0.2, 0.0, 0.0], "sd_ci95": [[0.15, 0.27], [0.0, 0.12], [0.0, 0.0]],
+            "observed_covariance": obs, "n_instances": n}
+    assert spread_interval(dist, 0) == (0.2, 0.15, 0.27, True)
+    assert spread_interval(dist, 1) == (0.0, 0.0, 0.12, False)
+    sd, lo, hi, resolved = spread_interval(dist, 2)
+    # the chi-square upper end of the observed sd (0.05): above it, and the noise-free spread cannot exceed it
+    assert not resolved and lo == 0 and hi == pytest.approx(0.05 * math.sqrt((n - 1) / stats.chi2.ppf(0.025, n - 1)))
+    assert 0.05 < hi < 0.05 * 1.5
+    assert math.isnan(spread_interval({**dist, "n_instances": 1}, 2)[2])

@@ -121,6 +121,29 @@ class MismatchDistribution:
                           "normal with Wishart variance"}
 
 
+def spread_interval(dist: dict, j: int) -> tuple[float, float, float, bool]:
+    """(sd, lo, hi, resolved) of variable ``j`` of a mismatch distribution dict (``to_dict``): the
+    de-noised spread and its 95 % CI (offset: V; ln gain / ln τ ratio: natural-log units). When the
+    CI's lower end is 0 the spread is not resolved above the instances' estimation noise and only
+    the upper end means anything (resolved False). When even that end is 0 (the instances' own fits
+    are noisier than their scatter) the bound is the upper end of the observed spread, noise
+    included (chi-square, n−1 dof): the true spread cannot exceed it; nan when n < 2."""
+    sd = float(dist["sd"][j])
+    lo, hi = (float(x) for x in dist["sd_ci95"][j])
+    if lo > 0:
+        return sd, lo, hi, True
+    if hi > 0:
+        return sd, 0.0, hi, False
+    obs = dist.get("observed_covariance")
+    n = int(dist.get("n_instances") or 0)
+    if obs is None or n < 2:
+        return sd, 0.0, float("nan"), False
+    from scipy import stats
+
+    ub = math.sqrt(max(float(obs[j][j]), 0.0) * (n - 1) / stats.chi2.ppf(0.025, n - 1))
+    return sd, 0.0, ub, False
+
+
 def estimate_distribution(x, est_cov=None, *, reference_cov=None, reference: str = "nominal_cell"
                           ) -> MismatchDistribution:
     """Joint distribution of per-instance ``x`` (n, 3) measured with estimation covariances ``est_cov``

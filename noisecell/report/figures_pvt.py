@@ -97,29 +97,22 @@ def spread_text(dist: dict, j: int) -> str:
     when the CI's lower end is 0 the spread is not resolved above the instances' estimation noise and
     only its upper bound is known: "≤ upper (95 %)" (an sd of 0 alone would read as "no spread").
     Offsets in mV; ln gain / ln τ ratio as a factor ×/÷ exp(sd)."""
-    sd = float(dist["sd"][j])
-    lo, hi = (float(x) for x in dist["sd_ci95"][j])
+    from ..model.instances import spread_interval
+
+    sd, lo, hi, resolved = spread_interval(dist, j)
     if j == 0:
         f = lambda x: f"{x * 1e3:.3g}"  # noqa: E731
         unit, pre = " mV", ""
     else:
         f = lambda x: f"{math.exp(x):.3g}"  # noqa: E731
         unit, pre = "", "×/÷ "
-    if not lo > 0:
-        if hi > 0:
-            return f"≤ {pre}{f(hi)}{unit} (95 %, not resolved)"
-        # even the chi-square upper end of the observed variance is below the instances' mean estimation
-        # variance (their own fits are noisier than their scatter): the bound is the observed spread's
-        # upper end, noise included (the true spread cannot exceed it)
-        obs = dist.get("observed_covariance")
-        n = int(dist.get("n_instances") or 0)
-        if obs is None or n < 2:
-            return "not resolved"
-        from scipy import stats
-
-        ub = math.sqrt(max(float(obs[j][j]), 0.0) * (n - 1) / stats.chi2.ppf(0.025, n - 1))
-        return f"≤ {pre}{f(ub)}{unit} (95 %, observed spread: the estimates' noise exceeds it)"
-    return f"{pre}{f(sd)}{unit} [{f(lo)}, {f(hi)}]"
+    if resolved:
+        return f"{pre}{f(sd)}{unit} [{f(lo)}, {f(hi)}]"
+    if not math.isfinite(hi):
+        return "not resolved"
+    if float(dist["sd_ci95"][j][1]) > 0:
+        return f"≤ {pre}{f(hi)}{unit} (95 %, not resolved)"
+    return f"≤ {pre}{f(hi)}{unit} (95 %, observed spread: the estimates' noise exceeds it)"
 
 
 def _rho_text(dist: dict, j: int, k: int) -> str:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...constants import Z95
+from ...model.instances import spread_interval
 from ..data import condition_label, kt_ln2_j
 from ..notation import eng
 from .points import cond_points
@@ -150,7 +151,23 @@ def datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period
         add("mismatch σ(V50)", m["v50_sd_v"], m["v50_sd_lo_v"], m["v50_sd_hi_v"], "V",
             cond=condition_label(m["corner"], m["temp_c"], m["vdd_v"]),
             note=f"{int(m['n_instances'])} Monte Carlo instances, de-noised by the per-instance errors")
-        add("mismatch σ(scale)", m["scale_sd_v"], unit="V", cond=condition_label(m["corner"], m["temp_c"], m["vdd_v"]))
+        mm_cond = condition_label(m["corner"], m["temp_c"], m["vdd_v"])
+        mm_data = (model.condition_data((m["corner"], m["temp_c"], m["vdd_v"])).get("mismatch") or {}
+                   if model is not None else {})
+        dist = mm_data.get("distribution")
+        if not isinstance(dist, dict):  # schema-v1 block: offset and scale only
+            add("mismatch σ(scale)", m["scale_sd_v"], unit="V", cond=mm_cond)
+        else:
+            # gain and τ-ratio spreads as factors ×/÷ exp(sd); an unresolved spread (CI reaching 0) is
+            # stated as its 95 % upper bound, never as an sd of 0 (which would read as "no spread")
+            for j, what in ((1, "gain (scale ratio)"), (2, "τ ratio")):
+                sd, lo, hi, resolved = spread_interval(dist, j)
+                if resolved:
+                    add(f"mismatch spread of {what}, factor ×/÷", math.exp(sd), math.exp(lo), math.exp(hi), "", cond=mm_cond,
+                        note="de-noised by the per-instance errors")
+                else:
+                    add(f"mismatch spread of {what}, factor ×/÷: 95 % upper bound", math.exp(hi), unit="", cond=mm_cond,
+                        note="not resolved above the instances' estimation noise")
     if validation is not None and len(validation):
         add("held-out check: max |z| P(1)", float(np.nanmax(np.abs(validation["p1_z"]))), unit="",
             note=f"{len(validation)} held-out bias points")
