@@ -789,13 +789,19 @@ def node_time_constants(cell, *, corner: str, temp_c: float, values: dict,
     q, qb = cell.outputs["v_out"], cell.outputs["v_outb"]
     body = nl.set_params(cell.template, values, source=str(cell.netlist_path))
     body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+    # a v_outb that the cell itself drives from an ideal source to ground (a single-ended readout's
+    # reference, e.g. pbit_x4's VDD/2 node) is AC ground already; a second source in parallel would
+    # make the matrix singular (ngspice: "ac simulation(s) aborted")
+    driven = any({_node(a), _node(b)} == {_node(qb), "0"} for _n, a, b in _voltage_sources(cell.template))
     head = [f"* noisecell cell check: node time constants of {cell.name}",
             *model_lines(cell.technology, corner, mismatch=False, netlist=body), body,
-            f".options temp={float(temp_c)!r} tnom=27.0", f"Vnc_hold {qb} 0 DC {states[0].qb_v!r}",
+            f".options temp={float(temp_c)!r} tnom=27.0",
+            *([] if driven else [f"Vnc_hold {qb} 0 DC {states[0].qb_v!r}"]),
             f"Inc_ac 0 {q} DC 0 AC 1"]
     ctl = [".control", "set wr_singlescale"]
     for i, p in enumerate(states):
-        ctl += [f"alter Vnc_hold = {float(p.qb_v)!r}", "ac dec 10 1e-3 1e12", f"wrdata ac{i}.dat v({q})"]
+        ctl += [*([] if driven else [f"alter Vnc_hold = {float(p.qb_v)!r}"]), "ac dec 10 1e-3 1e12",
+                f"wrdata ac{i}.dat v({q})"]
     ctl += ["quit", ".endc", ".end"]
     out = []
     with tempfile.TemporaryDirectory(prefix="noisecell-check-ac-") as td:

@@ -119,6 +119,28 @@ def test_node_time_constant_of_an_rc_node_is_rc(tmp_path):
         assert len(taus) == 1 and math.isclose(taus[0], c_pf * 1e-6, rel_tol=0.01), taus
 
 
+def test_node_time_constant_when_v_outb_is_an_ideal_source_node(tmp_path):
+    """A single-ended readout's reference node (v_outb driven by the cell's own ideal source to ground,
+    as pbit_x4's VDD/2 node) is AC ground already: the check must not add a second source in parallel
+    (ngspice aborted the ac run: 'no such vector'). Same R ∥ C truth, τ = 1 µs within 1 %."""
+    from noisecell.cellcheck import OperatingPoint, node_time_constants
+    from noisecell.cells import load_cell
+
+    d = tmp_path / "rcref"
+    d.mkdir()
+    (d / "rc.cir").write_text("* RC node, reference held by the cell\n.param VDD=0.1 VB=0\nVdd vdd 0 {VDD}\n"
+                              "Vin qb 0 {VDD/2}\nR1 q qb 1meg\nC1 q 0 1p\n.end\n")
+    (d / "cell.toml").write_text(
+        'name = "rcref"\ntechnology = "generic"\nnetlist = "rc.cir"\ncorners = ["tt"]\n'
+        'nominal = { corner = "tt", temp_c = 27.0 }\n[supplies.vdd]\nsource = "Vdd"\nparam = "VDD"\n'
+        'nominal_v = 0.1\nrange_v = [0.05, 0.2]\n[bias]\nparam = "VB"\nrange_v = [-0.01, 0.01]\n'
+        '[outputs]\nv_out = "q"\nv_outb = "qb"\n')
+    cell = load_cell(str(d))
+    taus = node_time_constants(cell, corner="tt", temp_c=27.0, values={"VDD": 0.1, "VB": 0.0},
+                               states=(OperatingPoint(0.05, 0.05, 0.5, True), OperatingPoint(0.05, 0.05, 0.5, True)))
+    assert len(taus) == 2 and all(math.isclose(t, 1e-6, rel_tol=0.01) for t in taus), taus
+
+
 def test_check_warns_that_the_designer_latch_is_slow_and_not_the_trimmed_native_one():
     """latch4_trim's nodes (10 µm lvt nfets, pA) relax in tens of µs: `cell check` warns (its dwells
     were measured at 50-110 ms); latch4_nat's (native/lvt devices, 46 nA) in ns: no warning."""
