@@ -96,6 +96,18 @@ def test_cell_as_written_gets_no_per_bit_figures_and_the_trimmed_one_does(tmp_pa
     assert a["energy_per_bit_j"] > 0 and a["tau_s"] > 0 and a["energy_per_flip_j"] > 0
 
 
+def _rc_cell(d, elements: str):
+    """A generic-technology test cell in folder ``d``: supply Vdd (VDD 0.1 V), bias VB, outputs q / qb,
+    and the circuit ``elements``."""
+    (d / "rc.cir").write_text("* RC node\n.param VDD=0.1 VB=0\nVdd vdd 0 {VDD}\n" + elements + ".end\n")
+    (d / "cell.toml").write_text(
+        f'name = "{d.name}"\ntechnology = "generic"\nnetlist = "rc.cir"\ncorners = ["tt"]\n'
+        'nominal = { corner = "tt", temp_c = 27.0 }\n[supplies.vdd]\nsource = "Vdd"\nparam = "VDD"\n'
+        'nominal_v = 0.1\nrange_v = [0.05, 0.2]\n[bias]\nparam = "VB"\nrange_v = [-0.01, 0.01]\n'
+        '[outputs]\nv_out = "q"\nv_outb = "qb"\n')
+    return d
+
+
 def test_node_time_constant_of_an_rc_node_is_rc(tmp_path):
     """node_time_constants on a node of known truth: v_out = R ∥ C to ground (R 1 MΩ, C 1 pF: τ = 1 µs),
     v_outb held. The corner is interpolated on a 10-per-decade grid, within 0.7 % for one pole (the
@@ -106,14 +118,7 @@ def test_node_time_constant_of_an_rc_node_is_rc(tmp_path):
     for c_pf in (1, 2):
         d = tmp_path / f"rc{c_pf}"
         d.mkdir()
-        (d / "rc.cir").write_text(f"* RC node\n.param VDD=0.1 VB=0\nVdd vdd 0 {{VDD}}\nR1 q 0 1meg\nC1 q 0 {c_pf}p\n"
-                                  "R2 qb vdd 1meg\n.end\n")
-        (d / "cell.toml").write_text(
-            'name = "rc"\ntechnology = "generic"\nnetlist = "rc.cir"\ncorners = ["tt"]\n'
-            'nominal = { corner = "tt", temp_c = 27.0 }\n[supplies.vdd]\nsource = "Vdd"\nparam = "VDD"\n'
-            'nominal_v = 0.1\nrange_v = [0.05, 0.2]\n[bias]\nparam = "VB"\nrange_v = [-0.01, 0.01]\n'
-            '[outputs]\nv_out = "q"\nv_outb = "qb"\n')
-        cell = load_cell(str(d))
+        cell = load_cell(str(_rc_cell(d, f"R1 q 0 1meg\nC1 q 0 {c_pf}p\nR2 qb vdd 1meg\n")))
         taus = node_time_constants(cell, corner="tt", temp_c=27.0, values={"VDD": 0.1, "VB": 0.0},
                                    states=(OperatingPoint(0.0, 0.05, 0.5, True),))
         assert len(taus) == 1 and math.isclose(taus[0], c_pf * 1e-6, rel_tol=0.01), taus
@@ -128,14 +133,7 @@ def test_node_time_constant_when_v_outb_is_an_ideal_source_node(tmp_path):
 
     d = tmp_path / "rcref"
     d.mkdir()
-    (d / "rc.cir").write_text("* RC node, reference held by the cell\n.param VDD=0.1 VB=0\nVdd vdd 0 {VDD}\n"
-                              "Vin qb 0 {VDD/2}\nR1 q qb 1meg\nC1 q 0 1p\n.end\n")
-    (d / "cell.toml").write_text(
-        'name = "rcref"\ntechnology = "generic"\nnetlist = "rc.cir"\ncorners = ["tt"]\n'
-        'nominal = { corner = "tt", temp_c = 27.0 }\n[supplies.vdd]\nsource = "Vdd"\nparam = "VDD"\n'
-        'nominal_v = 0.1\nrange_v = [0.05, 0.2]\n[bias]\nparam = "VB"\nrange_v = [-0.01, 0.01]\n'
-        '[outputs]\nv_out = "q"\nv_outb = "qb"\n')
-    cell = load_cell(str(d))
+    cell = load_cell(str(_rc_cell(d, "Vin qb 0 {VDD/2}\nR1 q qb 1meg\nC1 q 0 1p\n")))
     taus = node_time_constants(cell, corner="tt", temp_c=27.0, values={"VDD": 0.1, "VB": 0.0},
                                states=(OperatingPoint(0.05, 0.05, 0.5, True), OperatingPoint(0.05, 0.05, 0.5, True)))
     assert len(taus) == 2 and all(math.isclose(t, 1e-6, rel_tol=0.01) for t in taus), taus
