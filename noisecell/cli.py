@@ -164,3 +164,31 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def entry_point() -> None:
+    """The process entry (``noisecell`` script, ``python -m noisecell``): :func:`main`, then exit with its
+    code without the interpreter's final teardown. In this environment (numpy 2.4, pandas 3.1, pyarrow
+    26, numba 0.68 on Debian 12) a command that reads a sweep store aborts in about half of the runs
+    *after* its work and output are done ("terminate called without an active exception", SIGABRT,
+    exit 134: a C++ thread destroyed in a library's static teardown; not reproducible under gdb,
+    not from any single import). So the exit runs what a normal exit runs for Python — the atexit
+    handlers, logging's flush, stdout/stderr flush — and then ``os._exit``, skipping only the
+    native destructors."""
+    import atexit
+    import logging
+
+    try:
+        rc = main()
+    except SystemExit as exc:  # argparse's --help / usage errors
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(int(rc or 0))
