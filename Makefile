@@ -19,7 +19,7 @@ setup: $(STAMP) codemodel
 # cannot be built, noisecell runs the portable route: same results, slower; setup does not fail.
 codemodel: $(STAMP)
 	@noisecell/codemodel/build.sh $(CODEMODEL_DIR) || \
-	  echo "setup: the compiled noise route could not be built; noisecell uses the portable route (same results, ~4x slower)"
+	  echo "setup: the compiled noise route could not be built; noisecell uses the portable route (statistically the same results, ~10x slower than the default smooth route)"
 
 $(STAMP): pyproject.toml Makefile
 	@if ! dpkg -s ngspice libngspice0-dev >/dev/null 2>&1; then \
