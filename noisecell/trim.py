@@ -565,13 +565,14 @@ def _checks(cell, bal: BalanceSpec, corner: str, temp_c: float, dc: DcPoint, fix
 
 
 def bias_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v: float | None = None,
-                vdd_v: float | None = None) -> float | None:
+                vdd_v: float | None = None, fixed_trim: dict | None = None) -> float | None:
     """Bias (V) at which a mismatched instance's two inverters switch at the same input (DC).
 
     For the symmetric latch P(1) = 0.5 where the two half-circuits are identical; with mismatch the
     bias that equalises their switching points (V_m of inverter 1 forced from v_outb = V_m of
     inverter 2 forced from v_out) is the offset the instance needs, to first order. None when the
-    root is outside the bias range.
+    root is outside the bias range. ``fixed_trim``: the other trim inputs' values (e.g. the ``[balance]
+    aux_trim`` a trim_cell result used); inputs not given take their stored/nominal values.
     """
     bal = balance_spec(cell)
     if bal.trim is not None and trim_v is None:
@@ -580,11 +581,14 @@ def bias_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v:
         vdd_v = trimmed_point(cell, corner, temp_c)[1]
     lo, hi = cell.bias.range_v
     if bal.offset == "readout":
-        return _readout_offset(cell, corner, temp_c, mismatch_seed=mismatch_seed, trim_v=trim_v, vdd_v=vdd_v)
+        return _readout_offset(cell, corner, temp_c, mismatch_seed=mismatch_seed, trim_v=trim_v, vdd_v=vdd_v,
+                               fixed_trim=fixed_trim)
 
     def diff(b: float) -> float:
-        a = dc_points(cell, corner, temp_c, [(trim_v, vdd_v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_outb")[0]
-        c = dc_points(cell, corner, temp_c, [(trim_v, vdd_v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_out")[0]
+        a = dc_points(cell, corner, temp_c, [(trim_v, vdd_v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_outb",
+                      fixed_trim=fixed_trim)[0]
+        c = dc_points(cell, corner, temp_c, [(trim_v, vdd_v)], bias_v=b, mismatch_seed=mismatch_seed, forced="v_out",
+                      fixed_trim=fixed_trim)[0]
         return a.vm_frac - c.vm_frac
 
     from scipy.optimize import brentq
@@ -596,16 +600,19 @@ def bias_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v:
 
 
 def readout_dc(cell, corner: str, temp_c: float, bias_v: float, *, trim_v: float | None, vdd_v: float,
-               mismatch_seed: int | None = None, timeout_s: float | None = BATCH_TIMEOUT_S) -> float:
+               mismatch_seed: int | None = None, timeout_s: float | None = BATCH_TIMEOUT_S,
+               fixed_trim: dict | None = None) -> float:
     """Noise-free DC operating point of the readout, V(v_out) - V(v_outb) (differential) or V(v_out) -
     threshold (single-ended), at ``bias_v``: one ngspice process (a reset would redraw the mismatch).
-    Meaningful for cells with one operating point (a chain); a latch's is its metastable point."""
+    Meaningful for cells with one operating point (a chain); a latch's is its metastable point.
+    ``fixed_trim``: values of the other trim inputs (e.g. the ``[balance] aux_trim``); those not given
+    take their stored/nominal values."""
     from . import netlist as nl
     from .technology import model_lines
 
     bal = balance_spec(cell)
-    vals = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=vdd_v,
-                        trim={bal.trim: trim_v} if bal.trim and trim_v is not None else None, params=None)
+    trim = {**(fixed_trim or {}), **({bal.trim: trim_v} if bal.trim and trim_v is not None else {})}
+    vals = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=vdd_v, trim=trim or None, params=None)
     body = nl.set_params(cell.template, vals, source=str(cell.netlist_path))
     body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
     o = cell.outputs["v_out"]
@@ -628,14 +635,15 @@ def readout_dc(cell, corner: str, temp_c: float, bias_v: float, *, trim_v: float
 
 
 def _readout_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v: float | None,
-                    vdd_v: float) -> float | None:
+                    vdd_v: float, fixed_trim: dict | None = None) -> float | None:
     """Bias at which the instance's noise-free DC readout crosses its threshold (``[balance] offset =
     "readout"``): the centre of its sigmoid to first order for a cell whose DC transfer from bias to
     the readout is monotonic and steep (an amplified-noise chain). None outside the bias range."""
     from scipy.optimize import brentq
 
     lo, hi = cell.bias.range_v
-    f = (lambda b: readout_dc(cell, corner, temp_c, b, trim_v=trim_v, vdd_v=vdd_v, mismatch_seed=mismatch_seed))
+    f = (lambda b: readout_dc(cell, corner, temp_c, b, trim_v=trim_v, vdd_v=vdd_v, mismatch_seed=mismatch_seed,
+                              fixed_trim=fixed_trim))
     flo, fhi = f(lo), f(hi)
     if not (math.isfinite(flo) and math.isfinite(fhi)) or flo * fhi > 0:
         return None

@@ -143,3 +143,28 @@ def test_aux_fallback_needs_an_aux_trim(tmp_path):
     d = _cell(tmp_path, lambda t: t.replace('aux_trim = "VNW"\n', "").replace("aux_values = [0.0, -0.1, 0.3, 0.6]\n", ""))
     with pytest.raises(InputError, match="cell.toml.*aux_fallback"):
         T.balance_spec(load_cell(str(d)))
+
+
+def test_bias_offset_uses_the_aux_value_of_the_trim_it_is_given(tmp_path, monkeypatch):
+    """A readout cell's bias offset (pbit_x4, ``[balance] offset = "readout"``) is found at the aux value
+    (VNW) the instance's trim used, not at the cell's nominal VNW: `noisecell trim --mismatch-seed`
+    passes its result's aux_trim_v. Before the fix readout_dc took only the main trim, so the DC runs
+    were at VNW 0.125 V whatever the trim had chosen. ngspice is replaced by a recorder."""
+    import re
+
+    d = tmp_path / "x4"
+    shutil.copytree(ROOT / "spice_models" / "pbit_x4", d, ignore=shutil.ignore_patterns("characterisation"))
+    (d / "trims.json").unlink(missing_ok=True)
+    cell = load_cell(str(d))
+    seen = []
+
+    def fake_run_batch(text, workdir, **kw):
+        seen.append(float(re.search(r"^\.param .*\bVNW=([-0-9.e+]+)", text, re.M).group(1)))
+        return "print\nv(w)-v(in) = 1.000000e-02\n"  # the same sign at both ends: no root (None)
+
+    monkeypatch.setattr(T, "run_batch", fake_run_batch)
+    off = T.bias_offset(cell, "sf", 85.0, mismatch_seed=3, trim_v=0.29, vdd_v=0.58, fixed_trim={"VNW": 0.8})
+    assert off is None and len(seen) == 2 and seen == [0.8, 0.8]
+    seen.clear()
+    T.bias_offset(cell, "sf", 85.0, mismatch_seed=3, trim_v=0.29, vdd_v=0.58)  # none given: the nominal
+    assert seen == [cell.trim["VNW"].nominal_v] * 2

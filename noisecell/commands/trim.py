@@ -97,7 +97,8 @@ def run(args) -> int:
     temp = cell.nominal_temp_c if args.temp is None else parse_si(args.temp, what="--temp")
     res = T.trim_cell(cell, corner, temp, mismatch_seed=args.mismatch_seed, **kw)
     if args.mismatch_seed is not None and res.dc is not None:
-        off = T.bias_offset(cell, corner, temp, mismatch_seed=args.mismatch_seed, trim_v=res.trim_v, vdd_v=res.vdd_v)
+        off = T.bias_offset(cell, corner, temp, mismatch_seed=args.mismatch_seed, trim_v=res.trim_v, vdd_v=res.vdd_v,
+                            fixed_trim=res.aux_trim_v or None)  # the aux value (VNW) this instance's trim used
         from dataclasses import replace
         res = replace(res, bias_offset_v=off)
     if args.write:  # replace this (corner, temperature) row of the stored table, keep the others
