@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-non-markov", action="store_true",
                         help="also fit rates of streams the analysis flags as non-Markov (non-exponential "
                              "dwells, e.g. comparator chatter); by default they are left out")
+    parser.add_argument("--all-regimes", action="store_true",
+                        help="also fit rows the regime detector did not call bistable (single-peaked, stuck: "
+                             "their flips are crossings of one noisy level); by default only bistable rows, "
+                             "as in `noisecell characterize`")
 
 
 def run(args) -> int:
@@ -27,7 +31,8 @@ def run(args) -> int:
 
     check_output_file(args.out)
     excl = [parse_si(v, unit="V", what="--exclude-bias") for v in args.exclude_bias]
-    doc = fit_sweep_dir(args.sweep_dir, exclude_bias=excl, require_markov=not args.keep_non_markov)
+    doc = fit_sweep_dir(args.sweep_dir, exclude_bias=excl, require_markov=not args.keep_non_markov,
+                        regimes=None if args.all_regimes else ("bistable",))
     model = CellModel(doc, source=args.out)
     path = model.save(args.out)
     print(model.summary(), file=sys.stderr)

@@ -610,13 +610,15 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
               netlist_sha256: str | None = None, model_package: dict | None = None, sweep_id: str | None = None,
               ngspice_version: str | None = None, source: str = "simulation", nominal: Mapping | None = None,
               exclude_bias: Iterable[float] = (), require_markov: bool = True, what: str = "sweep",
-              dropped: list | None = None) -> dict:
+              dropped: list | None = None, regimes: Iterable[str] | None = None) -> dict:
     """Fit a cell-model document to a sweep table (one row per stream; see module docstring).
 
     ``df`` needs: corner, temp_c, vdd_v, bias_v, rate_up_hz/rate_down_hz with ``*_ci95_lo/_hi``;
     optional: status ("ok" rows are used), mismatch_instance (-1 = nominal), p1 (+CI), n_eff,
     tau_s (+CI), mean_supply_power_w, energy_per_flip_j, energy_per_bit_j, h_min_rate,
     sample_period_s, seed. ``exclude_bias`` leaves those bias points (V) out (held-out checks).
+    ``regimes``: when given, only rows whose ``regime`` label is one of these are fitted (rows without a
+    label are kept; see :func:`fit_sweep_dir`); None: every row (``characterize`` filters its rows itself).
     ``dropped``: when a list, a condition that cannot be fitted is appended to it as
     ``((corner, temp_c, vdd_v), reason)`` and left out instead of failing the whole fit (each condition
     is still fitted exactly once); an InputError is raised only when no condition can be fitted.
@@ -631,6 +633,15 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
     d = df
     if "status" in d.columns:
         d = d[d["status"] == "ok"]
+    if regimes is not None and "regime" in d.columns:
+        regimes = tuple(regimes)
+        lab = d["regime"]
+        keep = (lab.isna() | lab.astype(str).isin(regimes)).to_numpy()
+        if not keep.any():
+            seen = ", ".join(f"{n} {r}" for r, n in lab.astype(str).value_counts().items())
+            raise InputError(f"{what}: no row of regime {', '.join(regimes)} to fit ({seen}); lengthen the "
+                             "records, move the bias points towards V50, or pass --all-regimes")
+        d = d[keep]
     excl = np.asarray(list(exclude_bias), float)
     if excl.size:
         d = d[~np.isclose(d["bias_v"].to_numpy(float)[:, None], excl[None, :], rtol=0, atol=1e-12).any(axis=1)]
@@ -727,8 +738,15 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
                           n_streams=len(d), sample_period_s=sps[0] if sps else None)
 
 
-def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = (), require_markov: bool = True) -> dict:
-    """Fit the sweep stored in ``sweep_dir`` (noisecell.sweep layout), with identity and provenance."""
+def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = (), require_markov: bool = True,
+                  regimes: Iterable[str] | None = ("bistable",)) -> dict:
+    """Fit the sweep stored in ``sweep_dir`` (noisecell.sweep layout), with identity and provenance.
+
+    ``regimes``: only rows whose regime label (the sweep's ``regime`` column) is one of these enter the
+    fit, as in ``characterize`` (its fit_regimes, default bistable); None fits every row. The "rates" of a
+    single-peaked record are crossings of one noisy level: on pbit_x4's 7 × 24 µs fixed grid the three
+    single-peaked tail rows lifted τ(V50) to 99.7 ns, above each of the four bistable points' own τ
+    (81–87 ns). Rows without a label (older sweeps, a failed classification) are kept."""
     import hashlib
     from pathlib import Path
 
@@ -780,4 +798,4 @@ def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = (), require_mark
     return fit_sweep(df, name=cell.get("name"), bias_param=cell.get("bias", {}).get("param", "VB"),
                      technology=tech, netlist_sha256=sha, model_package=pkg,
                      sweep_id=manifest.get("spec_sha256"), ngspice_version=ngspice, nominal=nom,
-                     exclude_bias=exclude_bias, require_markov=require_markov, what=str(root))
+                     exclude_bias=exclude_bias, require_markov=require_markov, what=str(root), regimes=regimes)
