@@ -39,7 +39,9 @@ Each planning step (:class:`Planner`):
   reach P(1) 0.02 / 0.98, at most MAX_TAIL_TRIES per side, once the scale is known to ±25 %.
 
 Stops: "targets met", "simulated-time budget spent", "CPU-time budget spent", "wall-time budget
-spent", "job limit", or "nothing left to plan"; outstanding jobs always finish and enter the result.
+spent", "job limit", "fit diverged: <why>" (a trusted fit that cannot be planned on, :func:`fit_diverged`,
+once the outstanding jobs have not mended it), or "nothing left to plan"; outstanding jobs always
+finish and enter the result.
 """
 from __future__ import annotations
 
@@ -151,15 +153,47 @@ def held_information(fit: RateFit, points: Sequence[PointCounts]) -> np.ndarray:
 
 
 def predicted_ratios(fit: RateFit, info: np.ndarray, targets: Targets) -> dict[str, float]:
-    """Predicted half-width / target from an information matrix about φ (and the fit's dispersion)."""
+    """Predicted half-width / target from an information matrix about φ (and the fit's dispersion).
+    A singular or non-finite information matrix, or a variance so large that the relative half-width
+    overflows (a diverged fit: scale → ∞ puts no information on ln scale), gives inf, never an error."""
+    inf = {"v50": math.inf, "scale": math.inf, "tau_v50": math.inf}
     try:
         cov = np.linalg.inv(info) * fit.dispersion
     except np.linalg.LinAlgError:
-        return {"v50": math.inf, "scale": math.inf, "tau_v50": math.inf}
-    d = np.sqrt(np.clip(np.diag(cov), 0, None))
+        return inf
+    d = np.diag(cov)
+    if not np.all(np.isfinite(d)):
+        return inf
+    d = np.sqrt(np.clip(d, 0, None))
+
+    def rel(x: float) -> float:
+        return math.sinh(x) if x < 700 else math.inf      # sinh overflows past ~710
+
     return {"v50": Z95 * d[1] / targets.v50_halfwidth_v,
-            "scale": math.sinh(Z95 * d[2]) / targets.scale_rel_halfwidth,
-            "tau_v50": math.sinh(Z95 * d[0]) / targets.tau_rel_halfwidth}
+            "scale": rel(Z95 * d[2]) / targets.scale_rel_halfwidth,
+            "tau_v50": rel(Z95 * d[0]) / targets.tau_rel_halfwidth}
+
+
+def fit_diverged(fit: RateFit, held: np.ndarray, targets: Targets,
+                 bias_limits: tuple[float, float] | None = None) -> str | None:
+    """Why a trusted rate fit cannot be planned on (None: it can): non-finite V50, scale or τ(V50); a
+    logistic scale wider than the whole bias range (P(1) hardly depends on the bias in these records:
+    few transitions per record, or a cell the bias does not steer); or records whose expected
+    information about φ is singular (:func:`predicted_ratios` infinite)."""
+    vals = {"V50": fit.v50.value, "scale": fit.scale.value, "τ(V50)": fit.tau_v50.value}
+    bad = [k for k, v in vals.items() if not math.isfinite(v)]
+    if bad or fit.scale.value == 0:
+        return "non-finite " + ", ".join(bad or ["scale (0)"]) + " (" + \
+            ", ".join(f"{k} {v:.3g}" for k, v in vals.items()) + ")"
+    if bias_limits is not None and abs(fit.scale.value) > bias_limits[1] - bias_limits[0]:
+        return (f"logistic scale {fit.scale.value * 1e3:.4g} mV is wider than the whole bias range "
+                f"({bias_limits[0]:g} .. {bias_limits[1]:g} V): P(1) hardly depends on the bias in these "
+                f"{fit.n_points} records ({fit.n_transitions} transitions)")
+    r = predicted_ratios(fit, held, targets)
+    if not all(math.isfinite(x) for x in r.values()):
+        return (f"the records' information about V50, ln scale and ln τ is singular or overflows (scale "
+                f"{fit.scale.value * 1e3:.4g} mV, {fit.n_points} records, {fit.n_transitions} transitions)")
+    return None
 
 
 def _score(r: dict[str, float]) -> tuple[float, float]:
@@ -506,6 +540,8 @@ class Planner:
         self.tail_tries = [0, 0]
         self.corr: dict[str, float] | None = None
         self.fit_points: list[PointCounts] = []
+        #: the stop reason "fit diverged: ..." when the last planning step had nothing to plan on
+        self.diverged: str | None = None
         self.refit()
 
     def refit(self) -> None:
@@ -543,6 +579,7 @@ class Planner:
         ``pending``: jobs submitted and not yet in the completed prefix; ``simulated_design_s``: the
         design's own simulated time of the completed prefix; ``left_s``: budget not yet planned."""
         s = self.s
+        self.diverged = None
         if not self.trusted():
             if not self.start_queue:
                 if pending:
@@ -562,6 +599,11 @@ class Planner:
         fit = self.fit
         win = self.window()
         held = held_information(fit, self.fit_points)
+        why = fit_diverged(fit, held, s.targets, self.limits)
+        if why is not None:
+            # nothing to plan on: wait for the outstanding records (they may mend the fit), else stop
+            self.diverged = None if pending else f"fit diverged: {why}"
+            return None, None
         info = held + expected_information(fit, pending, win, self.yields([j.bias_v for j in pending]))
         # the information-based prediction calibrated by what the fit achieves now (profile-likelihood
         # intervals, dispersion, curvature terms): each ratio scaled by achieved / predicted-from-held
@@ -580,7 +622,16 @@ class Planner:
             return tail, now
         cands = candidate_biases(fit, s, self.limits, win)
         if not len(cands):
-            raise InputError("design: no candidate bias inside the cell's bias range; widen the range")
+            if not len(candidate_biases(fit, s, self.limits)):
+                raise InputError("design: no candidate bias inside the cell's bias range; widen the range")
+            # inside the range, but the grid (V50 ± span·scale) jumps over the window where the records
+            # telegraph: the fit's scale is far wider than the records' bias dependence
+            self.diverged = None if pending else (
+                f"fit diverged: V50 {fit.v50.value * 1e3:+.4g} mV, scale {fit.scale.value * 1e3:.4g} mV "
+                f"[{fit.scale.lo * 1e3:.3g}, {fit.scale.hi * 1e3:.3g}] put no candidate bias inside the telegraph "
+                f"window {win[0] * 1e3:+.4g} .. {win[1] * 1e3:+.4g} mV ({fit.n_points} records, "
+                f"{fit.n_transitions} transitions)")
+            return None, None
         ys = self.yields(cands)
         per_s = [information_per_second(fit, float(v)) * float(y) for v, y in zip(cands, ys)]
         chunks = s.chunk_lengths_s
@@ -693,6 +744,7 @@ def run_design(runner, settings: DesignSettings, *, v50_guess: float, scale_gues
                     break
                 job, predicted = plan.next(len(jobs), jobs[c:], done_s, left)
                 if job is None:
+                    stop = plan.diverged
                     break
                 if job.duration_s > left:      # never plan past the simulated-time budget
                     job = DesignJob(job.bias_v, left, job.seed, job.purpose)

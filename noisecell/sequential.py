@@ -295,7 +295,7 @@ def run_sequential(table: dict, *, cell: str, out: Path, shared: dict, corner: s
     sweeps = tuple(sorted(runner.results, key=lambda r: r[0]))
     vdd = _vdd_of(sweeps)
     heldout, h_sweeps = None, ()
-    if res.fit is not None and ho.p1:
+    if res.fit is not None and ho.p1 and not res.reason.startswith("fit diverged"):
         f = res.fit
         qs = np.array(ho.p1)
         vs = [float(f"{f.v50.value + f.scale.value * math.log(q / (1 - q)):.9g}") for q in qs]

@@ -246,6 +246,27 @@ def test_pilot_tau_pools_the_trim_check_record():
     assert pilot_seen(pil, {**row, "p1": 0.99})["tau_s"] == pytest.approx(alone)
 
 
+def test_pilot_with_too_few_transitions_takes_tau_from_the_trim_check_record():
+    """pbit ss 27 °C (base run 17:08, main 9252b34): one telegraphing 3 µs pilot record, P(1) 0.099 with 3
+    transitions, its correlation time 140 ns; the trim search's 15 µs check record: P(1) 0.234, 0.345
+    flips/µs. τ was the 140 ns correlation time (records 5.6 µs, budget 260 µs, the fit diverged); it is
+    Σ 2p(1−p)T / ΣN over both records: ≈ 0.72 µs."""
+    from noisecell.report.procedures.conditions import pilot_seen
+
+    df = pd.DataFrame([{"status": "ok", "bias_v": -5.7e-3, "p1": 0.098787, "duration_s": 3e-6,
+                        "regime_n_transitions": 3, "regime": "bistable", "tau_s": 1.402984e-07},
+                       {"status": "ok", "bias_v": -0.9e-3, "p1": 0.62, "duration_s": 3e-6,
+                        "regime_n_transitions": 3, "regime": "single_peaked", "tau_s": 1.0e-07}])
+    pil = PilotResult((FakeSweep(df, len(df)),), (0, 1, 0.5), "ok", "p")
+    assert pilot_seen(pil)["tau_s"] == pytest.approx(1.402984e-07)        # no check record: the fallback
+    row = {"regime": "bistable", "p1": 0.2338, "check_duration_s": 15e-6, "flips_per_us": 0.3448}
+    seen = pilot_seen(pil, row)
+    p, q = 0.098787, 0.2338
+    expect = (2 * p * (1 - p) * 3e-6 + 2 * q * (1 - q) * 15e-6) / (3 + 0.3448 * 15)
+    assert seen["tau_s"] == pytest.approx(expect) and 0.6e-6 < seen["tau_s"] < 0.8e-6
+    assert "check record" in seen["tau_from"] and "3 transitions" in seen["tau_from"]
+
+
 def test_untrimmable_conditions_are_reported_from_the_trim_table_without_simulation(tmp_path):
     """pbit's stored trim search saw no bistable record at ff -40 °C and ff 85 °C (trims.json): with
     skip_untrimmed those are excluded with the search's own message and cost no pilot."""
@@ -295,18 +316,29 @@ def test_auto_budget_follows_the_nominal_designs_measured_cost():
     assert auto_budget_tau(Q(design=Q(fit=None, simulated_s=0.0)), settings)[0] is None
 
 
-def test_a_design_that_overflows_costs_its_condition_only(tmp_path):
-    """pbit ss 27 °C: a diverged fit made the planner overflow (OverflowError) and the whole run exit 70;
-    now that condition is excluded with the reason and the others are characterised."""
+def test_a_design_whose_fit_diverges_excludes_its_condition_with_the_reason(tmp_path):
+    """pbit ss 27 °C: a diverged fit made the planner overflow (OverflowError; the run exited 70, later
+    caught as ArithmeticError at the conditions step). Now the design stops on it ("fit diverged: ...")
+    and the conditions step excludes that condition by that reason; the others are characterised."""
+    from noisecell.design import Budget, DesignSettings, Targets
+
     settings = parse_conditions({**TABLE, "heldout_temperatures": []}, CELL, "t.toml")
 
     def seq(table, **kw):
         if (kw["corner"], kw["temp_c"]) == ("ff", 27.0):
-            raise OverflowError("math range error")
+            # a cell the bias does not steer: P(1) ½ everywhere (seed 10 diverges, tests/test_design.py)
+            flat = SyntheticRunner(v50_v=0.0, scale_v=1e6, slope_sum_per_v=0.0, tau_v50_s=1e-6, dt_s=20e-9)
+            s = DesignSettings(targets=Targets(1e-3, 0.10, 0.15), budget=Budget(simulated_s=300e-6), seed=10,
+                               chunk_lengths_s=(5e-6, 10e-6, 20e-6))
+            res = run_design(flat, s, v50_guess=0.0, scale_guess=3e-3, bias_limits=(-0.4, 0.4))
+            assert res.fit is not None and res.reason.startswith("fit diverged"), res.reason
+            return SequentialResult(res, None, ("ff", 27.0, 0.1))
         return fake_sequential(table, **kw)
 
     res = run_conditions(SPEC, CELL, tmp_path, settings, pilot_fn=fake_pilot, sequential_fn=seq,
                          record_fn=lambda *a: pd.DataFrame(), points_fn=no_points)
     ex = {(e["corner"], e["temp_c"]): e for e in res.excluded}
-    assert "diverged" in ex[("ff", 27.0)]["reason"] and "OverflowError" in ex[("ff", 27.0)]["reason"]
+    assert ex[("ff", 27.0)]["reason"].startswith("design stopped: fit diverged: "), ex[("ff", 27.0)]["reason"]
+    assert ex[("ff", 27.0)]["seen"]["design_fit"]["scale_v"] is not None
     assert set(res.seqs) == {("tt", -40.0), ("tt", 85.0), ("ff", 85.0)}
+

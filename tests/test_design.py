@@ -347,3 +347,53 @@ def test_design_places_records_where_they_telegraph(seed):
     # reproducible with the weighting: the same seed gives the same jobs
     again, _ = go(True)
     assert [r.job for r in again.jobs] == [r.job for r in new.jobs]
+
+
+def test_predicted_ratios_are_infinite_not_an_overflow_for_a_diverged_fit():
+    # pbit ss 27 °C: the fit's scale ran away (no information on ln scale), the predicted relative
+    # half-width sinh(1.96·sd) overflowed (math range error) and took the whole condition down
+    from noisecell.design import predicted_ratios
+
+    res = run_design(synthetic_runner([]), settings(budget_s=60e-6), v50_guess=V50, scale_guess=SCALE)
+    no_scale_info = np.diag([1e4, 1e10, 1e-12, 1.0])           # sd(ln scale) = 1e6
+    r = predicted_ratios(res.fit, no_scale_info, TARGETS)
+    assert r["scale"] == math.inf and math.isfinite(r["v50"]) and math.isfinite(r["tau_v50"])
+    assert set(predicted_ratios(res.fit, np.full((4, 4), np.nan), TARGETS).values()) == {math.inf}
+
+
+def flat_cell():
+    """A cell the bias does not steer (P(1) ½ at every bias, τ 1 µs): every fit's scale runs away."""
+    from noisecell.design_runner import SyntheticRunner
+
+    return SyntheticRunner(v50_v=0.0, scale_v=1e6, slope_sum_per_v=0.0, tau_v50_s=1e-6, dt_s=20e-9)
+
+
+def test_a_design_whose_fit_diverges_stops_with_the_reason():
+    # before: seed 2 raised OverflowError (planner / rate fit), seeds 6 and 10 InputError ("widen the
+    # range": the candidate grid of a runaway scale jumped over the telegraph window)
+    from noisecell.design import fit_diverged, held_information
+
+    named = ("fit diverged: ", "simulated-time budget spent")
+    reasons = []
+    for seed in (2, 6, 10):
+        s = DesignSettings(targets=Targets(1e-3, 0.10, 0.15), budget=Budget(simulated_s=300e-6), seed=seed,
+                           chunk_lengths_s=(5e-6, 10e-6, 20e-6))
+        res = run_design(flat_cell(), s, v50_guess=0.0, scale_guess=3e-3, bias_limits=(-0.4, 0.4))
+        assert not res.met and res.reason.startswith(named), res.reason
+        if res.reason.startswith("fit diverged"):
+            # it stopped early, with nothing outstanding, on a fit the planner's own test calls diverged
+            assert res.simulated_s < 300e-6
+            assert fit_diverged(res.fit, held_information(res.fit, res.fit_points), s.targets, (-0.4, 0.4)) \
+                or "telegraph window" in res.reason
+        reasons.append(res.reason)
+    assert any(r.startswith("fit diverged") for r in reasons), reasons
+
+
+def test_fit_diverged_names_a_scale_wider_than_the_bias_range():
+    from noisecell.design import fit_diverged, held_information
+
+    res = run_design(synthetic_runner([]), settings(budget_s=60e-6), v50_guess=V50, scale_guess=SCALE)
+    held = held_information(res.fit, res.fit_points)
+    assert fit_diverged(res.fit, held, TARGETS, (-0.4, 0.4)) is None      # a healthy fit
+    narrow = (V50 - 0.4 * abs(res.fit.scale.value), V50 + 0.4 * abs(res.fit.scale.value))
+    assert "wider than the whole bias range" in fit_diverged(res.fit, held, TARGETS, narrow)

@@ -595,10 +595,18 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
     vu, tu = d.v_unit, d.t_unit
     X, lnS, L, ssum = phi_hat[:4]
     v50 = Interval(d.v_ref + X * vu, d.v_ref + ends[0][0] * vu, d.v_ref + ends[0][1] * vu, level, method)
-    s_lo, s_hi = sorted((sign * math.exp(ends[1][0]) * vu, sign * math.exp(ends[1][1]) * vu))
-    scale = Interval(sign * math.exp(lnS) * vu, s_lo, s_hi, level, method)
-    k50 = Interval(math.exp(L) / tu, math.exp(ends[2][0]) / tu, math.exp(ends[2][1]) / tu, level, method)
-    tau = Interval(0.5 / k50.value, 0.5 / k50.hi, 0.5 / k50.lo, level, method)
+    # a diverged fit (records too short to show the bias dependence: scale → ∞) has profile ends past
+    # the float range: they are ±inf / 0, not an OverflowError
+    def ex(x):
+        return math.exp(x) if x < 709 else math.inf
+
+    def half_over(k):
+        return 0.5 / k if k > 0 else math.inf
+
+    s_lo, s_hi = sorted((sign * ex(ends[1][0]) * vu, sign * ex(ends[1][1]) * vu))
+    scale = Interval(sign * ex(lnS) * vu, s_lo, s_hi, level, method)
+    k50 = Interval(ex(L) / tu, ex(ends[2][0]) / tu, ex(ends[2][1]) / tu, level, method)
+    tau = Interval(half_over(k50.value), half_over(k50.hi), half_over(k50.lo), level, method)
     # loglinear block at reference_bias_v = V50: intercepts ln k50 (1/s), slopes per volt
     inv = sign * math.exp(-lnS)
     bu, bd = 0.5 * (ssum + inv) / vu, 0.5 * (ssum - inv) / vu
