@@ -49,7 +49,8 @@ def _finite(x) -> float | None:
 #: those pairs are not well-to-well transitions: they biased τ(V50) 6 % low and were a third of the
 #: excess Pearson X² of the joint fit. 100 samples is twice the longest chatter seen; it costs 0.5 %
 #: of a 10 µs record. The likelihood conditions on the first kept sample, so the cut biases nothing.
-SETTLE_SAMPLES = 100
+# (the constant and the rule live in noisecell.simulate, shared with the sweep's per-record analysis)
+from .simulate import SETTLE_SAMPLES, settled  # noqa: E402
 
 
 def record_counts(bits, sample_period_s: float, bias_v: float, *, n_eff: float | None = None,
@@ -65,9 +66,7 @@ def record_counts(bits, sample_period_s: float, bias_v: float, *, n_eff: float |
 
     b = np.asarray(bits)
     n_all = b.size
-    if b.size >= 2 * SETTLE_SAMPLES:
-        b = b[SETTLE_SAMPLES:]
-    rs = scan_runs(b, source=source)
+    rs = scan_runs(settled(b), source=source)
     p = PointCounts.from_runstats(float(bias_v), float(sample_period_s), rs, n_eff=n_eff, regime=regime)
     return dataclasses.replace(p, simulated_s=n_all * float(sample_period_s))
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from noisecell.cells import spice_models_dir
+from noisecell.simulate import SETTLE_SAMPLES, settled
 from noisecell.sweep import load, run_sweep
 from noisecell.sweep.store import PROVENANCE_COLUMNS, Store
 
@@ -75,7 +76,10 @@ def test_local_sweep_completes_and_loads(local_run):
         bits, period = st.read_bits(r["job_id"])
         assert period == pytest.approx(1e-9)
         assert abs(len(bits) - 1000) <= 1         # 1 us at 1 ns (the sampler may include both ends)
-        assert r["p1"] == pytest.approx(bits.mean(), abs=1e-12)
+        # ... less the start-up settling the analysis does not count (chatter at the metastable point)
+        assert r["settle_samples"] == SETTLE_SAMPLES
+        assert r["p1"] == pytest.approx(settled(bits).mean(), abs=1e-12)
+        assert r["n_flips"] == np.count_nonzero(np.diff(settled(bits).astype(np.int8)))
         assert (out / "waves" / f"{r['job_id']}.npz").exists()
 
 
@@ -207,7 +211,7 @@ def test_adaptive_duration(tmp_path):
         k = len(chunks)
         assert r["chunks"] == k and r["duration_s"] == pytest.approx(k * 1e-6)
         # pooled P(1) is exactly the mean of all stored chunk bits
-        allbits = np.concatenate([st.read_bits(f"{r['job_id']}.c{i}")[0] for i in range(k)])
+        allbits = np.concatenate([settled(st.read_bits(f"{r['job_id']}.c{i}")[0]) for i in range(k)])
         assert r["p1"] == pytest.approx(allbits.mean(), abs=1e-12)
         # stopping rule: met at k (or max reached), not met at k - 1
         assert r["p1_ci_halfwidth"] <= 0.15 or k == 5

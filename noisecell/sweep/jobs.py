@@ -384,11 +384,19 @@ def execute_in_host(payload: dict) -> dict:
     row: dict[str, Any] = {"sim_job_id": job.job_id(), "options_json": json.dumps(dict(job.options or {}), sort_keys=True)}
     row.update(flatten(dig.to_dict(), "digitize_"))
     row.update(_regime(wf, bits))
-    stats = stream_stats(bits.bits, dig.sample_period_s)
+    # the estimates (and the chunk statistics pooling sums) leave out the start-up settling of the
+    # record (noisecell.simulate.SETTLE_SAMPLES: chatter at the metastable point); the stored bits keep it
+    import dataclasses
+
+    from ..simulate import settled
+
+    counted = dataclasses.replace(bits, bits=settled(bits.bits))
+    row["settle_samples"] = int(bits.bits.size - counted.bits.size)
+    stats = stream_stats(counted.bits, dig.sample_period_s)
     try:
         from ..analysis import analyze_stream
 
-        est = analyze_stream(bits, waveform=wf)
+        est = analyze_stream(counted, waveform=wf)
         row.update(est.to_row())
         row["analysis_error"] = None
     except (RegimeError, InputError, ImportError) as exc:
