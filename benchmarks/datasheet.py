@@ -64,6 +64,64 @@ def fixed_design(runner, biases, chunk_s, targets, cap_s, seed, rate_regimes, lo
     return fit, need, time.monotonic() - t0, rounds, True
 
 
+class TruthModel:
+    """The synthetic cell's true rate model in the attributes :func:`noisecell.model.ratefit.information_per_second`
+    reads (v50, scale, slope_sum_per_v, curvature_per_v2, p1, tau_s): the bound is computed at the truth."""
+
+    def __init__(self, cell):
+        from types import SimpleNamespace
+
+        self.cell = cell
+        self.v50, self.scale = SimpleNamespace(value=cell.v50_v), SimpleNamespace(value=cell.scale_v)
+        self.slope_sum_per_v, self.curvature_per_v2 = cell.slope_sum_per_v, None
+
+    def p1(self, v):
+        ku, kd = self.cell.rates(float(v))
+        return ku / (ku + kd)
+
+    def tau_s(self, v):
+        ku, kd = self.cell.rates(float(v))
+        return 1.0 / (ku + kd)
+
+
+def bound_report(model, lo_v, hi_v, targets, fixed_biases, dispersion=1.0, n=53):
+    """(bound s, its support [(bias, weight)], the fixed design's information-model time s): the
+    minimax allocation (:func:`noisecell.design.optimal_design`) over ``n`` biases in [lo_v, hi_v]
+    (where the cell telegraphs) at ``model``'s parameters, and the fixed design's equal allocation."""
+    from noisecell.design import design_time, optimal_design
+
+    b = np.linspace(lo_v, hi_v, n)
+    t, w = optimal_design(model, b, targets, dispersion)
+    sup = [(float(b[i]), float(w[i])) for i in range(n) if w[i] > 0.01]
+    return t, sup, design_time(model, fixed_biases, np.ones(len(fixed_biases)), targets, dispersion)
+
+
+def decompose(res) -> dict:
+    """Where a sequential design's simulated time went (s): start records, tail records, rate records
+    that did not enter the rate fit (beyond the telegraph edge), rate records in the fit up to the
+    job after which the completed prefix first met every target, and the jobs after it (outstanding
+    when the targets were met); plus the time allocation of the useful rate records (for
+    :func:`noisecell.design.design_time`)."""
+    fit_ids = {id(p) for p in res.fit_points}
+    own = list(zip(res.jobs, res.points[res.initial_points:]))
+    met_at = next((r.index for r in res.jobs if r.achieved and max(r.achieved.values()) <= 1), None)
+    out = {"start": 0.0, "tail": 0.0, "not_in_fit": 0.0, "rates_in_fit": 0.0, "after_met": 0.0}
+    useful = []
+    for r, p in own:
+        d = r.job.duration_s
+        if met_at is not None and r.index > met_at:
+            out["after_met"] += d
+        elif r.job.purpose in ("start", "tail"):
+            out[r.job.purpose] += d
+        elif id(p) in fit_ids:
+            out["rates_in_fit"] += d
+            useful.append((r.job.bias_v, d))
+        else:
+            out["not_in_fit"] += d
+    out["useful"] = useful
+    return out
+
+
 def tail_simulated_s(res) -> float:
     """Simulated time (s) of a design's calibration tail records (the fixed design has none)."""
     return sum(r.job.duration_s for r in res.jobs if r.job.purpose == "tail")
@@ -143,6 +201,31 @@ def one_run(args, targets, seed, log) -> dict:
           f"extrapolated (CI ∝ 1/√T) to {f_sim * 1e6:.4g} µs" if extrap else f"targets met after {f_sim * 1e6:.4g} µs")
           + f"; wall {f_wall:.1f} s; half-width / target at the end: "
           + ", ".join(f"{k} {v:.2f}" for k, v in fr.items()))
+    # where the sequential design's time went, and the information bound (docs/datasheet.md)
+    from noisecell.design import design_time
+
+    dec = decompose(seq)
+    if args.cell is None:
+        model, disp = TruthModel(truth), 1.0
+        edge = truth.bistable_within * truth.scale_v
+        lo_e, hi_e = truth.v50_v - edge, truth.v50_v + edge
+        at = "the true parameters, biases where the cell telegraphs (V50 ± 2.6 scales), φ = 1"
+    else:
+        from noisecell.design import confirmed_span
+
+        model, disp = seq.fit, max(1.0, seq.fit.dispersion)
+        lo_e, hi_e = confirmed_span(seq.points, rate_regimes, chunks[0])
+        at = (f"the sequential fit's parameters, biases in its telegraph span {lo_e * 1e3:+.2f} … {hi_e * 1e3:+.2f} mV, "
+              f"φ = {disp:.2f}")
+    bound, support, fixed_model = bound_report(model, lo_e, hi_e, targets, biases, disp)
+    ub, uw = zip(*dec["useful"]) if dec["useful"] else ((), ())
+    alloc = design_time(model, ub, uw, targets, disp) if ub else float("nan")
+    print(f"information bound at {at}: {bound * 1e6:.4g} µs (minimax allocation: "
+          + ", ".join(f"{w:.2f} at {(v - model.v50.value) / model.scale.value:+.2f} scales" for v, w in support)
+          + f"); the fixed design's allocation needs {fixed_model * 1e6:.4g} µs by the same model (bound / fixed: "
+          f"ratio ≤ {fixed_model / bound:.3g})")
+    print("sequential design's time: " + ", ".join(f"{k} {v * 1e6:.4g} µs" for k, v in dec.items() if k != "useful")
+          + f"; its useful rate records' allocation needs {alloc * 1e6:.4g} µs by the model")
     tail = tail_simulated_s(seq)
     ratio = f_sim / seq.simulated_s if seq.met else float("nan")
     ratio_rates = f_sim / (seq.simulated_s - tail) if seq.met else float("nan")
@@ -158,7 +241,8 @@ def one_run(args, targets, seed, log) -> dict:
     return {"seed": seed, "sequential_simulated_s": seq.simulated_s, "sequential_tail_s": tail,
             "sequential_wall_s": seq_wall, "sequential_met": seq.met, "sequential_cpu_s": seq.cpu_s,
             "fixed_simulated_s": f_sim, "fixed_wall_s": f_wall, "fixed_cpu_s": f_cpu, "fixed_extrapolated": extrap,
-            "ratio": ratio, "ratio_without_tails": ratio_rates}
+            "ratio": ratio, "ratio_without_tails": ratio_rates, "bound_s": bound, "fixed_model_s": fixed_model,
+            "useful_allocation_s": alloc, **{f"seq_{k}_s": v for k, v in dec.items() if k != "useful"}}
 
 
 def main(argv=None) -> dict:
@@ -202,7 +286,18 @@ def main(argv=None) -> dict:
               f"{fix_t / max(n, 1) * 1e6:.4g} µs mean simulated time; ratio of the sums {fix_t / seq_t:.3g}; geometric "
               f"mean ratio {gm:.3g} [{math.exp(lr.mean() - half):.3g}, {math.exp(lr.mean() + half):.3g}] (95 % CI over "
               f"seeds); per seed " + ", ".join(f"{r['ratio']:.2f}" for r in runs) + "; target ≥ 3")
-        out.update(ratio_of_sums=fix_t / seq_t if seq_t else float("nan"), geometric_mean_ratio=gm)
+        keys = ["start", "tail", "not_in_fit", "rates_in_fit", "after_met"]
+        mean = {k: float(np.mean([r[f"seq_{k}_s"] for r in runs])) for k in keys}
+        bound = float(np.mean([r["bound_s"] for r in runs]))
+        fixed_model = float(np.mean([r["fixed_model_s"] for r in runs]))
+        alloc = float(np.mean([r["useful_allocation_s"] for r in runs]))
+        print("mean sequential time per seed: " + ", ".join(f"{k} {v * 1e6:.4g} µs" for k, v in mean.items())
+              + f"; the useful rate records' allocation needs {alloc * 1e6:.4g} µs by the information model, the "
+              f"bound {bound * 1e6:.4g} µs, the fixed design's allocation {fixed_model * 1e6:.4g} µs (fixed / bound "
+              f"{fixed_model / bound:.3g}: the largest ratio any design can reach on this cell by the model)")
+        out.update(ratio_of_sums=fix_t / seq_t if seq_t else float("nan"), geometric_mean_ratio=gm,
+                   ratio_ci=(math.exp(lr.mean() - half), math.exp(lr.mean() + half)), mean_decomposition_s=mean,
+                   bound_s=bound, fixed_model_s=fixed_model)
     return out
 
 

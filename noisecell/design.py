@@ -63,7 +63,17 @@ from .model.ratefit import PointCounts, RateFit, fit_rates_joint, information_pe
 TAIL_P1 = ((0.01, 0.99), (0.005, 0.995))
 MAX_TAIL_TRIES = 2
 #: tail records wait until the scale is known to this relative half-width
-TAIL_SCALE_REL = 0.25
+#: (0.25 until 2026-12-02's third session: a P(1) 0.01 aim from a scale known to ±25 % lands anywhere
+#: in logit ±1.15, P(1) 0.003-0.03 by the final fit, and a miss costs a second try; at ±10 %:
+#: 0.006-0.016. Synthetic benchmark cell, 20 seeds: tail time 146 -> 98 µs per design, with the
+#: shortest-chunk multiple lengths of :func:`tail_job`)
+TAIL_SCALE_REL = 0.10
+#: a rate record beyond every record that telegraphed is a probe of this chunk (index into the
+#: allowed lengths). 0 (10 µs) was tried in 2026-12-02's third session: on the benchmark's cell the
+#: time beyond the edge fell 99 -> 64 µs per design (20 seeds), but on a cell with a telegraph yield
+#: of 0.2 beyond its edge (tests/test_design.py) the records that did not enter the fit rose to 23 %
+#: of the design (short probes fail more often and each failure is another probe): kept at 20 µs
+PROBE_CHUNK = 1
 
 
 @dataclass(frozen=True)
@@ -328,7 +338,10 @@ def tail_job(fit: RateFit, side: int, try_no: int, settings: DesignSettings, ind
         v = min(max(v, bias_limits[0]), bias_limits[1])
     p = float(fit.p1(v))
     need = 2 * MIN_VISITS * float(fit.tau_s(v)) / max(p * (1 - p), 1e-12)
-    T = min((c for c in settings.chunk_lengths_s if c >= need), default=settings.chunk_lengths_s[-1])
+    # a whole number of shortest chunks ≥ need (not the next allowed chunk: 56 µs needed took 80),
+    # at most the longest chunk
+    step = settings.chunk_lengths_s[0]
+    T = min(step * math.ceil(need / step - 1e-9), settings.chunk_lengths_s[-1])
     return DesignJob(round(v, 12), T, _job_seed(settings.seed, index, 0), "tail")
 
 
@@ -441,6 +454,69 @@ def remaining_time(fit: RateFit, info: np.ndarray, per_s: Sequence[np.ndarray], 
         info = info + per_s[best] * step_s
         spent += step_s
     return cap_s
+
+
+def target_variances(fit: RateFit, targets: Targets) -> np.ndarray:
+    """Largest variances of (ln k50, V50, ln scale) that meet ``targets`` (95 % half-widths: τ and
+    scale relative, sinh(Z·σ) on the log scale as :func:`predicted_ratios`; V50 in volts)."""
+    return np.array([(math.asinh(targets.tau_rel_halfwidth) / Z95) ** 2,
+                     (targets.v50_halfwidth_v / Z95) ** 2,
+                     (math.asinh(targets.scale_rel_halfwidth) / Z95) ** 2])
+
+
+def design_time(fit: RateFit, biases, weights, targets: Targets, dispersion: float = 1.0) -> float:
+    """Simulated time (s) a design that spends the fractions ``weights`` of its time at ``biases`` (V)
+    needs to meet every target, by the expected information at ``fit`` (each record telegraphs;
+    dispersion ``dispersion``): max_k [M(w)⁻¹]_kk·φ / var_k (:func:`target_variances`), M(w) the
+    information per second of the mixture. inf when M(w) is singular."""
+    w = np.asarray(weights, float)
+    w = w / w.sum()
+    m = sum(wi * information_per_second(fit, float(v)) for v, wi in zip(biases, w) if wi > 0)
+    try:
+        cov = np.linalg.inv(m)
+    except np.linalg.LinAlgError:
+        return math.inf
+    d = np.diag(cov)[:3]
+    if np.any(d <= 0) or not np.all(np.isfinite(d)):
+        return math.inf
+    return float(np.max(d * dispersion / target_variances(fit, targets)))
+
+
+def optimal_design(fit: RateFit, biases, targets: Targets, dispersion: float = 1.0
+                   ) -> tuple[float, np.ndarray]:
+    """The information bound (module docstring of benchmarks/datasheet.py): the minimax allocation of
+    simulated time over the candidate ``biases`` (V) for the three targets at the parameters of
+    ``fit``, i.e. min over weights w of :func:`design_time`. Returns (time in s, weights).
+
+    min_w max_k c_kᵀM(w)⁻¹c_k / var_k is convex in w (M⁻¹ is matrix-convex, M linear in w); solved
+    as min t s.t. each target's ratio ≤ t on the simplex (SLSQP, analytic gradients), from a
+    uniform start. The result is only as good as the information model (fine sampling, Markov counts
+    with dispersion ``dispersion``, every record at ``biases`` telegraphs)."""
+    from scipy.optimize import minimize
+
+    v = np.asarray(biases, float)
+    info = np.array([information_per_second(fit, float(x)) for x in v])
+    lim = target_variances(fit, targets) / dispersion
+    n = len(v)
+
+    def parts(w):
+        m = np.tensordot(w, info, axes=1)
+        c = np.linalg.inv(m)
+        g = np.diag(c)[:3] / lim
+        # d(M⁻¹)_kk / dw_i = −(M⁻¹ I_i M⁻¹)_kk = −(I_i c_k)·c_k, c_k the k-th column of M⁻¹
+        grad = -np.einsum("ka,iab,kb->ki", c[:3], info, c[:3]) / lim[:, None]
+        return g, grad
+
+    x0 = np.append(np.full(n, 1.0 / n), parts(np.full(n, 1.0 / n))[0].max())
+    cons = [{"type": "eq", "fun": lambda x: x[:n].sum() - 1, "jac": lambda x: np.append(np.ones(n), 0.0)}]
+    for k in range(3):
+        cons.append({"type": "ineq", "fun": (lambda x, k=k: x[n] - parts(x[:n])[0][k]),
+                     "jac": (lambda x, k=k: np.append(-parts(x[:n])[1][k], 1.0))})
+    res = minimize(lambda x: x[n], x0, jac=lambda x: np.append(np.zeros(n), 1.0), method="SLSQP",
+                   bounds=[(0, 1)] * n + [(0, None)], constraints=cons, options={"maxiter": 500, "ftol": 1e-12})
+    w = np.clip(res.x[:n], 0, None)
+    w /= w.sum()
+    return design_time(fit, v, w, targets, dispersion), w
 
 
 @dataclass(frozen=True)
@@ -645,7 +721,7 @@ class Planner:
         if not lo <= v <= hi:
             # beyond every record that telegraphed: a short probe first (the cell may have lost its
             # minority level there), a long record only once the probe telegraphed
-            T = min(T, chunks[min(1, len(chunks) - 1)])
+            T = min(T, chunks[min(PROBE_CHUNK, len(chunks) - 1)])
         return DesignJob(v, T, _job_seed(s.seed, index, 0), "rates"), self.predict(info + per_s[best] * T)
 
     def yields(self, biases) -> np.ndarray:
