@@ -168,3 +168,34 @@ def test_bias_offset_uses_the_aux_value_of_the_trim_it_is_given(tmp_path, monkey
     seen.clear()
     T.bias_offset(cell, "sf", 85.0, mismatch_seed=3, trim_v=0.29, vdd_v=0.58)  # none given: the nominal
     assert seen == [cell.trim["VNW"].nominal_v] * 2
+
+
+def test_a_stalled_check_fails_that_aux_value_and_the_next_is_tried(tmp_path, monkeypatch):
+    """A transient check that times out (SimulationTimeout: pbit_x4 at ss -40 C stalled ngspice for
+    1200 s) is recorded as a 'stalled' attempt that fails its aux value; trim_cell goes on to the next
+    aux value instead of raising (which ended `trim --all` and lost every later pair)."""
+    from noisecell.errors import SimulationTimeout
+
+    d = _cell(tmp_path, lambda t: t.replace("aux_values = [0.0, -0.1, 0.3, 0.6]", "aux_values = [0.3, 0.6]"))
+    cell = load_cell(str(d))
+    monkeypatch.setattr(T, "balanced_gain_point",
+                        lambda cell, corner, temp_c, fixed_trim=None, **kw: T.DcPoint(0.2, 0.6, 0.5, 5.2))
+    monkeypatch.setattr(T, "balance", lambda cell, corner, temp_c, vdd_v, fixed_trim=None, **kw: T.DcPoint(0.2, vdd_v, 0.5, 5.2))
+
+    def fake_check(cell, corner, temp_c, trim_v, vdd_v, *, duration_s, seed, fixed_trim=None, **kw):
+        if fixed_trim["VNW"] == 0.3:
+            raise SimulationTimeout("job x: no result after 5 s wall time; the simulator was killed")
+        return T.TrimCheck(trim_v=trim_v, vdd_v=vdd_v, duration_s=duration_s, seed=seed, p1=0.5, p1_se=0.05,
+                           flips_per_us=5.0, regime="bistable", regime_detail="synthetic", power_w=1e-8,
+                           energy_per_flip_j=2e-15)
+
+    monkeypatch.setattr(T, "check", fake_check)
+    res = T.trim_cell(cell, "ss", -40.0)
+    assert res.ok and res.aux_trim_v == {"VNW": 0.6}
+    assert "VNW = 0.3 V failed" in res.message and "no record" in res.message and "stalled" not in res.check.regime
+    monkeypatch.setattr(T, "check", lambda *a, **k: (_ for _ in ()).throw(SimulationTimeout("stalled again")))
+    res = T.trim_cell(cell, "ss", -40.0)  # every aux value stalls: a failed result with a row, no exception
+    assert not res.ok and res.check.regime == "stalled" and len(res.attempts) == 1
+    row = T.row_from_result(res)
+    assert row["regime"] == "stalled" and row["p1"] is None and row["flips_per_us"] is None
+    T.write_table(cell, [row], command="test")  # the stored table accepts it (schema)
