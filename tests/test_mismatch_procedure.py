@@ -223,3 +223,18 @@ def test_bad_mismatch_tables_are_refused_in_one_line():
             parse_mismatch(bad, "t.toml")
         assert "\n" not in str(e.value) and str(e.value).startswith("t.toml")
     assert parse_mismatch({"instances": 0}, "t.toml") is None
+
+
+def test_instances_whose_records_all_failed_are_reported_not_a_crash():
+    """A failed job's row has no analysis columns (no 'regime'): when every record of a round fails
+    (e.g. the simulator hosts died), each instance is reported as not fitted with a reason, instead of
+    the characterisation dying with KeyError: 'regime' (seen on a demo whose hosts failed every job)."""
+    def failing(name, instance, sweep_seed, setting, duration_s):
+        df = pd.DataFrame([{"status": "failed", "job_id": f"{name}-{i}", "bias_v": b, "error": "host died"}
+                           for i, b in enumerate(setting["biases_v"])])
+        return FakeSweep(df, len(df), len(df)), df
+
+    res = run_mismatch(SPEC, CELL, None, MismatchSettings(instances=6, duration_tau=400, rounds=2),
+                       v50_v=NOM["v50_v"], scale_v=NOM["scale_v"], tau_s=NOM["tau_s"], record_fn=failing, dc_fn=fake_dc)
+    assert res.n_fitted == 0
+    assert all(not o.fitted and o.reason for o in res.outcomes)

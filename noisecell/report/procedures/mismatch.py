@@ -318,7 +318,10 @@ def _rate_fit_ok(df: pd.DataFrame) -> tuple[bool, str]:
     (its telegraphing ones, as the characterisation's fit takes only those)."""
     from ...model.fit import fit_rates
 
-    use = df[(df.get("status", "ok") == "ok") & (df["regime"].astype(str) == _GOOD)] if len(df) else df
+    if not len(df) or "regime" not in df:
+        # every record failed (a failed job's row carries no analysis columns)
+        return False, "no telegraphing record"
+    use = df[(df.get("status", "ok") == "ok") & (df["regime"].astype(str) == _GOOD)]
     if len(use) < 1:
         return False, "no telegraphing record"
     try:
