@@ -623,8 +623,9 @@ def sigmoid_points(bias_v, p1, p1_lo=None, p1_hi=None, regime=None) -> SigmoidPo
     * The usable points must be monotonic in bias within their uncertainty: a pair (i, j) whose 95 %
       intervals [p1_lo, p1_hi] are disjoint in the direction opposite to the overall trend (the sign
       of Spearman's rank correlation) is a reversal no sigmoid has: refused ("non-monotonic"). Points
-      without an interval count as exact (a stuck point's P(1) is 0 or 1 exactly). Two points in the
-      same tail (both ≤ TAIL_P, or both ≥ 1 − TAIL_P) are never a reversal.
+      without an interval count as exact. A point that never left one state (P(1) exactly 0 or 1)
+      stands for "below 0.5" (or "above"): its own interval cannot hold its correlation time. Two
+      points in the same tail (both ≤ TAIL_P, or both ≥ 1 − TAIL_P) are never a reversal.
     """
     from scipy.stats import spearmanr
 
@@ -632,6 +633,15 @@ def sigmoid_points(bias_v, p1, p1_lo=None, p1_hi=None, regime=None) -> SigmoidPo
     p = np.asarray(p1, dtype=float)
     lo = p if p1_lo is None else np.where(np.isfinite(np.asarray(p1_lo, float)), np.asarray(p1_lo, float), p)
     hi = p if p1_hi is None else np.where(np.isfinite(np.asarray(p1_hi, float)), np.asarray(p1_hi, float), p)
+    # A record that never left one state (P(1) exactly 0 or 1) cannot show its own correlation time,
+    # so its interval (an iid bound, ~4/n_samples) says nothing about how far P(1) may be from 0 or 1:
+    # a 3 µs record ~10 τ long stuck at 0 is consistent with P(1) up to ~0.3. All it shows is its
+    # majority state, so for the reversal test it stands for "below 0.5" (or "above"): a stuck-at-0
+    # point next to a 0.04 or a stuck-at-1 point next to a 0.91 is no reversal (pbit's pilots were
+    # refused on exactly those), while stuck at 1 below stuck at 0, or below a telegraph at 0.3, still is.
+    half = 0.5 - 1e-9
+    lo = np.where(p == 1.0, 1.0 - half, lo)
+    hi = np.where(p == 0.0, half, hi)
     reg = np.asarray(["bistable"] * len(p) if regime is None else [str(r) for r in regime])
     finite = np.isfinite(v) & np.isfinite(p)
     tail = (p <= TAIL_P) | (p >= 1 - TAIL_P)

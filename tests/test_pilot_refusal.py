@@ -80,3 +80,32 @@ def test_two_points_in_the_same_tail_are_no_reversal():
     lo2, hi2, p2 = lo.copy(), hi.copy(), p.copy()
     p2[4], lo2[4], hi2[4] = 0.003, 0.001, 0.004
     assert sigmoid_points(bias, p2, lo2, hi2, reg).refusal is not None
+
+
+def test_a_stuck_record_only_shows_its_majority_state():
+    # the demo's pilots on main f0f7213 (3 µs records, pbit, τ 0.3-1 µs): a record that never left one
+    # state carries the iid interval [0, 0.0005] (it cannot show its correlation time); next to it a
+    # record with one excursion reads 0.04 [0.004, 0.29]. Both say "below 0.5": no reversal. The
+    # nominal pilot (stage 3) and ss 27 °C's (P(1) 1.00 at +8.9 mV, 0.91 [0.52, 0.99] at +13.3 mV) were
+    # refused as non-monotonic on exactly this.
+    bias = np.array([-17.78, -12.84, -7.90, -2.96, 1.98, 6.91, 11.85]) * 1e-3
+    p = np.array([0.0097, 0.0409, 0.0, 0.2278, 0.5306, 0.9893, 0.8653])
+    lo = np.array([0.0010, 0.0044, 0.0, 0.0456, 0.1056, 0.9068, 0.5193])
+    hi = np.array([0.0856, 0.2899, 0.0005, 0.6454, 0.9154, 0.9989, 0.9745])
+    reg = ["single_peaked", "bistable", "single_peaked", "bistable", "bistable", "single_peaked", "bistable"]
+    assert sigmoid_points(bias, p, lo, hi, reg).refusal is None
+    # ss 27 °C, both stages together: stuck at 1 at +8.9 mV (stage 2), 0.91 at +13.3 mV (stage 1)
+    bias = np.array([-13.33, -8.889, -4.44, 0.0, 4.44, 8.889, 13.33]) * 1e-3
+    p = np.array([0.0, 0.0022, 0.319, 0.700, 0.776, 1.0, 0.913])
+    lo = np.array([0.0, 0.0004, 0.076, 0.350, 0.445, 0.9995, 0.523])
+    hi = np.array([0.0005, 0.0121, 0.726, 0.910, 0.937, 1.0, 0.990])
+    reg = ["stuck", "single_peaked", "single_peaked", "single_peaked", "single_peaked", "single_peaked", "bistable"]
+    assert sigmoid_points(bias, p, lo, hi, reg).refusal is None
+    # still reversals: stuck at 1 below stuck at 0, and stuck at 1 below a telegraph wholly under 0.5
+    two = sigmoid_points(np.array([-5e-3, 0.0, 5e-3, 10e-3]), np.array([0.0, 1.0, 0.0, 1.0]),
+                         regime=["stuck"] * 4)
+    assert two.refusal and "non-monotonic" in two.refusal
+    low = sigmoid_points(np.array([-10e-3, -5e-3, 0.0, 5e-3]), np.array([0.0, 1.0, 0.3, 0.9]),
+                         np.array([0.0, 0.9995, 0.1, 0.7]), np.array([0.0005, 1.0, 0.45, 0.97]),
+                         ["stuck", "stuck", "bistable", "bistable"])
+    assert low.refusal and "non-monotonic" in low.refusal
