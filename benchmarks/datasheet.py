@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from noisecell.design import Budget, DesignJob, DesignSettings, Targets, rate_points, run_design
+from noisecell.design_runner import SyntheticTruth
 from noisecell.model.ratefit import fit_rates_joint
 
 
@@ -62,26 +63,6 @@ def fixed_design(runner, biases, chunk_s, targets, cap_s, seed, rate_regimes, lo
     # not met within the cap: half-widths shrink as 1/sqrt(T), so T_needed = T·max(ratio)²
     need = simulated * (max(targets.ratios(fit).values()) ** 2 if fit is not None else math.inf)
     return fit, need, time.monotonic() - t0, rounds, True
-
-
-class TruthModel:
-    """The synthetic cell's true rate model in the attributes :func:`noisecell.model.ratefit.information_per_second`
-    reads (v50, scale, slope_sum_per_v, curvature_per_v2, p1, tau_s): the bound is computed at the truth."""
-
-    def __init__(self, cell):
-        from types import SimpleNamespace
-
-        self.cell = cell
-        self.v50, self.scale = SimpleNamespace(value=cell.v50_v), SimpleNamespace(value=cell.scale_v)
-        self.slope_sum_per_v, self.curvature_per_v2 = cell.slope_sum_per_v, None
-
-    def p1(self, v):
-        ku, kd = self.cell.rates(float(v))
-        return ku / (ku + kd)
-
-    def tau_s(self, v):
-        ku, kd = self.cell.rates(float(v))
-        return 1.0 / (ku + kd)
 
 
 def bound_report(model, lo_v, hi_v, targets, fixed_biases, dispersion=1.0, n=53):
@@ -206,7 +187,7 @@ def one_run(args, targets, seed, log) -> dict:
 
     dec = decompose(seq)
     if args.cell is None:
-        model, disp = TruthModel(truth), 1.0
+        model, disp = SyntheticTruth(truth), 1.0
         edge = truth.bistable_within * truth.scale_v
         lo_e, hi_e = truth.v50_v - edge, truth.v50_v + edge
         at = "the true parameters, biases where the cell telegraphs (V50 ± 2.6 scales), φ = 1"

@@ -248,3 +248,24 @@ class SyntheticRunner:
             out.append(PointCounts.from_runstats(j.bias_v, self.dt_s, rs, n_eff=rs.n * (1 - lam) / (1 + lam),
                                                  regime="bistable" if ok else "single-peaked"))
         return out
+
+
+class SyntheticTruth:
+    """A :class:`SyntheticRunner` cell's true rate model in the attributes
+    :func:`noisecell.design.information_per_second` reads (v50, scale, slope_sum_per_v,
+    curvature_per_v2, p1, tau_s), so information bounds can be computed at the truth (V, s)."""
+
+    def __init__(self, cell: "SyntheticRunner"):
+        from types import SimpleNamespace
+
+        self.cell = cell
+        self.v50, self.scale = SimpleNamespace(value=cell.v50_v), SimpleNamespace(value=cell.scale_v)
+        self.slope_sum_per_v, self.curvature_per_v2 = cell.slope_sum_per_v, None
+
+    def p1(self, v: float) -> float:
+        ku, kd = self.cell.rates(float(v))
+        return ku / (ku + kd)
+
+    def tau_s(self, v: float) -> float:
+        ku, kd = self.cell.rates(float(v))
+        return 1.0 / (ku + kd)

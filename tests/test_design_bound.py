@@ -9,26 +9,11 @@ import numpy as np
 import pytest
 
 from noisecell.design import Targets, design_time, information_per_second, optimal_design, predicted_ratios
-from noisecell.design_runner import SyntheticRunner
-
-
-class Truth:
-    def __init__(self, cell):
-        self.cell = cell
-        self.v50, self.scale = SimpleNamespace(value=cell.v50_v), SimpleNamespace(value=cell.scale_v)
-        self.slope_sum_per_v, self.curvature_per_v2 = cell.slope_sum_per_v, None
-
-    def p1(self, v):
-        ku, kd = self.cell.rates(float(v))
-        return ku / (ku + kd)
-
-    def tau_s(self, v):
-        ku, kd = self.cell.rates(float(v))
-        return 1 / (ku + kd)
+from noisecell.design_runner import SyntheticRunner, SyntheticTruth
 
 
 CELL = SyntheticRunner()
-TRUTH = Truth(CELL)
+TRUTH = SyntheticTruth(CELL)
 TARGETS = Targets(0.5e-3, 0.05, 0.10)
 GRID = CELL.v50_v + CELL.scale_v * np.linspace(-2.6, 2.6, 27)
 
