@@ -26,6 +26,8 @@ from typing import Callable, Sequence
 
 from .design import DesignJob
 from .model.ratefit import PointCounts
+# the start-up settling cut (SETTLE_SAMPLES, settled) is shared with the sweep's per-record analysis
+from .simulate import SETTLE_SAMPLES, settled  # noqa: F401 (SETTLE_SAMPLES: re-exported for tests)
 
 
 #: wall-time allowance per simulated µs of a design record (the sweep timeout is at least this):
@@ -39,18 +41,6 @@ def _finite(x) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
-
-
-#: samples dropped at the start of every record before its transitions are counted. A record starts
-#: from the DC operating point, which for a symmetric latch is its metastable point: the noise decides
-#: the state within a few regeneration times and the readout chatters across the threshold meanwhile
-#: (pbit, 59 design records: runs of 1-14 samples in the first ≤ 51 samples (25.5 ns) of 14 records,
-#: e.g. 12 of a 20 µs record's 23 transitions; 4 runs < 20 samples in the other 937 dwells). Counted,
-#: those pairs are not well-to-well transitions: they biased τ(V50) 6 % low and were a third of the
-#: excess Pearson X² of the joint fit. 100 samples is twice the longest chatter seen; it costs 0.5 %
-#: of a 10 µs record. The likelihood conditions on the first kept sample, so the cut biases nothing.
-# (the constant and the rule live in noisecell.simulate, shared with the sweep's per-record analysis)
-from .simulate import SETTLE_SAMPLES, settled  # noqa: E402
 
 
 def record_counts(bits, sample_period_s: float, bias_v: float, *, n_eff: float | None = None,
