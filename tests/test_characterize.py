@@ -94,6 +94,13 @@ def test_end_to_end_outputs(run1):
     v50 = ds.loc["V50 (bias for P(1) = 0.5)"]
     assert v50["ci_lo"] <= v50["value"] <= v50["ci_hi"]
     assert ds.loc["energy per bit P·τ(V50)", "value"] > 0
+    # the datasheet prints the model's energy block, P·τ(V50) of the same document (model.energy)
+    en = model.condition_data(model.nominal)["energy"]
+    t = model.condition_data(model.nominal)["tau"]
+    assert ds.loc["energy per bit P·τ(V50)", "value"] == pytest.approx(en["energy_per_bit_j"], rel=1e-12, abs=0)
+    assert en["energy_per_bit_j"] == pytest.approx(en["mean_supply_power_w"] * t["tau_at_v50_s"], rel=1e-12, abs=0)
+    assert [ds.loc["energy per bit P·τ(V50)", c] for c in ("ci_lo", "ci_hi")] == pytest.approx(
+        en["energy_per_bit_ci95_j"], rel=1e-12, abs=0)
     # held-out points were simulated and compared, not fitted
     val = pd.read_csv(out / "tables" / "validation.csv")
     assert sorted(val["bias_v"]) == [-0.0006, 0.0006]

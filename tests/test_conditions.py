@@ -345,14 +345,18 @@ def test_a_design_whose_fit_diverges_excludes_its_condition_with_the_reason(tmp_
 
 
 def test_condition_energy_per_bit_is_power_times_the_rate_models_tau():
-    """The per-condition table (and the PVT energy panel drawn from it) states energy per bit as the
-    datasheet does, P·τ(V50): the nearest record's supply power times the rate model's τ(V50), with
-    τ's CI. The model's energy block holds that record's own P·τ (its τ from one short record): the
-    table used to print that value with τ(V50)'s CI attached (pbit tt 27 °C: 1.32 fJ against 1.53 fJ)."""
+    """The per-condition table (and the PVT energy panel drawn from it) prints the model's energy block,
+    which states energy per bit as the datasheet does, P·τ(V50): the nearest record's supply power times
+    the condition's τ(V50), with τ's CI (noisecell.model.energy; tests/test_model_energy.py). The table
+    used to print the block's record P·τ (τ from one short record; pbit tt 27 °C: 1.32 fJ against 1.53 fJ)."""
+    from noisecell.model.energy import energy_at_v50
+
     cond = SimpleNamespace(corner="tt", temp_c=27.0, vdd_v=0.1045)
     data = {"sigmoid": {"v50_v": 0.0, "v50_ci95_v": [-3e-4, 3e-4], "scale_v": 2.8e-3, "scale_ci95_v": [2.7e-3, 2.9e-3]},
             "tau": {"tau_at_v50_s": 320e-9, "tau_at_v50_ci95_s": [305e-9, 337e-9]},
-            "energy": {"mean_supply_power_w": 4.78e-9, "energy_per_bit_j": 4.78e-9 * 276e-9}}
+            "energy": {"mean_supply_power_w": 4.78e-9, "energy_per_flip_j": None,
+                       "record_energy_per_bit_j": 4.78e-9 * 276e-9}}
+    data["energy"] = energy_at_v50(data)
     model = SimpleNamespace(conditions=[cond], condition_data=lambda c: data)
     row = conditions_table(model, [], {}).iloc[0]
     assert row["energy_per_bit_j"] == pytest.approx(4.78e-9 * 320e-9, rel=1e-12, abs=0)

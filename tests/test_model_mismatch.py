@@ -181,6 +181,8 @@ def _as_v1(doc: dict) -> dict:
     for c in d["conditions"]:
         if c.get("mismatch"):
             c["mismatch"].pop("distribution", None)
+        for k in ("energy_per_bit_method", "tau_v50_s", "record_energy_per_bit_j", "record_job_id"):
+            c["energy"].pop(k, None)  # the 2.1 energy fields (model.energy)
     return d
 
 

@@ -40,9 +40,10 @@ from ..errors import InputError
 from .instances import CellInstances  # re-exported: noisecell.model.cellmodel.CellInstances
 from ..constants import Z95  # re-exported for model.fit and tests
 
-#: the version this noisecell writes; files of major version 1 are still read (upgraded in memory:
-#: version 2 is version 1 plus optional blocks, so the upgrade is the version string)
-SCHEMA_VERSION = "2.0.0"
+#: the version this noisecell writes; files of major version 1 and of 2.0 are still read (upgraded in
+#: memory: version 2 is version 1 plus optional blocks; 2.1 states the energy block's energy per bit as
+#: P·τ(V50) with its CI, see model.energy, which restates a 1.x/2.0 block from its own power and τ(V50))
+SCHEMA_VERSION = "2.1.0"
 SCHEMA_FILE = "cell-model-v2.json"
 SCHEMA_FILES = {1: "cell-model-v1.json", 2: "cell-model-v2.json"}
 
@@ -73,6 +74,15 @@ def schema_major(doc: Any) -> int:
     if isinstance(v, str) and v.split(".")[0] in ("1", "2") and v.count(".") == 2:
         return int(v.split(".")[0])
     return 2
+
+
+def _older_than_2_1(doc: dict) -> bool:
+    v = str(doc.get("schema_version", ""))
+    try:
+        major, minor = (int(x) for x in v.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) < (2, 1)
 
 
 def _first_violation(doc: Any) -> str | None:
@@ -347,8 +357,13 @@ class CellModel:
             validate_document(doc, source)
         #: the version the document was written in (a v1 file is upgraded in memory and saved as v2)
         self.read_schema_version = doc.get("schema_version") if isinstance(doc, dict) else None
-        if isinstance(doc, dict) and schema_major(doc) == 1:
-            doc = {**doc, "schema_version": SCHEMA_VERSION}
+        if isinstance(doc, dict) and _older_than_2_1(doc):
+            # 1.x and 2.0 files: the version string, and the energy block's energy per bit restated as
+            # P·τ(V50) (the file's own record P·τ kept as record_energy_per_bit_j; model.energy)
+            from .energy import upgrade_energy
+
+            doc = {**doc, "schema_version": SCHEMA_VERSION,
+                   "conditions": [upgrade_energy(c) for c in doc["conditions"]]}
         self._doc = doc
         self.source = source
         self.conditions: list[Condition] = [

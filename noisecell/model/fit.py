@@ -29,6 +29,7 @@ from scipy import stats
 from .. import __version__
 from ..errors import InputError
 from .cellmodel import SCHEMA_VERSION, Z95, CellModel, _ConditionRates, validate_document
+from .energy import energy_at_v50
 from .sampler import transition_probabilities
 
 #: SP 800-90B health-test false-positive probability used for the cutoffs
@@ -276,6 +277,9 @@ def build_condition(*, corner: str, temp_c: float, vdd_v: float, bias_range_v: S
             "mismatch": mismatch}
     if points is not None:
         cond["points"] = points
+    # energy per bit = the power of the record nearest V50 × this condition's τ(V50), with τ's CI; whoever
+    # changes sigmoid/tau afterwards (the joint fit) restates it (report.procedures.conditions.finish_document)
+    cond["energy"] = energy_at_v50(cond)
     return cond
 
 
@@ -548,6 +552,14 @@ def _points_table(df, used) -> list[dict]:
                     "rate_up_hz": g("rate_up_hz"), "rate_up_ci95_hz": _ci_or_none(g(u_lo), g(u_hi)),
                     "rate_down_hz": g("rate_down_hz"), "rate_down_ci95_hz": _ci_or_none(g(d_lo), g(d_hi)),
                     "used_in_fit": bool(u)})
+        if "mean_supply_power_w" in df.columns:
+            # the record's power and its own energy figures, for the energy block's record nearest V50
+            # (model.energy): record_energy_per_bit_j is P × this record's own τ, not P·τ(V50)
+            pts[-1].update(mean_supply_power_w=g("mean_supply_power_w"),
+                           energy_per_flip_j=g("energy_per_flip_j") if "energy_per_flip_j" in df.columns else None,
+                           record_energy_per_bit_j=g("energy_per_bit_j") if "energy_per_bit_j" in df.columns else None)
+            if "job_id" in df.columns and isinstance(r.get("job_id"), str):
+                pts[-1]["job_id"] = r["job_id"]
     pts.sort(key=lambda p: p["bias_v"])
     return pts
 
@@ -583,17 +595,23 @@ def _gof_p1_tau(model_rm: dict, df, used) -> tuple[dict | None, dict | None]:
 
 
 def _energy_block(df, v50: float) -> dict:
+    """The record nearest ``v50``: its power and energy per flip, and its own P·τ as
+    ``record_energy_per_bit_j``; :func:`build_condition` then states energy per bit as P·τ(V50)
+    (:func:`noisecell.model.energy.energy_at_v50`)."""
     if not len(df):
         return {"mean_supply_power_w": None, "energy_per_flip_j": None, "energy_per_bit_j": None}
     i = int(np.argmin(np.abs(df["bias_v"].to_numpy(float) - v50)))
     r = df.iloc[i]
     out = {"at_bias_v": float(r["bias_v"])}
-    for base, unit, key in (("mean_supply_power_w", "w", "mean_supply_power"), ("energy_per_flip_j", "j", "energy_per_flip"),
-                            ("energy_per_bit_j", "j", "energy_per_bit")):
-        out[base] = _num(r.get(base)) if base in df.columns else None
+    for base, unit, key, name in (("mean_supply_power_w", "w", "mean_supply_power", "mean_supply_power"),
+                                  ("energy_per_flip_j", "j", "energy_per_flip", "energy_per_flip"),
+                                  ("energy_per_bit_j", "j", "energy_per_bit", "record_energy_per_bit")):
+        out[f"{name}_{unit}"] = _num(r.get(base)) if base in df.columns else None
         lo, hi = _ci_cols(df, base, unit)
         if lo is not None:
-            out[f"{key}_ci95_{unit}"] = _ci_or_none(_num(r.get(lo)), _num(r.get(hi)))
+            out[f"{name}_ci95_{unit}"] = _ci_or_none(_num(r.get(lo)), _num(r.get(hi)))
+    if "job_id" in df.columns and isinstance(r.get("job_id"), str):
+        out["record_job_id"] = r["job_id"]
     return out
 
 

@@ -520,7 +520,11 @@ def finish_document(doc: dict, conds: ConditionsResult | None, nominal_corner: s
     when the nominal corner's conditions run at different (trimmed) supplies, and the interpolation
     checks against the held-out-temperature records (a failed one makes the model refuse that interval)."""
     from ...model import CellModel
+    from ...model.energy import energy_at_v50
 
+    # the joint fits moved V50 and τ(V50): energy per bit restated as P·τ(V50) of the final fit, the one
+    # value the datasheet, the conditions table and the PVT panel print
+    doc = {**doc, "conditions": [{**c, "energy": energy_at_v50(c)} for c in doc["conditions"]]}
     vdds = {round(float(c["vdd_v"]), 12) for c in doc["conditions"] if c["corner"] == nominal_corner}
     if len(vdds) > 1:
         doc = {**doc, "temperature_interpolation": "along_trim"}
@@ -684,16 +688,8 @@ def conditions_table(model, excluded: list, seqs: dict, nominal_seq=None, checks
             ci = lambda x: (x or [float("nan"), float("nan")])  # noqa: E731
             s = allseq.get((c.corner, float(c.temp_c)))
             jf = cd.get("joint_fit") or {}
-            # energy per bit = P·τ(V50): the supply power of the record nearest V50 times the rate model's
-            # τ(V50), as the datasheet states it. The model's energy block holds that record's own P·τ
-            # (its τ from one ~10-80 µs record), which is noisier and not what this row's τ column says:
-            # at pbit tt 27 °C 1.32 fJ against the datasheet's 1.53 fJ, with the τ(V50) CI attached to it.
-            power, t50 = _f(en.get("mean_supply_power_w")), _f(tau.get("tau_at_v50_s"))
-            t_ci = ci(tau.get("tau_at_v50_ci95_s"))
-            if power is not None and t50 is not None:
-                e_bit, e_ci = power * t50, [power * _f(t) if _f(t) is not None else float("nan") for t in t_ci]
-            else:
-                e_bit, e_ci = _f(en.get("energy_per_bit_j")), ci(en.get("energy_per_bit_ci95_j"))
+            # energy per bit = P·τ(V50) with its CI, as the model's energy block states it (model.energy)
+            e_bit, e_ci = _f(en.get("energy_per_bit_j")), ci(en.get("energy_per_bit_ci95_j"))
             rows.append({"corner": c.corner, "temp_c": c.temp_c, "vdd_v": c.vdd_v, "status": "characterised",
                          "v50_v": sg["v50_v"], "v50_ci_lo_v": ci(sg.get("v50_ci95_v"))[0],
                          "v50_ci_hi_v": ci(sg.get("v50_ci95_v"))[1],
@@ -720,13 +716,6 @@ def conditions_table(model, excluded: list, seqs: dict, nominal_seq=None, checks
                      "design": f"held-out between {chk['between_c'][0]:g} and {chk['between_c'][1]:g} °C",
                      "note": chk.get("note", "")})
     df = pd.DataFrame(rows)
-    if len(df) and "energy_per_bit_j" in df:
-        # the model stores P·τ without a CI; its uncertainty is τ's (the mean supply power of the records is
-        # known to well under a percent), so the energy CI is the τ CI scaled by P·τ/τ
-        e, t = (pd.to_numeric(df[c], errors="coerce") for c in ("energy_per_bit_j", "tau_v50_s"))
-        for end, tcol in (("energy_per_bit_ci_lo_j", "tau_ci_lo_s"), ("energy_per_bit_ci_hi_j", "tau_ci_hi_s")):
-            have = pd.to_numeric(df[end], errors="coerce") if end in df else pd.Series(np.nan, index=df.index)
-            df[end] = have.where(have.notna(), e * pd.to_numeric(df[tcol], errors="coerce") / t)
     if len(df):
         df = df.sort_values(["corner", "temp_c"], kind="stable").reset_index(drop=True)
     return df

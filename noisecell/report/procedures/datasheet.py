@@ -97,14 +97,24 @@ def datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period
         r = rows_nom.loc[j]
         at = f"simulated point nearest V50 ({r['bias_v'] * 1e3:+.3g} mV)"
         add("mean supply power", r["mean_power_w"], unit="W", note=at)
-        if math.isfinite(r["mean_power_w"]):
-            # P·τ with τ from the model at V50; the power's own error is far smaller than τ's
-            e = r["mean_power_w"] * f.tau_at_v50_s
-            add("energy per bit P·τ(V50)", e, r["mean_power_w"] * f.tau_at_v50_ci_s[0],
-                r["mean_power_w"] * f.tau_at_v50_ci_s[1], "J", note=f"power {at}")
+        # energy per bit as the model states it (its energy block, noisecell.model.energy): that record's
+        # power × τ(V50), CI from τ's (the power's own error is far smaller than τ's)
+        if model is not None:
+            en = model.condition_data(nominal).get("energy") or {}
+        else:  # a datasheet of fits without their model document: the same rule on this record
+            from ...model.energy import energy_at_v50
+
+            en = energy_at_v50({"sigmoid": {"v50_v": f.v50_v},
+                                "tau": {"tau_at_v50_s": f.tau_at_v50_s, "tau_at_v50_ci95_s": list(f.tau_at_v50_ci_s)},
+                                "energy": {"at_bias_v": float(r["bias_v"]), "mean_supply_power_w": r["mean_power_w"]}})
+        e, e_ci = en.get("energy_per_bit_j"), en.get("energy_per_bit_ci95_j") or [float("nan")] * 2
+        if e is not None:
+            rec = en.get("at_bias_v")
+            at_e = f"record nearest V50 ({rec * 1e3:+.3g} mV)" if rec is not None else at
+            add("energy per bit P·τ(V50)", e, *e_ci, "J", note=f"power of the {at_e} × τ(V50)")
             kt = kt_ln2_j(nominal[1])
-            add("energy per bit / kT·ln2", e / kt, r["mean_power_w"] * f.tau_at_v50_ci_s[0] / kt,
-                r["mean_power_w"] * f.tau_at_v50_ci_s[1] / kt, "", note=f"kT·ln2 = {kt:.4g} J at {nominal[1]:g} °C")
+            add("energy per bit / kT·ln2", e / kt, e_ci[0] / kt, e_ci[1] / kt, "",
+                note=f"kT·ln2 = {kt:.4g} J at {nominal[1]:g} °C")
         add("energy per flip P/(flip rate)", r["energy_per_flip_j"], unit="J", note=at)
         if math.isfinite(r.get("h_original", float("nan"))):
             add("SP 800-90B h_original", r["h_original"], unit="bits/sample",

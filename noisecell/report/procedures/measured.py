@@ -157,7 +157,7 @@ def _comparison_rows(sfit: ConditionFit, mfit: ConditionFit, smodel, mmodel, sco
     except NoisecellError:
         se_ = {}
     for key, label, unit in (("mean_supply_power_w", "mean supply power near V50", "W"),
-                             ("energy_per_bit_j", "energy per bit P·τ near V50", "J")):
+                             ("energy_per_bit_j", "energy per bit P·τ(V50)", "J")):
         a, b = se_.get(key), me.get(key)
         ratio = b / a if (a and b) else float("nan")
         rows.append({"quantity": f"{label} (measured / simulated)", "simulated": a if a is not None else float("nan"),
