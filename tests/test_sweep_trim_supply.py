@@ -55,3 +55,37 @@ def test_bias_about_offset_centres_each_instance_on_its_own_offset():
         assert all(j.conditions["bias_offset_v"] == pytest.approx(off) for j in js)
     with pytest.raises(InputError, match="bias_about_offset"):
         parse_spec({"cell": "pbit", "duration": "2us", "bias_about_offset": True, "grid": {"bias": [0.0]}})
+
+
+def test_bias_about_offset_solves_each_instance_at_its_aux_trim(tmp_path, monkeypatch):
+    """An instance's DC offset is solved at every trim input its jobs run at: for pbit_x4 ([balance]
+    aux_trim VNW, offset = "readout") the spec's explicit VNW (an instance's own trim), not the cell's
+    nominal 0.125 V, which the DC netlists had before (only the main trim VGP was passed). ngspice is
+    replaced by a recorder whose readout crosses zero at VB = 12 mV."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    from noisecell import trim as T
+    from noisecell.sweep import jobs as J
+
+    d = tmp_path / "x4"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "spice_models" / "pbit_x4", d,
+                    ignore=shutil.ignore_patterns("characterisation"))
+    seen = []
+
+    def fake_run_batch(text, workdir, **kw):
+        vnw = float(re.search(r"^\.param .*\bVNW=([-0-9.e+]+)", text, re.M).group(1))
+        vgp = float(re.search(r"^\.param .*\bVGP=([-0-9.e+]+)", text, re.M).group(1))
+        vb = float(re.search(r"^\.param .*\bVB=([-0-9.e+]+)", text, re.M).group(1))
+        seen.append((vgp, vnw))
+        return f"print\nv(w)-v(in) = {vb - 0.012:.6e}\n"
+
+    monkeypatch.setattr(T, "run_batch", fake_run_batch)
+    J._instance_offset.cache_clear()
+    spec = parse_spec({"cell": str(d), "duration": "2us", "seed": 2, "bias_about_offset": True,
+                       "trim": {"VGP": 0.03, "VNW": 0.8}, "grid": {"bias": [-0.005, 0.005], "mismatch_instances": 1}})
+    jobs = expand(spec, load_cell(str(d)))
+    J._instance_offset.cache_clear()
+    assert seen and set(seen) == {(0.03, 0.8)}, sorted(set(seen))
+    assert [j.conditions["bias_v"] for j in jobs] == pytest.approx([0.012 - 0.005, 0.012 + 0.005], abs=2e-5)

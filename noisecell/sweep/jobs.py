@@ -138,15 +138,21 @@ def _trim_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> dict[str, fl
 
 @lru_cache(maxsize=256)
 def _instance_offset(cell_dir: str, corner: str, temp_c: float, mseed: int, trim_json: str, vdd_v: float) -> float | None:
-    """DC bias offset (V) of one mismatch instance (noisecell.trim.bias_offset), cached per process."""
+    """DC bias offset (V) of one mismatch instance (noisecell.trim.bias_offset), cached per process.
+
+    ``trim_json``: every trim input's value at the instance's jobs (the stored trim, or the spec's
+    explicit ``trim``, e.g. the instance's own); the DC solve runs at all of them, the balance trim as
+    ``trim_v`` and the others (the ``[balance] aux_trim``, pbit_x4's VNW) as ``fixed_trim``, so the
+    offset is the one of the circuit the jobs simulate (before, the others took their nominal values)."""
     from ..cells import load_cell
     from ..trim import balance_spec, bias_offset
 
     cell = load_cell(cell_dir)
     bal = balance_spec(cell)
     trim = json.loads(trim_json)
+    others = {k: float(v) for k, v in trim.items() if k != bal.trim}
     return bias_offset(cell, corner, temp_c, mismatch_seed=mseed, trim_v=trim.get(bal.trim) if bal.trim else None,
-                       vdd_v=vdd_v)
+                       vdd_v=vdd_v, fixed_trim=others or None)
 
 
 def _supplies_for(cell, spec: SweepSpec, corner: str, temp_c: float) -> tuple[float, ...]:
