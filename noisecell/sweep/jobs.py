@@ -369,7 +369,6 @@ def execute_in_host(payload: dict) -> dict:
 
     ``payload["rung"]``: the retry-ladder rung whose options the job carries (noisecell.simulator.retry).
     """
-    from ..digitize import digitize_waveform
     from ..simulator.session import run_job_in_process
 
     job = payload["job"]
@@ -386,6 +385,15 @@ def execute_in_host(payload: dict) -> dict:
         raise InputError(f"{payload.get('name', 'job')}: this worker renders a different netlist than the "
                               "sweep driver (noisecell or model files changed during the sweep); restart the sweep")
     wf = run_job_in_process(job)
+    return analyse_record(wf, job, analysis, keep_waveform=payload.get("keep_waveform", True))
+
+
+def analyse_record(wf, job, analysis: dict, *, keep_waveform: bool = True) -> dict:
+    """Digitise, classify and analyse the waveform ``wf`` of simulation ``job`` (a SimulationJob): the
+    result dict of :func:`execute_in_host`. Also how the runner re-analyses a stored waveform whose
+    row was made by other analysis code (runner: rows keyed by job ids that include the code)."""
+    from ..digitize import digitize_waveform
+
     bits, dig = digitize_waveform(wf, threshold_v=analysis.get("threshold_v"))
     row: dict[str, Any] = {"sim_job_id": job.job_id(), "options_json": json.dumps(dict(job.options or {}), sort_keys=True)}
     row.update(flatten(dig.to_dict(), "digitize_"))
@@ -412,5 +420,5 @@ def execute_in_host(payload: dict) -> dict:
         row["mean_supply_power_w"] = wf.mean_supply_power_w()
     return {"row": row, "stats": stats, "bits": np.packbits(bits.bits), "n_bits": int(bits.bits.size),
             "sample_period_s": dig.sample_period_s,
-            "waveform": wf if payload.get("keep_waveform", True) else None,
+            "waveform": wf if keep_waveform else None,
             "simulated_s": float(job.duration_s)}

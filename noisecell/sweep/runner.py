@@ -32,6 +32,8 @@ class SweepResult:
 
     total/done/failed/pending: job counts over the whole sweep after this run.
     skipped: jobs already finished before this run (not redone); ran: jobs finished in this run.
+    reanalysed: of those, jobs whose record was not simulated again but re-analysed from the stored
+    waveform of an earlier row of the same simulation made by other analysis code (:func:`_reanalyse`).
     simulated_s: simulated time of the jobs run now, s. wall_s: wall time of this run, s.
     failures: (job_id, error) of every failed job. dataframe: :func:`noisecell.sweep.load` of the folder.
     adaptive: the adaptive-duration report (None for fixed-duration sweeps).
@@ -51,13 +53,14 @@ class SweepResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     dataframe: pd.DataFrame | None = None
     adaptive: Any = None
+    reanalysed: int = 0
 
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.pending == 0
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("total", "done", "failed", "pending", "skipped", "ran",
+        d = {k: getattr(self, k) for k in ("total", "done", "failed", "pending", "skipped", "ran", "reanalysed",
                                            "simulated_s", "wall_s", "executor", "workers")}
         d["out_dir"] = str(self.out_dir)
         d["failures"] = [{"job_id": j, "error": e} for j, e in self.failures]
@@ -66,7 +69,8 @@ class SweepResult:
 
     def summary(self) -> str:
         lines = [f"sweep {self.out_dir}: {self.done}/{self.total} done, {self.failed} failed, {self.pending} pending "
-                 f"({self.skipped} already done, {self.ran} run now on {self.workers} {self.executor} workers, "
+                 f"({self.skipped} already done, {self.ran} run now on {self.workers} {self.executor} workers"
+                 + (f" of which {self.reanalysed} re-analysed from stored waveforms" if self.reanalysed else "") + ", "
                  f"{self.wall_s:.1f} s wall, {self.simulated_s * 1e6:.4g} µs simulated)"]
         for j, e in self.failures[:20]:
             lines.append(f"  FAILED {j[:12]}: {e}")
@@ -179,20 +183,8 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
     ran = 0
     prog = _Progress(progress, len(jobs), skipped)
     ex = None
+    reanalysed = 0
     try:
-        if todo:
-            ex = make_executor(kind, n_workers, scheduler, store.logs, pool=pool)
-            n_workers = ex.workers
-        done_q: queue.Queue = queue.Queue()
-        outstanding = 0
-
-        def submit(job: SweepJob, k: int | None) -> None:
-            nonlocal outstanding
-            task = {"payload": job.payload(spec.keep_waveforms, k), "timeout_s": spec.timeout_s,
-                    "retries": spec.retries, "name": f"job {job.job_id[:12]} (#{job.index})"}
-            ex.submit(task, lambda res, tag: done_q.put((tag, res)), (job, k))
-            outstanding += 1
-
         chunk_rows: dict[str, list[dict]] = {}
 
         def finish(job: SweepJob, row: dict, failed: bool) -> None:
@@ -205,6 +197,24 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
 
         def base_row(job: SweepJob, status: str) -> dict:
             return {**job.conditions, "status": status, "invocation": invocation, "finished_utc": _now()}
+
+        if todo and not spec.adaptive:
+            todo, reanalysed = _reanalyse(store, spec, jobs, todo, base_row, finish)
+            if reanalysed and progress:
+                print(f"sweep {out_dir}: {reanalysed} stored record(s) analysed by other noisecell code re-analysed "
+                      "from their stored waveforms (not simulated again)", file=sys.stderr, flush=True)
+        if todo:
+            ex = make_executor(kind, n_workers, scheduler, store.logs, pool=pool)
+            n_workers = ex.workers
+        done_q: queue.Queue = queue.Queue()
+        outstanding = 0
+
+        def submit(job: SweepJob, k: int | None) -> None:
+            nonlocal outstanding
+            task = {"payload": job.payload(spec.keep_waveforms, k), "timeout_s": spec.timeout_s,
+                    "retries": spec.retries, "name": f"job {job.job_id[:12]} (#{job.index})"}
+            ex.submit(task, lambda res, tag: done_q.put((tag, res)), (job, k))
+            outstanding += 1
 
         for job in todo:
             if spec.adaptive:
@@ -267,7 +277,58 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
     return SweepResult(out_dir=Path(out_dir), total=counts["total"], done=counts["done"], failed=counts["failed"],
                        pending=counts["pending"], skipped=skipped, ran=ran, simulated_s=simulated,
                        wall_s=time.monotonic() - t_start, executor=kind, workers=n_workers,
-                       failures=all_failures, dataframe=df, adaptive=rep)
+                       failures=all_failures, dataframe=df, adaptive=rep, reanalysed=reanalysed)
+
+
+#: retry columns of a stored row that say how its record was simulated (kept when it is re-analysed)
+_RETRY_COLUMNS = ("attempts", "retry_rung", "retry_options_json", "retry_history", "retry_errors")
+
+
+def _reanalyse(store: Store, spec: SweepSpec, jobs: list, todo: list, base_row, finish) -> tuple[list, int]:
+    """Jobs of ``todo`` whose simulation is already stored under another job id re-analysed from that
+    stored waveform instead of simulated again; returns (the jobs still to simulate, how many were
+    re-analysed).
+
+    A job id covers the simulation *and* the analysis code (:func:`.jobs.analysis_settings`), so after
+    an analysis change (e.g. 2670cd9's settling cut) every stored row of a resumed folder is of another
+    id: never read again (rows of two analyses are never mixed), and its record was simulated again.
+    Here a stored ``ok`` row whose ``sim_job_id`` is this job's simulation id (the complete rendered
+    netlist and seeds, rung 0) and whose waveform is stored gives the record; its row is rebuilt by the
+    current :func:`.jobs.analyse_record` exactly as a fresh run would build it (``reanalysed_from``
+    names the old job). Rows without a waveform (keep_waveforms = false) are simulated again."""
+    from .jobs import analyse_record
+
+    by_sim: dict[str, dict] = {}
+    for row in store.rows_outside({j.job_id for j in jobs}):
+        if row.get("status") == "ok" and isinstance(row.get("sim_job_id"), str):
+            by_sim.setdefault(row["sim_job_id"], row)
+    if not by_sim:
+        return todo, 0
+    rest, n = [], 0
+    for job in todo:
+        src = by_sim.get(job.sim_job.job_id())
+        wf = None
+        if src is not None:
+            t0 = time.monotonic()
+            try:
+                wf = store.read_waveform(src["job_id"])
+            except (NoisecellError, OSError):
+                wf = None
+        if wf is None:
+            rest.append(job)
+            continue
+        out = analyse_record(wf, job.sim_job, job.analysis, keep_waveform=spec.keep_waveforms)
+        if out["waveform"] is not None:
+            store.write_waveform(job.job_id, out["waveform"])
+        store.write_bits(job.job_id, np.unpackbits(out["bits"])[: out["n_bits"]], out["sample_period_s"])
+        row = base_row(job, "ok")
+        row.update({"error": None, **{c: src.get(c) for c in _RETRY_COLUMNS if c in src}})
+        row.update({c: v for c, v in out["row"].items() if c not in job.conditions})
+        row.update({"wall_s": time.monotonic() - t0, "host": None, "simulated_s": out["simulated_s"],
+                    "reanalysed_from": src["job_id"]})
+        finish(job, row, False)
+        n += 1
+    return rest, n
 
 
 def _pooled_regime(store: Store, job_id: str, n_chunks: int):

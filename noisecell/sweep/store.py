@@ -59,7 +59,7 @@ MANIFEST = "manifest.json"
 STORE_FORMAT = "noisecell-sweep-1"
 #: columns that record when/where a row was produced; they legitimately differ between two runs
 #: of the same job and are excluded when results are compared for equality
-PROVENANCE_COLUMNS = ("wall_s", "finished_utc", "invocation", "host")
+PROVENANCE_COLUMNS = ("wall_s", "finished_utc", "invocation", "host", "reanalysed_from")
 
 
 JOURNAL = "checksums.jsonl"
@@ -338,6 +338,19 @@ class Store:
                     row = self._read_row_checked(p, p.stem)
                     if row is not None:
                         out[p.stem] = row["status"]
+        return out
+
+    def rows_outside(self, job_ids) -> list[dict]:
+        """Verified result rows of jobs not among ``job_ids``: rows of an earlier manifest whose ids
+        differ (other analysis code; see runner._reanalyse)."""
+        ids = set(job_ids)
+        out = []
+        if self.results.is_dir():
+            for p in sorted(self.results.glob("*.parquet")):
+                if not p.name.startswith(".") and p.stem not in ids:
+                    row = self._read_row_checked(p, p.stem)
+                    if row is not None:
+                        out.append(row)
         return out
 
     def write_bits(self, name: str, bits: np.ndarray, sample_period_s: float | None) -> Path:
