@@ -28,7 +28,7 @@ def main() -> int:
     ap.add_argument("--rows", default=str(HERE / "x1search.jsonl"))
     ap.add_argument("--chosen", nargs="*", default=[str(HERE / "x1chosen.json"), str(HERE / "x2chosen.json"),
                                                   str(HERE / "x3chosen.json"), str(HERE / "x4chosen.json"),
-                                                  str(HERE / "x5chosen.json")],
+                                                  str(HERE / "x5chosen.json"), str(HERE / "x6chosen.json")],
                     help="characterised cells to mark (diamonds); missing files are skipped")
     ap.add_argument("--transient", default=str(HERE / "x4transient.jsonl"),
                     help="the sixth round's 3 x 24 us rows (x4levers.py --transient; triangles, ±1.96 SE); skipped if missing")
@@ -39,7 +39,7 @@ def main() -> int:
         if ln.strip():
             r = json.loads(ln)
             rows[(r["candidate"], r.get("vdd_rel"))] = r
-    fig, ax = plt.subplots(figsize=(8.5, 6))
+    fig, (ax, ins) = plt.subplots(1, 2, figsize=(14, 6.2), gridspec_kw=dict(width_ratios=[1.55, 1]))
     norm = LogNorm(vmin=10, vmax=300)
     cmap = plt.get_cmap("viridis")
     # the offset in scales is measured once per candidate (at its gain-target supply): carry it to its other rows
@@ -95,36 +95,55 @@ def main() -> int:
                 q = json.loads(ln)
                 if q.get("result") == "ok" and q.get("tau_s"):
                     six[q["candidate"]] = q
-    for name, q in six.items():
-        t, e = q["tau_s"] * 1e9, q["energy_per_bit_j"] * 1e18
-        dt = 1.96 * (q.get("tau_se_s") or 0.0) * 1e9
-        de = 1.96 * (q.get("energy_se_j") or 0.0) * 1e18
-        filled = sum(g == "bistable" for g in q["regimes"]) >= 2
-        ax.errorbar([t], [e], xerr=[[dt], [dt]], yerr=[[de], [de]], fmt="none", ecolor="tab:orange", alpha=0.5, lw=1)
-        ax.scatter([t], [e], s=45, marker="^", facecolors="tab:orange" if filled else "none", edgecolors="tab:orange",
-                   linewidths=1.3, zorder=3)
+    # the seventh round (NOTES §13, candidates x5_*: pbit_x4's single-ended readout) in purple
+    chosen_rows = [json.loads(p.read_text()) for p in map(Path, a.chosen) if p.is_file()]
+    # right panel: a zoom on the target corner (the same triangles, box and characterised cells; linear axes)
+    for axx, zoom in ((ax, False), (ins, True)):
+        for name, q in six.items():
+            t, e = q["tau_s"] * 1e9, q["energy_per_bit_j"] * 1e18
+            dt = 1.96 * (q.get("tau_se_s") or 0.0) * 1e9
+            de = 1.96 * (q.get("energy_se_j") or 0.0) * 1e18
+            filled = sum(g == "bistable" for g in q["regimes"]) >= 2
+            col = "tab:purple" if name.startswith("x5_") else "tab:orange"
+            axx.errorbar([t], [e], xerr=[[dt], [dt]], yerr=[[de], [de]], fmt="none", ecolor=col, alpha=0.5, lw=1)
+            axx.scatter([t], [e], s=40 if zoom else 45, marker="^", facecolors=col if filled else "none",
+                        edgecolors=col, linewidths=1.3, zorder=3)
+        axx.add_patch(plt.Rectangle((1, 1), 99, 349, fill=True, color="tab:green", alpha=0.08, zorder=0))
+        axx.scatter([100], [350], marker="*", s=150 if zoom else 250, color="tab:red", zorder=4)
+        for c in chosen_rows:
+            t, e = c["tau_s"] * 1e9, c["energy_j"] * 1e18
+            tl, th = (x * 1e9 for x in c["tau_ci95"])
+            el, eh = (x * 1e18 for x in c["energy_ci95"])
+            off = c.get("offset_scales")
+            colour = cmap(norm(min(max(off, 10), 300))) if off else "k"
+            axx.errorbar([t], [e], xerr=[[t - tl], [th - t]], yerr=[[e - el], [eh - e]], fmt="none", ecolor="k",
+                         lw=1.5)
+            axx.scatter([t], [e], marker="D", s=110 if zoom else 140, facecolors=colour, edgecolors="k", linewidths=2,
+                        zorder=5)
+            if zoom and (50 <= t <= 150 and 200 <= e <= 550):
+                axx.annotate(c.get("label", "chosen").split(" (")[0], (t, e), fontsize=8, fontweight="bold",
+                             xytext=(6, 5), textcoords="offset points")
+            elif not zoom and not (50 <= t <= 150 and 200 <= e <= 550):  # the corner's cells are named in the zoom
+                axx.annotate(c.get("label", "chosen"), (t, e), fontsize=9, fontweight="bold",
+                             xytext=c.get("label_offset", (8, 8)), textcoords="offset points")
+    ins.set_xlim(60, 150)
+    ins.set_ylim(220, 520)
+    ins.set_title("zoom on the target corner (grey frame on the left; linear axes)", fontsize=9)
+    ins.set_xlabel("τ (ns)")
+    ins.set_ylabel("P·τ (aJ)")
+    ins.grid(True, alpha=0.3)
+    ax.add_patch(plt.Rectangle((60, 220), 90, 300, fill=False, edgecolor="0.4", lw=1, zorder=6))
     if six:
         ax.scatter([], [], s=45, marker="^", color="tab:orange",
                    label="6th round, 3 × 24 µs (filled: ≥ 2 of 3 records bistable)")
-        ax.legend(loc="upper right", fontsize=7)
-    ax.add_patch(plt.Rectangle((1, 1), 99, 349, fill=True, color="tab:green", alpha=0.08, zorder=0))
-    ax.text(12, 300, "issue-17 target: τ ≤ 100 ns, P·τ ≤ 350 aJ", fontsize=8, color="tab:green")
-    ax.scatter([100], [350], marker="*", s=250, color="tab:red", zorder=4)
-    ax.annotate("seed (X0 chip, published): ~100 ns, ~350 aJ", (100, 350), fontsize=8, color="tab:red",
-                xytext=(6, -12), textcoords="offset points")
-    for chosen in map(Path, a.chosen):
-        if not chosen.is_file():
-            continue
-        c = json.loads(chosen.read_text())
-        t, e = c["tau_s"] * 1e9, c["energy_j"] * 1e18
-        tl, th = (x * 1e9 for x in c["tau_ci95"])
-        el, eh = (x * 1e18 for x in c["energy_ci95"])
-        off = c.get("offset_scales")
-        colour = cmap(norm(min(max(off, 10), 300))) if off else "k"
-        ax.errorbar([t], [e], xerr=[[t - tl], [th - t]], yerr=[[e - el], [eh - e]], fmt="none", ecolor="k", lw=1.5)
-        ax.scatter([t], [e], marker="D", s=140, facecolors=colour, edgecolors="k", linewidths=2, zorder=5)
-        ax.annotate(c.get("label", "chosen"), (t, e), fontsize=9, fontweight="bold", xytext=c.get("label_offset", (8, 8)),
-                    textcoords="offset points")
+        if any(n.startswith("x5_") for n in six):
+            ax.scatter([], [], s=45, marker="^", color="tab:purple",
+                       label="7th round (read single-ended), 3 × 24 µs: streams' τ (read ~0.8–0.85× τ(V50))")
+    ax.scatter([], [], s=140, marker="D", facecolors="w", edgecolors="k", linewidths=2,
+               label="characterised cells: τ(V50), P·τ(V50), 95 % CI (black: offset not measured)")
+    ax.scatter([], [], marker="*", s=150, color="tab:red", label="seed (X0 chip, published): ~100 ns, ~350 aJ")
+    ax.add_patch(plt.Rectangle((1, 1), 0, 0, color="tab:green", alpha=0.2, label="issue-17 target: τ ≤ 100 ns, P·τ ≤ 350 aJ"))
+    ax.legend(loc="upper right", fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(10, 1000)

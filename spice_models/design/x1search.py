@@ -363,7 +363,56 @@ ROUND6 = [
     c5("x4_p18_L25_p30", "VNW +0.3, pfets pfet_01v8 0.42/0.25", VNW=0.3, amp="pfet_01v8", **_AMP_L(0.25)),
 ]
 
-CANDIDATES.update({c.name: c for c in ROUND5 + ROUND5B + TRADE + ROUND6})
+
+
+def c7(name: str, note: str, *, gain: float = 4.0, clz: float | None = None, **over) -> Candidate:
+    """A round-7 candidate (NOTES §13): pbit_x4's readout (single-ended, w against the VDD/2 node
+    ``in``, 40 mV Schmitt band) on the round-5 chain; ``clz``: z's readout load instead of CL (z is not
+    read single-ended; w keeps its 0.1 fF, which ngspice's step control needs)."""
+    c = c5(name, note, gain=gain, **over)
+    import dataclasses
+
+    net = c.netlist
+    params = dict(c.params)
+    if clz is not None:
+        net = net.replace("Cz z 0 {CL}", "Cz z 0 {CLZ}").replace(" CL=1e-16 ", " CL=1e-16 CLZ=1e-16 ")
+        params["CLZ"] = clz
+    return dataclasses.replace(c, netlist=net, params=params, outputs=("w", "in"), hysteresis_v=0.04)
+
+
+_LD = lambda L: {f"LD{k}": L for k in range(1, 5)}  # noqa: E731
+_WD = lambda W: {f"WD{k}": W for k in range(1, 5)}  # noqa: E731
+#: round 7 (NOTES §13): pbit_x4's point (VNW 0.125, gain 4.0, single-ended) and the sink levers §12 left:
+#: the length LD of all four native sinks (lower g_ds: the gain at a lower supply; the drain junction and
+#: overlap scale with W, not L), their width WD, z's readout load, with VNW / gain 3.8-4.0 to hold tau
+ROUND7 = [
+    c7("x5_ref", "pbit_x4 (VNW 0.125, gain 4.0, LD 1.2, read w vs VDD/2)", VNW=0.125),
+    *[c7(f"x5_L{int(round(L * 10)):02d}_p{int(round(v * 1000)):03d}" if v >= 0 else
+         f"x5_L{int(round(L * 10)):02d}_m{int(round(-v * 1000)):03d}",
+         f"pbit_x4 with all four sinks L {L:g}, VNW {v:+g}, gain 4.0", VNW=v, **_LD(L))
+      for L in (1.8, 2.4, 3.6, 4.8) for v in (0.125, 0.05, 0.0, -0.05)],
+    *[c7(f"x5_L{int(round(L * 10)):02d}_p{int(round(v * 1000)):03d}_g38",
+         f"pbit_x4 with all four sinks L {L:g}, VNW {v:+g}, gain 3.8", VNW=v, gain=3.8, **_LD(L))
+      for L in (2.4, 3.6) for v in (0.125, 0.05)],
+    c7("x5_W084_L24_p050", "sinks 0.84/2.4 (2x wide), VNW +0.05, gain 4.0", VNW=0.05, **_LD(2.4), **_WD(0.84)),
+    c7("x5_W084_p125", "sinks 0.84/1.2 (2x wide), VNW +0.125, gain 4.0", VNW=0.125, **_WD(0.84)),
+    c7("x5_clz0_p125", "pbit_x4 with z's readout load 1 aF instead of 0.1 fF", VNW=0.125, clz=1e-18),
+    # z's load off (z is not read single-ended) along VNW and the gain
+    *[c7(f"x5_clz0_p{int(round(v * 1000)):03d}" + ("" if g == 4.0 else f"_g{int(round(g * 10))}"),
+         f"pbit_x4 with z's readout load 1 aF, VNW {v:+g}, gain {g:g}", VNW=v, gain=g, clz=1e-18)
+      for v, g in ((0.1, 4.0), (0.15, 4.0), (0.175, 4.0), (0.1, 3.8), (0.125, 3.8), (0.15, 3.8))],
+    # the pfets' length: LD above does not move the supply for gain 4.0 (the pfet's g_ds sets the gain)
+    *[c7(f"x5_P{int(round(lp * 100)):03d}_" + (f"p{int(round(v * 1000)):03d}" if v >= 0 else f"m{int(round(-v * 1000)):03d}"),
+         f"pbit_x4 with all four pfets L {lp:g}, VNW {v:+g}, gain 4.0", VNW=v, **_AMP_L(lp))
+      for lp in (0.38, 0.42) for v in (0.125, 0.0, -0.1)],
+    # the DC front of each pfet length along VNW (compare at equal predicted tau)
+    *[c7(f"x5_P{int(round(lp * 100)):03d}_" + (f"p{int(round(v * 1000)):03d}" if v >= 0 else f"m{int(round(-v * 1000)):03d}"),
+         f"pbit_x4 with all four pfets L {lp:g}, VNW {v:+g}, gain 4.0", VNW=v, **_AMP_L(lp))
+      for lp, vs in ((0.35, (0.05, 0.2, 0.3)), (0.36, (0.125, 0.05, 0.0)), (0.37, (0.125, 0.05, 0.0, -0.05)),
+                     (0.38, (0.05, -0.05))) for v in vs],
+]
+
+CANDIDATES.update({c.name: c for c in ROUND5 + ROUND5B + TRADE + ROUND6 + ROUND7})
 
 
 
