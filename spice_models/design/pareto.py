@@ -2,7 +2,7 @@
 
 Reads the candidates' rows (x1search.jsonl: zero-bias τ with its 95 % CI, power, offset σ in sigmoid
 scales), the chosen cell's characterised figures (--chosen JSON: {"tau_s", "tau_ci95", "energy_j",
-"energy_ci95", "offset_scales", "label"}) and draws the seed's published point (~100 ns, ~350 aJ) and
+"energy_ci95", "offset_scales", "label", optional "replicates": the same cell's runs with other seeds}) and draws the seed's published point (~100 ns, ~350 aJ) and
 the target box (τ ≤ 100 ns, P·τ ≤ 350 aJ). Filled markers: bistable by noisecell's regime detector;
 open: single-peaked (not a usable p-bit point). Writes spice_models/design/pareto.png.
 
@@ -120,6 +120,13 @@ def main() -> int:
                          lw=1.5)
             axx.scatter([t], [e], marker="D", s=110 if zoom else 140, facecolors=colour, edgecolors="k", linewidths=2,
                         zorder=5)
+            for rep in (c.get("replicates") or []) if zoom else []:  # the same cell's other seed sets
+                rt, re_ = rep["tau_s"] * 1e9, rep["energy_j"] * 1e18
+                rtl, rth = (x * 1e9 for x in rep["tau_ci95"])
+                rel, reh = (x * 1e18 for x in rep["energy_ci95"])
+                axx.errorbar([rt], [re_], xerr=[[rt - rtl], [rth - rt]], yerr=[[re_ - rel], [reh - re_]], fmt="none",
+                             ecolor="0.4", lw=1)
+                axx.scatter([rt], [re_], marker="D", s=60, facecolors="none", edgecolors="k", linewidths=1.3, zorder=5)
             if zoom and (50 <= t <= 150 and 200 <= e <= 550):
                 axx.annotate(c.get("label", "chosen").split(" (")[0], (t, e), fontsize=8, fontweight="bold",
                              xytext=(6, 5), textcoords="offset points")
@@ -128,7 +135,8 @@ def main() -> int:
                              xytext=c.get("label_offset", (8, 8)), textcoords="offset points")
     ins.set_xlim(60, 150)
     ins.set_ylim(220, 520)
-    ins.set_title("zoom on the target corner (grey frame on the left; linear axes)", fontsize=9)
+    ins.set_title("zoom on the target corner (grey frame on the left; linear axes;\n"
+                  "small open diamonds: the same cell's default flow with other seeds)", fontsize=9)
     ins.set_xlabel("τ (ns)")
     ins.set_ylabel("P·τ (aJ)")
     ins.grid(True, alpha=0.3)
