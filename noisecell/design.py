@@ -74,6 +74,12 @@ TAIL_SCALE_REL = 0.10
 #: of 0.2 beyond its edge (tests/test_design.py) the records that did not enter the fit rose to 23 %
 #: of the design (short probes fail more often and each failure is another probe): kept at 20 µs
 PROBE_CHUNK = 1
+#: stop when this many jobs failed and they are at least FAILED_STOP_FRACTION of the completed jobs:
+#: a condition where ngspice stalls (pbit_x4 ss −40 °C, session 24: 9 of 33 records timed out, 8 of
+#: them re-planned at the same −1.66 mV) would otherwise spend its job limit on timeouts, a failed
+#: job adding nothing to the fit the next job is planned on
+FAILED_STOP_MIN = 4
+FAILED_STOP_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -805,6 +811,10 @@ def run_design(runner, settings: DesignSettings, *, v50_guess: float, scale_gues
     try:
         while True:
             while stop is None and len(jobs) - c < s.lag:
+                n_failed = sum(1 for r in records[:c] if not r.ok)
+                if n_failed >= FAILED_STOP_MIN and n_failed >= FAILED_STOP_FRACTION * c:
+                    stop = f"simulations failed: {n_failed} of {c} jobs"
+                    break
                 if len(jobs) >= b.max_jobs:
                     stop = "job limit"
                     break

@@ -31,8 +31,22 @@ from .simulate import SETTLE_SAMPLES, settled  # noqa: F401 (SETTLE_SAMPLES: re-
 
 
 #: wall-time allowance per simulated µs of a design record (the sweep timeout is at least this):
-#: ~25× the simulator's unloaded speed (4.4 µs per core-second), for a machine shared 4 ways
-TIMEOUT_PER_SIMULATED_US = 10.0
+#: ~13× pbit's unloaded speed (4.4 µs per core-second), ~18× pbit_x4's (~6 µs per core-second), for a
+#: machine shared 4 ways. It bounds what a stalled ngspice run costs: `characterize pbit_x4` with the
+#: default spec (session 24, load 5-8 on 2 cores) lost 4 of 194 records to stalls at the ss corner,
+#: 300-450 s of a worker each at the former 10 s/µs, while its slowest finished record took 3.0 s/µs
+#: (median 0.27 s/µs).
+TIMEOUT_PER_SIMULATED_US = 3.0
+
+
+def record_timeout(shared_timeout, duration_s: float, what: str) -> float:
+    """The timeout (s) of a record of ``duration_s``: the sweep's own (``shared_timeout``, SI string or
+    seconds; the sweep default when None), raised to TIMEOUT_PER_SIMULATED_US per simulated µs."""
+    from .sweep.spec import DEFAULT_TIMEOUT_S
+    from .units import parse_si
+
+    t = parse_si(DEFAULT_TIMEOUT_S if shared_timeout is None else shared_timeout, unit="s", what=f"{what}: timeout")
+    return float(max(t, TIMEOUT_PER_SIMULATED_US * float(duration_s) * 1e6))
 
 
 def _finite(x) -> float | None:
@@ -134,11 +148,7 @@ class SweepRunner:
         sweep.update(cell=self.cell, duration=float(f"{duration:.9g}"), seed=int(jobs[0].seed),
                      grid={"bias": biases, "temperature": [float(self.temp_c)], "corner": [self.corner]})
         # a long record on a loaded machine must not hit a timeout meant for short ones
-        from .sweep.spec import DEFAULT_TIMEOUT_S
-        from .units import parse_si
-
-        shared_t = parse_si(sweep.get("timeout", DEFAULT_TIMEOUT_S), unit="s", what=f"{what}: timeout")
-        sweep["timeout"] = float(max(shared_t, TIMEOUT_PER_SIMULATED_US * duration * 1e6))
+        sweep["timeout"] = record_timeout(sweep.get("timeout"), duration, what)
         return parse_spec(sweep, source=what)
 
     def _run(self, name: str, spec) -> list[PointCounts]:

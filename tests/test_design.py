@@ -397,3 +397,30 @@ def test_fit_diverged_names_a_scale_wider_than_the_bias_range():
     assert fit_diverged(res.fit, held, TARGETS, (-0.4, 0.4)) is None      # a healthy fit
     narrow = (V50 - 0.4 * abs(res.fit.scale.value), V50 + 0.4 * abs(res.fit.scale.value))
     assert "wider than the whole bias range" in fit_diverged(res.fit, held, TARGETS, narrow)
+
+
+def test_a_design_whose_simulations_keep_failing_stops_with_the_reason():
+    # pbit_x4 ss −40 °C (session 24): ngspice stalled to the timeout on records near V50, and the design
+    # re-planned the same bias after each failure until its job limit (9 of 33 records failed, 8 of them
+    # at −1.66 mV). Here every record within 1.5 scales of V50 fails: the design stops on the failures,
+    # long before the job limit, and says so; a design with no failures is unaffected
+    from noisecell.design import FAILED_STOP_FRACTION, FAILED_STOP_MIN
+    from noisecell.design_runner import SyntheticRunner
+
+    truth = SyntheticRunner()
+
+    def stalling(index, jobs):
+        return [] if abs(jobs[0].bias_v - truth.v50_v) < 1.5 * truth.scale_v else truth(index, jobs)
+
+    s = DesignSettings(targets=Targets(0.5e-3, 0.05, 0.10), budget=Budget(simulated_s=5e-3, max_jobs=200), seed=2)
+    res = run_design(stalling, s, v50_guess=truth.v50_v, scale_guess=truth.scale_v, bias_limits=(-0.4, 0.4))
+    n_failed = sum(1 for r in res.jobs if not r.ok)
+    assert res.reason.startswith("simulations failed: "), res.reason
+    assert not res.met and n_failed >= FAILED_STOP_MIN
+    assert len(res.jobs) < 200
+    # it stopped at the first plan after the rule held: failures are ≥ the fraction of the jobs then
+    # completed (the few still running when it stopped are collected, not planned on)
+    k = int(res.reason.split(": ")[1].split(" of ")[1].split()[0])
+    assert int(res.reason.split(": ")[1].split(" of ")[0]) >= FAILED_STOP_FRACTION * k
+    ok = run_design(truth, s, v50_guess=truth.v50_v, scale_guess=truth.scale_v, bias_limits=(-0.4, 0.4))
+    assert not ok.reason.startswith("simulations failed"), ok.reason

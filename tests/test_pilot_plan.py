@@ -66,3 +66,45 @@ def test_wide_sigmoid_gets_the_whole_range():
     # its window (V50 ± 3 scales) reaches beyond it, and the whole range is simulated next
     stages, window = plan(-0.02, 0.02, 0.0, -0.9e-3, -4e-3)
     assert len(stages) == 2 and stages[1][0] == -0.02 and stages[1][-1] == 0.02
+
+
+def test_a_condition_pilot_with_its_own_start_window_never_jumps_to_the_whole_range(tmp_path, monkeypatch):
+    """A condition's pilot (start_window: the nominal's window widened) whose sigmoid is wider than that
+    window is located by the stage's own fit; the mid-centred first stage's "whole range next" step
+    would lay 7 records over pbit_x4's −0.2 … +0.3 V, where all but one are stuck (session 24, tt −40 °C)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    import noisecell.sweep as sweep_pkg
+    from noisecell.cells import load_cell
+    from noisecell.report.procedures.pilot import run_pilot
+
+    v50 = 0.5e-3
+    scales = [7e-3]                      # a sigmoid wider than the ±20 mV start window's 3-scale margin
+    grids = []
+
+    def fake_run_sweep(spec, out, **kw):
+        b = np.asarray(spec.bias_v, float)
+        grids.append(b)
+        p = 1 / (1 + np.exp(-(b - v50) / scales[-1]))
+        return SimpleNamespace(total=len(b), failed=0, dataframe=pd.DataFrame({
+            "status": "ok", "bias_v": b, "p1": p, "p1_ci95_lo": np.clip(p - 0.05, 0, 1),
+            "p1_ci95_hi": np.clip(p + 0.05, 0, 1), "regime": np.where((p > 0.02) & (p < 0.98), "bistable", "stuck")}))
+
+    monkeypatch.setattr(sweep_pkg, "run_sweep", fake_run_sweep)
+    cell = load_cell("pbit_x4")
+    spec = SimpleNamespace(pilot={"num": 7, "duration": "3us", "margin": 3}, shared={"noise_step": "0.4ns"},
+                           cell="pbit_x4", source="test")
+    start = (-19.5e-3, 20.4e-3)
+    res = run_pilot(spec, cell, tmp_path, 1, False, corner="tt", temp_c=-40.0, prefix="pilot-tt-40C",
+                    start_window=start)
+    for g in grids:
+        assert g.min() >= start[0] - 1e-12 and g.max() <= start[1] + 1e-12
+    assert res.window is not None and res.window[0] < v50 < res.window[1]
+    # without a start window (the nominal pilot: ±30 mV first stage) a sigmoid wider than the first
+    # stage still gets the whole range next
+    grids.clear()
+    scales.append(15e-3)
+    run_pilot(spec, cell, tmp_path / "nominal", 1, False)
+    assert min(g.min() for g in grids) == pytest.approx(cell.bias.range_v[0], abs=1e-9)

@@ -478,9 +478,10 @@ def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, w
             seen = {**seen, "design": seq.design.reason, "design_records": len(seq.design.points)}
             r["excluded"] = _excluded(corner, temp_c, f"design: no rate fit ({seq.design.reason})", seen)
             return r
-        if seq.design.reason.startswith("fit diverged"):
+        if seq.design.reason.startswith(("fit diverged", "simulations failed")):
             # the design stopped on a fit it could not plan on (noisecell.design.fit_diverged: e.g. records
-            # too short for their bias dependence to show, scale → ∞): its numbers are no datasheet
+            # too short for their bias dependence to show, scale → ∞), or because its simulations keep
+            # failing (ngspice stalls to the timeout: noisecell.design.FAILED_STOP_MIN): its numbers are no datasheet
             f = seq.design.fit
             seen = {**seen, "design": seq.design.reason, "design_records": len(seq.design.points),
                     "design_simulated_s": seq.design.simulated_s,
@@ -595,6 +596,9 @@ class _SimRecords:
         sweep = {k: v for k, v in self.spec.shared.items() if k not in ("adaptive", "grid", "duration", "seed")}
         sweep.update(cell=self.spec.cell, duration=duration_s, seed=seed,
                      grid={"bias": sorted(biases), "temperature": [temp_c], "corner": [corner]})
+        # records of ~300 τ (tens of µs at a cold condition): the design records' per-µs timeout
+        from ...design_runner import record_timeout
+        sweep["timeout"] = record_timeout(sweep.get("timeout"), duration_s, f"held-out temperature {temp_c:g} °C")
         name = f"interp-{condition_tag(corner, temp_c)}"
         sw = parse_spec(sweep, source=f"held-out temperature {temp_c:g} °C")
         r = run_sweep(sw, self.out / "sweep" / name, workers=self.workers, progress=False,

@@ -191,7 +191,13 @@ def run_pilot(spec: CharSpec, cellspec, out: Path, workers, retry_failed, *, poo
         # next stage: the whole range when the mid-centred first stage saw no crossing or a sigmoid
         # wider than itself; the same number of points across a bracket steeper than the grid (each
         # stage narrows it about (num-1)/2-fold) until the sigmoid's own width is resolved
-        grid, why = next_stage(grid, stage == 1, window, note, lo, hi, num)
+        # a condition's pilot started over its own window (start_window) skips the first stage's
+        # "whole range" step: its sigmoid is known to lie near the nominal one's, and a sigmoid wider than
+        # that window is located by this stage's fit (pbit_x4 tt −40 °C, session 24: P(1) 0.48 / 0.72 at
+        # +0.5 / +7.1 mV, a 7 mV scale estimate, window ±21 mV against the ±20 mV grid, and the next stage
+        # went to −200 … +300 mV, where every record is stuck); no crossing at all still gets the whole
+        # range from the caller (conditions: "does not cross")
+        grid, why = next_stage(grid, stage == 1 and start_window is None, window, note, lo, hi, num)
         if grid is None or stage == PILOT_STAGES:
             break
         log(f"pilot: {why}; next stage over {min(grid) * 1e3:+.4g} .. {max(grid) * 1e3:+.4g} mV")
