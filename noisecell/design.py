@@ -161,11 +161,17 @@ def _job_seed(seed: int, round_no: int, index: int) -> int:
 
 def held_information(fit: RateFit, points: Sequence[PointCounts]) -> np.ndarray:
     """Expected information about φ of the records already taken (the rate fit's records)."""
-    tot = np.zeros((4, 4))
+    tot = np.zeros((n_params(fit),) * 2)
     for p in points:
         if p.simulated_s > 0:
             tot += information_per_second(fit, p.bias_v) * p.simulated_s
     return tot
+
+
+def n_params(fit: RateFit) -> int:
+    """Size of :func:`information_per_second` for ``fit``: 4, 5 with the common curvature, 6 with both."""
+    c = fit.curvature_per_v2
+    return 4 if c is None else 5 if c[0] == c[1] else 6
 
 
 def predicted_ratios(fit: RateFit, info: np.ndarray, targets: Targets) -> dict[str, float]:
@@ -430,7 +436,7 @@ def expected_information(fit: RateFit, jobs: Sequence[DesignJob], window: tuple[
     """Information about φ the (outstanding) ``jobs`` are expected to bring: only those inside the
     telegraph window (outside it the record may not telegraph and bring none), each × its expected
     telegraph yield (``yields``, one per job; None: 1)."""
-    tot = np.zeros((4, 4))
+    tot = np.zeros((n_params(fit),) * 2)
     for i, j in enumerate(jobs):
         if window[0] < j.bias_v < window[1]:
             y = 1.0 if yields is None else float(yields[i])

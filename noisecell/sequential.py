@@ -173,7 +173,12 @@ class SequentialResult:
                 note=f"target ±{t.tau_rel_halfwidth:g}; {'met' if f.tau_v50.rel_halfwidth <= t.tau_rel_halfwidth else 'NOT met'}")
             add("joint rate fit: transitions used", f.n_transitions, note=f"{f.n_points} bias points; deviance "
                 f"{f.deviance:.3g} on {f.dof} dof (p = {f.gof_p:.2g}); ln k "
-                + ("quadratic" if f.curvature_per_v2 else "linear") + f" (curvature LR p = {f.curvature_test[1]:.2g})")
+                + (("linear" if f.curvature_per_v2 is None else
+                    f"with common curvature {f.curvature_per_v2[0]:.3g} /V² (against straight lines p = "
+                    f"{f.common_curvature_test[1]:.2g}; differential curvature F test p = {f.curvature_test[1]:.2g})"
+                    if f.curvature_per_v2[0] == f.curvature_per_v2[1] else
+                    f"quadratic, curvatures {f.curvature_per_v2[0]:.3g} / {f.curvature_per_v2[1]:.3g} /V² "
+                    f"(differential curvature F test p = {f.curvature_test[1]:.2g})")))
         add("design: simulated time", d.simulated_s, unit="s", note=f"{len(d.jobs)} jobs, {len(d.points)} records "
             f"({d.initial_points} from the pilot); stopped: {d.reason}")
         if math.isfinite(d.cpu_s):

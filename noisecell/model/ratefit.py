@@ -17,22 +17,35 @@ repeated streams) at one bias simply add their counts.
 
 Model (per condition), with x = V − V50 in volts:
 
-    ln k_up(V)   = ln k50 + b_up·x   (+ c_up·x²)
-    ln k_down(V) = ln k50 + b_down·x (+ c_down·x²)
+    ln k_up(V)   = ln k50 + b_up·x   + c_up·x²
+    ln k_down(V) = ln k50 + b_down·x + c_down·x²      (c_up = c_down unless the F test below)
     b_up − b_down = 1/scale,  b_up + b_down = slope_sum
 
 so at V50 both rates equal k50, P(1) = 1/2, τ(V50) = 1/(2·k50), and P(1) is logistic with ``scale``
 near V50. The datasheet quantities are parameters of the likelihood, so their CIs are profile-
 likelihood intervals (Wilks: 2·(ℓ̂ − ℓ_profile) ≤ χ²₁(0.95)); no delta method is needed.
 
-Curvature: the quadratic terms (c_up, c_down) are kept only when a likelihood-ratio test against the
-straight lines rejects them at CURVATURE_ALPHA: the quasi-likelihood F test, (2·Δℓ/2)/φ_q ~
-F(2, dof_q) under the linear model, φ_q the quadratic fit's dispersion (below) on its dof_q =
-2·points − 6 (McCullagh & Nelder §9.2.4; χ²₂/2 when dof_q is large). Over-dispersed counts inflate
-2·Δℓ by φ as they inflate the deviance: unscaled, the test admitted curvature in 13 of 30 linear
-telegraphs with bursts (φ ≈ 4; the F test: 1 of 30), and on pbit's 1.6 ms of bursty records (2Δℓ =
-11.2, p = 0.004 at φ = 1.6; the F test: p = 0.04) the needless curvature terms cost τ(V50) ±11.8 %
-instead of ±6.6 %.
+Curvature: ln k_up and ln k_down share a quadratic term c·x² (c_up = c_down = c), fitted whenever
+there are ≥ 4 bias points (allow_curvature), not admitted by a test: a noise-driven escape over a
+barrier that a bias tilts has ΔU = ΔU₀ ∓ a·x + b·x² for both wells (U = −y²/2 + y⁴/4 − F·y:
+ΔU = 1/4 ± F + 3F²/4), so ln k is expected concave in the bias (c < 0), while
+the logit ln k_up − ln k_down (hence P(1), logistic in x) does not see it. Straight lines through
+records on the flanks (where the design puts the scale information) then pass below the rates at
+V50 and read τ(V50) long. pbit_x4's default flow (33 points, 3078 transitions): straight lines
+τ(V50) 100.4 ns [96.9, 104.1], common curvature −5.0e3 /V² (F test against straight lines p = 0.022),
+τ(V50) 90.8 ns [82.6, 99.6]; 800 µs of direct records at its V50 read 89.0 ns [86.5, 91.7]. The
+previous rule (both terms only when an F(2, ·) test rejected straight lines at CURVATURE_ALPHA:
+p = 0.07 on pbit_x4, never admitted) is a pre-test estimator: on an x4-like synthetic scenario its
+τ(V50) 95 % interval covered the truth in 30 % of 200 data sets, this fit's in 95.5 %
+(tests/test_model_ratefit.py). The cost is width when the rates are straight: pbit's session-23
+records (42 points, 1311 transitions, c −3e2 /V², p = 0.89) τ(V50) ±5.8 % → ±18 %, which the design
+(planning with the curvature's information, information_per_second) pays for with records near V50.
+The differential curvature (c_up ≠ c_down: P(1) not logistic) is still admitted only when the
+quasi-likelihood F test rejects the common-curvature model at CURVATURE_ALPHA: 2Δℓ/φ_q ~ F(1, dof_q),
+φ_q the full quadratic fit's dispersion (below) on its dof_q = 2·points − 6 (McCullagh & Nelder
+§9.2.4). Over-dispersed counts inflate 2Δℓ by φ as they inflate the deviance: unscaled, the test
+admitted curvature in 13 of 30 linear telegraphs with bursts (φ ≈ 4; the F test: 1 of 30).
+``common_curvature_test`` reports the same F statistic of the common term against straight lines.
 
 Goodness of fit: the deviance against the saturated model (one (p01, p10) per bias point) is
 χ²(2·points − parameters) when the model holds (``gof_p``, reported).
@@ -177,14 +190,15 @@ def _saturated_loglik(d: _Data) -> float:
     return tot
 
 
-# Parameter vector φ (normalised units): [X50, lnS, L, slope_sum, (c_up, c_down)]
+# Parameter vector φ (normalised units): [X50, lnS, L, slope_sum, (c_up, c_down) | (c)]
+#   (5 entries: one common curvature c = c_up = c_down; 6: both)
 #   x̃ − X50 = u;  B_up − B_down = σ·e^{−lnS};  η_up = L + B_up·u + c_up·u²;  η_down = L + B_down·u + c_down·u²
 def _etas(phi, d: _Data, sign: float):
     X, lnS, L, ssum = phi[0], phi[1], phi[2], phi[3]
     inv = sign * math.exp(-lnS)
     bu, bd = 0.5 * (ssum + inv), 0.5 * (ssum - inv)
     u = d.x - X
-    cu, cd = (phi[4], phi[5]) if len(phi) > 4 else (0.0, 0.0)
+    cu, cd = (phi[4], phi[5]) if len(phi) > 5 else (phi[4], phi[4]) if len(phi) > 4 else (0.0, 0.0)
     return L + bu * u + cu * u * u, L + bd * u + cd * u * u, u, bu, bd, cu, cd, inv
 
 
@@ -197,7 +211,7 @@ def _kernel(phi, x, n_up, n_down, n0, n1, dtu, sign):  # pragma: no cover - comp
     inv = sign * np.exp(-lnS)
     bu, bd = 0.5 * (ssum + inv), 0.5 * (ssum - inv)
     cu = phi[4] if k > 4 else 0.0
-    cd = phi[5] if k > 4 else 0.0
+    cd = phi[5] if k > 5 else cu
     nll = 0.0
     grad = np.zeros(k)
     info = np.zeros((k, k))
@@ -213,9 +227,11 @@ def _kernel(phi, x, n_up, n_down, n0, n1, dtu, sign):  # pragma: no cover - comp
         jd[2] = 1.0
         ju[3] = 0.5 * u
         jd[3] = 0.5 * u
-        if k > 4:
+        if k > 5:
             ju[4], jd[4] = u * u, 0.0
             ju[5], jd[5] = 0.0, u * u
+        elif k > 4:                                           # common curvature c_up = c_down
+            ju[4], jd[4] = u * u, u * u
         ku = np.exp(eu) * dtu[i]
         kd = np.exp(ed) * dtu[i]
         sm = ku + kd
@@ -363,8 +379,10 @@ class RateFit:
 
     v50: bias where k_up = k_down (V). scale: 1/(b_up − b_down) (V; P(1) is logistic with this scale
     near V50). tau_v50: 1/(2·k50) (s). k_v50: the common rate at V50 (1/s). slope_sum_per_v:
-    b_up + b_down (1/V). curvature_per_v2: (c_up, c_down) or None for straight lines.
-    curvature_test: (2Δℓ/φ_q, p) of the quasi-likelihood ratio test (module docstring). deviance, dof, gof_p: goodness of fit
+    b_up + b_down (1/V). curvature_per_v2: (c_up, c_down) (1/V²; equal: the common curvature only) or
+    None for straight lines (allow_curvature False or < 4 points). curvature_test: (2Δℓ/φ_q, p) of the
+    F test of the differential curvature; common_curvature_test: the same of the common one against
+    straight lines (reported, not used: module docstring). deviance, dof, gof_p: goodness of fit
     against the saturated model; dispersion: φ = max(1, pearson_chi2/dof), the factor applied to the
     profile threshold and the covariance (module docstring); pearson_chi2: Pearson's X². n_points, n_transitions, bias_range_v: what entered.
     covariance: of [ln k_up intercept, slope, ln k_down intercept, slope] at reference_bias_v (V),
@@ -391,6 +409,7 @@ class RateFit:
     covariance: tuple[tuple[float, ...], ...]
     phi_covariance: tuple[tuple[float, ...], ...] = ()
     pearson_chi2: float = float("nan")
+    common_curvature_test: tuple[float, float] = (0.0, 1.0)
     _phi: tuple = field(default=(), repr=False, compare=False)
     _units: tuple = field(default=(), repr=False, compare=False)
 
@@ -443,8 +462,15 @@ class RateFit:
         def iv(name, i, unit):
             return f"{name} = {format_si(i.value, unit)} [{format_si(i.lo, unit)}, {format_si(i.hi, unit)}]"
 
-        shape = "quadratic (LR test p = %.2g)" % self.curvature_test[1] if self.curvature_per_v2 else \
-            "linear (curvature LR test p = %.2g)" % self.curvature_test[1]
+        if self.curvature_per_v2 is None:
+            shape = "linear"
+        elif self.curvature_per_v2[0] == self.curvature_per_v2[1]:
+            shape = (f"quadratic, common curvature {self.curvature_per_v2[0]:.3g} /V² (against straight lines "
+                     f"p = {self.common_curvature_test[1]:.2g}; differential curvature not admitted, F test "
+                     f"p = {self.curvature_test[1]:.2g})")
+        else:
+            shape = (f"quadratic, curvatures {self.curvature_per_v2[0]:.3g} / {self.curvature_per_v2[1]:.3g} /V² "
+                     f"(differential curvature F test p = {self.curvature_test[1]:.2g})")
         return "\n".join([
             f"joint rate fit: {self.n_points} points, {self.n_transitions} transitions, ln k {shape}",
             "  " + iv("V50", self.v50, "V"), "  " + iv("scale", self.scale, "V"),
@@ -559,15 +585,25 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
     phi_lin, nll_lin = _minimise(phi0, d, sign)
     phi_hat, nll_hat = phi_lin, nll_lin
     lr, lr_p = 0.0, 1.0
+    common = (0.0, 1.0)
     n_bias = len(pts)
     if allow_curvature and n_bias >= 4:
-        phi_q, nll_q = _minimise(np.concatenate([phi_lin, [0.0, 0.0]]), d, sign)
+        # the common curvature is always fitted (module docstring: a barrier grows quadratically with
+        # the tilt, and straight lines through records on the flanks then read τ(V50) long); the
+        # differential one (P(1) not logistic) only when the quasi-likelihood F test asks for it
+        phi_c, nll_c = _minimise(np.concatenate([phi_lin, [0.0]]), d, sign)
+        if not nll_c <= nll_lin:                  # scoring failed from the straight-line start
+            phi_c, nll_c = np.concatenate([phi_lin, [0.0]]), nll_lin
+        phi_q, nll_q = _minimise(np.concatenate([phi_c, [phi_c[4]]]), d, sign)
+        if not nll_q <= nll_c:
+            phi_q, nll_q = np.concatenate([phi_c, [phi_c[4]]]), nll_c
         dof_q = 2 * n_bias - 6
         disp_q = max(1.0, _pearson_chi2(phi_q, d, sign) / dof_q) if dof_q > 0 else 1.0
-        lr = max(0.0, 2 * (nll_lin - nll_q)) / disp_q
-        lr_p = float(stats.f.sf(lr / 2, 2, dof_q)) if dof_q > 0 else float(stats.chi2.sf(lr, 2))
-        if lr_p < CURVATURE_ALPHA:
-            phi_hat, nll_hat = phi_q, nll_q
+        lr = max(0.0, 2 * (nll_c - nll_q)) / disp_q
+        lr_p = float(stats.f.sf(lr, 1, dof_q)) if dof_q > 0 else float(stats.chi2.sf(lr, 1))
+        lr_c = max(0.0, 2 * (nll_lin - nll_c)) / disp_q
+        common = (float(lr_c), float(stats.f.sf(lr_c, 1, dof_q)) if dof_q > 0 else float(stats.chi2.sf(lr_c, 1)))
+        phi_hat, nll_hat = (phi_q, nll_q) if lr_p < CURVATURE_ALPHA else (phi_c, nll_c)
     k = len(phi_hat)
     deviance = max(0.0, 2 * (nll_hat + _saturated_loglik(d)))
     dof = 2 * n_bias - k
@@ -610,7 +646,7 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
     # loglinear block at reference_bias_v = V50: intercepts ln k50 (1/s), slopes per volt
     inv = sign * math.exp(-lnS)
     bu, bd = 0.5 * (ssum + inv) / vu, 0.5 * (ssum - inv) / vu
-    curv = (float(phi_hat[4] / vu**2), float(phi_hat[5] / vu**2)) if k > 4 else None
+    curv = (float(phi_hat[4] / vu**2), float(phi_hat[5 if k > 5 else 4] / vu**2)) if k > 4 else None
     v_ref = v50.value
     lnk = L - math.log(tu)
     # Jacobian of (a_u, b_u, a_d, b_d) at the fixed reference bias v_ref = V̂50 with respect to
@@ -623,10 +659,20 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
     jac[3, 1], jac[3, 3] = 0.5 * inv / vu, 0.5 / vu
     cov4 = jac @ cov_phi @ jac.T
     # covariance of (V50 [V], ln|scale|, ln k50, slope_sum [1/V], curvatures [1/V²]) from the normalised φ
+    if k == 5:
+        # one common curvature: exported as (c_up, c_down) = (c, c), a rank-deficient covariance
+        # in the 6-parameter layout every reader of phi_covariance uses
+        emb = np.zeros((6, 5))
+        emb[:5, :5] = np.eye(5)
+        emb[5, 4] = 1.0
+        cov_phi6 = emb @ cov_phi @ emb.T
+    else:
+        cov_phi6 = cov_phi
     conv = np.array([vu, 1.0, 1.0, 1 / vu] + ([1 / vu**2, 1 / vu**2] if k > 4 else []))
-    cov_si = cov_phi * np.outer(conv, conv)
+    cov_si = cov_phi6 * np.outer(conv, conv)
     return RateFit(v50=v50, scale=scale, tau_v50=tau, k_v50=k50, slope_sum_per_v=float(ssum / vu),
-                   curvature_per_v2=curv, curvature_test=(float(lr), float(lr_p)), deviance=float(deviance),
+                   curvature_per_v2=curv, curvature_test=(float(lr), float(lr_p)),
+                   common_curvature_test=common, deviance=float(deviance),
                    dof=int(dof), gof_p=gof_p, dispersion=float(dispersion), n_points=n_bias,
                    n_transitions=int(d.n_up.sum() + d.n_down.sum()),
                    bias_range_v=(float(d.v.min()), float(d.v.max())), reference_bias_v=float(v_ref),
@@ -638,10 +684,13 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
 
 
 def information_per_second(fit: RateFit, bias_v: float) -> np.ndarray:
-    """Expected Fisher information about (ln k50, V50, ln scale, slope_sum) per simulated second at
-    ``bias_v`` (fine sampling). A stationary record of length T at bias V holds on average
+    """Expected Fisher information about (ln k50, V50, ln scale, slope_sum[, curvature]) per simulated
+    second at ``bias_v`` (fine sampling). A stationary record of length T at bias V holds on average
     T·P0·k_up exits from 0 and T·P1·k_down from 1, and k_up·P0 = k_down·P1 = P0·P1/τ, so the
-    information on each of η_up, η_down is P0·P1/τ per second; it maps to φ through ∂η/∂φ."""
+    information on each of η_up, η_down is P0·P1/τ per second; it maps to φ through ∂η/∂φ. A fit with
+    curvature terms adds their rows (5×5 for the common curvature c_up = c_down, 6×6 for both), so a
+    design plans for the model it reports: with the curvature free, τ(V50) must be measured near V50,
+    not read off straight lines through the flanks."""
     p = float(fit.p1(bias_v))
     q = p * (1 - p) / float(fit.tau_s(bias_v))
     x = bias_v - fit.v50.value
@@ -649,7 +698,13 @@ def information_per_second(fit: RateFit, bias_v: float) -> np.ndarray:
     bu = 0.5 * (fit.slope_sum_per_v + 1 / s)
     bd = 0.5 * (fit.slope_sum_per_v - 1 / s)
     cu, cd = fit.curvature_per_v2 or (0.0, 0.0)
-    # rows: dη/d(ln k50, V50, ln|scale|, slope_sum)
-    gu = np.array([1.0, -bu - 2 * cu * x, -0.5 / s * x, 0.5 * x])
-    gd = np.array([1.0, -bd - 2 * cd * x, 0.5 / s * x, 0.5 * x])
+    # rows: dη/d(ln k50, V50, ln|scale|, slope_sum[, c | c_up, c_down])
+    gu = [1.0, -bu - 2 * cu * x, -0.5 / s * x, 0.5 * x]
+    gd = [1.0, -bd - 2 * cd * x, 0.5 / s * x, 0.5 * x]
+    if fit.curvature_per_v2 is not None:
+        if cu == cd:
+            gu, gd = gu + [x * x], gd + [x * x]
+        else:
+            gu, gd = gu + [x * x, 0.0], gd + [0.0, x * x]
+    gu, gd = np.array(gu), np.array(gd)
     return q * (np.outer(gu, gu) + np.outer(gd, gd))
