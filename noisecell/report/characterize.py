@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..errors import NoisecellError
 from .data import ReportData, condition_label
 from .procedures import log
 from .procedures.datasheet import Datasheet, make_datasheet
@@ -221,8 +222,15 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
 
             try:
                 mm_res = mm_future.result()
+            except NoisecellError as exc:
+                # the mismatch part cannot run on this cell (pbit_x4, session 24: "instance_trim is for
+                # latches"): the nominal condition, the other conditions and the report are not lost with it
+                mm_res = None
+                warnings.append(f"mismatch: not run: {exc}; the model has no mismatch distribution")
+                log(f"mismatch: not run: {exc}")
             finally:
                 mm_pool.shutdown(wait=True)
+        if mm_res is not None:
             log(mm_res.summary())
             design_sweeps = list(design_sweeps) + sweeps_for_parts(mm_res, seq.condition[2])
             nf = mm_res.not_fitted()
