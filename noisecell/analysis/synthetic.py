@@ -74,3 +74,26 @@ def modulated_telegraph(n: int, dt: float, k_up: float, k_down: float, factor: f
         i += seg
         hi = not hi
     return out
+
+
+def renewal_telegraph(n: int, dt: float, mean_dwell_0_s: float, mean_dwell_1_s: float, shape: float,
+                      rng: np.random.Generator, burn_in: int = 40) -> np.ndarray:
+    """n samples at period dt (s) of an alternating renewal telegraph with gamma-distributed dwells of
+    the given means (s) and ``shape`` (1: the Markov telegraph; > 1: more regular than exponential).
+
+    Its dwell time τ = μ0·μ1/(μ0 + μ1) is what a two-state rate fit reads; its integrated
+    autocorrelation time, as an exponential time, is τ/shape (see :mod:`noisecell.analysis.corrtime`).
+    The stream starts at a uniform time over ``burn_in`` dwells after ``burn_in`` dwells, so it is
+    (nearly) stationary, not at a renewal point."""
+    mean_pair = mean_dwell_0_s + mean_dwell_1_s
+    m = 2 * (int(n * dt / mean_pair * 1.3) + 2 * burn_in + 10)
+    while True:
+        d = np.empty(m)
+        d[0::2] = rng.gamma(shape, mean_dwell_0_s / shape, size=d[0::2].size)
+        d[1::2] = rng.gamma(shape, mean_dwell_1_s / shape, size=d[1::2].size)
+        edges = np.cumsum(d)
+        t0 = edges[burn_in - 1] + rng.uniform(0.0, edges[2 * burn_in - 1] - edges[burn_in - 1])
+        if edges[-1] > t0 + n * dt:
+            k = np.searchsorted(edges, t0 + np.arange(n) * dt, side="right")
+            return (k & 1).astype(np.uint8)
+        m *= 2

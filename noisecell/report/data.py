@@ -23,7 +23,7 @@ POINT_COLUMNS = (
     "tau_s", "tau_s_ci95_lo", "tau_s_ci95_hi", "tau_log_se",
     "rate_up_hz", "rate_up_hz_ci95_lo", "rate_up_hz_ci95_hi", "rate_down_hz", "rate_down_hz_ci95_lo",
     "rate_down_hz_ci95_hi", "rates_resolved", "n_flips",
-    "dwell_gof_p_0", "dwell_gof_p_1", "markov_consistent", "psd_tau_s",
+    "dwell_gof_p_0", "dwell_gof_p_1", "markov_consistent", "psd_tau_s", "acf_tau_exp_fit_s", "acf_tau_iact_s",
     "mean_power_w", "energy_per_flip_j", "energy_per_bit_j", "energy_per_bit_kTln2",
     "h_shannon_rate", "h_min_rate", "rct_cutoff", "apt_cutoff", "h_original",
 )

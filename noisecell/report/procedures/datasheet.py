@@ -92,6 +92,7 @@ def datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period
     add("switching rate k_up = k_down at V50", 1 / (2 * f.tau_at_v50_s), 1 / (2 * f.tau_at_v50_ci_s[1]),
         1 / (2 * f.tau_at_v50_ci_s[0]), "1/s")
     rows_nom = cond_points(points, nominal)
+    _autocorrelation_rows(add, rows_nom, f)
     if len(rows_nom):
         j = (rows_nom["bias_v"] - f.v50_v).abs().idxmin()
         r = rows_nom.loc[j]
@@ -184,6 +185,25 @@ def datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period
         add("held-out check: max |z| ln τ", float(np.nanmax(np.abs(validation["ln_tau_z"]))), unit="")
     _points_row(add, points)
     return pd.DataFrame(rows)
+
+
+def _autocorrelation_rows(add, rows_nom, f) -> None:
+    """The measured autocorrelation times of the bit stream near V50 (:mod:`noisecell.analysis.corrtime`),
+    next to the rate model's dwell τ: published cells quote the measured one, samplers need the dwell one,
+    and a cell with more regular dwells than exponential has a shorter measured time."""
+    from ...analysis import corrtime
+
+    if not len(rows_nom) or "acf_tau_iact_s" not in rows_nom:
+        return
+    pooled = corrtime.near_v50(rows_nom, f.v50_v, f.scale_v)
+    for d, label in (("exp_fit", "1/e, exponential fit of the ACF"), ("iact", "integrated (IACT)")):
+        p = pooled[d]
+        if p is None:
+            continue
+        add(f"autocorrelation time of the bit stream near V50, {label}", p.value_s, *p.ci95_s, "s",
+            note=(f"{p.n_records} records within ±{corrtime.NEAR_V50_SCALES:g} scales of V50, "
+                  f"{p.duration_s * 1e6:.4g} µs; mean of the records' values, t-interval from their scatter; "
+                  "equals τ at V50 for a Markov (exponential-dwell) cell"))
 
 
 def _points_row(add, points) -> None:

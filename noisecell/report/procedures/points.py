@@ -58,6 +58,7 @@ def point_row(r: dict, part: str, role: str) -> dict:
         "dwell_gof_p_0": nan_if_none(e.dwell_gof_p_0), "dwell_gof_p_1": nan_if_none(e.dwell_gof_p_1),
         "markov_consistent": bool(e.markov_consistent),
         "psd_tau_s": nan_if_none(e.psd_tau_samples * dt) if (e.psd_tau_samples is not None and dt) else float("nan"),
+        "acf_tau_exp_fit_s": nan_if_none(e.tau_exp_fit_s), "acf_tau_iact_s": nan_if_none(e.tau_iact_s),
         "mean_power_w": nan_if_none(e.mean_supply_power_w), "energy_per_flip_j": nan_if_none(e.energy_per_flip_j),
         "energy_per_bit_j": nan_if_none(e_bit),
         "energy_per_bit_kTln2": e_bit / kt_ln2_j(float(r["temp_c"])) if e_bit is not None else float("nan"),

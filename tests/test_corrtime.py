@@ -1,0 +1,111 @@
+"""Measured autocorrelation times near V50 (noisecell.analysis.corrtime) against streams whose truth is
+known: the Markov telegraph (every definition equals 1/(k_up + k_down)) and alternating renewal streams
+with gamma dwells of shape m (integrated time τ/m, exactly; the dwell τ stays μ0μ1/(μ0+μ1))."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from noisecell.analysis import corrtime
+from noisecell.analysis.stream import analyze_stream
+from noisecell.analysis.synthetic import renewal_telegraph
+
+DT = 1e-9
+N = 40_000          # 40 µs records: 800 dwell times of 50 ns
+TAU = 50e-9         # dwell time at V50 (s): mean dwells 100 ns each way
+RECORDS = 10
+REPS = 20
+
+
+def _records(rng, shape: float, n_records: int = RECORDS) -> pd.DataFrame:
+    rows = []
+    for i in range(n_records):
+        x = renewal_telegraph(N, DT, 2 * TAU, 2 * TAU, shape, rng)
+        e = analyze_stream(x, sample_period_s=DT)
+        rows.append({"bias_v": 0.0, "n_samples": N, "duration_s": N * DT, "tau_s": e.tau_s,
+                     "acf_tau_exp_fit_s": e.tau_exp_fit_s, "acf_tau_iact_s": e.tau_iact_s})
+    return pd.DataFrame(rows)
+
+
+def _misses(shape: float, definition: str, truth: float, seed: int) -> int:
+    rng = np.random.default_rng(seed)
+    miss = 0
+    for _ in range(REPS):
+        p = corrtime.near_v50(_records(rng, shape), 0.0, 1e-3)[definition]
+        miss += not (p.ci95_s[0] <= truth <= p.ci95_s[1])
+    return miss
+
+
+# A 95 % interval misses REPS·0.05 = 1 time in REPS on average; P(misses > 4 | 95 % coverage) = 0.3 %.
+# A wrong truth (e.g. reading the dwell τ as the integrated time of gamma-2 streams, 2x off, or the
+# integrated time of a Markov stream 8 % off) misses nearly every time.
+MAX_MISSES = int(stats.binom.ppf(0.997, REPS, 0.05))
+
+
+@pytest.mark.parametrize("definition", ["exp_fit", "iact"])
+def test_markov_telegraph_every_definition_is_the_dwell_time(definition):
+    assert _misses(1.0, definition, TAU, seed=3) <= MAX_MISSES
+
+
+def test_gamma_dwells_integrated_time_is_tau_over_shape_and_shorter_than_the_dwell_time():
+    assert _misses(2.0, "iact", TAU / 2, seed=4) <= MAX_MISSES
+    rng = np.random.default_rng(5)
+    df = _records(rng, 2.0)
+    pooled = corrtime.near_v50(df, 0.0, 1e-3)
+    # the records' own dwell (Markov) τ still reads TAU; both measured times sit clearly below it
+    assert np.mean(df["tau_s"]) == pytest.approx(TAU, rel=0.1, abs=0)
+    assert pooled["exp_fit"].ci95_s[1] < TAU and pooled["iact"].ci95_s[1] < TAU
+
+
+def test_only_records_near_v50_are_pooled_and_too_few_give_none():
+    df = pd.DataFrame({"bias_v": [-2e-3, -0.4e-3, 0.0, 0.4e-3, 2e-3], "n_samples": [1.0] * 5,
+                       "duration_s": [1e-5] * 5, "acf_tau_exp_fit_s": [9.0, 1.0, 2.0, 3.0, 9.0],
+                       "acf_tau_iact_s": [9.0, 1.0, float("nan"), 3.0, 9.0]})
+    p = corrtime.near_v50(df, 0.0, 1e-3)       # ±0.5 mV
+    assert p["exp_fit"].value_s == pytest.approx(2.0, rel=1e-12) and p["exp_fit"].n_records == 3
+    assert p["exp_fit"].duration_s == pytest.approx(3e-5, rel=1e-12)
+    # t-interval of three values 1, 2, 3: mean ± t(0.975, 2)·1/√3
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)
+    assert p["exp_fit"].ci95_s == pytest.approx((max(2 - half, 0.0), 2 + half), rel=1e-12)
+    assert p["iact"] is None                  # two finite values only
+
+
+def test_datasheet_states_both_measured_times(tmp_path):
+    from noisecell.cells import load_cell
+    from noisecell.io import BitStream
+    from noisecell.report.procedures import fits as fits_mod
+    from noisecell.report.procedures.datasheet import make_datasheet
+    from noisecell.report.procedures.points import normalise_rows
+    from noisecell.analysis.synthetic import telegraph
+
+    rng = np.random.default_rng(8)
+    k0, s = 1e7, 2e-3
+    rows = []
+    for b in (-4e-3, -2e-3, -1e-3, -0.5e-3, 0.0, 0.5e-3, 1e-3, 2e-3, 4e-3):
+        ku, kd = k0 * math.exp(b / (2 * s)), k0 * math.exp(-b / (2 * s))
+        bits = telegraph(100_000, DT, ku, kd, rng)
+        est = analyze_stream(BitStream(bits=bits, sample_period_s=DT, source="s", meta={}), temp_c=27.0)
+        rows.append({"job_id": f"j{b}", "corner": "tt", "temp_c": 27.0, "vdd_v": 0.06, "bias_v": b,
+                     "mismatch_instance": -1, "status": "ok", "regime": "bistable",
+                     "simulated_s": bits.size * DT, **est.to_row()})
+    raw = pd.DataFrame(rows)
+    raw["part"], raw["role"] = "main", "fit"
+    points = normalise_rows(raw, "main", "fit")
+    points["fitted_regime"] = True
+    ident = {"netlist_sha256": None, "model_package": None, "ngspice": None, "sweep_id": None}
+    res = fits_mod.fit_model(points, raw, load_cell("pbit_generic"), ident, ("tt", 27.0, 0.06), tmp_path)
+    t = make_datasheet(points, res.fits, res.model, res.nominal, None, None, float("nan"),
+                       load_cell("pbit_generic")).table.set_index("quantity")
+    rows = [q for q in t.index if q.startswith("autocorrelation time of the bit stream near V50")]
+    assert len(rows) == 2
+    f = res.fits[0]
+    n_near = int(((points["bias_v"] - f.v50_v).abs() <= corrtime.NEAR_V50_SCALES * f.scale_v).sum())
+    for q in rows:
+        assert f"{n_near} records" in t.loc[q, "note"]
+        # a Markov cell: the measured time is the dwell time 1/(2 k0) at V50 = 0 (τ falls by < 1 % over
+        # ±0.5 scales)
+        assert t.loc[q, "ci_lo"] <= 1 / (2 * k0) <= t.loc[q, "ci_hi"]
