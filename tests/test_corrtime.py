@@ -109,3 +109,46 @@ def test_datasheet_states_both_measured_times(tmp_path):
         # a Markov cell: the measured time is the dwell time 1/(2 k0) at V50 = 0 (τ falls by < 1 % over
         # ±0.5 scales)
         assert t.loc[q, "ci_lo"] <= 1 / (2 * k0) <= t.loc[q, "ci_hi"]
+
+
+def test_datasheet_states_p1_and_flip_rate_at_the_declared_mid_bias(tmp_path):
+    """pbit_generic declares mid_v = 0; the synthetic truth there is k_up = k_down = k0: P(1) = 0.5 and
+    2·k_up·k_down/(k_up + k_down) = k0 flips per second. Each 95 % interval holds its truth (a fixed
+    draw; each misses with probability 5 %). At V50 the flip-rate CI is the τ CI mapped by 1/(2τ)."""
+    from noisecell.cells import load_cell
+    from noisecell.io import BitStream
+    from noisecell.report.procedures import fits as fits_mod
+    from noisecell.report.procedures.datasheet import make_datasheet
+    from noisecell.report.procedures.points import normalise_rows
+    from noisecell.analysis.synthetic import telegraph
+
+    rng = np.random.default_rng(12)
+    k0, s = 1e7, 2e-3
+    rows = []
+    for b in (-4e-3, -2e-3, 1e-3, 3e-3, 5e-3):
+        ku, kd = k0 * math.exp(b / (2 * s)), k0 * math.exp(-b / (2 * s))
+        bits = telegraph(100_000, DT, ku, kd, rng)
+        est = analyze_stream(BitStream(bits=bits, sample_period_s=DT, source="s", meta={}), temp_c=27.0)
+        rows.append({"job_id": f"j{b}", "corner": "tt", "temp_c": 27.0, "vdd_v": 0.06, "bias_v": b,
+                     "mismatch_instance": -1, "status": "ok", "regime": "bistable",
+                     "simulated_s": bits.size * DT, **est.to_row()})
+    raw = pd.DataFrame(rows)
+    raw["part"], raw["role"] = "main", "fit"
+    points = normalise_rows(raw, "main", "fit")
+    points["fitted_regime"] = True
+    ident = {"netlist_sha256": None, "model_package": None, "ngspice": None, "sweep_id": None}
+    cell = load_cell("pbit_generic")
+    res = fits_mod.fit_model(points, raw, cell, ident, ("tt", 27.0, 0.06), tmp_path)
+    t = make_datasheet(points, res.fits, res.model, res.nominal, None, None, float("nan"), cell).table.set_index("quantity")
+    p = t.loc["P(1) at the declared mid bias"]
+    assert p["ci_lo"] <= 0.5 <= p["ci_hi"] and "+0 mV" in p["note"]
+    k = t.loc["flip rate at the declared mid bias"]
+    assert k["ci_lo"] <= k0 <= k["ci_hi"]
+    m, v50 = res.model, res.model.v50(res.nominal)
+    lo, hi = m.tau_ci95(v50, res.nominal)
+    assert m.flip_rate_ci95(v50, res.nominal) == pytest.approx((1 / (2 * hi), 1 / (2 * lo)), rel=1e-9)
+    pm = m.p1(0.004, res.nominal)
+    assert m.flip_rate(0.004, res.nominal) == pytest.approx(2 * pm * (1 - pm) / m.tau(0.004, res.nominal), rel=1e-12)
+    w = t.loc["bias width P(1) 10 % → 90 %"]
+    assert w["value"] == pytest.approx(2 * math.log(9) * res.fits[0].scale_v, rel=1e-12)
+    assert w["ci_lo"] <= 2 * math.log(9) * s <= w["ci_hi"]

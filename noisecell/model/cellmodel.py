@@ -534,12 +534,20 @@ class CellModel:
             m = lu - ld
             se = np.sqrt(np.maximum(vu + vd - 2 * cud, 0.0))
             lo, hi = 1 / (1 + np.exp(-(m - Z95 * se))), 1 / (1 + np.exp(-(m + Z95 * se)))
-        else:
+        elif which == "tau":
             # delta method on ln tau = -ln(k_up + k_down); weights are the rate fractions
             wu = 1 / (1 + np.exp(ld - lu))
             wd = 1 - wu
             m = -np.logaddexp(lu, ld)
             se = np.sqrt(np.maximum(wu * wu * vu + wd * wd * vd + 2 * wu * wd * cud, 0.0))
+            lo, hi = np.exp(m - Z95 * se), np.exp(m + Z95 * se)
+        else:
+            # delta method on ln(flip rate) = ln 2 + ln k_up + ln k_down - ln(k_up + k_down): the
+            # gradient is (1 - w_up, 1 - w_down) = (w_down, w_up)
+            wu = 1 / (1 + np.exp(ld - lu))
+            wd = 1 - wu
+            m = math.log(2.0) + lu + ld - np.logaddexp(lu, ld)
+            se = np.sqrt(np.maximum(wd * wd * vu + wu * wu * vd + 2 * wu * wd * cud, 0.0))
             lo, hi = np.exp(m - Z95 * se), np.exp(m + Z95 * se)
         if np.ndim(lo) == 0:
             return float(lo), float(hi)
@@ -552,6 +560,17 @@ class CellModel:
     def tau_ci95(self, bias, condition=None):
         """95 % CI (low, high) in s of the model's tau at ``bias`` from the fit's parameter covariance."""
         return self._ci(bias, condition, "tau")
+
+    def flip_rate(self, bias, condition=None):
+        """Transitions per second (both directions) of the stationary telegraph at ``bias`` (V):
+        P0·k_up + P1·k_down = 2·k_up·k_down/(k_up + k_down) = 2·P0·P1/tau."""
+        lu, ld = self.ln_rates(bias, condition)
+        f = np.exp(math.log(2.0) + lu + ld - np.logaddexp(lu, ld))
+        return float(f) if np.ndim(f) == 0 else f
+
+    def flip_rate_ci95(self, bias, condition=None):
+        """95 % CI (low, high) in 1/s of :meth:`flip_rate` from the fit's parameter covariance."""
+        return self._ci(bias, condition, "flips")
 
     def v50(self, condition=None) -> float:
         """Bias (V) where P(1) = 0.5 (interpolated linearly in temperature between stored conditions)."""

@@ -91,6 +91,9 @@ def datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period
     add("correlation time τ at V50", f.tau_at_v50_s, *f.tau_at_v50_ci_s, "s")
     add("switching rate k_up = k_down at V50", 1 / (2 * f.tau_at_v50_s), 1 / (2 * f.tau_at_v50_ci_s[1]),
         1 / (2 * f.tau_at_v50_ci_s[0]), "1/s")
+    k9 = 2 * math.log(9)
+    add("bias width P(1) 10 % → 90 %", k9 * f.scale_v, k9 * f.scale_ci_v[0], k9 * f.scale_ci_v[1], "V")
+    _mid_bias_rows(add, model, nominal, cellspec)
     rows_nom = cond_points(points, nominal)
     _autocorrelation_rows(add, rows_nom, f)
     if len(rows_nom):
@@ -185,6 +188,25 @@ def datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period
         add("held-out check: max |z| ln τ", float(np.nanmax(np.abs(validation["ln_tau_z"]))), unit="")
     _points_row(add, points)
     return pd.DataFrame(rows)
+
+
+def _mid_bias_rows(add, model, nominal, cellspec) -> None:
+    """P(1) and the flip rate at the bias the cell declares as its mid point (cell.toml ``[bias] mid_v``),
+    from the model: where an untrimmed array of these cells would sit. Left out when the model does
+    not cover that bias."""
+    from ...errors import NoisecellError
+
+    if model is None or cellspec is None or getattr(cellspec, "bias", None) is None:
+        return
+    mid = float(cellspec.bias.mid_v)
+    try:
+        p, p_ci = model.p1(mid, nominal), model.p1_ci95(mid, nominal)
+        k, k_ci = model.flip_rate(mid, nominal), model.flip_rate_ci95(mid, nominal)
+    except NoisecellError:
+        return
+    at = f"model at the declared mid bias {mid * 1e3:+.4g} mV (cell.toml [bias] mid_v)"
+    add("P(1) at the declared mid bias", p, *p_ci, "", note=at)
+    add("flip rate at the declared mid bias", k, *k_ci, "1/s", note=at + ": 2·k_up·k_down/(k_up + k_down)")
 
 
 def _autocorrelation_rows(add, rows_nom, f) -> None:
