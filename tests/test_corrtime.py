@@ -74,7 +74,10 @@ def test_only_records_near_v50_are_pooled_and_too_few_give_none():
     assert p["iact"] is None                  # two finite values only
 
 
-def test_datasheet_states_both_measured_times(tmp_path):
+def _characterised(tmp_path, seed: int, biases, k0: float = 1e7, s: float = 2e-3):
+    """A fitted synthetic characterisation of pbit_generic at tt 27 °C: Markov telegraphs of 100 µs with
+    ln(k_up/k_down) = bias/s and k_up·k_down = k0² (V50 = 0, logistic scale s, τ(0) = 1/(2 k0)).
+    Returns (points, fit result, datasheet table indexed by quantity)."""
     from noisecell.cells import load_cell
     from noisecell.io import BitStream
     from noisecell.report.procedures import fits as fits_mod
@@ -82,10 +85,9 @@ def test_datasheet_states_both_measured_times(tmp_path):
     from noisecell.report.procedures.points import normalise_rows
     from noisecell.analysis.synthetic import telegraph
 
-    rng = np.random.default_rng(8)
-    k0, s = 1e7, 2e-3
+    rng = np.random.default_rng(seed)
     rows = []
-    for b in (-4e-3, -2e-3, -1e-3, -0.5e-3, 0.0, 0.5e-3, 1e-3, 2e-3, 4e-3):
+    for b in biases:
         ku, kd = k0 * math.exp(b / (2 * s)), k0 * math.exp(-b / (2 * s))
         bits = telegraph(100_000, DT, ku, kd, rng)
         est = analyze_stream(BitStream(bits=bits, sample_period_s=DT, source="s", meta={}), temp_c=27.0)
@@ -97,9 +99,15 @@ def test_datasheet_states_both_measured_times(tmp_path):
     points = normalise_rows(raw, "main", "fit")
     points["fitted_regime"] = True
     ident = {"netlist_sha256": None, "model_package": None, "ngspice": None, "sweep_id": None}
-    res = fits_mod.fit_model(points, raw, load_cell("pbit_generic"), ident, ("tt", 27.0, 0.06), tmp_path)
-    t = make_datasheet(points, res.fits, res.model, res.nominal, None, None, float("nan"),
-                       load_cell("pbit_generic")).table.set_index("quantity")
+    cell = load_cell("pbit_generic")
+    res = fits_mod.fit_model(points, raw, cell, ident, ("tt", 27.0, 0.06), tmp_path)
+    t = make_datasheet(points, res.fits, res.model, res.nominal, None, None, float("nan"), cell).table
+    return points, res, t.set_index("quantity")
+
+
+def test_datasheet_states_both_measured_times(tmp_path):
+    k0 = 1e7
+    points, res, t = _characterised(tmp_path, 8, (-4e-3, -2e-3, -1e-3, -0.5e-3, 0.0, 0.5e-3, 1e-3, 2e-3, 4e-3), k0)
     rows = [q for q in t.index if q.startswith("autocorrelation time of the bit stream near V50")]
     assert len(rows) == 2
     f = res.fits[0]
@@ -115,31 +123,8 @@ def test_datasheet_states_p1_and_flip_rate_at_the_declared_mid_bias(tmp_path):
     """pbit_generic declares mid_v = 0; the synthetic truth there is k_up = k_down = k0: P(1) = 0.5 and
     2·k_up·k_down/(k_up + k_down) = k0 flips per second. Each 95 % interval holds its truth (a fixed
     draw; each misses with probability 5 %). At V50 the flip-rate CI is the τ CI mapped by 1/(2τ)."""
-    from noisecell.cells import load_cell
-    from noisecell.io import BitStream
-    from noisecell.report.procedures import fits as fits_mod
-    from noisecell.report.procedures.datasheet import make_datasheet
-    from noisecell.report.procedures.points import normalise_rows
-    from noisecell.analysis.synthetic import telegraph
-
-    rng = np.random.default_rng(12)
     k0, s = 1e7, 2e-3
-    rows = []
-    for b in (-4e-3, -2e-3, 1e-3, 3e-3, 5e-3):
-        ku, kd = k0 * math.exp(b / (2 * s)), k0 * math.exp(-b / (2 * s))
-        bits = telegraph(100_000, DT, ku, kd, rng)
-        est = analyze_stream(BitStream(bits=bits, sample_period_s=DT, source="s", meta={}), temp_c=27.0)
-        rows.append({"job_id": f"j{b}", "corner": "tt", "temp_c": 27.0, "vdd_v": 0.06, "bias_v": b,
-                     "mismatch_instance": -1, "status": "ok", "regime": "bistable",
-                     "simulated_s": bits.size * DT, **est.to_row()})
-    raw = pd.DataFrame(rows)
-    raw["part"], raw["role"] = "main", "fit"
-    points = normalise_rows(raw, "main", "fit")
-    points["fitted_regime"] = True
-    ident = {"netlist_sha256": None, "model_package": None, "ngspice": None, "sweep_id": None}
-    cell = load_cell("pbit_generic")
-    res = fits_mod.fit_model(points, raw, cell, ident, ("tt", 27.0, 0.06), tmp_path)
-    t = make_datasheet(points, res.fits, res.model, res.nominal, None, None, float("nan"), cell).table.set_index("quantity")
+    points, res, t = _characterised(tmp_path, 12, (-4e-3, -2e-3, 1e-3, 3e-3, 5e-3), k0, s)
     p = t.loc["P(1) at the declared mid bias"]
     assert p["ci_lo"] <= 0.5 <= p["ci_hi"] and "+0 mV" in p["note"]
     k = t.loc["flip rate at the declared mid bias"]
