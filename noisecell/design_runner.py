@@ -96,23 +96,39 @@ def points_from_sweep(sweep_dir: Path, result, name: str = "") -> list[PointCoun
 
 
 def host_cpu_seconds(pool) -> float:
-    """User + system CPU time (s) used so far by the simulator hosts of ``pool`` (Linux /proc; NaN
-    elsewhere). Hosts that died and were restarted lose their share: a lower bound then."""
+    """User + system CPU time (s) used so far by the simulator hosts of ``pool``, including the hosts'
+    processes that have exited (killed at a timeout, crashed, restarted): :meth:`SimHost.cpu_seconds`,
+    which never decreases. NaN when the pool has no hosts to ask (e.g. a Dask cluster's)."""
     hosts = getattr(pool, "hosts", None) or []
-    tck = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     tot, seen = 0.0, False
     for h in list(hosts):
-        pid = getattr(h, "pid", None)
-        if not pid:
+        f = getattr(h, "cpu_seconds", None)
+        if f is None:
             continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tot += (int(fields[11]) + int(fields[12])) / tck
+        tot += float(f())
         seen = True
-    return tot if seen or hosts else float("nan")
+    return tot if seen else float("nan")
+
+
+def sweeps_cpu_seconds(results) -> float:
+    """Simulator CPU time (s) of the jobs of ``results`` ((name, SweepResult) pairs): the sum of their
+    rows' ``cpu_s`` (each job's own cost on its host, :func:`noisecell.simulator.pool.run_task`). A
+    design's own figure, also when other designs share the pool at the same time (the conditions run
+    two at once: the pool's total over a design's lifetime counts both). NaN when no row has it."""
+    import numpy as np
+    import pandas as pd
+
+    tot, seen = 0.0, False
+    for _, res in list(results):
+        df = getattr(res, "dataframe", None)
+        if df is None or "cpu_s" not in df:
+            continue
+        v = pd.to_numeric(df["cpu_s"], errors="coerce").to_numpy(float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            tot += float(v.sum())
+            seen = True
+    return tot if seen else float("nan")
 
 
 @dataclass
@@ -185,7 +201,10 @@ class SweepRunner:
         return self._threads.submit(run)
 
     def cpu_seconds(self) -> float:
-        return host_cpu_seconds(self.pool)
+        """Simulator CPU time (s) of this runner's jobs so far (:func:`sweeps_cpu_seconds`)."""
+        with self._lock:
+            done = list(self.results)
+        return sweeps_cpu_seconds(done)
 
     def close(self) -> None:
         if self._threads is not None:

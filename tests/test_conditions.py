@@ -362,3 +362,40 @@ def test_condition_energy_per_bit_is_power_times_the_rate_models_tau():
     assert row["energy_per_bit_j"] == pytest.approx(4.78e-9 * 320e-9, rel=1e-12, abs=0)
     assert row["energy_per_bit_ci_lo_j"] == pytest.approx(4.78e-9 * 305e-9, rel=1e-12, abs=0)
     assert row["energy_per_bit_ci_hi_j"] == pytest.approx(4.78e-9 * 337e-9, rel=1e-12, abs=0)
+
+
+def test_an_excluded_conditions_records_stay_out_of_the_fit_and_a_characterised_ones_pilot_is_in(tmp_path):
+    """The demo's ss −40 °C (pbit_x4, session 24): its design stopped ("simulations failed" / "fit
+    diverged") and it was reported excluded, but its design sweeps had already been added as "fit", so
+    the model fitted them and the condition appeared characterised (apply_to_document then dropped it
+    from excluded_conditions). Now an excluded condition's design records carry the role "excluded";
+    a characterised condition's pilot records, which its design fitted, are "fit" as at the nominal one."""
+    from noisecell.design import Budget, DesignSettings, Targets
+
+    settings = parse_conditions({**TABLE, "heldout_temperatures": []}, CELL, "t.toml")
+    rec = FakeSweep(pd.DataFrame({"status": ["ok"], "bias_v": [0.0], "p1": [0.5], "regime": ["bistable"]}), 1)
+
+    def seq(table, **kw):
+        if (kw["corner"], kw["temp_c"]) == ("ff", 27.0):
+            flat = SyntheticRunner(v50_v=0.0, scale_v=1e6, slope_sum_per_v=0.0, tau_v50_s=1e-6, dt_s=20e-9)
+            s = DesignSettings(targets=Targets(1e-3, 0.10, 0.15), budget=Budget(simulated_s=300e-6), seed=3,
+                               chunk_lengths_s=(5e-6, 10e-6, 20e-6))
+            res = run_design(flat, s, v50_guess=0.0, scale_guess=3e-3, bias_limits=(-0.4, 0.4))
+            assert res.reason.startswith("fit diverged"), res.reason
+            return SequentialResult(res, None, ("ff", 27.0, 0.1), sweeps=(("design-j000", rec),))
+        out = fake_sequential(table, **kw)
+        return SequentialResult(out.design, None, out.condition, sweeps=(("design-j000", rec),))
+
+    res = run_conditions(SPEC, CELL, tmp_path, settings, pilot_fn=fake_pilot, sequential_fn=seq,
+                         record_fn=lambda *a: pd.DataFrame(), points_fn=no_points)
+    roles = {n: role for n, role, _ in res.sweeps}
+    assert roles["cond-ff27C/design-j000"] == "excluded"
+    assert ("ff", 27.0) in {(e["corner"], e["temp_c"]) for e in res.excluded}
+    for c, t in res.seqs:
+        tag = f"{c}{t:g}C"
+        assert roles[f"cond-{tag}/design-j000"] == "fit"
+        assert roles[f"pilot-{tag}"] == "fit"          # its design fitted these (initial records)
+    # the untrimmable ff −40 °C's and the excluded ff 27 °C's pilots stay pilot records
+    assert roles["pilot-ff27C"] == "pilot" and roles["pilot-ff-40C"] == "pilot"
+    # every simulated condition has a CPU figure of its own (the fakes' rows carry none: NaN)
+    assert set(res.cpu_s) >= set(res.seqs)

@@ -112,8 +112,9 @@ def _costs(pilot, seq, conds, mm_res, parts, t0) -> dict[str, str]:
         cs = [n for n, role, _ in conds.sweeps]
         n_run = len(conds.seqs) + sum(1 for e in conds.excluded if (e.get("seen") or {}).get("pilot") != "not run")
         out["conditions"] = (f"{sim(cs) * 1e6:.4g} µs simulated over {n_run} simulated condition(s) (pilots, designs, "
-                             f"held-out temperatures); per condition wall: "
-                             + ", ".join(f"{c} {t:g} °C {w:.0f} s" for (c, t), w in conds.wall_s.items()))
+                             f"held-out temperatures); per condition wall, simulator CPU: "
+                             + ", ".join(f"{c} {t:g} °C {w:.0f} s, {conds.cpu_s.get((c, t), float('nan')):.0f} CPU-s"
+                                         for (c, t), w in conds.wall_s.items()))
     if mm_res is not None:
         c = mm_res.cost
         out["mismatch"] = (f"DC trims {c.get('dc_wall_s', float('nan')):.0f} s wall, {c.get('dc_cpu_s', float('nan')):.0f} "

@@ -129,6 +129,17 @@ def _package_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime + cutime + cstime of process ``pid`` in s (Linux /proc/PID/stat), None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    tck = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return sum(int(x) for x in fields[11:15]) / tck
+
+
 class SimHost:
     """A persistent simulator child process. Thread-safe (one job at a time).
 
@@ -142,6 +153,11 @@ class SimHost:
         self.proc: subprocess.Popen | None = None
         self.jobs_run = 0
         self.pid: int | None = None
+        #: CPU time (user + system, s) of this host's processes that have exited (killed at a timeout,
+        #: crashed, restarted after HOST_MAX_JOBS): kept so that :meth:`cpu_seconds` never goes back
+        self.cpu_dead_s = 0.0
+        self._cpu_seen = 0.0     # the live process's CPU at its last reading (fallback if reaped elsewhere)
+        self._cpu_lock = threading.Lock()
         self._lock = threading.Lock()
 
     def _start(self) -> None:
@@ -176,18 +192,51 @@ class SimHost:
         self.pid = reply[1]
 
     def _kill(self) -> int | None:
-        p, self.proc = self.proc, None
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.kill()
-        code = p.wait()
+        with self._cpu_lock:   # a cpu_seconds() reading sees the process either live or in cpu_dead_s
+            p, self.proc = self.proc, None
+            if p is None:
+                return None
+            if p.returncode is None:
+                try:
+                    p.kill()
+                except OSError:
+                    pass
+            code = self._reap(p)
         for f in (p.stdin, p.stdout):
             try:
                 f.close()
             except OSError:
                 pass
         return code
+
+    def _reap(self, p: subprocess.Popen) -> int | None:
+        """Wait for ``p`` and add its CPU time to :attr:`cpu_dead_s` (wait4's rusage covers the process
+        and the children it waited for, e.g. ngspice batch runs); when something else reaped it first,
+        its CPU at the last reading counts instead."""
+        used = None
+        if p.returncode is None:
+            try:
+                _, status, ru = os.wait4(p.pid, 0)
+                p.returncode = os.waitstatus_to_exitcode(status)
+                used = ru.ru_utime + ru.ru_stime
+            except ChildProcessError:
+                p.wait()
+        self.cpu_dead_s += self._cpu_seen if used is None else max(used, self._cpu_seen)
+        self._cpu_seen = 0.0
+        return p.returncode
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time (s) of every process this host has run, the live one included
+        (Linux /proc for the live one: its own time and that of the children it waited for).
+        Thread-safe; never decreases."""
+        with self._cpu_lock:
+            p = self.proc
+            if p is not None and p.returncode is None:
+                got = proc_cpu_seconds(p.pid)
+                if got is not None:
+                    self._cpu_seen = max(self._cpu_seen, got)
+                return self.cpu_dead_s + self._cpu_seen
+            return self.cpu_dead_s
 
     def close(self) -> None:
         """Kill the host now, even mid-job (the waiting caller then sees it die); thread-safe."""
@@ -255,6 +304,8 @@ class SimHost:
                 code = self._kill()
                 raise HostCrashed(f"{name}: the simulator process died (exit code {code}) — ngspice crash; "
                                   f"see {self.log_path or 'the worker log'}") from None
+            # the idle host's CPU now: what counts if it dies before its next job and is reaped by poll()
+            self.cpu_seconds()
         if reply[0] == "ok":
             return reply[1]
         raise _error_from(reply[1], reply[2])

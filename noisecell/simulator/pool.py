@@ -38,23 +38,27 @@ def run_task(task: dict, log_dir: str | None, registry: list, warm_up: str = DEF
     """Execute one task ({"payload", "timeout_s", "retries", "name"}) on this thread's host.
 
     Never raises for a job failure. Returns {"ok": True, "result", "retry": RetryRecord.to_row(),
-    "attempts", "errors", "wall_s", "host"} or {"ok": False, "error", "error_type", "retry", ...}.
+    "attempts", "errors", "wall_s", "cpu_s", "host"} or {"ok": False, "error", "error_type", "retry", ...}.
+    cpu_s: the simulator CPU time (user + system, s) the task cost on its host, every attempt and a
+    process killed at its timeout included (the host is this thread's alone while the task runs).
     """
     host = thread_host(log_dir, registry, warm_up)
     t0 = time.monotonic()
+    c0 = host.cpu_seconds()
     where = f"{os.uname().nodename}:{host.pid}"
     try:
         result, record = run_with_retries(host, task["payload"], timeout_s=task["timeout_s"],
                                           retries=task["retries"], name=task["name"])
         return {"ok": True, "result": result, "retry": record.to_row(), "attempts": len(record.attempts),
-                "errors": record.errors(), "wall_s": time.monotonic() - t0, "host": f"{os.uname().nodename}:{host.pid}"}
+                "errors": record.errors(), "wall_s": time.monotonic() - t0,
+                "cpu_s": host.cpu_seconds() - c0, "host": f"{os.uname().nodename}:{host.pid}"}
     except NoisecellError as exc:
         record = getattr(exc, "retry_record", None)
         errs = record.errors() if record else [str(exc)]
         return {"ok": False, "error": " | ".join(errs), "error_type": type(exc).__name__,
                 "retry": record.to_row() if record else {"attempts": 1},
                 "attempts": len(record.attempts) if record else 1, "wall_s": time.monotonic() - t0,
-                "host": where}
+                "cpu_s": host.cpu_seconds() - c0, "host": where}
 
 
 def _future_value(f) -> dict:

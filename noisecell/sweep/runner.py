@@ -6,6 +6,7 @@ cluster needs no shared file system, and every file is written atomically (see :
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import queue
 import sys
@@ -238,7 +239,7 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
                 row = base_row(job, "failed")
                 row.update({"error": (res["error"] if k is None else f"chunk {k}: {res['error']}"),
                             "error_type": res.get("error_type"), **res["retry"],
-                            "wall_s": res["wall_s"], "host": res.get("host")})
+                            "wall_s": res["wall_s"], "cpu_s": res.get("cpu_s"), "host": res.get("host")})
                 finish(job, row, True)
                 continue
             out = res["result"]
@@ -250,13 +251,14 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
                 row = base_row(job, "ok")
                 row.update({"error": None, **res["retry"]})  # which retry rung made these numbers
                 row.update({c: v for c, v in out["row"].items() if c not in job.conditions})
-                row.update({"wall_s": res["wall_s"], "host": res.get("host"), "simulated_s": out["simulated_s"]})
+                row.update({"wall_s": res["wall_s"], "cpu_s": res.get("cpu_s"), "host": res.get("host"),
+                            "simulated_s": out["simulated_s"]})
                 finish(job, row, False)
             else:
                 crow = {"job_id": job.job_id, "chunk": k, "seed": job.chunk_jobs[k].seed,
                         "simulated_s": out["simulated_s"], **res["retry"], **out["stats"],
                         **{c: v for c, v in out["row"].items() if c not in out["stats"]},
-                        "wall_s": res["wall_s"], "invocation": invocation}
+                        "wall_s": res["wall_s"], "cpu_s": res.get("cpu_s"), "invocation": invocation}
                 store.write_chunk(job.job_id, k, crow)
                 rows = chunk_rows[job.job_id] + [crow]
                 chunk_rows[job.job_id] = rows
@@ -363,6 +365,9 @@ def _adaptive_row(row: dict, chunks: list[dict], store: Store | None = None) -> 
     row["retry_rung"] = int(max((c.get("retry_rung") or 0) for c in chunks)) if chunks else 0
     row["retry_history"] = ";".join(str(c.get("retry_history") or "ok") for c in chunks)
     row["wall_s"] = float(sum(c.get("wall_s", 0.0) for c in chunks))
+    cpus = [c.get("cpu_s") for c in chunks]
+    row["cpu_s"] = (float(sum(cpus)) if cpus and all(isinstance(x, (int, float)) and math.isfinite(x) for x in cpus)
+                    else None)
     # regime of the point: the chunks' verdicts, when they agree
     regimes = {c.get("regime") for c in chunks}
     row["regime"] = regimes.pop() if len(regimes) == 1 else "mixed:" + ",".join(sorted(map(str, regimes)))

@@ -59,7 +59,7 @@ MANIFEST = "manifest.json"
 STORE_FORMAT = "noisecell-sweep-1"
 #: columns that record when/where a row was produced; they legitimately differ between two runs
 #: of the same job and are excluded when results are compared for equality
-PROVENANCE_COLUMNS = ("wall_s", "finished_utc", "invocation", "host", "reanalysed_from")
+PROVENANCE_COLUMNS = ("wall_s", "cpu_s", "finished_utc", "invocation", "host", "reanalysed_from")
 
 
 JOURNAL = "checksums.jsonl"

@@ -200,6 +200,16 @@ def parse_conditions(table, cellspec, source: str) -> ConditionsSettings | None:
     return st
 
 
+#: role of the records of a condition that was not characterised (its design stopped on a diverged fit,
+#: on failing simulations, or without a rate fit): shown in the per-point table, never fitted (the model
+#: fits "fit" and "mismatch" records), so the condition stays in excluded_conditions
+EXCLUDED_ROLE = "excluded"
+
+
+def _roles(sweeps, role: str) -> list:
+    return [(n, role, x) for n, x in sweeps]
+
+
 def condition_tag(corner: str, temp_c: float) -> str:
     """Folder-safe name of a condition: ``ss-40C``, ``tt27C``, ``ff85C``, ``tt0p5C``."""
     return f"{corner}{float(temp_c):g}C".replace(".", "p")
@@ -291,6 +301,8 @@ class ConditionsResult:
     interp_records: pd.DataFrame | None = None
     sweeps: list = field(default_factory=list)
     wall_s: dict = field(default_factory=dict)
+    #: simulator CPU-s of each simulated condition's own jobs (pilot and design rows' cpu_s)
+    cpu_s: dict = field(default_factory=dict)
     budget_note: str = ""
 
     def summary(self) -> str:
@@ -387,7 +399,7 @@ def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, w
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from ...design_runner import points_from_sweep
+    from ...design_runner import points_from_sweep, sweeps_cpu_seconds
     from ...sequential import run_sequential
 
     if pilot_fn is None:
@@ -472,11 +484,12 @@ def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, w
             r["excluded"] = _excluded(corner, temp_c, f"design failed: {exc}", seen)
             log(f"  {corner} {temp_c:g} °C not characterised: design failed: {exc}")
             return r
-        r["sweeps"] += [(f"cond-{tag}/{n}", "fit", x) for n, x in getattr(seq, "sweeps", ())]
         r["wall_s"] = time.monotonic() - t0
+        design_sweeps = [(f"cond-{tag}/{n}", x) for n, x in getattr(seq, "sweeps", ())]
         if seq.design.fit is None:
             seen = {**seen, "design": seq.design.reason, "design_records": len(seq.design.points)}
             r["excluded"] = _excluded(corner, temp_c, f"design: no rate fit ({seq.design.reason})", seen)
+            r["sweeps"] += _roles(design_sweeps, EXCLUDED_ROLE)
             return r
         if seq.design.reason.startswith(("fit diverged", "simulations failed")):
             # the design stopped on a fit it could not plan on (noisecell.design.fit_diverged: e.g. records
@@ -488,7 +501,13 @@ def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, w
                     "design_fit": {"v50_v": f.v50.value, "scale_v": f.scale.value, "tau_v50_s": f.tau_v50.value}}
             r["excluded"] = _excluded(corner, temp_c, f"design stopped: {seq.design.reason}", seen)
             log(f"  {corner} {temp_c:g} °C not characterised: design stopped: {seq.design.reason}")
+            r["sweeps"] += _roles(design_sweeps, EXCLUDED_ROLE)
             return r
+        # characterised: its design records are fit records, and so are its pilot's, which entered the
+        # design's fit (``initial``) as the nominal pilot's do at the nominal condition
+        pilot_names = set(pilot.stage_names)
+        r["sweeps"] = [(n, "fit" if role == "pilot" and n in pilot_names else role, x) for n, role, x in r["sweeps"]]
+        r["sweeps"] += _roles(design_sweeps, "fit")
         r["seq"] = seq
         log(f"  {corner} {temp_c:g} °C: " + seq.design.summary().splitlines()[0])
         return r
@@ -506,6 +525,9 @@ def run_conditions(spec, cellspec, out: Path, settings: ConditionsSettings, *, w
         res.sweeps += r["sweeps"]
         if "wall_s" in r:
             res.wall_s[key] = r["wall_s"]
+        if r["sweeps"]:
+            # its own jobs' simulator CPU (pilot and design), whatever else ran on the pool meanwhile
+            res.cpu_s[key] = sweeps_cpu_seconds([(n, x) for n, _, x in r["sweeps"]])
         if "excluded" in r:
             res.excluded.append(r["excluded"])
         if "seq" in r:
