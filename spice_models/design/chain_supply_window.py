@@ -262,12 +262,18 @@ def _cpu_s(t0, c0) -> float:
 
 
 def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, repeats: int = 0,
-         timeout_s: float = 120.0, confirm: bool = False, script: str | None = None) -> int:
+         timeout_s: float = 120.0, confirm: bool = False, short_duration: str | None = None,
+         short_gain: float = 5.0, order: list[tuple[str, float]] | None = None, script: str | None = None) -> int:
     """The command line of ``<cell_dir>/supply_window.py``; the keyword arguments are that cell's defaults."""
     cell_dir = Path(cell_dir)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", default=None, help="comma list corner:temp (default: every passing row of trims.json)")
     ap.add_argument("--duration", default=duration, help=f"simulated time per record (default {duration})")
+    ap.add_argument("--short-duration", default=short_duration,
+                    help="record length for pairs whose trimmed DC stage gain is >= --short-gain (deep valleys: "
+                         f"the regime call needs fewer samples; default {short_duration or 'none: --duration everywhere'})")
+    ap.add_argument("--short-gain", type=float, default=short_gain,
+                    help=f"stage gain from which --short-duration applies (default {short_gain:g})")
     ap.add_argument("--offset-step", default="1.5mV",
                     help="DC readout-offset change per supply step, V of bias (default 1.5mV)")
     ap.add_argument("--centred-step", type=float, default=0.05,
@@ -303,8 +309,9 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
                                  f"{cell.name} --corner {c} --temp {t} --write` first")
             want.append(key)
     else:
-        want = [p for p in ORDER if p in rows]
+        want = [p for p in (order or ORDER) if p in rows]
     dur = parse_si(a.duration, unit="s", what="--duration")
+    short = parse_si(a.short_duration, unit="s", what="--short-duration") if a.short_duration else None
     offset_step = parse_si(a.offset_step, unit="V", what="--offset-step")
     out_path = Path(a.out)
     doc = json.loads(out_path.read_text()) if out_path.is_file() else {}
@@ -316,10 +323,12 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
                              "bias at the DC readout offset at each supply",
                 "offset_step_v": offset_step, "centred_step_frac": a.centred_step, "duration_s": dur,
                 "bisect": a.bisect, "confirm": a.confirm,
-                "flip_criterion_power": {"rate_for_90pct_per_us": rate_for_power(0.9, dur),
-                                         "rate_for_99pct_per_us": rate_for_power(0.99, dur),
-                                         "note": "true flip rate at which a record passes the >= 1 flip/us "
-                                                 "count with that probability (Poisson count)"}})
+                "short_duration_s": short, "short_gain": a.short_gain,
+                "flip_criterion_power": {f"{d * 1e6:g}us": {"rate_for_90pct_per_us": rate_for_power(0.9, d),
+                                                             "rate_for_99pct_per_us": rate_for_power(0.99, d)}
+                                         for d in sorted({dur, short or dur})}
+                | {"note": "true flip rate at which a record of that length passes the >= 1 flip/us count "
+                           "with that probability (Poisson count)"}})
     pairs = doc.setdefault("pairs", {})
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     for corner, temp in want:
@@ -333,20 +342,22 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
         t0, c0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
         w0 = time.monotonic()
         seed0 = 1000 + 100 * ORDER.index((corner, temp))
+        gain = r.get("dc_gain")
+        d_pair = short if short is not None and gain is not None and gain >= a.short_gain else dur
         if a.power_study:
             doc.setdefault("power_study", {})[key] = power_study(
-                cell, corner, temp, vgp, vnw, vdd0, n=a.power_study, durations=sorted({10e-6, dur}),
+                cell, corner, temp, vgp, vnw, vdd0, n=a.power_study, durations=sorted({10e-6, d_pair}),
                 seed0=seed0 + 2000, timeout_s=a.timeout, say=say) | {"cpu_s": _cpu_s(t0, c0)}
             atomic_write(out_path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
             continue
-        say(f"{key} C: VGP {vgp:.4f} V, VNW {vnw:g} V, VDD0 {vdd0 * 1e3:.2f} mV")
+        say(f"{key} C: VGP {vgp:.4f} V, VNW {vnw:g} V, VDD0 {vdd0 * 1e3:.2f} mV, {d_pair * 1e6:g} us records")
         dc = dc_scan(cell, corner, temp, vgp, vnw, vdd0)
         # d(offset)/d(VDD) at VDD0 from the DC readout at VDD0 x (1 -+ 1 %)
         o = readout_offsets(cell, corner, temp, vgp, vnw, [vdd0 * 0.99, vdd0 * 1.01])
         slope = (o[1] - o[0]) / (0.02 * vdd0) if None not in o else None
         step = offset_step / abs(slope) if slope else 0.01 * vdd0
         say(f"  DC offset slope {slope} V/V -> supply step {step * 1e3:.3f} mV")
-        centre, recs, edges = walk(cell, corner, temp, vgp, vnw, vdd0, duration_s=dur, step_v=step,
+        centre, recs, edges = walk(cell, corner, temp, vgp, vnw, vdd0, duration_s=d_pair, step_v=step,
                                    seed0=seed0, max_steps=a.max_steps, say=say, timeout_s=a.timeout,
                                    bisect=a.bisect, confirm=a.confirm)
 
@@ -355,7 +366,7 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
         def centred_bias(v):
             return readout_offsets(cell, corner, temp, vgp, vnw, [v])[0]
 
-        _c2, recs2, edges2 = walk(cell, corner, temp, vgp, vnw, vdd0, duration_s=dur, step_v=a.centred_step * vdd0,
+        _c2, recs2, edges2 = walk(cell, corner, temp, vgp, vnw, vdd0, duration_s=d_pair, step_v=a.centred_step * vdd0,
                                   seed0=seed0 + 50, max_steps=a.max_steps, say=say, bias_at=centred_bias,
                                   timeout_s=a.timeout, bisect=a.bisect, confirm=a.confirm)
         at = readout_offsets(cell, corner, temp, vgp, vnw, [r["vdd_v"] for r in recs])
@@ -364,6 +375,7 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
             r["dc_readout_offset_vb_v"] = off
             r["dc_stage_gain"] = g.gain if math.isfinite(g.gain) else None
         row = {"corner": corner, "temp_c": temp, "trimmed": True, "vgp_v": vgp, "vnw_v": vnw, "vdd0_v": vdd0,
+               "trim_dc_gain": gain, "duration_s": d_pair,
                "dc_offset_slope": slope, "step_v": step, "window": edges, "centred_window": edges2,
                "centred_records": sorted(recs2, key=lambda x: x["vdd_v"]),
                "records": sorted(recs, key=lambda x: x["vdd_v"]), "dc": dc}
@@ -373,7 +385,7 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
             b0 = centred_bias(vdd0)
             reps = []
             for i in range(a.repeats):
-                c = T.check(cell, corner, temp, vgp, vdd0, duration_s=dur, seed=seed0 + 90 + i,
+                c = T.check(cell, corner, temp, vgp, vdd0, duration_s=d_pair, seed=seed0 + 90 + i,
                             fixed_trim={"VNW": vnw}, timeout_s=a.timeout, bias_v=b0)
                 reps.append({"seed": seed0 + 90 + i, "bias_v": b0, "regime": c.regime, "p1": c.p1,
                              "flips_per_us": c.flips_per_us, "telegraphs": telegraphs(c), "detail": c.regime_detail})
