@@ -256,6 +256,39 @@ def power_study(cell, corner, temp_c, vgp, vnw, vdd0, *, n, durations, seed0, ti
     return out
 
 
+def _edge_text(w: dict) -> str:
+    """'lo–hi (fails a / b, ±res)' in mV from a window dict of bracket_edges."""
+    def mv(x):
+        return f"{x * 1e3:.1f}" if isinstance(x, float) else ("—" if x is None else str(x).replace("DC offset outside the bias range", "bias end"))
+
+    lo, hi = w["low"], w["high"]
+    res = [e["resolution_v"] for e in (lo, hi) if e.get("resolution_v")]
+    r = f", ±{max(res) * 1e3 / 2:.2g}" if res else ""
+    return (f"{mv(lo['last_telegraphing_v'])}–{mv(hi['last_telegraphing_v'])} "
+            f"(fails {mv(lo['first_failing_v'])} / {mv(hi['first_failing_v'])}{r})")
+
+
+def table(doc: dict) -> str:
+    """Markdown rows (one per pair, ORDER) of a supply_window.json: the README table's window columns."""
+    out = ["| pair | VDD0 (mV) | records | window at bias 0 (mV) | bias-centred window (mV) | "
+           "centre repeats telegraphing | CPU-s |", "|---|---|---|---|---|---|---|"]
+    for c, t in ORDER:
+        p = doc["pairs"].get(f"{c} {t:g}")
+        if p is None:
+            continue
+        if not p.get("trimmed"):
+            out.append(f"| {c} {t:g} °C | no trim | | | | | |")
+            continue
+        reps = p.get("centre_repeats") or []
+        rep = f"{sum(r['telegraphs'] for r in reps)}/{len(reps)}" if reps else "—"
+        stalls = sum(r["regime"] == "stalled" for r in p["records"] + p["centred_records"])
+        out.append(f"| {c} {t:g} °C | {p['vdd0_v'] * 1e3:.1f} | {p.get('duration_s', doc['duration_s']) * 1e6:g} µs"
+                   f"{f', {stalls} stalled' if stalls else ''} | {_edge_text(p['window'])} | "
+                   f"{_edge_text(p['centred_window'])} | {rep} | "
+                   f"{p['cpu_s']:.0f} |")
+    return "\n".join(out)
+
+
 def _cpu_s(t0, c0) -> float:
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (time.process_time() - t0) + (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)
@@ -292,7 +325,11 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
     ap.add_argument("--timeout", type=float, default=timeout_s,
                     help=f"wall s per record; a record that runs longer counts as stalled, not telegraphing (default {timeout_s:g})")
     ap.add_argument("--out", default=str(cell_dir / "supply_window.json"))
+    ap.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
     a = ap.parse_args(argv)
+    if a.table:
+        print(table(json.loads(Path(a.out).read_text())))
+        return 0
     cell = load_cell(str(cell_dir))
     rows = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get("VGP", [])}
     aux = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get("VNW", [])}

@@ -19,6 +19,7 @@ that supply, the regime detector's description of the record (the stuck state's 
 
 Usage (repo root): .venv/bin/python spice_models/design/x5fs40.py OUT.json [corner:temp:VNW ...]
        .venv/bin/python spice_models/design/x5fs40.py OUT.json --check corner:temp:VNW:VDD:dur_us:seed ...
+       .venv/bin/python spice_models/design/x5fs40.py OUT.json --write-row corner:temp:VNW:VDD:dur_us:seed
 (default: fs -40 C at every VNW of the cell's range x {-0.1, 0, 0.1, 0.2, 0.45, 0.8} and the trimmed
 VNW of every other -40 C pair and of tt/fs 27 C and fs 85 C).
 """
@@ -124,6 +125,36 @@ def checks(cell, doc: dict, out: Path, specs: list[str], timeout_s: float = 300.
               f"{row.get('detail')}", file=sys.stderr, flush=True)
 
 
+def write_row(cell, spec: str, *, timeout_s: float = 300.0) -> dict:
+    """Balance + one transient check (noisecell.trim's own functions) at corner:temp:VNW:VDD:dur_us:seed;
+    when it passes the trim's criterion (bistable, >= 1 flip/µs, |P(1) - 0.5| <= 3 SE) its row replaces
+    that pair's row of the cell's trims.json; every other row is kept as stored."""
+    c, t, vnw, vdd, dur, seed = spec.split(":")
+    t, vnw, vdd, dur, seed = float(t), float(vnw), float(vdd), float(dur) * 1e-6, int(seed)
+    dc = T.balance(cell, c, t, vdd, fixed_trim={"VNW": vnw})
+    if dc is None:
+        raise SystemExit(f"{spec}: no balance (VGP) at this supply")
+    k = T.check(cell, c, t, dc.trim_v, vdd, duration_s=dur, seed=seed, fixed_trim={"VNW": vnw}, timeout_s=timeout_s)
+    ok = (k.regime == "bistable" and k.flips_per_us >= 1.0 and math.isfinite(k.p1_se)
+          and abs(k.p1 - 0.5) <= 3 * k.p1_se)
+    msg = (f"bistable, P(1)={k.p1:.3f}\u00b1{k.p1_se:.3f}, {k.flips_per_us:.3g} flips/\u00b5s at VDD={vdd * 1e3:.2f} mV "
+           f"[VNW {vnw:g} V, supply from the DC/AC scan of spice_models/design/x5fs40.py (the trim search "
+           "skipped VNW -0.1 V: its coarse supply grid had no balanced point below the gain target)]")
+    if not ok:
+        raise SystemExit(f"{spec}: the check does not pass ({k.regime}, P(1) {k.p1:.3f} +- {k.p1_se:.3f}, "
+                         f"{k.flips_per_us:.3g} flips/us): trims.json not changed")
+    res = T.TrimResult(cell=cell.name, corner=c, temp_c=t, ok=True, trim_param="VGP", trim_v=dc.trim_v, vdd_v=vdd,
+                       dc=dc, check=k, attempts=(k,), message=msg, aux_trim_v={"VNW": vnw})
+    row = T.row_from_result(res)
+    old = json.loads(T.trims_path(cell).read_text())
+    rows = [r for r in old["trims"]["VGP"] if (r["corner"], float(r["temp_c"])) != (c, t)] + [row]
+    cmd = (f"{old.get('generated_by', '')}; then python spice_models/design/x5fs40.py OUT --write-row {spec} "
+           f"(noisecell.trim.balance + check, {dur * 1e6:g} us, seed {seed}; only the {c} {t:g} C row replaced)")
+    T.write_table(cell, rows, command=cmd)
+    print(f"{spec}: wrote {T.trims_path(cell)}: {msg}", file=sys.stderr)
+    return row
+
+
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__.strip().splitlines()[-4], file=sys.stderr)
@@ -133,6 +164,10 @@ def main() -> int:
     doc = json.loads(out.read_text()) if out.is_file() else {"cell": "pbit_x5", "scans": {}}
     if sys.argv[2:3] == ["--check"]:
         checks(cell, doc, out, sys.argv[3:])
+        return 0
+    if sys.argv[2:3] == ["--write-row"]:
+        doc["written_row"] = write_row(cell, sys.argv[3])
+        out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
         return 0
     want = ([(c, float(t), float(v)) for c, t, v in (a.split(":") for a in sys.argv[2:])] or DEFAULT)
     for corner, temp, vnw in want:
