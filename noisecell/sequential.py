@@ -197,12 +197,12 @@ class SequentialResult:
 
     def apply_to_document(self, doc: dict) -> dict:
         """The nominal condition of a fitted model document with the joint fit in place of the
-        per-point straight lines: rate_model (loglinear at V50), sigmoid and τ(V50) with their
+        per-point straight lines: rate_model (the fit's quadratics at V50), sigmoid and τ(V50) with their
         profile-likelihood CIs, bias_range_v = the calibrated range, plus joint_fit / calibration
         blocks. Returns a new document (the input is not modified)."""
         import copy
 
-        from .model.fit import derived_blocks, loglinear_rate_model
+        from .model.fit import derived_blocks
 
         fit = self.design.fit
         if fit is None:
@@ -213,12 +213,13 @@ class SequentialResult:
                      and math.isclose(c["vdd_v"], vdd_v, rel_tol=1e-9)), None)
         if cond is None:
             return out
-        # the loglinear block is the fit's own tangent lines at V50 (its ln_k_up/down and their
-        # covariance): the rate model crosses at the sigmoid block's V50 with its scale and τ(V50).
+        # the loglinear block is the fit itself at reference V50 (schema 2.2: intercepts, slopes and
+        # curvatures with their 6×6 covariance, RateFit.rate_model): the rate model crosses at the
+        # sigmoid block's V50 with its scale and τ(V50), and away from V50 it is the fit's quadratic,
+        # not its tangent (straight tangents were wrong by exp(c·x²): ~7 % at 1.2 scales on pbit_x4).
         # (A straight-line refit of a fit with curvature terms crossed elsewhere: pbit_cs, sigmoid
-        # V50 −1.06 mV against the refit's crossing at +0.41 mV, a third of a scale apart.) With
-        # curvature terms the tangents leave the fit away from V50; joint_fit states the curvature.
-        rm = loglinear_rate_model(fit.reference_bias_v, fit.ln_k_up, fit.ln_k_down, fit.covariance)
+        # V50 −1.06 mV against the refit's crossing at +0.41 mV, a third of a scale apart.)
+        rm = fit.rate_model()
         cal = self.design.calibration
         rng = list(cal.bias_range_v) if cal is not None and all(map(math.isfinite, cal.bias_range_v)) \
             else list(fit.bias_range_v)

@@ -17,6 +17,7 @@ import pytest
 from noisecell.analysis import analyze_stream
 from noisecell.analysis.synthetic import telegraph
 from noisecell.model import CellModel
+from noisecell.model.cellmodel import SCHEMA_VERSION
 from noisecell.model.energy import METHOD, energy_at_v50
 from noisecell.model.fit import fit_sweep
 from noisecell.report.procedures.conditions import conditions_table, finish_document
@@ -135,7 +136,7 @@ def test_a_2_0_file_is_read_with_its_energy_restated(doc, tmp_path):
                    "energy_per_bit_j": new_en["record_energy_per_bit_j"]}
     m = CellModel(old)
     en = m.condition_data(m.conditions[0])["energy"]
-    assert m.read_schema_version == "2.0.0" and m.to_dict()["schema_version"] == "2.1.0"
+    assert m.read_schema_version == "2.0.0" and m.to_dict()["schema_version"] == SCHEMA_VERSION
     assert en["energy_per_bit_method"] == METHOD
     assert en["record_energy_per_bit_j"] == new_en["record_energy_per_bit_j"]
     assert en["energy_per_bit_j"] == pytest.approx(new_en["mean_supply_power_w"] * c["tau"]["tau_at_v50_s"],

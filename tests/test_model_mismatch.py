@@ -183,6 +183,11 @@ def _as_v1(doc: dict) -> dict:
             c["mismatch"].pop("distribution", None)
         for k in ("energy_per_bit_method", "tau_v50_s", "record_energy_per_bit_j", "record_job_id"):
             c["energy"].pop(k, None)  # the 2.1 energy fields (model.energy)
+        rm = c["rate_model"]          # the 2.2 curvature fields (model.ratemodel)
+        for name in ("ln_k_up", "ln_k_down"):
+            for k in ("curvature_per_v2", "curvature_se_per_v2"):
+                rm[name].pop(k, None)
+        rm["covariance"] = [row[:4] for row in rm["covariance"][:4]]
     return d
 
 

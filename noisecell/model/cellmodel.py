@@ -4,8 +4,11 @@ The physical picture: the cell's output is a two-state continuous-time Markov ch
 up-rate ``k_up(V)`` (0→1, 1/s) and a down-rate ``k_down(V)`` (1→0, 1/s) set by the bias ``V`` (V).
 Everything else follows from the two rates and is therefore self-consistent by construction:
 
-* ``P(1) = k_up / (k_up + k_down)``; with ``ln k`` linear in ``V`` this is exactly a logistic
-  sigmoid with ``v50_v`` where the two rates are equal and ``scale_v = 1 / (slope_up - slope_down)``;
+* ``P(1) = k_up / (k_up + k_down)``; ``ln k_up`` and ``ln k_down`` are quadratics in ``V``
+  (:mod:`noisecell.model.ratemodel`, schema 2.2; straight lines in older files) with a common curvature
+  unless the fit found them different, so P(1) is a logistic sigmoid with ``v50_v`` where the two
+  rates are equal and ``scale_v = 1 / (slope_up - slope_down)`` at V50 (exactly logistic when the
+  curvatures are equal), while ``tau`` carries the curvature;
 * ``tau = 1 / (k_up + k_down)`` (s), the autocorrelation time of the telegraph output;
 * the exact ``dt``-step transition probabilities (see :mod:`noisecell.model.sampler`).
 
@@ -38,12 +41,16 @@ import numpy as np
 
 from ..errors import InputError
 from .instances import CellInstances  # re-exported: noisecell.model.cellmodel.CellInstances
+from . import ratemodel
+from .ratemodel import max_abs_ln_rate
 from ..constants import Z95  # re-exported for model.fit and tests
 
-#: the version this noisecell writes; files of major version 1 and of 2.0 are still read (upgraded in
+#: the version this noisecell writes; files of major version 1 and of 2.0/2.1 are still read (upgraded in
 #: memory: version 2 is version 1 plus optional blocks; 2.1 states the energy block's energy per bit as
-#: P·τ(V50) with its CI, see model.energy, which restates a 1.x/2.0 block from its own power and τ(V50))
-SCHEMA_VERSION = "2.1.0"
+#: P·τ(V50) with its CI, see model.energy, which restates a 1.x/2.0 block from its own power and τ(V50);
+#: 2.2 adds the curvature of ln k_up / ln k_down to the loglinear rate model with a 6×6 covariance, see
+#: model.ratemodel, which reads an older block as curvature 0)
+SCHEMA_VERSION = "2.2.0"
 SCHEMA_FILE = "cell-model-v2.json"
 SCHEMA_FILES = {1: "cell-model-v1.json", 2: "cell-model-v2.json"}
 
@@ -76,13 +83,17 @@ def schema_major(doc: Any) -> int:
     return 2
 
 
-def _older_than_2_1(doc: dict) -> bool:
+def _older_than(doc: dict, version: tuple[int, int]) -> bool:
     v = str(doc.get("schema_version", ""))
     try:
         major, minor = (int(x) for x in v.split(".")[:2])
     except ValueError:
         return False
-    return (major, minor) < (2, 1)
+    return (major, minor) < version
+
+
+def _older_than_2_1(doc: dict) -> bool:
+    return _older_than(doc, (2, 1))
 
 
 def _first_violation(doc: Any) -> str | None:
@@ -127,9 +138,20 @@ def _semantic_violation(doc: dict) -> str | None:
                 return f"at {where}/rate_model/covariance: matrix is not symmetric"
             if np.min(np.linalg.eigvalsh(0.5 * (cov + cov.T))) < -1e-9 * max(1.0, float(np.max(np.abs(cov)))):
                 return f"at {where}/rate_model/covariance: matrix is not positive semi-definite"
-            if rm["ln_k_up"]["slope_per_v"] - rm["ln_k_down"]["slope_per_v"] == 0:
+            if (rm["ln_k_up"]["slope_per_v"] - rm["ln_k_down"]["slope_per_v"] == 0
+                    and rm["ln_k_up"].get("curvature_per_v2", 0.0) == rm["ln_k_down"].get("curvature_per_v2", 0.0)):
                 return (f"at {where}/rate_model: ln_k_up and ln_k_down have the same slope, so P(1) "
                         "does not depend on the bias")
+            for name, j in (("ln_k_up", 4), ("ln_k_down", 5)):
+                co = rm[name]
+                if len(cov) == 4 and co.get("curvature_per_v2", 0.0) != 0:
+                    return (f"at {where}/rate_model/{name}/curvature_per_v2: a curvature needs the 6x6 covariance "
+                            "(intercepts, slopes, curvatures) to state its uncertainty")
+                se = co.get("curvature_se_per_v2")
+                var = float(cov[j, j]) if len(cov) == 6 else 0.0
+                if se is not None and not math.isclose(se, math.sqrt(max(var, 0.0)), rel_tol=1e-6, abs_tol=1e-300):
+                    return (f"at {where}/rate_model/{name}/curvature_se_per_v2: {se:g} is not the square root of "
+                            f"the covariance's curvature variance ({math.sqrt(max(var, 0.0)):g})")
         else:
             n = len(rm["bias_v"])
             for name in ("ln_k_up", "ln_k_down", "ln_k_up_se", "ln_k_down_se"):
@@ -186,12 +208,10 @@ def _ln_rate_violation(doc: dict) -> str | None:
         rm = c["rate_model"]
         if rm["kind"] != "loglinear":
             continue
-        for v in c["bias_range_v"]:
-            for name in ("ln_k_up", "ln_k_down"):
-                ln = rm[name]["intercept"] + rm[name]["slope_per_v"] * (v - rm["reference_bias_v"])
-                if not abs(ln) <= MAX_ABS_LN_RATE:
-                    return (f"at /conditions/{i}/rate_model/{name}: ln k = {ln:.4g} at bias {v:g} V is beyond "
-                            f"±{MAX_ABS_LN_RATE:g} (a rate exp(ln k) that overflows)")
+        ln, v, name = max_abs_ln_rate(rm, *c["bias_range_v"])
+        if not ln <= MAX_ABS_LN_RATE:
+            return (f"at /conditions/{i}/rate_model/{name}: |ln k| = {ln:.4g} at bias {v:g} V is beyond "
+                    f"±{MAX_ABS_LN_RATE:g} (a rate exp(ln k) that overflows)")
     return None
 
 
@@ -248,15 +268,14 @@ class Condition:
 
 
 class _ConditionRates:
-    """ln k_up, ln k_down (ln 1/s) and their (co)variances vs bias for one stored condition."""
+    """ln k_up, ln k_down (ln 1/s) and their (co)variances vs bias for one stored condition: a loglinear
+    block is evaluated by :mod:`noisecell.model.ratemodel` (curvature included), a tabulated one by
+    linear interpolation in ln k."""
 
     def __init__(self, rm: Mapping):
         self.kind = rm["kind"]
         if self.kind == "loglinear":
-            self.v_ref = float(rm["reference_bias_v"])
-            self.theta = np.array([rm["ln_k_up"]["intercept"], rm["ln_k_up"]["slope_per_v"],
-                                   rm["ln_k_down"]["intercept"], rm["ln_k_down"]["slope_per_v"]], float)
-            self.cov = np.asarray(rm["covariance"], float)
+            self.rm = ratemodel.coefficients(rm)   # parsed once: (reference, θ, 6×6 covariance)
         else:
             self.grid = np.asarray(rm["bias_v"], float)
             self.lu = np.asarray(rm["ln_k_up"], float)
@@ -266,22 +285,15 @@ class _ConditionRates:
 
     def ln_rates(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.kind == "loglinear":
-            x = v - self.v_ref
-            a_u, b_u, a_d, b_d = self.theta
-            return a_u + b_u * x, a_d + b_d * x
+            return ratemodel.ln_rates(self.rm, v)
         # linear interpolation in ln k; np.interp holds the end values outside the grid
         return np.interp(v, self.grid, self.lu), np.interp(v, self.grid, self.ld)
 
     def moments(self, v: np.ndarray):
         """(lu, ld, var_lu, var_ld, cov_lu_ld) at bias ``v`` (V)."""
-        lu, ld = self.ln_rates(v)
         if self.kind == "loglinear":
-            x = v - self.v_ref
-            c = self.cov
-            var_u = c[0, 0] + 2 * x * c[0, 1] + x * x * c[1, 1]
-            var_d = c[2, 2] + 2 * x * c[2, 3] + x * x * c[3, 3]
-            cov_ud = c[0, 2] + x * (c[0, 3] + c[1, 2]) + x * x * c[1, 3]
-            return lu, ld, var_u, var_d, cov_ud
+            return ratemodel.moments(self.rm, v)
+        lu, ld = self.ln_rates(v)
         # interpolated grid values: independent per-point errors (each point is its own stream set);
         # the up and down estimates of one point are treated as uncorrelated.
         idx = np.clip(np.searchsorted(self.grid, v) - 1, 0, len(self.grid) - 2)
@@ -357,13 +369,15 @@ class CellModel:
             validate_document(doc, source)
         #: the version the document was written in (a v1 file is upgraded in memory and saved as v2)
         self.read_schema_version = doc.get("schema_version") if isinstance(doc, dict) else None
-        if isinstance(doc, dict) and _older_than_2_1(doc):
-            # 1.x and 2.0 files: the version string, and the energy block's energy per bit restated as
-            # P·τ(V50) (the file's own record P·τ kept as record_energy_per_bit_j; model.energy)
+        if isinstance(doc, dict) and _older_than(doc, (2, 2)):
+            # 1.x, 2.0 and 2.1 files: the version string; the energy block's energy per bit restated as
+            # P·τ(V50) before 2.1 (the file's own record P·τ kept as record_energy_per_bit_j; model.energy);
+            # the loglinear rate model's straight lines as curvature 0 with a 6×6 covariance (model.ratemodel)
             from .energy import upgrade_energy
 
+            conds = [upgrade_energy(c) for c in doc["conditions"]] if _older_than_2_1(doc) else list(doc["conditions"])
             doc = {**doc, "schema_version": SCHEMA_VERSION,
-                   "conditions": [upgrade_energy(c) for c in doc["conditions"]]}
+                   "conditions": [{**c, "rate_model": ratemodel.upgrade(c["rate_model"])} for c in conds]}
         self._doc = doc
         self.source = source
         self.conditions: list[Condition] = [

@@ -28,6 +28,7 @@ from scipy import stats
 
 from .. import __version__
 from ..errors import InputError
+from . import ratemodel
 from .cellmodel import SCHEMA_VERSION, Z95, CellModel, _ConditionRates, validate_document
 from .energy import energy_at_v50
 from .sampler import transition_probabilities
@@ -69,57 +70,36 @@ def _ci_or_none(lo, hi):
 
 
 def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample_period_s: float | None):
-    """Sigmoid, tau and entropy blocks implied by a loglinear rate model (see module docstring)."""
+    """Sigmoid, tau and entropy blocks implied by a loglinear rate model (see module docstring): V50,
+    scale and τ(V50) with delta-method CIs from :func:`noisecell.model.ratemodel.crossing`, the τ(V)
+    grid from :func:`noisecell.model.ratemodel.ln_tau` (curvature included)."""
     if rate_model["kind"] != "loglinear":
         raise ValueError("derived_blocks needs a loglinear rate model")
-    v_ref = rate_model["reference_bias_v"]
-    a_u, b_u = rate_model["ln_k_up"]["intercept"], rate_model["ln_k_up"]["slope_per_v"]
-    a_d, b_d = rate_model["ln_k_down"]["intercept"], rate_model["ln_k_down"]["slope_per_v"]
-    cov = np.asarray(rate_model["covariance"], float)
-    da, db = a_u - a_d, b_u - b_d
-    if db == 0:
-        raise InputError("fitted ln k_up and ln k_down have the same slope: P(1) does not depend on the bias "
-                         "over the sweep; widen the bias range")
-    x50 = -da / db
-    v50 = v_ref + x50
-    g_v50 = np.array([-1 / db, da / db**2, 1 / db, -da / db**2])
-    se_v50 = math.sqrt(max(float(g_v50 @ cov @ g_v50), 0.0))
-    scale = 1 / db
-    # CI of the scale on the log scale (keeps it positive): se(ln scale) = se(db)/db
-    g_db = np.array([0.0, 1.0, 0.0, -1.0])
-    se_ln_scale = math.sqrt(max(float(g_db @ cov @ g_db), 0.0)) / abs(db)
-    sigmoid = {"form": "logistic", "v50_v": float(v50), "v50_ci95_v": [v50 - Z95 * se_v50, v50 + Z95 * se_v50],
+    try:
+        (v50, ln_s, ln_t50), cov3 = ratemodel.crossing(rate_model)
+    except InputError as exc:
+        raise InputError(f"fitted {exc} over the sweep; widen the bias range") from None
+    se = np.sqrt(np.clip(np.diag(cov3), 0.0, None))
+    se_v50, se_ln_scale, se_t50 = (float(x) for x in se)
+    scale = 1.0 / float(ratemodel.logit_slope(rate_model, v50))
+    v50 = float(v50)
+    sigmoid = {"form": "logistic", "v50_v": v50, "v50_ci95_v": [v50 - Z95 * se_v50, v50 + Z95 * se_v50],
                "scale_v": float(scale),
                "scale_ci95_v": sorted([scale * math.exp(-Z95 * se_ln_scale), scale * math.exp(Z95 * se_ln_scale)]),
                "p_low": 0.0, "p_high": 1.0, "direct_fit": None}
-
-    def ln_tau_and_se(x):
-        lu, ld = a_u + b_u * x, a_d + b_d * x
-        wu = 1 / (1 + math.exp(ld - lu))
-        g = -np.array([wu, wu * x, 1 - wu, (1 - wu) * x])
-        return -float(np.logaddexp(lu, ld)), math.sqrt(max(float(g @ cov @ g), 0.0))
-
-    # tau at v50 including the uncertainty of v50 itself: at v50 both rates are equal, so
-    # tau = 1/(2 k_up(v50)), ln tau = -ln 2 - a_u - b_u x50(theta); gradient by the chain rule
-    ln_t50 = -math.log(2) - (a_u + b_u * x50)
-    g_t = -(np.array([1.0, x50, 0.0, 0.0]) + b_u * g_v50)
-    se_t50 = math.sqrt(max(float(g_t @ cov @ g_t), 0.0))
     grid = np.linspace(bias_range_v[0], bias_range_v[1], N_TAU_GRID)
-    taus, cis = [], []
-    for v in grid:
-        m, se = ln_tau_and_se(v - v_ref)
-        taus.append(math.exp(m))
-        cis.append([math.exp(m - Z95 * se), math.exp(m + Z95 * se)])
+    m, sg = ratemodel.ln_tau(rate_model, grid)
     tau = {"tau_at_v50_s": math.exp(ln_t50),
            "tau_at_v50_ci95_s": [math.exp(ln_t50 - Z95 * se_t50), math.exp(ln_t50 + Z95 * se_t50)],
-           "bias_v": [float(v) for v in grid], "tau_s": taus, "tau_ci95_s": cis}
+           "bias_v": [float(v) for v in grid], "tau_s": [float(math.exp(a)) for a in m],
+           "tau_ci95_s": [[float(math.exp(a - Z95 * b)), float(math.exp(a + Z95 * b))] for a, b in zip(m, sg)]}
 
     entropy = {"sample_period_s": sample_period_s, "at_bias_v": float(v50), "h_min_per_bit": None,
                "h_min_measured_per_bit": None, "rct_cutoff": None, "apt_cutoff": None,
                "apt_window": APT_WINDOW, "alpha": ALPHA}
     if sample_period_s:
-        lu = a_u + b_u * x50
-        pu, pd, _ = transition_probabilities(lu, lu, sample_period_s)
+        lu, ld = ratemodel.ln_rates(rate_model, v50)
+        pu, pd, _ = transition_probabilities(float(lu), float(ld), sample_period_s)
         h = markov_min_entropy_per_bit(float(pu), float(pd))
         rct, apt = health_test_cutoffs(h)
         entropy.update(h_min_per_bit=h, rct_cutoff=rct, apt_cutoff=apt)
@@ -127,12 +107,10 @@ def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample
 
 
 def loglinear_rate_model(v_ref: float, up: Sequence[float], down: Sequence[float], covariance=None) -> dict:
-    """Rate-model block: ln k = intercept + slope_per_v * (V - v_ref), ``up``/``down`` = (intercept, slope)."""
-    cov = np.zeros((4, 4)) if covariance is None else np.asarray(covariance, float)
-    return {"kind": "loglinear", "reference_bias_v": float(v_ref),
-            "ln_k_up": {"intercept": float(up[0]), "slope_per_v": float(up[1])},
-            "ln_k_down": {"intercept": float(down[0]), "slope_per_v": float(down[1])},
-            "covariance": [[float(c) for c in row] for row in cov]}
+    """Rate-model block (schema 2.2): ln k = intercept + slope_per_v·x + curvature_per_v2·x², x = V − v_ref;
+    ``up``/``down`` = (intercept, slope[, curvature]); ``covariance`` 4×4 (straight lines) or 6×6 in
+    :data:`noisecell.model.ratemodel.ORDER` (see :func:`noisecell.model.ratemodel.make`)."""
+    return ratemodel.make(v_ref, up, down, covariance)
 
 
 def mismatch_block(instances: Sequence[tuple], *, v50_se: Sequence[float] | None = None,
@@ -162,7 +140,8 @@ def mismatch_block(instances: Sequence[tuple], *, v50_se: Sequence[float] | None
         vals, covs = zip(*(instance_parameters(rm) for _, rm in instances))
         vals, covs = np.array(vals), np.array(covs)
         v = vals[:, 0]
-        s = np.array([1 / (rm["ln_k_up"]["slope_per_v"] - rm["ln_k_down"]["slope_per_v"]) for _, rm in instances])
+        # each instance's signed logistic scale at its own V50 (model.ratemodel: curvature included)
+        s = np.array([1 / float(ratemodel.logit_slope(rm, vi[0])) for (_, rm), vi in zip(instances, vals)])
         v50_se = np.sqrt(covs[:, 0, 0])
         ln_scale_se = np.sqrt(covs[:, 1, 1])
         if nominal_rate_model is not None:
@@ -493,15 +472,10 @@ def fit_rates(df, v_ref: float | None = None, *, require_markov: bool = True):
 
 
 def _instance_sigmoid(rm: dict) -> tuple[float, float, float, float]:
-    """(v50, scale, se_v50, se_ln_scale) of a loglinear rate model."""
-    a_u, b_u = rm["ln_k_up"]["intercept"], rm["ln_k_up"]["slope_per_v"]
-    a_d, b_d = rm["ln_k_down"]["intercept"], rm["ln_k_down"]["slope_per_v"]
-    cov = np.asarray(rm["covariance"])
-    da, db = a_u - a_d, b_u - b_d
-    g = np.array([-1 / db, da / db**2, 1 / db, -da / db**2])
-    gs = np.array([0.0, 1.0, 0.0, -1.0])
-    return (rm["reference_bias_v"] - da / db, 1 / db, math.sqrt(max(g @ cov @ g, 0)),
-            math.sqrt(max(gs @ cov @ gs, 0)) / abs(db))
+    """(v50, scale, se_v50, se_ln_scale) of a loglinear rate model (curvature included)."""
+    (v50, _, _), cov3 = ratemodel.crossing(rm)
+    return (float(v50), 1.0 / float(ratemodel.logit_slope(rm, v50)), math.sqrt(max(cov3[0, 0], 0.0)),
+            math.sqrt(max(cov3[1, 1], 0.0)))
 
 
 def _direct_logistic(df) -> dict | None:
@@ -689,12 +663,10 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
                 elif per_inst:
                     # no nominal cell simulated: the population mean of the instance coefficients, its
                     # covariance the spread of the instances over their number
-                    th = np.array([[r["ln_k_up"]["intercept"] + r["ln_k_up"]["slope_per_v"] * (0 - r["reference_bias_v"]),
-                                    r["ln_k_up"]["slope_per_v"],
-                                    r["ln_k_down"]["intercept"] + r["ln_k_down"]["slope_per_v"] * (0 - r["reference_bias_v"]),
-                                    r["ln_k_down"]["slope_per_v"]] for _, r, _ in per_inst])
-                    cov = np.cov(th.T) / len(th) if len(th) > 1 else np.asarray(per_inst[0][1]["covariance"])
-                    rm = loglinear_rate_model(0.0, th.mean(0)[:2], th.mean(0)[2:], cov)
+                    th = np.array([ratemodel.coefficients(ratemodel.rereference(r, 0.0))[1] for _, r, _ in per_inst])
+                    cov = np.cov(th.T) / len(th) if len(th) > 1 else \
+                        ratemodel.coefficients(ratemodel.rereference(per_inst[0][1], 0.0))[2]
+                    rm = ratemodel.from_theta(0.0, th.mean(0), cov)
                     rows = g
                     det = {"used": np.ones(len(g), bool), "up": None, "down": None}
                 else:

@@ -200,16 +200,7 @@ def distribution_from_dict(d: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def instance_parameters(rate_model: dict) -> tuple[np.ndarray, np.ndarray]:
     """(V50, ln|scale|, ln τ(V50)) of a loglinear rate-model block and their 3×3 delta-method covariance
-    from the block's 4×4 coefficient covariance."""
-    v_ref = float(rate_model["reference_bias_v"])
-    a_u, b_u = rate_model["ln_k_up"]["intercept"], rate_model["ln_k_up"]["slope_per_v"]
-    a_d, b_d = rate_model["ln_k_down"]["intercept"], rate_model["ln_k_down"]["slope_per_v"]
-    c = np.asarray(rate_model["covariance"], float)
-    da, db = a_u - a_d, b_u - b_d
-    x50 = -da / db
-    g_v50 = np.array([-1 / db, da / db ** 2, 1 / db, -da / db ** 2])
-    g_ls = np.array([0.0, -1 / db, 0.0, 1 / db])
-    g_lt = -(np.array([1.0, x50, 0.0, 0.0]) + b_u * g_v50)
-    jac = np.stack([g_v50, g_ls, g_lt])
-    val = np.array([v_ref + x50, -math.log(abs(db)), -math.log(2) - (a_u + b_u * x50)])
-    return val, jac @ c @ jac.T
+    from the block's coefficient covariance (curvature included: :func:`noisecell.model.ratemodel.crossing`)."""
+    from .ratemodel import crossing
+
+    return crossing(rate_model)

@@ -386,7 +386,8 @@ class RateFit:
     against the saturated model; dispersion: φ = max(1, pearson_chi2/dof), the factor applied to the
     profile threshold and the covariance (module docstring); pearson_chi2: Pearson's X². n_points, n_transitions, bias_range_v: what entered.
     covariance: of [ln k_up intercept, slope, ln k_down intercept, slope] at reference_bias_v (V),
-    from the observed information (for the loglinear model block and samplers).
+    from the observed information; coefficient_covariance: the 6×6 of those and the two curvatures
+    (:data:`noisecell.model.ratemodel.ORDER`), what :meth:`rate_model` exports.
     """
 
     v50: Interval
@@ -410,6 +411,7 @@ class RateFit:
     phi_covariance: tuple[tuple[float, ...], ...] = ()
     pearson_chi2: float = float("nan")
     common_curvature_test: tuple[float, float] = (0.0, 1.0)
+    coefficient_covariance: tuple[tuple[float, ...], ...] = ()
     _phi: tuple = field(default=(), repr=False, compare=False)
     _units: tuple = field(default=(), repr=False, compare=False)
 
@@ -421,6 +423,16 @@ class RateFit:
         cu, cd = self.curvature_per_v2 or (0.0, 0.0)
         lk = math.log(self.k_v50.value)
         return lk + bu * x + cu * x * x, lk + bd * x + cd * x * x
+
+    def rate_model(self) -> dict:
+        """The model document's loglinear ``rate_model`` block of this fit (schema 2.2): intercepts,
+        slopes and curvatures at reference_bias_v = V̂50 with their 6×6 covariance, so the exported
+        model evaluates exactly :meth:`ln_rates` (the fit's quadratics, not their tangents at V50)."""
+        from .ratemodel import make
+
+        cu, cd = self.curvature_per_v2 or (0.0, 0.0)
+        cov = self.coefficient_covariance or self.covariance
+        return make(self.reference_bias_v, (*self.ln_k_up, cu), (*self.ln_k_down, cd), cov)
 
     def p1(self, bias_v) -> np.ndarray:
         lu, ld = self.ln_rates(bias_v)
@@ -649,15 +661,25 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
     curv = (float(phi_hat[4] / vu**2), float(phi_hat[5 if k > 5 else 4] / vu**2)) if k > 4 else None
     v_ref = v50.value
     lnk = L - math.log(tu)
-    # Jacobian of (a_u, b_u, a_d, b_d) at the fixed reference bias v_ref = V̂50 with respect to
-    # (X, lnS, L, ssum): a = ln k50 + b·(v_ref − V50), so ∂a/∂X = −B (normalised slope) and ∂a/∂L = 1;
-    # the slopes move with lnS and ssum. V50's uncertainty is thereby in the intercepts' covariance.
-    jac = np.zeros((4, k))
+    # Jacobian of θ = (a_u, b_u, a_d, b_d, c_u, c_d) (SI, model.ratemodel.ORDER) at the fixed reference
+    # bias v_ref = V̂50 with respect to φ. With δ = v_ref − V50, ln k = L + B·δ + C·δ² + (B + 2C·δ)·x + C·x²,
+    # so at δ = 0: ∂a/∂X = −B (normalised slope), ∂a/∂L = 1, ∂b/∂X = −2C (the slope at a fixed bias moves
+    # with V50 when ln k is curved), the slopes move with lnS and ssum, c = C. V50's uncertainty is
+    # thereby in the intercepts' and slopes' covariance.
+    cu_n = float(phi_hat[4]) if k > 4 else 0.0
+    cd_n = float(phi_hat[5 if k > 5 else 4]) if k > 4 else 0.0
+    jac = np.zeros((6, k))
     jac[0, 2] = jac[2, 2] = 1.0
     jac[0, 0], jac[2, 0] = -0.5 * (ssum + inv), -0.5 * (ssum - inv)
     jac[1, 1], jac[1, 3] = -0.5 * inv / vu, 0.5 / vu
     jac[3, 1], jac[3, 3] = 0.5 * inv / vu, 0.5 / vu
-    cov4 = jac @ cov_phi @ jac.T
+    jac[1, 0], jac[3, 0] = -2 * cu_n / vu, -2 * cd_n / vu
+    if k == 5:
+        jac[4, 4] = jac[5, 4] = 1 / vu**2
+    elif k == 6:
+        jac[4, 4], jac[5, 5] = 1 / vu**2, 1 / vu**2
+    cov6 = jac @ cov_phi @ jac.T
+    cov4 = cov6[:4, :4]
     # covariance of (V50 [V], ln|scale|, ln k50, slope_sum [1/V], curvatures [1/V²]) from the normalised φ
     if k == 5:
         # one common curvature: exported as (c_up, c_down) = (c, c), a rank-deficient covariance
@@ -678,6 +700,7 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
                    bias_range_v=(float(d.v.min()), float(d.v.max())), reference_bias_v=float(v_ref),
                    ln_k_up=(float(lnk), float(bu)), ln_k_down=(float(lnk), float(bd)),
                    covariance=tuple(tuple(float(c) for c in row) for row in cov4),
+                   coefficient_covariance=tuple(tuple(float(c) for c in row) for row in cov6),
                    phi_covariance=tuple(tuple(float(c) for c in row) for row in cov_si),
                    pearson_chi2=float(pearson),
                    _phi=tuple(float(x) for x in phi_hat), _units=(d.v_ref, vu, tu, sign))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InputError, NoisecellError
+from ...model import ratemodel
 from ..data import ConditionFit, condition_label
 from . import log
 from .points import cond_points
@@ -42,10 +43,17 @@ def condition_fit(model, cond: tuple, rows: pd.DataFrame) -> ConditionFit:
         return model.tau(clip(x), cond)
 
     v50, s = sg["v50_v"], sg["scale_v"]
-    ref = rm["reference_bias_v"]
-    up = (rm["ln_k_up"]["intercept"] + rm["ln_k_up"]["slope_per_v"] * (v50 - ref), rm["ln_k_up"]["slope_per_v"])
-    dn = (rm["ln_k_down"]["intercept"] + rm["ln_k_down"]["slope_per_v"] * (v50 - ref), rm["ln_k_down"]["slope_per_v"])
     extra = {"bias_range_lo_v": lo_b, "bias_range_hi_v": hi_b}
+    up = dn = (float("nan"), float("nan"))
+    if rm["kind"] == "loglinear":
+        # ln k at V50 and the slopes there: the block restated at reference V50 (exact with curvature)
+        at = ratemodel.rereference(rm, v50)
+        up = (at["ln_k_up"]["intercept"], at["ln_k_up"]["slope_per_v"])
+        dn = (at["ln_k_down"]["intercept"], at["ln_k_down"]["slope_per_v"])
+        extra.update(ln_k_up_curvature_per_v2=at["ln_k_up"]["curvature_per_v2"],
+                     ln_k_up_curvature_se_per_v2=at["ln_k_up"]["curvature_se_per_v2"],
+                     ln_k_down_curvature_per_v2=at["ln_k_down"]["curvature_per_v2"],
+                     ln_k_down_curvature_se_per_v2=at["ln_k_down"]["curvature_se_per_v2"])
     gof = cd.get("goodness_of_fit") or {}
     for k in ("p1", "tau", "ln_k_up", "ln_k_down"):
         g = gof.get(k)
