@@ -4,6 +4,7 @@ seen, and the temperature interpolation checked at held-out temperatures. Synthe
 known truth stand in for the simulator (noisecell.design_runner.SyntheticRunner)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -399,3 +400,35 @@ def test_an_excluded_conditions_records_stay_out_of_the_fit_and_a_characterised_
     assert roles["pilot-ff27C"] == "pilot" and roles["pilot-ff-40C"] == "pilot"
     # every simulated condition has a CPU figure of its own (the fakes' rows carry none: NaN)
     assert set(res.cpu_s) >= set(res.seqs)
+
+
+def test_min_record_scales_short_records_up_so_a_fast_condition_meets_its_targets_within_the_job_limit():
+    """pbit_x5 tt 85 °C (τ 13 ns): records of 40/80/160 τ = 0.5-2 µs, and the design stopped on its job
+    limit (max_rounds 12: 36 jobs) before the scale target. With min_record the records are scaled by
+    one factor to ≥ 2 µs and the same job limit holds enough τ; the budget in τ is the same."""
+    tau = 13e-9
+    t = {"v50_v": 0.4e-3, "scale_v": 2.5e-3, "tau_v50_s": tau}
+    base = {**TABLE, "heldout_temperatures": [], "budget_tau": 10500, "max_rounds": 12}
+    out = {}
+    for mr in (0, "2us"):
+        s = parse_conditions({**base, "min_record": mr}, CELL, "t.toml")
+        table = s.design_table(tau, 0)
+        if mr:
+            assert table["chunks"] == pytest.approx([2e-6, 4e-6, 8e-6], rel=1e-3, abs=0)
+        else:
+            assert table["chunks"] == pytest.approx([40 * tau, 80 * tau, 160 * tau], rel=1e-2, abs=0)
+        assert table["budget_simulated"] == pytest.approx(10500 * tau, rel=1e-3, abs=0)
+        settings, _ = parse_design(table, "t")
+        synth = SyntheticRunner(v50_v=t["v50_v"], scale_v=t["scale_v"], tau_v50_s=tau, dt_s=tau / 20)
+
+        def runner(round_no, jobs, synth=synth):
+            # the regime detector on a short record: fewer than 30 transitions is not called bistable
+            # (pbit_x5 tt 85 °C: 0.53 µs records with 8-21 transitions read single_peaked, 2.1 µs
+            # records with 68-79 bistable), so such a record enters P(1) only, not the rate fit
+            return [dataclasses.replace(pc, regime="single_peaked") if pc.n_up + pc.n_down < 30 else pc
+                    for pc in synth(round_no, jobs)]
+
+        out[mr] = run_design(runner, settings, v50_guess=0.0, scale_guess=3e-3, bias_limits=(-0.03, 0.03))
+    assert out[0].reason == "job limit" and not out[0].met, out[0].reason
+    assert out["2us"].met, out["2us"].reason
+    assert len(out["2us"].jobs) < len(out[0].jobs)

@@ -10,6 +10,7 @@ Spec table ``[conditions]`` (all keys optional; defaults in brackets)::
     heldout_temperatures = [0, 50]       # at the nominal corner: interpolation checks [none]
     targets = { v50_halfwidth = "1mV", scale_rel_halfwidth = 0.10, tau_rel_halfwidth = 0.15 }
     chunks_tau = [40, 80, 160]           # record lengths, in units of the condition's τ(V50) [40, 80, 160]
+    min_record = "2us"                   # ... all scaled up together so that the shortest is at least this [0]
     budget_tau = "auto"                  # simulated-time budget per condition, in τ(V50), or "auto": from the
                                          # nominal design's measured cost (below) [3000]
     budget_margin = 1.5                  # "auto": this times the predicted need [1.5]
@@ -58,7 +59,8 @@ from ...constants import Z95
 from ...errors import InputError, NoisecellError
 from . import log
 
-CONDITION_KEYS = ("enabled", "corners", "temperatures", "heldout_temperatures", "targets", "chunks_tau", "budget_tau",
+CONDITION_KEYS = ("enabled", "corners", "temperatures", "heldout_temperatures", "targets", "chunks_tau", "min_record",
+                  "budget_tau",
                   "budget_wall", "jobs_per_round", "max_rounds", "seed", "heldout_p1", "heldout_p1_halfwidth",
                   "heldout_max_tau", "budget_margin", "skip_untrimmed", "pilot_start", "pilot_widen", "parallel")
 
@@ -70,6 +72,8 @@ class ConditionsSettings:
     targets: dict = field(default_factory=lambda: {"v50_halfwidth": "1mV", "scale_rel_halfwidth": 0.10,
                                                    "tau_rel_halfwidth": 0.15})
     chunks_tau: tuple[float, ...] = (40.0, 80.0, 160.0)
+    #: s; the shortest design record (chunks_tau[0]·τ) is scaled up to this, the others with it
+    min_record_s: float = 0.0
     budget_tau: float = 3000.0
     budget_wall: object = None
     jobs_per_round: int = 2
@@ -86,12 +90,23 @@ class ConditionsSettings:
     pilot_widen: float = 3.0
     parallel: int = 2
 
+    def chunks_s(self, tau_s: float) -> list[float]:
+        """Design record lengths (s) at τ(V50) = ``tau_s``: ``chunks_tau``·τ, all scaled by one factor
+        when the shortest would be under ``min_record_s``. Why: at a hot or fast-corner condition τ is
+        5-13 ns (pbit_x5 tt/ff/sf 85 °C), so 40 τ is a 0.2-0.5 µs record; the design then spends its
+        job limit (max_rounds) on records that each cost a job's fixed overhead and are too short for
+        the regime detector to call bistable (pbit_x5 tt 85 °C: 36 jobs of 0.53-2.1 µs, 44.8 µs in
+        all, half of them single_peaked, stopped on the job limit at scale 1.01× its target). The
+        budget stays in τ: the information per simulated τ does not depend on the record length."""
+        k = max(1.0, self.min_record_s / (self.chunks_tau[0] * tau_s)) if tau_s > 0 else 1.0
+        return [float(f"{c * tau_s * k:.3g}") for c in self.chunks_tau]
+
     def design_table(self, tau_s: float, index: int, budget_tau: float | None = None) -> dict:
         """The ``[design]`` table (noisecell.sequential) of one condition with τ(V50) = ``tau_s``
         (``budget_tau``: the budget in τ when "auto" computed one, else the spec's)."""
         bt = self.budget_tau if budget_tau is None else budget_tau
         t = {"seed": int(self.seed + 101 * index), "jobs_per_round": int(self.jobs_per_round),
-             "chunks": [float(f"{c * tau_s:.3g}") for c in self.chunks_tau],
+             "chunks": self.chunks_s(tau_s),
              "budget_simulated": float(f"{bt * tau_s:.4g}"), "max_rounds": int(self.max_rounds),
              "targets": dict(self.targets), "heldout": {"p1": []}}
         if self.budget_wall is not None:
@@ -168,6 +183,15 @@ def parse_conditions(table, cellspec, source: str) -> ConditionsSettings | None:
             raise InputError(f"{source}: conditions.{key} must be an integer ≥ 1, got {v!r}")
         return v
 
+    from ...units import parse_si
+
+    mr = table.get("min_record", 0)
+    try:
+        min_record = 0.0 if mr == 0 else parse_si(mr, unit="s", what="conditions.min_record")
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    if isinstance(mr, bool) or not (min_record >= 0 and math.isfinite(min_record)):
+        raise InputError(f"{source}: conditions.min_record must be a duration ≥ 0, e.g. \"2us\", got {mr!r}")
     bt = table.get("budget_tau", 3000)
     auto = bt == "auto"
     if auto:
@@ -187,6 +211,7 @@ def parse_conditions(table, cellspec, source: str) -> ConditionsSettings | None:
     st = ConditionsSettings(conditions=conds, heldout_temperatures=held,
                             targets=dict(table.get("targets", ConditionsSettings.__dataclass_fields__["targets"].default_factory())),
                             chunks_tau=tuple(sorted(pos_list("chunks_tau", [40, 80, 160]))),
+                            min_record_s=min_record,
                             budget_tau=pos("budget_tau", 3000), budget_wall=table.get("budget_wall"),
                             jobs_per_round=pos_int("jobs_per_round", 2), max_rounds=pos_int("max_rounds", 12),
                             seed=seed, heldout_p1=hp, heldout_p1_halfwidth=pos("heldout_p1_halfwidth", 0.05),
