@@ -170,8 +170,13 @@ class SweepRunner:
     def _run(self, name: str, spec) -> list[PointCounts]:
         from .sweep import run_sweep
 
+        # the round/job sweeps are this runner's own (characterize-owned): on a resume whose plan moved
+        # (the pilot read another V50, so job 0 sits at another bias) the folder adopts the new job's
+        # spec instead of refusing it as "a sweep of a different spec"; a job whose record is stored
+        # (same content-addressed id) is still not simulated again, and the sweep reads only the
+        # manifest's jobs, so the old plan's record does not enter the fit
         res = run_sweep(spec, self.out_dir / name, workers=self.workers, progress=False,
-                        retry_failed=self.retry_failed, pool=self.pool)
+                        retry_failed=self.retry_failed, pool=self.pool, update_spec=True)
         with self._lock:
             self.results.append((name, res))
         return points_from_sweep(self.out_dir / name, res, name)
