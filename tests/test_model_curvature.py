@@ -141,7 +141,7 @@ def test_blocks_without_curvature_read_as_straight_lines_and_curvature_needs_its
         CellModel(bad, source="bad.json")
 
 
-def test_validate_command_accepts_old_and_new_files(tmp_path):
+def test_validate_command_accepts_old_and_new_files(tmp_path, capsys):
     from noisecell.cli import main
 
     m = synthetic_model(scale_v=SCALE, tau_v50_s=TAU50, rel_se=0.05)
@@ -154,8 +154,10 @@ def test_validate_command_accepts_old_and_new_files(tmp_path):
             del rm[name]["curvature_per_v2"], rm[name]["curvature_se_per_v2"]
         rm["covariance"] = [row[:4] for row in rm["covariance"][:4]]
     (tmp_path / "old.json").write_text(json.dumps(old))
-    for p in (new, tmp_path / "old.json"):
+    for p, version in ((new, SCHEMA_VERSION), (tmp_path / "old.json", "2.1.0")):
         assert main(["validate", str(p)]) == 0
+        said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert said["valid"] is True and said["schema_version"] == version and said["read_as"] == SCHEMA_VERSION
     bad = json.loads(new.read_text())
     bad["conditions"][0]["rate_model"]["covariance"] = [row[:5] for row in bad["conditions"][0]["rate_model"]["covariance"]]
     (tmp_path / "bad.json").write_text(json.dumps(bad))

@@ -19,6 +19,8 @@ def run(args) -> int:
     except InputError as exc:
         # a failed validation is this command's answer, not a usage error: exit 1 as documented
         raise InputError(str(exc), exit_code=1) from None
+    # the version the file says, and the one it is read as (older files are upgraded in memory)
     print_json({"model": args.model, "valid": True, "cell": model.name,
-                "schema_version": model.to_dict()["schema_version"], "conditions": len(model.conditions)})
+                "schema_version": model.read_schema_version, "read_as": model.to_dict()["schema_version"],
+                "conditions": len(model.conditions)})
     return 0
