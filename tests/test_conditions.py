@@ -432,3 +432,27 @@ def test_min_record_scales_short_records_up_so_a_fast_condition_meets_its_target
     assert out[0].reason == "job limit" and not out[0].met, out[0].reason
     assert out["2us"].met, out["2us"].reason
     assert len(out["2us"].jobs) < len(out[0].jobs)
+
+
+def test_heldout_temperature_folder_of_moved_fits_is_replanned(tmp_path):
+    """conditions._SimRecords (OUT/sweep/interp-<tag>): a resumed characterisation whose fits moved the
+    held-out-temperature biases re-plans the folder instead of stopping with "a sweep of a different
+    spec ... --update-spec" (an option characterize lacks); a stored record is not simulated again."""
+    from types import SimpleNamespace
+
+    from noisecell.cells import load_cell
+    from noisecell.report.procedures.conditions import _SimRecords
+
+    spec = SimpleNamespace(shared={"noise_step": "0.5ns", "timeout": 120}, cell="pbit_generic")
+
+    def run(biases):
+        rec = _SimRecords(spec, load_cell("pbit_generic"), tmp_path, 1, False, None)
+        df = rec("tt", 0.0, biases, 1e-6, 5)
+        return df, rec.sweeps[-1][2]
+
+    df, res = run([0.0])
+    assert len(df) == 1 and res.ran == 1
+    df, res = run([1e-3])                 # the fits moved: another bias, same folder
+    assert list(df["bias_v"]) == [1e-3] and res.ran == 1
+    df, res = run([0.0])                  # back: stored, not simulated again
+    assert list(df["bias_v"]) == [0.0] and res.ran == 0

@@ -648,8 +648,11 @@ class _SimRecords:
         sweep["timeout"] = record_timeout(sweep.get("timeout"), duration_s, f"held-out temperature {temp_c:g} °C")
         name = f"interp-{condition_tag(corner, temp_c)}"
         sw = parse_spec(sweep, source=f"held-out temperature {temp_c:g} °C")
+        # characterize-owned folder: a resumed run whose fits moved the held-out biases re-plans it
+        # (update_spec) instead of refusing it as "a sweep of a different spec" (stored records are reused)
         r = run_sweep(sw, self.out / "sweep" / name, workers=self.workers, progress=False,
-                      retry_failed=self.retry_failed, **({"pool": self.pool} if self.pool is not None else {}))
+                      retry_failed=self.retry_failed, update_spec=True,
+                      **({"pool": self.pool} if self.pool is not None else {}))
         self.sweeps.append((name, "heldout", r))
         return normalise_rows(r.dataframe, name, "heldout")
 
