@@ -222,6 +222,11 @@ def test_exported_model_is_the_fit_with_its_uncertainty(exported):
     se_model = np.log(hi / lo) / (2 * 1.959963984540054)
     assert np.allclose(np.log(model.tau(v)), mu, rtol=0, atol=1e-9)
     assert np.allclose(se_model, np.sqrt(np.diag(cov)), rtol=1e-5, atol=0)
+    # V50, ln|scale| and ln τ(V50) from the block's crossing carry the fit's own variances (its
+    # (V50, ln|scale|, ln k50) covariance): the V50 uncertainty is in the block's 6×6 covariance
+    _, c3 = ratemodel.crossing(rm)
+    pc = np.asarray(f.phi_covariance)
+    assert np.allclose(np.diag(c3), np.diag(pc)[:3], rtol=1e-8, atol=0)
     # the document's τ grid (datasheet and conditions table) is the same curve
     cd = model.condition_data()
     assert np.allclose(cd["tau"]["tau_s"], model.tau(np.array(cd["tau"]["bias_v"])), rtol=1e-12, atol=0)
