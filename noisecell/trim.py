@@ -40,10 +40,12 @@ The cell declares the method's nodes in its ``cell.toml``::
     aux_values = [0.0, 0.3, 0.6]  # these values at which the DC stages 1-2 find a balanced point at
                            # the design gain is kept (e.g. a well bias that keeps fast devices in weak
                            # inversion); stored in trims.json under its own name, like the trim
+    noise_node = "x"       # optional, with offset = "readout": the chain's amplified input node; instance_trim
+                           # then trims each instance's chain gain d(readout)/dV(x) to the nominal's
     aux_fallback = true    # optional: when the checks at that aux value fail, the next aux value that
                            # reaches the gain is checked too (e.g. a smaller reverse well bias that
                            # restores the current of a cold slow corner); the first that passes is kept
-    offset = "readout"     # optional: how bias_offset finds a mismatched instance's offset: "inverters"
+    offset = "readout"     # optional: how bias_offset (and instance_trim) finds a mismatched instance's offset: "inverters"
                            # (default, a latch: equal switching points of its two halves) or "readout"
                            # (a chain: the bias at which the noise-free DC readout crosses its threshold)
 
@@ -117,6 +119,9 @@ class BalanceSpec:
     #: when the checks at one aux value fail, go on to the next aux value that reaches the design gain
     #: (False: the first aux value with a DC point is the only one checked)
     aux_fallback: bool = False
+    #: a readout chain's input node whose noise its stages amplify (None: not declared); instance_trim
+    #: then holds each instance's chain gain d(readout)/dV(noise_node) at the nominal's
+    noise_node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -257,8 +262,12 @@ def balance_spec(cell) -> BalanceSpec:
     if not isinstance(fallback, bool) or (fallback and aux is None):
         raise InputError(f"{path}: [balance] aux_fallback must be true or false and needs aux_trim/aux_values, "
                          f"got {fallback!r}")
+    noise = b.get("noise_node")
+    if noise is not None and (offset != "readout" or not (isinstance(noise, str) and IDENT.match(noise))):
+        raise InputError(f"{path}: [balance] noise_node must be a node name and goes with offset = \"readout\" "
+                         f"(the chain's amplified node), got {noise!r}")
     return BalanceSpec(trim, low, float(gain), faster, nodes[0], nodes[1], aux,
-                       tuple(float(v) for v in aux_values) if aux else (), offset, fallback)
+                       tuple(float(v) for v in aux_values) if aux else (), offset, fallback, noise)
 
 
 def _cell_values(cell, *, corner: str, temp_c: float, bias_v: float, vdd_v: float | None,
@@ -274,7 +283,7 @@ def _cell_values(cell, *, corner: str, temp_c: float, bias_v: float, vdd_v: floa
 def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, float]], *, bias_v: float = 0.0,
               mismatch_seed: int | None = None, params: dict | None = None,
               forced: str = "v_outb", timeout_s: float | None = BATCH_TIMEOUT_S,
-              fixed_trim: dict | None = None) -> list[DcPoint]:
+              fixed_trim: dict | None = None, centred_gain: bool = False) -> list[DcPoint]:
     """Open-loop DC figures of ``cell`` at each (trim_v, vdd_v) of ``points``.
 
     One ngspice batch process; points are applied with ``alterparam`` + ``reset``. With a mismatch
@@ -282,7 +291,9 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
     (``.options seed`` makes each process draw the same instance). ``forced``: the output forced by
     the DC source ("v_outb": inverter 1 drives v_out; "v_out": inverter 2 drives v_outb).
     ``timeout_s``: wall s per ngspice batch run (SimulationTimeout after it). ``fixed_trim``: values of
-    other trim inputs (e.g. the ``[balance] aux_trim``), held through every point.
+    other trim inputs (e.g. the ``[balance] aux_trim``), held through every point. ``centred_gain``: the
+    gain from :func:`_centred_slope` (continuous in the trim and supply, for Newton's method) instead of
+    the 6-point window next to the crossing (trim_cell's, kept so stored trims reproduce).
     """
     from . import netlist as nl
     from .technology import model_lines
@@ -331,7 +342,10 @@ def dc_points(cell, corner: str, temp_c: float, points: Sequence[tuple[float, fl
         for i, (t, v) in enumerate(points):
             d = np.loadtxt(wd / f"p{i}.dat")
             vin, vout = d[:, 0], d[:, 1] - (d[:, 2] if low != "0" else 0.0)
-            res.append(DcPoint(float(t) if t is not None else float("nan"), float(v), *_switching_point(vin, vout, v)))
+            vm, g = _switching_point(vin, vout, v)
+            if centred_gain and math.isfinite(vm):
+                g = -_centred_slope(vin, vout, vm * v)
+            res.append(DcPoint(float(t) if t is not None else float("nan"), float(v), vm, g))
     return res
 
 
@@ -357,6 +371,21 @@ def _switching_point(vin: np.ndarray, vout: np.ndarray, vdd: float) -> tuple[flo
     lo, hi = max(k - 2, 0), min(k + 4, len(vin))
     slope = np.polyfit(vin[lo:hi], vout[lo:hi], 1)[0]
     return float(vm / vdd), float(-slope)
+
+
+def _centred_slope(x: np.ndarray, y: np.ndarray, at: float, half_points: float = 4.0) -> float:
+    """dy/dx at ``at`` from a quadratic fit with weights (1 − (d/H)²)² (H = ``half_points`` grid steps),
+    so the estimate moves continuously with ``at``. Why: the 6-point window of :func:`_switching_point`
+    jumps by one grid point when the crossing passes one, and a mid-rail target sits exactly on a grid
+    point (DC_POINTS is odd); pbit_x5's mismatched stages change slope by ~3 % per mV there, so that
+    gain jumped 3 % (3.790 → 3.898 for a 0.1 mV supply step, measured) and Newton never met 1e-3."""
+    h = half_points * float(np.median(np.diff(x)))
+    w = np.clip(1.0 - ((x - at) / h) ** 2, 0.0, None) ** 2
+    m = w > 0
+    if m.sum() < 4:
+        return float("nan")
+    c = np.polyfit(x[m] - at, y[m], 2, w=np.sqrt(w[m]))
+    return float(c[1])
 
 
 def _root(xs: Sequence[float], ys: Sequence[float], target: float) -> float | None:
@@ -779,15 +808,29 @@ def trimmed_point(cell, corner: str, temp_c: float) -> tuple[dict[str, float], f
 
 
 # ----------------------------------------------------------------------------------------------
-# per-instance DC trim of a mismatched latch (issue 18; added by H18, additive)
+# per-instance DC trim of a mismatched cell: latches (issue 18, H18) and readout chains (issue 17, HI)
 @dataclass(frozen=True)
 class InstanceTrim:
     """DC trim of one Monte Carlo instance: the balance trim (``trim_param`` = ``trim_v``), the supply
-    ``vdd_v`` and the bias ``bias_v`` (the instance's DC offset) at which both half-circuits switch at
-    mid-rail (``vm_frac`` 0.5, equal for the two halves) with the design loop gain (geometric mean of
-    the two halves' gains = ``[balance] gain_target``). ``ok`` False: no such point inside the trim,
-    supply and bias ranges (``message`` says which limit). ``evaluations``: DC evaluations made (two
-    ngspice processes each). Volts; ``gains``/``vm_fracs`` of the two halves at the result."""
+    ``vdd_v`` and the bias ``bias_v`` (the instance's DC offset), Volts.
+
+    ``kind`` is the cell's ``[balance] offset``:
+
+    * "inverters" (a latch): both half-circuits switch at mid-rail (``vm_fracs`` 0.5, equal for the two
+      halves) with the design loop gain (geometric mean of the two halves' ``gains`` = ``[balance]
+      gain_target``); ``evaluations``: DC evaluations made (two ngspice processes each).
+    * "readout" (a chain read against a threshold): the balance stage (``[balance] force_node`` /
+      ``sense_node``) switches at mid-rail, the supply holds the nominal's gain — the chain's from
+      ``[balance] noise_node`` to the readout when declared, else the balance stage's — and ``bias_v`` is
+      the bias at which the instance's noise-free DC readout crosses its threshold. ``vm_fracs``: the
+      balance stage's switching point (and the noise node's operating point, fraction of VDD, with a
+      noise_node); ``gains``: the balance stage's gain (and the chain gain); ``evaluations``: ngspice processes (one balance-stage transfer or one readout sweep each).
+      ``readout_ends_v``: the readout (V, threshold subtracted) at the bias range's two ends in the last
+      readout sweep; ``readout_slope``: d readout / d bias at the crossing (V/V).
+
+    ``aux_trim_v``: the other trim inputs, held at their stored values (e.g. pbit_x5's VNW). ``ok`` False:
+    no such point inside the trim, supply and bias ranges and the devices' ratings (``message`` says which
+    limit, with the numbers seen)."""
 
     mismatch_seed: int
     ok: bool
@@ -795,21 +838,27 @@ class InstanceTrim:
     trim_v: float
     vdd_v: float
     bias_v: float
-    vm_fracs: tuple[float, float]
-    gains: tuple[float, float]
+    vm_fracs: tuple
+    gains: tuple
     evaluations: int
     message: str
+    kind: str = "inverters"
+    aux_trim_v: dict = field(default_factory=dict)
+    readout_ends_v: tuple | None = None
+    readout_slope: float | None = None
 
     def to_dict(self) -> dict:
         return _finite(asdict(self))
 
 
 def instance_trim(cell, corner: str, temp_c: float, *, mismatch_seed: int, start: tuple[float, float, float] | None = None,
-                  tol_vm: float = 2e-4, tol_gain: float = 1e-3, max_iterations: int = 16,
+                  tol_vm: float = 2e-4, tol_gain: float = 1e-3, tol_bias: float = 1e-4, max_iterations: int = 16,
                   jacobian=None, timeout_s: float | None = BATCH_TIMEOUT_S) -> InstanceTrim:
-    """Trim one mismatched instance of a latch with a ``[balance]`` trim: solve for (trim, VDD, bias) so
-    that the instance's two inverters switch at the same input (bias = its offset, as
-    :func:`bias_offset`), at mid-rail (the balance of stage 1) and with the design gain (stage 2).
+    """Trim one mismatched instance of a cell with a ``[balance]`` trim: solve for (trim, VDD, bias).
+    A cell whose ``[balance] offset`` is "readout" (an inverter chain) goes to :func:`_instance_trim_readout`;
+    a latch ("inverters", the default) is solved here so that the instance's two inverters switch at the
+    same input (bias = its offset, as :func:`bias_offset`), at mid-rail (the balance of stage 1) and with
+    the design gain (stage 2).
 
     Why all three: with the PDK's mismatch a minimum-size pbit instance is not only asymmetric (the
     bias offset) but also unbalanced as a whole (its switching point sits at 0.60-0.65 of VDD at the
@@ -822,12 +871,16 @@ def instance_trim(cell, corner: str, temp_c: float, *, mismatch_seed: int, start
     an instance costs about one evaluation per step. Each evaluation is two DC transfers (each half
     forced) in their own ngspice processes, because a ``reset`` would redraw the mismatch.
     ``start``: (trim, VDD, bias), default the stored trim at (corner, temp_c) and zero bias.
+    ``tol_bias`` (V): readout kind only (how close the bias the balance stage was solved at must be to
+    the crossing).
     """
     bal = balance_spec(cell)
     if bal.trim is None:
-        raise InputError(f"cell {cell.name}: instance_trim needs a [balance] trim input (a latch balance)")
-    if bal.offset != "inverters":
-        raise InputError(f"cell {cell.name}: instance_trim is for latches ([balance] offset = \"inverters\")")
+        raise InputError(f"cell {cell.name}: instance_trim needs a [balance] trim input (a latch or chain balance)")
+    if bal.offset == "readout":
+        return _instance_trim_readout(cell, bal, corner, temp_c, mismatch_seed=mismatch_seed, start=start,
+                                      tol_vm=tol_vm, tol_gain=tol_gain, tol_bias=tol_bias,
+                                      max_iterations=max_iterations, jacobian=jacobian, timeout_s=timeout_s)
     lims = np.array([cell.trim[bal.trim].range_v, cell.supplies[cell.main_supply].range_v, cell.bias.range_v], float)
     if start is None:
         stored, vdd0 = trimmed_point(cell, corner, temp_c)
@@ -841,35 +894,45 @@ def instance_trim(cell, corner: str, temp_c: float, *, mismatch_seed: int, start
         n_eval += 1
         return _balance_residuals(cell, corner, temp_c, p, target, mismatch_seed=mismatch_seed, timeout_s=timeout_s)
 
-    f, dc = ev(x)
     jac = None if jacobian is None else np.array(jacobian, float)
+    if jac is not None and jac.shape != (3, 3):
+        jac = None  # not this kind's Jacobian: forward differences instead
+    names = [bal.trim, cell.supplies[cell.main_supply].param, cell.bias.param]
+    ok, x, f, dc, msg = _newton_broyden(
+        ev, x, lims, names, np.array([tol_vm, tol_vm, tol_gain]), jac, max_iterations, lambda p: _xs(bal, p),
+        "a half-circuit's transfer does not cross V_out = V_in (no switching point) at ", h=(2e-3, 1e-3, 4e-3))
+    a, c = dc
+    return InstanceTrim(int(mismatch_seed), ok, bal.trim, float(x[0]), float(x[1]), float(x[2]),
+                        (a.vm_frac, c.vm_frac), (a.gain, c.gain), n_eval,
+                        f"balanced at {_xs(bal, x)} in {n_eval} DC evaluations" if ok else "no DC trim: " + msg)
+
+
+def _newton_broyden(ev, x, lims, names, tols, jac, max_iterations: int, where, nan_msg: str, *, h):
+    """Damped Newton on ``ev(x) -> (F, aux)`` inside the box ``lims`` (n×2): the Jacobian ``jac`` (None:
+    forward differences at the start) updated by Broyden's rank-one steps, a fresh forward-difference
+    one after half the steps. Converged when every |F_i| < tols_i. Returns (converged, x, F, aux,
+    message) — the message names the limit that stopped it (a range end pushed against twice in a row,
+    no switching point, a singular Jacobian, the step budget)."""
+    f, aux = ev(x)
     if jac is None and np.all(np.isfinite(f)):
-        jac = _fd_jacobian(ev, x, f, lims)
-    msg = ""
+        jac = _fd_jacobian(ev, x, f, lims, h)
     at_limit = 0
     span = lims[:, 1] - lims[:, 0]
-    names = [bal.trim, cell.supplies[cell.main_supply].param, cell.bias.param]
     for it in range(max_iterations):
         if not np.all(np.isfinite(f)):
-            msg = "a half-circuit's transfer does not cross V_out = V_in (no switching point) at " + _xs(bal, x)
-            break
-        if abs(f[0]) < tol_vm and abs(f[1]) < tol_vm and abs(f[2]) < tol_gain:
-            a, c = dc
-            return InstanceTrim(int(mismatch_seed), True, bal.trim, float(x[0]), float(x[1]), float(x[2]),
-                                (a.vm_frac, c.vm_frac), (a.gain, c.gain), n_eval,
-                                f"balanced at {_xs(bal, x)} in {n_eval} DC evaluations")
+            return False, x, f, aux, nan_msg + where(x)
+        if np.all(np.abs(f) < tols):
+            return True, x, f, aux, ""
         if it == max_iterations // 2:
             # half the steps spent: the secant Jacobian has drifted (2 of 44 pbit instances crept along
             # for 12 steps, measured): a fresh forward-difference one at the current point
-            jac = _fd_jacobian(ev, x, f, lims)
+            jac = _fd_jacobian(ev, x, f, lims, h)
         if jac is None or not np.all(np.isfinite(jac)):
-            msg = "the DC transfers lose their switching point next to " + _xs(bal, x)
-            break
+            return False, x, f, aux, "the DC transfers lose their switching point next to " + where(x)
         try:
             step = np.linalg.solve(jac, -f)
         except np.linalg.LinAlgError:
-            msg = f"singular balance equations at {_xs(bal, x)}"
-            break
+            return False, x, f, aux, f"singular balance equations at {where(x)}"
         # damp steps larger than a quarter of a range (Newton far from the root)
         k = float(np.max(np.abs(step) / (0.25 * span)))
         if k > 1:
@@ -880,21 +943,16 @@ def instance_trim(cell, corner: str, temp_c: float, *, mismatch_seed: int, start
         at_limit = at_limit + 1 if pinned else 0
         if at_limit >= 2 or np.allclose(xn, x, rtol=0, atol=1e-7):
             # two Newton steps in a row pushing past a range end: the root lies beyond it
-            msg = (f"needs {', '.join(pinned)} beyond the cell's range" if pinned else "Newton stalled") + f" (at {_xs(bal, xn)})"
-            x = xn
-            f, dc = ev(x)
-            break
-        fn, dcn = ev(xn)
+            msg = (f"needs {', '.join(pinned)} beyond the cell's range" if pinned else "Newton stalled") + f" (at {where(xn)})"
+            f, aux = ev(xn)
+            return False, xn, f, aux, msg
+        fn, auxn = ev(xn)
         if np.all(np.isfinite(fn)):
             dx, df = xn - x, fn - f
             # Broyden's ("good") update: the secant condition along the step just taken
             jac = jac + np.outer(df - jac @ dx, dx) / float(dx @ dx)
-        x, f, dc = xn, fn, dcn
-    else:
-        msg = f"not converged in {max_iterations} Newton steps (at {_xs(bal, x)})"
-    a, c = dc
-    return InstanceTrim(int(mismatch_seed), False, bal.trim, float(x[0]), float(x[1]), float(x[2]),
-                        (a.vm_frac, c.vm_frac), (a.gain, c.gain), n_eval, "no DC trim: " + msg)
+        x, f, aux = xn, fn, auxn
+    return False, x, f, aux, f"not converged in {max_iterations} Newton steps (at {where(x)})"
 
 
 def _balance_residuals(cell, corner: str, temp_c: float, p, target: float, *, mismatch_seed, timeout_s):
@@ -910,11 +968,43 @@ def _balance_residuals(cell, corner: str, temp_c: float, p, target: float, *, mi
     return f, (a, c)
 
 
+def _stage_residuals(cell, corner: str, temp_c: float, p, bias_v: float, target: float, *, mismatch_seed,
+                     fixed_trim: dict | None, timeout_s):
+    """The readout kind's two balance equations at p = (trim V, VDD V) and ``bias_v``: the balance
+    stage's switching point − 0.5 (of VDD) and ln(its gain) − ``target``, with its DcPoint (one process)."""
+    d = dc_points(cell, corner, temp_c, [(float(p[0]), float(p[1]))], bias_v=float(bias_v), mismatch_seed=mismatch_seed,
+                  forced="v_outb", timeout_s=timeout_s, fixed_trim=fixed_trim, centred_gain=True)[0]
+    f = np.array([d.vm_frac - 0.5, math.log(d.gain) - target if d.gain > 0 else float("nan")])
+    return f, d
+
+
+def _readout_residuals(cell, bal: BalanceSpec, corner: str, temp_c: float, p, bias_v: float, target: float, *,
+                       mismatch_seed, fixed_trim: dict | None, timeout_s):
+    """The readout kind's two equations at p = (trim V, VDD V): the balance stage's switching point − ½
+    and ln(gain) − ``target``, the gain being the chain's (:func:`chain_point`, when ``[balance]
+    noise_node`` is declared: a second process) or else the balance stage's. Returns (F, (DcPoint,
+    ChainPoint | None))."""
+    f, d = _stage_residuals(cell, corner, temp_c, p, bias_v, target, mismatch_seed=mismatch_seed,
+                            fixed_trim=fixed_trim, timeout_s=timeout_s)
+    if bal.noise_node is None:
+        return f, (d, None)
+    c = chain_point(cell, corner, temp_c, float(p[0]), float(p[1]), bias_v=bias_v, mismatch_seed=mismatch_seed,
+                    fixed_trim=fixed_trim, timeout_s=timeout_s)
+    f[1] = math.log(c.gain) - target if c.gain > 0 else float("nan")
+    return f, (d, c)
+
+
+def _readout_target(cell, bal: BalanceSpec, corner: str, temp_c: float, timeout_s) -> float:
+    return math.log(nominal_chain_gain(cell, corner, temp_c, timeout_s=timeout_s) if bal.noise_node
+                    else nominal_stage_gain(cell, corner, temp_c, timeout_s=timeout_s))
+
+
 def _fd_jacobian(ev, x, f, lims, h=(2e-3, 1e-3, 4e-3)):
     """Forward-difference Jacobian of the balance equations at ``x`` (steps ~1 % of each range: the
     transfers are smooth on that scale; a step past a range end is taken backwards)."""
-    jac = np.empty((3, 3))
-    for j in range(3):
+    n = len(x)
+    jac = np.empty((len(f), n))
+    for j in range(n):
         xp = np.array(x, float)
         xp[j] += h[j] if xp[j] + h[j] <= lims[j, 1] else -h[j]
         fp, _ = ev(xp)
@@ -924,14 +1014,28 @@ def _fd_jacobian(ev, x, f, lims, h=(2e-3, 1e-3, 4e-3)):
 
 def balance_jacobian(cell, corner: str, temp_c: float, *, mismatch_seed: int | None = None,
                      at: tuple[float, float, float] | None = None, timeout_s: float | None = BATCH_TIMEOUT_S):
-    """Jacobian (3×3, rows: mean balance, asymmetry, ln gain; columns: trim, VDD, bias, per V) of the
-    balance equations of :func:`instance_trim` at ``at`` (default: the stored trim, zero bias) —
-    without mismatch by default: the starting Jacobian every instance then updates."""
+    """Jacobian of the balance equations of :func:`instance_trim` at ``at`` (trim, VDD, bias; default: the
+    stored trim, zero bias) — without mismatch by default: the starting Jacobian every instance then
+    updates. A latch: 3×3 (rows: mean balance, asymmetry, ln gain; columns: trim, VDD, bias, per V). A
+    readout chain: 2×2 (rows: the balance stage's switching point, ln gain; columns: trim, VDD), at the
+    other trim inputs' stored values."""
     bal = balance_spec(cell)
-    lims = np.array([cell.trim[bal.trim].range_v, cell.supplies[cell.main_supply].range_v, cell.bias.range_v], float)
+    stored, vdd0 = trimmed_point(cell, corner, temp_c)
     if at is None:
-        stored, vdd0 = trimmed_point(cell, corner, temp_c)
         at = (stored.get(bal.trim, cell.trim[bal.trim].nominal_v), vdd0, 0.0)
+    if bal.offset == "readout":
+        target = _readout_target(cell, bal, corner, temp_c, timeout_s)
+        lims = np.array([cell.trim[bal.trim].range_v, cell.supplies[cell.main_supply].range_v], float)
+        fixed = {k: v for k, v in stored.items() if k != bal.trim} or None
+
+        def ev2(p):
+            return _readout_residuals(cell, bal, corner, temp_c, p, at[2], target, mismatch_seed=mismatch_seed,
+                                      fixed_trim=fixed, timeout_s=timeout_s)
+
+        x = np.asarray(at[:2], float)
+        f, _ = ev2(x)
+        return _fd_jacobian(ev2, x, f, lims, h=(2e-3, 1e-3))
+    lims = np.array([cell.trim[bal.trim].range_v, cell.supplies[cell.main_supply].range_v, cell.bias.range_v], float)
     target = math.log(bal.gain_target)
 
     def ev(p):
@@ -944,3 +1048,391 @@ def balance_jacobian(cell, corner: str, temp_c: float, *, mismatch_seed: int | N
 
 def _xs(bal: BalanceSpec, x) -> str:
     return f"{bal.trim} {x[0] * 1e3:+.2f} mV, VDD {x[1] * 1e3:.2f} mV, bias {x[2] * 1e3:+.1f} mV"
+
+
+# ---- readout chains ([balance] offset = "readout")
+#: bias step of the readout sweep (V): the DC crossing is interpolated between points 0.25 mV apart
+#: (pbit_x5: the crossing moves by < 5 µV between 0.5 mV and 0.1 mV steps, measured on one instance;
+#: its sigmoid scale is 3.2 mV)
+READOUT_STEP_V = 2.5e-4
+
+
+@dataclass(frozen=True)
+class ReadoutSweep:
+    """The noise-free DC readout of one instance against its bias (one ngspice process).
+
+    crossing_v: bias (V) where the readout crosses its threshold, None when it does not inside the
+    bias range. ends_v: readout (V, threshold subtracted) at the range's low and high end. slope: d
+    readout / d bias at the crossing (V/V). node_v: every MOSFET node's voltage (V from ground) at the
+    crossing ({} when there is none, or when the bias could not be swept as a source)."""
+
+    crossing_v: float | None
+    ends_v: tuple[float, float]
+    slope: float | None
+    node_v: dict
+
+
+def _eval_expr(expr: str, values: dict) -> float:
+    """Value of a netlist ``{...}`` expression made of numbers, .param names (case-insensitive) and
+    + − × ÷ (ValueError for anything else: the caller then does not treat the source as linear)."""
+    import ast
+    import operator
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.USub: operator.neg, ast.UAdd: operator.pos}
+    names = {str(k).lower(): float(v) for k, v in values.items()}
+
+    def ev(n):
+        if isinstance(n, ast.Expression):
+            return ev(n.body)
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool):
+            return float(n.value)
+        if isinstance(n, ast.Name) and n.id.lower() in names:
+            return names[n.id.lower()]
+        if isinstance(n, ast.BinOp) and type(n.op) in ops:
+            return ops[type(n.op)](ev(n.left), ev(n.right))
+        if isinstance(n, ast.UnaryOp) and type(n.op) in ops:
+            return ops[type(n.op)](ev(n.operand))
+        raise ValueError(f"not a plain arithmetic expression: {expr!r}")
+
+    try:
+        return float(ev(ast.parse(expr.strip(), mode="eval")))
+    except SyntaxError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def bias_source(cell, values: dict) -> tuple[str, float, float] | None:
+    """(source name, its value at bias 0 V, dV_source/dV_bias) when the bias .param acts through exactly
+    one top-level voltage source, linearly (pbit_x5: ``Vnw1 nw1 0 {VDD+VNW+VB}``), so that one DC sweep
+    of that source is a sweep of the bias; None otherwise (another element or .param uses it, or the
+    expression is not plain arithmetic). ``values``: every .param's value."""
+    import re
+
+    from . import netlist as nl
+
+    name = cell.bias.param
+    pat = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", re.I)
+    users = []
+    for ln in nl.logical_lines(cell.template):
+        if ln.text.lower().startswith(".param"):
+            if any(pat.search(v) for _n, v in nl._param_assignments(ln.text)):
+                return None  # another .param is defined through the bias
+            continue
+        if pat.search(ln.text):
+            users.append(ln)
+    if len(users) != 1 or users[0].scope is not None or not users[0].text[:1].lower() == "v":
+        return None
+    groups = re.findall(r"\{([^{}]*)\}", users[0].text)
+    if len(groups) != 1 or not pat.search(groups[0]):
+        return None
+    try:
+        at = [_eval_expr(groups[0], {**values, name: b}) for b in (0.0, 0.1, -0.1)]
+    except (ValueError, ZeroDivisionError):
+        return None
+    k = (at[1] - at[2]) / 0.2
+    if k == 0 or abs((at[1] - at[0]) - 0.1 * k) > 1e-9 * max(1.0, abs(at[0])):
+        return None  # not linear in the bias
+    return nl.tokens(users[0].text)[0], at[0], k
+
+
+def readout_sweep(cell, corner: str, temp_c: float, *, trim_v: float | None, vdd_v: float, mismatch_seed: int | None = None,
+                  fixed_trim: dict | None = None, step_v: float = READOUT_STEP_V,
+                  timeout_s: float | None = BATCH_TIMEOUT_S) -> ReadoutSweep:
+    """The instance's noise-free DC readout (V(v_out) − V(v_outb), or V(v_out), minus the readout
+    threshold) across the whole bias range in ONE ngspice process: a DC sweep of the voltage source
+    through which the bias acts (:func:`bias_source`), with every MOSFET node written so the devices'
+    terminal voltages at the crossing can be checked against their ratings. A cell whose bias does not
+    act through one source falls back to root-finding with one process per evaluation (``_readout_offset``,
+    ~12 processes; no node voltages)."""
+    from . import netlist as nl
+    from .technology import model_lines
+
+    bal = balance_spec(cell)
+    lo, hi = cell.bias.range_v
+    thr = float(cell.readout.threshold_v or 0.0)
+    trim = {**(fixed_trim or {}), **({bal.trim: trim_v} if bal.trim and trim_v is not None else {})}
+    vals = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=0.0, vdd_v=vdd_v, trim=trim or None, params=None)
+    src = bias_source(cell, vals)
+    if src is None:
+        ends = tuple(readout_dc(cell, corner, temp_c, b, trim_v=trim_v, vdd_v=vdd_v, mismatch_seed=mismatch_seed,
+                                timeout_s=timeout_s, fixed_trim=fixed_trim) for b in (lo, hi))
+        c = _readout_offset(cell, corner, temp_c, mismatch_seed=mismatch_seed, trim_v=trim_v, vdd_v=vdd_v,
+                            fixed_trim=fixed_trim)
+        return ReadoutSweep(c, ends, None, {})
+    name, s0, k = src
+    body = nl.set_params(cell.template, vals, source=str(cell.netlist_path))
+    body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+    o, ob = cell.outputs["v_out"], cell.outputs.get("v_outb")
+    expr = f"v({o})-v({ob})" if ob else f"v({o})"
+    mos = [m for m in nl.find_mosfets(cell.template, cell.technology) if m.scope is None]
+    nodes = sorted({n.lower() for m in mos for n in (m.drain, m.gate, m.source, m.bulk)} - {"0", "gnd"})
+    s_a, s_b = sorted((s0 + k * lo, s0 + k * hi))
+    step = abs(k) * float(step_v)
+    opts = f".options temp={float(temp_c)!r} tnom=27.0" + (f" seed={int(mismatch_seed)}" if mismatch_seed is not None else "")
+    with tempfile.TemporaryDirectory(prefix="noisecell-readout-") as td:
+        dat = Path(td) / "r.dat"
+        text = "\n".join([f"* noisecell readout sweep: {cell.name} {corner} {temp_c:g} C",
+                          *model_lines(cell.technology, corner, mismatch=mismatch_seed is not None, netlist=body), body, opts,
+                          ".control", "set wr_singlescale", f"dc {name} {s_a!r} {s_b + 0.5 * step!r} {step!r}",
+                          f"wrdata {dat.name} {expr} " + " ".join(f"v({n})" for n in nodes), "quit", ".endc", ".end"]) + "\n"
+        log = run_batch(text, td, technology=cell.technology, timeout_s=timeout_s, filename="readout.cir",
+                        name=f"DC readout sweep of cell {cell.name} ({corner}, {temp_c:g} C)")
+        if not dat.is_file():
+            tail = " ".join(log.strip().splitlines()[-3:])
+            raise SimulationError(f"DC readout sweep of cell {cell.name} ({corner}, {temp_c:g} C) failed: {tail}")
+        d = np.atleast_2d(np.loadtxt(dat))
+    # wr_singlescale: the source value, then the readout, then each node
+    b = lo + (d[:, 0] - (s0 + k * lo)) / k
+    order = np.argsort(b)
+    d, b = d[order], b[order]
+    r = d[:, 1] - thr
+    ends = (float(np.interp(lo, b, r)), float(np.interp(hi, b, r)))
+    s = np.nonzero(np.diff(np.sign(r)) != 0)[0]
+    if not len(s):
+        return ReadoutSweep(None, ends, None, {})
+    i = int(s[0])
+    w = r[i] / (r[i] - r[i + 1])
+    cross = float(b[i] + w * (b[i + 1] - b[i]))
+    node_v = {n: float(d[i, 2 + j] + w * (d[i + 1, 2 + j] - d[i, 2 + j])) for j, n in enumerate(nodes)}
+    slope = float((r[i + 1] - r[i]) / (b[i + 1] - b[i]))
+    return ReadoutSweep(cross, ends, slope, node_v)
+
+
+def _side(r_lo: float, r_hi: float, rising: bool) -> str | None:
+    """Which side of the bias range the crossing of a readout that does not cross inside it lies on:
+    ``rising`` (the nominal cell's readout rises with the bias) and positive at both ends → below the
+    range (and so on); None when the ends do not say (not finite, or of opposite signs)."""
+    if not (math.isfinite(r_lo) and math.isfinite(r_hi)):
+        return None
+    if r_lo > 0 and r_hi > 0:
+        return "below" if rising else "above"
+    if r_lo < 0 and r_hi < 0:
+        return "above" if rising else "below"
+    return None
+
+
+def rating_violations(cell, node_v: dict) -> list[str]:
+    """Every top-level MOSFET's terminal voltages at the node voltages ``node_v`` ({node (lower case): V})
+    against its rating (noisecell.cellcheck: |V_GS|, |V_DS|, ... and the source/drain–body forward
+    limit); one string per violation, [] when none (or no rating/voltages known)."""
+    from . import netlist as nl
+    from .cellcheck import check_device, rating_for
+
+    if not node_v:
+        return []
+    out = []
+    for m in nl.find_mosfets(cell.template, cell.technology):
+        if m.scope is not None:
+            continue
+        rating = rating_for(cell.technology, m.model)
+        t = {k: (0.0 if n.lower() in ("0", "gnd") else node_v.get(n.lower()))
+             for k, n in zip("dgsb", (m.drain, m.gate, m.source, m.bulk))}
+        if rating is None or any(v is None for v in t.values()):
+            continue
+        dv = check_device(m.name, m.model, m.polarity, rating, [("at the trimmed point", t)])
+        out += [f"{m.name} {v}" for v in dv.violations]
+        if dv.forward_v > rating.vbs_forward_max + 1e-9:
+            out.append(f"{m.name} junction forward-biased by {dv.forward_v:.3g} V > {rating.vbs_forward_max:g} V")
+    return out
+
+
+#: points of the chain transfer (noise node forced across the supply): 0.1 mV steps at 240 mV, so that a
+#: chain gain of ~50 leaves ~40 points inside its linear region (±2 mV of the noise node)
+CHAIN_POINTS = 2401
+
+
+@dataclass(frozen=True)
+class ChainPoint:
+    """The chain's DC transfer from its noise node to the readout (the node forced across the supply):
+    ``input_frac`` = the noise node's voltage at which the readout crosses its threshold (fraction of
+    VDD; NaN when it does not), ``gain`` = |d readout / dV(noise node)| there (:func:`_centred_slope`)."""
+
+    input_frac: float
+    gain: float
+
+
+def chain_point(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, bias_v: float = 0.0,
+                mismatch_seed: int | None = None, fixed_trim: dict | None = None,
+                timeout_s: float | None = BATCH_TIMEOUT_S) -> ChainPoint:
+    """:class:`ChainPoint` of a readout chain with ``[balance] noise_node`` (one ngspice process): a DC
+    source forces the noise node from the low rail up by VDD in CHAIN_POINTS steps; the stages after it
+    see only its voltage (gate inputs), so the transfer is theirs at the operating point the bias sets."""
+    from . import netlist as nl
+    from .technology import model_lines
+
+    bal = balance_spec(cell)
+    trim = {**(fixed_trim or {}), **({bal.trim: trim_v} if bal.trim else {})}
+    vals = _cell_values(cell, corner=corner, temp_c=temp_c, bias_v=bias_v, vdd_v=vdd_v, trim=trim or None, params=None)
+    body = nl.set_params(cell.template, vals, source=str(cell.netlist_path))
+    body = "\n".join(ln for ln in body.splitlines() if ln.strip().lower() != ".end")
+    o, ob = cell.outputs["v_out"], cell.outputs.get("v_outb")
+    expr = f"v({o})-v({ob})" if ob else f"v({o})"
+    v = float(vdd_v)
+    step = v / (CHAIN_POINTS - 1)
+    opts = f".options temp={float(temp_c)!r} tnom=27.0" + (f" seed={int(mismatch_seed)}" if mismatch_seed is not None else "")
+    with tempfile.TemporaryDirectory(prefix="noisecell-chain-") as td:
+        dat = Path(td) / "c.dat"
+        text = "\n".join([f"* noisecell chain transfer: {cell.name} {corner} {temp_c:g} C",
+                          *model_lines(cell.technology, corner, mismatch=mismatch_seed is not None, netlist=body), body, opts,
+                          f"Vnc_force {bal.noise_node} {bal.low_node} DC 0", ".control", "set wr_singlescale",
+                          f"dc Vnc_force 0 {v!r} {step!r}", f"wrdata {dat.name} {expr}", "quit", ".endc", ".end"]) + "\n"
+        log = run_batch(text, td, technology=cell.technology, timeout_s=timeout_s, filename="chain.cir",
+                        name=f"DC chain transfer of cell {cell.name} ({corner}, {temp_c:g} C)")
+        if not dat.is_file():
+            tail = " ".join(log.strip().splitlines()[-3:])
+            raise SimulationError(f"DC chain transfer of cell {cell.name} ({corner}, {temp_c:g} C) failed: {tail}")
+        d = np.atleast_2d(np.loadtxt(dat))
+    xin, r = d[:, 0], d[:, 1] - float(cell.readout.threshold_v or 0.0)
+    k = np.nonzero(np.diff(np.sign(r)) != 0)[0]
+    if not len(k):
+        return ChainPoint(float("nan"), float("nan"))
+    i = int(k[0])
+    x0 = float(xin[i] + (xin[i + 1] - xin[i]) * r[i] / (r[i] - r[i + 1]))
+    return ChainPoint(x0 / v, abs(_centred_slope(xin, r, x0)))
+
+
+def nominal_chain_gain(cell, corner: str, temp_c: float, *, timeout_s: float | None = BATCH_TIMEOUT_S) -> float:
+    """The chain gain (:func:`chain_point`) of the cell WITHOUT mismatch at its stored trim (corner,
+    temp_c): the gain each instance of a chain with ``[balance] noise_node`` is trimmed to (pbit_x5 tt
+    27 °C: 50.5, measured; its instances at their stage-balanced trim 18-61, and only those near or above
+    the nominal's telegraphed in 2.4 µs records). Cached per stored point."""
+    stored, vdd0 = trimmed_point(cell, corner, temp_c)
+    key = ("chain", str(cell.cell_dir or cell.netlist_path.parent), cell.template, corner, float(temp_c),
+           tuple(sorted((k, float(v)) for k, v in stored.items())), float(vdd0))
+    if key not in _NOMINAL_GAIN:
+        bal = balance_spec(cell)
+        fixed = {k: float(v) for k, v in stored.items() if k != bal.trim} or None
+        c = chain_point(cell, corner, temp_c, stored.get(bal.trim), vdd0, fixed_trim=fixed, timeout_s=timeout_s)
+        if not (math.isfinite(c.gain) and c.gain > 0):
+            raise SimulationError(f"cell {cell.name} ({corner}, {temp_c:g} C): the chain's readout does not cross its "
+                                  f"threshold as {bal.noise_node} is swept at the stored trim, so no chain gain to trim to")
+        _NOMINAL_GAIN[key] = float(c.gain)
+    return _NOMINAL_GAIN[key]
+
+
+def nominal_stage_gain(cell, corner: str, temp_c: float, *, timeout_s: float | None = BATCH_TIMEOUT_S) -> float:
+    """The balance stage's gain (:func:`_centred_slope`) of the cell WITHOUT mismatch at its stored trim
+    (corner, temp_c), zero bias: the gain a readout chain's instance is trimmed to, so that every instance
+    has the stage gain of the nominal condition its offset, gain and τ ratio are measured against. (The
+    stored trim met ``[balance] gain_target`` with trim_cell's window estimate, which sits ~1.4 % above
+    the centred one there: pbit_x5 tt 27 °C 3.807 against 3.753, measured.) Cached per stored point."""
+    stored, vdd0 = trimmed_point(cell, corner, temp_c)
+    key = (str(cell.cell_dir or cell.netlist_path.parent), cell.template, corner, float(temp_c),
+           tuple(sorted((k, float(v)) for k, v in stored.items())), float(vdd0))
+    if key not in _NOMINAL_GAIN:
+        bal = balance_spec(cell)
+        fixed = {k: float(v) for k, v in stored.items() if k != bal.trim} or None
+        d = dc_points(cell, corner, temp_c, [(stored.get(bal.trim), vdd0)], forced="v_outb", timeout_s=timeout_s,
+                      fixed_trim=fixed, centred_gain=True)[0]
+        if not (math.isfinite(d.gain) and d.gain > 0):
+            raise SimulationError(f"cell {cell.name} ({corner}, {temp_c:g} C): the balance stage has no switching point "
+                                  f"at the stored trim ({stored}, VDD {vdd0:g} V), so no stage gain to trim instances to")
+        _NOMINAL_GAIN[key] = float(d.gain)
+    return _NOMINAL_GAIN[key]
+
+
+def _nominal_rising(cell, corner: str, temp_c: float, *, timeout_s: float | None = BATCH_TIMEOUT_S) -> bool:
+    """Whether the cell's readout rises with its bias (the nominal cell's readout sweep at the stored trim;
+    cached): says on which side of the bias range an instance's out-of-range offset lies."""
+    stored, vdd0 = trimmed_point(cell, corner, temp_c)
+    key = ("rising", str(cell.cell_dir or cell.netlist_path.parent), cell.template, corner, float(temp_c),
+           tuple(sorted((k, float(v)) for k, v in stored.items())), float(vdd0))
+    if key not in _NOMINAL_GAIN:
+        bal = balance_spec(cell)
+        fixed = {k: float(v) for k, v in stored.items() if k != bal.trim} or None
+        rs = readout_sweep(cell, corner, temp_c, trim_v=stored.get(bal.trim), vdd_v=vdd0, fixed_trim=fixed,
+                           timeout_s=timeout_s)
+        _NOMINAL_GAIN[key] = bool(rs.slope > 0) if rs.slope is not None else bool(rs.ends_v[1] >= rs.ends_v[0])
+    return _NOMINAL_GAIN[key]
+
+
+_NOMINAL_GAIN: dict = {}
+
+
+def _instance_trim_readout(cell, bal: BalanceSpec, corner: str, temp_c: float, *, mismatch_seed: int, start,
+                           tol_vm: float, tol_gain: float, tol_bias: float, max_iterations: int, jacobian,
+                           timeout_s) -> InstanceTrim:
+    """Trim one mismatched instance of a chain read against a threshold (``[balance] offset = "readout"``,
+    e.g. pbit_x4/pbit_x5): the balance trim so that the balance stage (``force_node`` → ``sense_node``, the
+    transfer `noisecell trim` balances) switches at mid-rail, the supply so that its gain is ``[balance]
+    gain_target`` as realised at the stored trim (:func:`nominal_stage_gain`) — the DC stages 1-2 of
+    :func:`trim_cell`, on this instance — and the bias at which the
+    instance's DC readout crosses its threshold (its offset, as :func:`bias_offset`'s "readout" method).
+
+    The two balance equations do not involve the bias for pbit_x5 (the forced stage does not see stage
+    1's well), so the bias is eliminated: the 2×2 Newton-Broyden of :func:`instance_trim` runs at the
+    bias of the last readout crossing (zero at first), then one readout sweep (:func:`readout_sweep`) at
+    the solution gives the crossing; if it moved by more than ``tol_bias`` from the bias the stage was
+    solved at, the stage is re-checked there (for pbit_x5 one evaluation that is already converged).
+    About N + 2 ngspice processes for N Newton evaluations. The other trim inputs (the ``[balance]
+    aux_trim``) stay at their stored values. Not ok: no balanced point inside the trim and supply ranges,
+    a crossing outside the bias range (the readout at both range ends is given), or a device beyond its
+    rating at the trimmed operating point."""
+    stored, vdd0 = trimmed_point(cell, corner, temp_c)
+    fixed = {k: float(v) for k, v in stored.items() if k != bal.trim}
+    supply = cell.supplies[cell.main_supply]
+    lims = np.array([cell.trim[bal.trim].range_v, supply.range_v], float)
+    blo, bhi = cell.bias.range_v
+    if start is None:
+        start = (stored.get(bal.trim, cell.trim[bal.trim].nominal_v), vdd0, 0.0)
+    x = np.clip(np.asarray(start[:2], float), lims[:, 0], lims[:, 1])
+    bias = min(max(float(start[2]), blo), bhi)
+    target = _readout_target(cell, bal, corner, temp_c, timeout_s)
+    n_proc = 0
+
+    def ev(p):
+        nonlocal n_proc
+        n_proc += 1 if bal.noise_node is None else 2
+        return _readout_residuals(cell, bal, corner, temp_c, p, bias, target, mismatch_seed=mismatch_seed,
+                                  fixed_trim=fixed or None, timeout_s=timeout_s)
+
+    def sweep(p):
+        nonlocal n_proc
+        n_proc += 1
+        return readout_sweep(cell, corner, temp_c, trim_v=float(p[0]), vdd_v=float(p[1]), mismatch_seed=mismatch_seed,
+                             fixed_trim=fixed or None, timeout_s=timeout_s)
+
+    def where(p):
+        return f"{bal.trim} {p[0] * 1e3:+.2f} mV, VDD {p[1] * 1e3:.2f} mV, bias {bias * 1e3:+.1f} mV"
+
+    jac = None if jacobian is None else np.array(jacobian, float)
+    if jac is not None and jac.shape != (2, 2):
+        jac = None  # not this kind's Jacobian: forward differences instead
+    names = [bal.trim, supply.param]
+    rs, rs_x = None, None
+    ok, msg, d = False, "", None
+    for _ in range(4):
+        ok, x, f, d, msg = _newton_broyden(
+            ev, x, lims, names, np.array([tol_vm, tol_gain]), jac, max_iterations, where,
+            "the balance stage's (or the chain's) transfer does not cross (no switching point) at ", h=(2e-3, 1e-3))
+        if rs is None or not np.array_equal(rs_x, x):
+            rs, rs_x = sweep(x), np.array(x)
+        if not ok or rs.crossing_v is None or abs(rs.crossing_v - bias) <= tol_bias:
+            break
+        bias = rs.crossing_v  # the stage again at the instance's own bias (a cell whose stage sees it)
+    else:
+        ok, msg = False, f"the balance and the readout crossing did not settle together (at {where(x)})"
+    ends = f"readout {rs.ends_v[0] * 1e3:+.1f} mV at {cell.bias.param} {blo:g} V, {rs.ends_v[1] * 1e3:+.1f} mV at {bhi:g} V"
+    d, c = d
+    common = dict(mismatch_seed=int(mismatch_seed), trim_param=bal.trim, trim_v=float(x[0]), vdd_v=float(x[1]),
+                  vm_fracs=(d.vm_frac,) if c is None else (d.vm_frac, c.input_frac),
+                  gains=(d.gain,) if c is None else (d.gain, c.gain), evaluations=n_proc, kind="readout",
+                  aux_trim_v=fixed, readout_ends_v=tuple(rs.ends_v), readout_slope=rs.slope)
+    if not ok:
+        b = rs.crossing_v if rs.crossing_v is not None else float("nan")
+        return InstanceTrim(**common, ok=False, bias_v=b, message=f"no DC trim: {msg}; {ends}")
+    if rs.crossing_v is None:
+        sd = _side(*rs.ends_v, _nominal_rising(cell, corner, temp_c, timeout_s=timeout_s))
+        side = {"below": blo, "above": bhi}.get(sd)
+        where_off = (f"the offset lies {sd} the bias range {cell.bias.param} [{blo:g}, {bhi:g}] V" if sd
+                     else f"the readout does not cross its threshold inside {cell.bias.param} [{blo:g}, {bhi:g}] V")
+        return InstanceTrim(**common, ok=False, bias_v=float("nan") if side is None else float(side),
+                            message=f"no DC trim: needs {cell.bias.param} beyond the cell's range: {where_off} "
+                                    f"(balanced at {where(x)}; {ends})")
+    bad = rating_violations(cell, rs.node_v)
+    xs = f"{bal.trim} {x[0] * 1e3:+.2f} mV, VDD {x[1] * 1e3:.2f} mV, {cell.bias.param} {rs.crossing_v * 1e3:+.2f} mV"
+    if bad:
+        return InstanceTrim(**common, ok=False, bias_v=float(rs.crossing_v),
+                            message=f"no DC trim: at {xs} a device exceeds its rating: {'; '.join(bad)}")
+    return InstanceTrim(**common, ok=True, bias_v=float(rs.crossing_v),
+                        message=f"balanced at {xs} in {n_proc} DC processes")

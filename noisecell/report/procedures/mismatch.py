@@ -19,6 +19,20 @@ records of the previous run). :func:`noisecell.trim.instance_trim` solves, per i
 (a few seconds), for the load gate, supply and bias at which both halves switch at mid-rail, at the
 same input, with the design gain; the instance's records then sit around that bias at that trim.
 
+A readout chain (``[balance] offset = "readout"``, pbit_x5: no latch, the bit is a stage's output against
+a threshold) is DC-trimmed per instance too: the balance trim so that the cell's balance stage switches at
+mid-rail, the supply so that the chain gain from its noise node (``[balance] noise_node``) to the readout
+equals the nominal cell's, the bias where its noise-free readout crosses the threshold
+(noisecell.trim.instance_trim, readout kind; ~11-15 ngspice processes, ~0.5-0.75 CPU-s per pbit_x5
+instance, measured). Why the chain gain and not the balance stage's: with only the last stage balanced at
+the nominal stage gain, pbit_x5's instances had chain gains of 18-61 against the nominal's 50.5 (the
+other stages sit off mid-rail), and 35 of 41 in-range instances gave single-peaked records (only 6 fitted;
+the ones that telegraphed had chain gains 55-61, measured). Its records' failures mean other things than
+a latch's: there is no barrier to lower, so a frozen record or a single level around the threshold gets
+more supply (+5 %, ``noisecell.trim.CHAIN_GAIN_STEP``, as trim_cell does for such cells) and its records
+move with the DC offset at the new supply (a chain's offset moves with it); one-sided records are
+re-centred.
+
 An instance is done when the model's own per-instance rate fit (``fit_rates``: 3 accepted records)
 takes its records; otherwise it gets up to ``rounds`` more rounds: a frozen / stuck record → supply
 −1.5 % (``noisecell.trim.VDD_STEP``: too much barrier); records on one side of P(1) = ½ (mean P(1)
@@ -136,6 +150,8 @@ class MismatchResult:
     sweeps: list = field(default_factory=list)
     cost: dict = field(default_factory=dict)
     trim_param: str | None = None
+    #: the cell's [balance] offset kind ("inverters": a latch, "readout": a chain)
+    kind: str = "inverters"
 
     @property
     def n_fitted(self) -> int:
@@ -173,8 +189,9 @@ class MismatchResult:
                 o = by.get(int(r["instance"]))
                 if o is not None and o.final is not None:
                     f = o.final
+                    aux = {k: float(v) for k, v in ((o.dc or {}).get("aux_trim_v") or {}).items()}
                     r = {**r, "trim": {"supply_v": float(f["vdd_v"]),
-                                       "trims_v": {self.trim_param: float(f["trim_v"])} if self.trim_param else {},
+                                       "trims_v": {**aux, self.trim_param: float(f["trim_v"])} if self.trim_param else aux,
                                        "dc_offset_v": (o.dc or {}).get("bias_v"),
                                        "rounds": len(o.settings)}}
                 rows.append(r)
@@ -194,9 +211,11 @@ class MismatchResult:
                 sd = float(np.std(res_v, ddof=1))
                 resid = (f" A per-cell bias trim at the DC offset leaves V50_i − offset_i with sd {sd * 1e3:.3g} mV over "
                          f"{len(res_v)} instances (estimation noise included; mean {np.mean(res_v) * 1e3:+.3g} mV).")
+            how = ("balance trim and supply for mid-rail switching of the balance stage at the nominal stage gain, "
+                   "bias where the DC readout crosses its threshold" if self.kind == "readout" else
+                   "load gate, supply and bias for mid-rail switching of both halves at the design loop gain")
             note = (f"{len(self.outcomes)} Monte Carlo instances drawn; {n_trim} could be trimmed inside the cell's "
-                    f"ranges (noisecell.trim.instance_trim: load gate, supply and bias for mid-rail switching of both "
-                    f"halves at the design loop gain), {len(have)} telegraphed at their trim and are in the "
+                    f"ranges (noisecell.trim.instance_trim: {how}), {len(have)} telegraphed at their trim and are in the "
                     "distribution; each instance's offset is the bias trim it needs, its gain and τ ratio are at its "
                     "own trim. Instances beyond the ranges are not represented: the distribution is truncated there."
                     + resid)
@@ -216,13 +235,16 @@ def _dc_trims(cellspec, corner, temp_c, settings: MismatchSettings, out: Path):
     from ...simulator.session import _ngspice_version
     from ...sweep.jobs import mismatch_seed
     from ...technology import model_identity
-    from ...trim import balance_jacobian, instance_trim
+    from ...trim import balance_jacobian, balance_spec, instance_trim, trimmed_point
     import hashlib
     import resource
 
     key = {"cell": cellspec.name, "netlist_sha256": hashlib.sha256(cellspec.template.encode()).hexdigest(),
            "models": model_identity(cellspec.technology), "ngspice": _ngspice_version(), "corner": corner,
-           "temp_c": float(temp_c), "seed": settings.seed, "method": "instance_trim-v2"}
+           "temp_c": float(temp_c), "seed": settings.seed,
+           "method": "instance_trim-readout-v2" if balance_spec(cellspec).offset == "readout" else "instance_trim-v2",
+           # the start (and a chain's held aux trim and target gain) is the stored trim: a new trims.json is a new key
+           "stored_trim": [trimmed_point(cellspec, corner, temp_c)[0], trimmed_point(cellspec, corner, temp_c)[1]]}
     path = _trim_cache(out)
     cached = {}
     if path.is_file():
@@ -276,10 +298,12 @@ def _classify(df: pd.DataFrame) -> dict:
             "failed": int(len(df) - len(ok))}
 
 
-def _next_setting(cur: dict, seen: dict, scale_v: float, cellspec) -> tuple[dict | None, str]:
+def _next_setting(cur: dict, seen: dict, scale_v: float, cellspec, *, faster_with_supply: bool = False
+                  ) -> tuple[dict | None, str]:
     """The next (trim, supply, biases) for an instance whose records at ``cur`` did not telegraph at two
-    biases, or (None, why) when nothing is left to try."""
-    from ...trim import VDD_STEP
+    biases, or (None, why) when nothing is left to try. ``faster_with_supply`` (``[balance]``, a chain
+    without positive feedback): every failure that re-centring does not explain needs more supply."""
+    from ...trim import CHAIN_GAIN_STEP, VDD_STEP
 
     regs, ps = seen["regime"], [p for p in seen["p1"] if p is not None]
     lo_v, hi_v = cellspec.supplies[cellspec.main_supply].range_v
@@ -287,12 +311,20 @@ def _next_setting(cur: dict, seen: dict, scale_v: float, cellspec) -> tuple[dict
     if not regs:
         return None, "every record failed to simulate"
     nxt = dict(cur)
-    if "stuck" in regs:
+    one_sided = bool(ps) and not 0.25 <= float(np.mean(ps)) <= 0.75
+    if faster_with_supply and not one_sided:
+        # a chain has no barrier: a frozen record (too slow) or one level around the threshold (too little
+        # gain) both come with more supply (trim_cell's step for such cells); a chain's one-sided records,
+        # frozen ones among them, are re-centred below
+        v = cur["vdd_v"] * (1 + CHAIN_GAIN_STEP)
+        why = (f"{'frozen / stuck' if 'stuck' in regs else 'single-peaked around the threshold'} (a chain: too "
+               f"little gain or current): supply +{CHAIN_GAIN_STEP * 100:g} %")
+    elif "stuck" in regs and not faster_with_supply:
         # no transition at all in a record placed where the DC trim expects P(1) ≈ 0.2-0.8 (the DC offset
         # sits within a few scales of the noisy crossing, measured): a frozen latch, too much barrier
         v = cur["vdd_v"] * (1 - VDD_STEP)
         why = "frozen / stuck (too much barrier): supply −1.5 %"
-    elif ps and not 0.25 <= float(np.mean(ps)) <= 0.75:
+    elif one_sided:
         # on one side of the crossing (one-sided single-peaked records): re-centre on a logit estimate
         # (clipped: a record at P(1) 0 or 1 says only "far")
         pm = min(max(float(np.mean(ps)), 0.02), 0.98)
@@ -334,12 +366,16 @@ def _rate_fit_ok(df: pd.DataFrame) -> tuple[bool, str]:
 
 
 def run_mismatch(spec, cellspec, out: Path, settings: MismatchSettings, *, v50_v: float, scale_v: float, tau_s: float,
-                 workers=None, retry_failed=False, pool=None, record_fn=None, dc_fn=None) -> MismatchResult:
+                 workers=None, retry_failed=False, pool=None, record_fn=None, dc_fn=None, offset_fn=None) -> MismatchResult:
     """DC-trim every instance, then rounds of records at each instance's trim (all instances' sweeps of a
     round run concurrently on the shared simulator pool). ``v50_v``/``scale_v``/``tau_s``: the nominal
     fit (V50 relative to the nominal cell's zero DC offset, its logistic scale and τ(V50)) that places
     and sizes the records. ``record_fn(name, instance, sweep_seed, setting, duration_s) -> (SweepResult,
-    dataframe)`` and ``dc_fn(settings) -> ({k: InstanceTrim dict}, cost)`` replace the simulator in tests."""
+    dataframe)`` and ``dc_fn(settings) -> ({k: InstanceTrim dict}, cost)`` replace the simulator in tests.
+    ``offset_fn(outcome, setting) -> V | None``: a readout chain's DC offset at a setting's trim and supply
+    (default: noisecell.trim.readout_sweep): a chain's offset moves with its supply (pbit_x5: records
+    placed at the old offset after a +5 % step were all frozen on one side, measured), so its records
+    follow the offset when the search changes the supply."""
     from ...trim import balance_spec
 
     corner, temp_c = cellspec.nominal_corner, float(cellspec.nominal_temp_c)
@@ -367,10 +403,17 @@ def run_mismatch(spec, cellspec, out: Path, settings: MismatchSettings, *, v50_v
             o.reason = f"its records around the DC offset {d['bias_v'] * 1e3:+.1f} mV would leave the bias range"
             continue
         o.settings.append({"trim_v": float(d["trim_v"]), "vdd_v": float(f"{d['vdd_v']:.6g}"), "biases_v": biases,
-                           "why": "DC trim"})
+                           "why": "DC trim", "dc_offset_v": float(d["bias_v"])})
         active.append(o)
     record_fn = record_fn or _SimRecords(spec, cellspec, out, workers, retry_failed, pool, bal.trim)
-    res = MismatchResult(settings, outcomes, trim_param=bal.trim)
+    chain = bal.offset == "readout"
+    if chain and offset_fn is None:
+        from ...trim import readout_sweep
+
+        def offset_fn(o, st):
+            return readout_sweep(cellspec, corner, temp_c, trim_v=st["trim_v"], vdd_v=st["vdd_v"],
+                                 mismatch_seed=o.mismatch_seed, fixed_trim=(o.dc or {}).get("aux_trim_v") or None).crossing_v
+    res = MismatchResult(settings, outcomes, trim_param=bal.trim, kind=bal.offset)
     t0 = time.monotonic()
     sim = 0.0
     log(f"mismatch: {len(active)} of {settings.instances} instances trimmed; records of {settings.duration_tau:g} τ = "
@@ -422,11 +465,20 @@ def run_mismatch(spec, cellspec, out: Path, settings: MismatchSettings, *, v50_v
                        "duration_factor": 2 * float(st.get("duration_factor", 1))}
                 why = f"the records switch but give no rate fit yet ({fit_why}): records twice as long between them, same trim"
             else:
-                new, why = _next_setting(st, seen, scale_v, cellspec)
+                new, why = _next_setting(st, seen, scale_v, cellspec, faster_with_supply=bal.faster_with_supply)
                 if new is None:
                     o.reason = f"not telegraphing and nothing left to try: {why}"
                     continue
                 new = {k: v for k, v in new.items() if k not in ("sweep", "seen")}
+                if chain and abs(new["vdd_v"] - st["vdd_v"]) > 1e-9 and st.get("dc_offset_v") is not None:
+                    off = offset_fn(o, new)
+                    if off is None:
+                        o.reason = f"not telegraphing: {why}, where its DC offset leaves the bias range"
+                        continue
+                    shift = off - st["dc_offset_v"]
+                    new["biases_v"] = [float(f"{min(max(b + shift, blo), bhi):.9g}") for b in st["biases_v"]]
+                    new["dc_offset_v"] = float(off)
+                    why += f"; records moved with the DC offset by {shift * 1e3:+.3g} mV"
             new["why"] = why
             o.settings.append(new)
             nxt.append(o)
@@ -470,7 +522,11 @@ class _SimRecords:
         if self.trim_param:
             sweep["trim"] = {self.trim_param: float(setting["trim_v"])}
         sw = parse_spec(sweep, source=f"mismatch instance {instance}")
-        r = run_sweep(sw, self.out / "sweep" / name, workers=self.workers, progress=False,
+        # update_spec: a resumed characterisation whose nominal fit or DC trims moved this instance's biases
+        # re-plans its folder (characterize-owned) instead of stopping with "holds a sweep of a different
+        # spec ... --update-spec", an option characterize lacks; stored records are reused (as the design
+        # and held-out-temperature sweeps do)
+        r = run_sweep(sw, self.out / "sweep" / name, workers=self.workers, progress=False, update_spec=True,
                       retry_failed=self.retry_failed, **({"pool": self.pool} if self.pool is not None else {}))
         return r, r.dataframe
 
