@@ -819,12 +819,13 @@ class InstanceTrim:
     * "inverters" (a latch): both half-circuits switch at mid-rail (``vm_fracs`` 0.5, equal for the two
       halves) with the design loop gain (geometric mean of the two halves' ``gains`` = ``[balance]
       gain_target``); ``evaluations``: DC evaluations made (two ngspice processes each).
-    * "readout" (a chain read against a threshold): the balance stage (``[balance] force_node`` /
-      ``sense_node``) switches at mid-rail, the supply holds the nominal's gain — the chain's from
-      ``[balance] noise_node`` to the readout when declared, else the balance stage's — and ``bias_v`` is
-      the bias at which the instance's noise-free DC readout crosses its threshold. ``vm_fracs``: the
-      balance stage's switching point (and the noise node's operating point, fraction of VDD, with a
-      noise_node); ``gains``: the balance stage's gain (and the chain gain); ``evaluations``: ngspice processes (one balance-stage transfer or one readout sweep each).
+    * "readout" (a chain read against a threshold), with ``[balance] noise_node``: the chain's input (the
+      noise node) sits at mid-rail when the readout is at its threshold and the chain gain d readout /
+      dV(noise node) there equals the nominal cell's; without it, the balance stage (``[balance]
+      force_node`` / ``sense_node``) switches at mid-rail with the nominal's stage gain. ``bias_v``: the
+      bias at which the instance's noise-free DC readout crosses its threshold. ``vm_fracs``/``gains``: the
+      one balanced transfer's operating point (fraction of VDD) and gain; ``evaluations``: ngspice
+      processes (one transfer per Newton evaluation, one readout sweep).
       ``readout_ends_v``: the readout (V, threshold subtracted) at the bias range's two ends in the last
       readout sweep; ``readout_slope``: d readout / d bias at the crossing (V/V).
 
@@ -947,6 +948,14 @@ def _newton_broyden(ev, x, lims, names, tols, jac, max_iterations: int, where, n
             f, aux = ev(xn)
             return False, xn, f, aux, msg
         fn, auxn = ev(xn)
+        for _ in range(3):
+            # a step that lost the switching point (pbit_x5 instance 13 of the default seed: a chain
+            # pushed to VDD 198 mV has no crossing left): back along it, halving, before giving up
+            if np.all(np.isfinite(fn)):
+                break
+            step /= 2
+            xn = np.clip(x + step, lims[:, 0], lims[:, 1])
+            fn, auxn = ev(xn)
         if np.all(np.isfinite(fn)):
             dx, df = xn - x, fn - f
             # Broyden's ("good") update: the secant condition along the step just taken
@@ -980,18 +989,21 @@ def _stage_residuals(cell, corner: str, temp_c: float, p, bias_v: float, target:
 
 def _readout_residuals(cell, bal: BalanceSpec, corner: str, temp_c: float, p, bias_v: float, target: float, *,
                        mismatch_seed, fixed_trim: dict | None, timeout_s):
-    """The readout kind's two equations at p = (trim V, VDD V): the balance stage's switching point − ½
-    and ln(gain) − ``target``, the gain being the chain's (:func:`chain_point`, when ``[balance]
-    noise_node`` is declared: a second process) or else the balance stage's. Returns (F, (DcPoint,
-    ChainPoint | None))."""
-    f, d = _stage_residuals(cell, corner, temp_c, p, bias_v, target, mismatch_seed=mismatch_seed,
-                            fixed_trim=fixed_trim, timeout_s=timeout_s)
+    """The readout kind's two equations at p = (trim V, VDD V), one ngspice process: with ``[balance]
+    noise_node`` the chain's (:func:`chain_point`): its input's operating point − ½ (of VDD: the noise
+    node at mid-rail when the readout sits at its threshold) and ln(chain gain) − ``target``; else the
+    balance stage's switching point − ½ and ln(its gain) − ``target``. Returns (F, (DcPoint | None,
+    ChainPoint | None)). Why the chain's balance: at the balance stage's, pbit_x5 instances whose noise
+    node sat at 0.6-0.95 of VDD gave 0-2 bistable records of 4 (stage 1's pfet near its linear region),
+    those at 0.3-0.5 3-4 (16 µs records, 42 instances, measured)."""
     if bal.noise_node is None:
+        f, d = _stage_residuals(cell, corner, temp_c, p, bias_v, target, mismatch_seed=mismatch_seed,
+                                fixed_trim=fixed_trim, timeout_s=timeout_s)
         return f, (d, None)
     c = chain_point(cell, corner, temp_c, float(p[0]), float(p[1]), bias_v=bias_v, mismatch_seed=mismatch_seed,
                     fixed_trim=fixed_trim, timeout_s=timeout_s)
-    f[1] = math.log(c.gain) - target if c.gain > 0 else float("nan")
-    return f, (d, c)
+    f = np.array([c.input_frac - 0.5, math.log(c.gain) - target if c.gain > 0 else float("nan")])
+    return f, (None, c)
 
 
 def _readout_target(cell, bal: BalanceSpec, corner: str, temp_c: float, timeout_s) -> float:
@@ -1294,8 +1306,7 @@ def chain_point(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *
 def nominal_chain_gain(cell, corner: str, temp_c: float, *, timeout_s: float | None = BATCH_TIMEOUT_S) -> float:
     """The chain gain (:func:`chain_point`) of the cell WITHOUT mismatch at its stored trim (corner,
     temp_c): the gain each instance of a chain with ``[balance] noise_node`` is trimmed to (pbit_x5 tt
-    27 °C: 50.5, measured; its instances at their stage-balanced trim 18-61, and only those near or above
-    the nominal's telegraphed in 2.4 µs records). Cached per stored point."""
+    27 °C: 52.9; its instances at their stage-balanced trim 18-61, measured). Cached per stored point."""
     stored, vdd0 = trimmed_point(cell, corner, temp_c)
     key = ("chain", str(cell.cell_dir or cell.netlist_path.parent), cell.template, corner, float(temp_c),
            tuple(sorted((k, float(v)) for k, v in stored.items())), float(vdd0))
@@ -1353,14 +1364,19 @@ def _instance_trim_readout(cell, bal: BalanceSpec, corner: str, temp_c: float, *
                            tol_vm: float, tol_gain: float, tol_bias: float, max_iterations: int, jacobian,
                            timeout_s) -> InstanceTrim:
     """Trim one mismatched instance of a chain read against a threshold (``[balance] offset = "readout"``,
-    e.g. pbit_x4/pbit_x5): the balance trim so that the balance stage (``force_node`` → ``sense_node``, the
-    transfer `noisecell trim` balances) switches at mid-rail, the supply so that its gain is ``[balance]
-    gain_target`` as realised at the stored trim (:func:`nominal_stage_gain`) — the DC stages 1-2 of
-    :func:`trim_cell`, on this instance — and the bias at which the
-    instance's DC readout crosses its threshold (its offset, as :func:`bias_offset`'s "readout" method).
+    e.g. pbit_x4/pbit_x5). With ``[balance] noise_node`` (pbit_x5: x): the balance trim so that the noise
+    node sits at mid-rail when the readout is at its threshold, the supply so that the chain gain there is
+    the nominal cell's (:func:`nominal_chain_gain`; one :func:`chain_point` process per evaluation) — the
+    chain balanced as a whole, like the latch's two halves. Without it: the balance stage (``force_node``
+    → ``sense_node``, the transfer `noisecell trim` balances) at mid-rail with the nominal's stage gain
+    (:func:`nominal_stage_gain`), the DC stages 1-2 of :func:`trim_cell` on this instance. Then the bias
+    at which the instance's DC readout crosses its threshold (its offset, as :func:`bias_offset`'s
+    "readout" method). Measured on pbit_x5 (tt 27 °C, 42 instances, 16 µs records): at the balance stage's
+    trim the chain gains were 18-61 (nominal 50.5) and instances whose x sat at 0.6-0.95 of VDD gave 0-2
+    bistable records of 4, those at 0.3-0.5 3-4 — hence the chain's own balance.
 
-    The two balance equations do not involve the bias for pbit_x5 (the forced stage does not see stage
-    1's well), so the bias is eliminated: the 2×2 Newton-Broyden of :func:`instance_trim` runs at the
+    The two balance equations do not involve the bias for pbit_x5 (the forced node's stages do not see
+    stage 1's well), so the bias is eliminated: the 2×2 Newton-Broyden of :func:`instance_trim` runs at the
     bias of the last readout crossing (zero at first), then one readout sweep (:func:`readout_sweep`) at
     the solution gives the crossing; if it moved by more than ``tol_bias`` from the bias the stage was
     solved at, the stage is re-checked there (for pbit_x5 one evaluation that is already converged).
@@ -1382,7 +1398,7 @@ def _instance_trim_readout(cell, bal: BalanceSpec, corner: str, temp_c: float, *
 
     def ev(p):
         nonlocal n_proc
-        n_proc += 1 if bal.noise_node is None else 2
+        n_proc += 1
         return _readout_residuals(cell, bal, corner, temp_c, p, bias, target, mismatch_seed=mismatch_seed,
                                   fixed_trim=fixed or None, timeout_s=timeout_s)
 
@@ -1415,8 +1431,8 @@ def _instance_trim_readout(cell, bal: BalanceSpec, corner: str, temp_c: float, *
     ends = f"readout {rs.ends_v[0] * 1e3:+.1f} mV at {cell.bias.param} {blo:g} V, {rs.ends_v[1] * 1e3:+.1f} mV at {bhi:g} V"
     d, c = d
     common = dict(mismatch_seed=int(mismatch_seed), trim_param=bal.trim, trim_v=float(x[0]), vdd_v=float(x[1]),
-                  vm_fracs=(d.vm_frac,) if c is None else (d.vm_frac, c.input_frac),
-                  gains=(d.gain,) if c is None else (d.gain, c.gain), evaluations=n_proc, kind="readout",
+                  vm_fracs=(d.vm_frac,) if c is None else (c.input_frac,),
+                  gains=(d.gain,) if c is None else (c.gain,), evaluations=n_proc, kind="readout",
                   aux_trim_v=fixed, readout_ends_v=tuple(rs.ends_v), readout_slope=rs.slope)
     if not ok:
         b = rs.crossing_v if rs.crossing_v is not None else float("nan")

@@ -20,14 +20,14 @@ records of the previous run). :func:`noisecell.trim.instance_trim` solves, per i
 same input, with the design gain; the instance's records then sit around that bias at that trim.
 
 A readout chain (``[balance] offset = "readout"``, pbit_x5: no latch, the bit is a stage's output against
-a threshold) is DC-trimmed per instance too: the balance trim so that the cell's balance stage switches at
-mid-rail, the supply so that the chain gain from its noise node (``[balance] noise_node``) to the readout
-equals the nominal cell's, the bias where its noise-free readout crosses the threshold
-(noisecell.trim.instance_trim, readout kind; ~11-15 ngspice processes, ~0.5-0.75 CPU-s per pbit_x5
-instance, measured). Why the chain gain and not the balance stage's: with only the last stage balanced at
-the nominal stage gain, pbit_x5's instances had chain gains of 18-61 against the nominal's 50.5 (the
-other stages sit off mid-rail), and 35 of 41 in-range instances gave single-peaked records (only 6 fitted;
-the ones that telegraphed had chain gains 55-61, measured). Its records' failures mean other things than
+a threshold) is DC-trimmed per instance too (noisecell.trim.instance_trim, readout kind; 7-11 ngspice
+processes, ~0.4-0.7 CPU-s per pbit_x5 instance, measured): the balance trim so that its noise node
+(``[balance] noise_node``, pbit_x5's x) sits at mid-rail when the readout is at its threshold, the
+supply so that the chain gain from it to the readout equals the nominal cell's, the bias where its
+noise-free readout crosses the threshold. Why the chain and not the balance stage the trim table uses:
+with only the last stage balanced at the nominal stage gain, pbit_x5's instances had chain gains of
+18-61 against the nominal's 50.5 and x at 0.17-0.95 of VDD; with 2.4 µs records 6 of 44 fitted, with
+16 µs records those with x at 0.6-0.95 of VDD gave 0-2 bistable records of 4, those at 0.3-0.5 3-4. Its records' failures mean other things than
 a latch's: there is no barrier to lower, so a frozen record or a single level around the threshold gets
 more supply (+5 %, ``noisecell.trim.CHAIN_GAIN_STEP``, as trim_cell does for such cells) and its records
 move with the DC offset at the new supply (a chain's offset moves with it); one-sided records are
@@ -242,7 +242,7 @@ def _dc_trims(cellspec, corner, temp_c, settings: MismatchSettings, out: Path):
     key = {"cell": cellspec.name, "netlist_sha256": hashlib.sha256(cellspec.template.encode()).hexdigest(),
            "models": model_identity(cellspec.technology), "ngspice": _ngspice_version(), "corner": corner,
            "temp_c": float(temp_c), "seed": settings.seed,
-           "method": "instance_trim-readout-v2" if balance_spec(cellspec).offset == "readout" else "instance_trim-v2",
+           "method": "instance_trim-readout-v3" if balance_spec(cellspec).offset == "readout" else "instance_trim-v2",
            # the start (and a chain's held aux trim and target gain) is the stored trim: a new trims.json is a new key
            "stored_trim": [trimmed_point(cellspec, corner, temp_c)[0], trimmed_point(cellspec, corner, temp_c)[1]]}
     path = _trim_cache(out)
