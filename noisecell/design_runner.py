@@ -209,7 +209,8 @@ class SweepRunner:
         """Simulator CPU time (s) of this runner's jobs so far (:func:`sweeps_cpu_seconds`)."""
         with self._lock:
             done = list(self.results)
-        return sweeps_cpu_seconds(done)
+        # 0 before the first job: run_design measures its CPU as a difference from this first reading
+        return sweeps_cpu_seconds(done) if done else 0.0
 
     def close(self) -> None:
         if self._threads is not None:

@@ -90,3 +90,23 @@ def test_sweep_rows_carry_their_jobs_cpu(tmp_path):
     assert (cpu > 0).all()
     # the jobs' figures partition (part of) the hosts' total: they never exceed it
     assert cpu.sum() <= total + 2 * 2 * TICK
+
+
+@pytest.mark.timeout(300)
+def test_a_sweep_runner_design_reports_its_jobs_cpu(tmp_path):
+    """run_design measures CPU as cpu_seconds() now minus at its start: the first reading (no job yet)
+    must be 0, not NaN, or every design's CPU-s is NaN (the pbit_x5 demo run at 12e8044 logged none)."""
+    from noisecell.design import DesignJob
+    from noisecell.design_runner import SweepRunner
+
+    r = SweepRunner(cell="pbit_generic", out_dir=tmp_path, shared={"noise_step": "0.5ns", "timeout": 120},
+                    corner="tt", temp_c=27.0, workers=1)
+    try:
+        assert r.cpu_seconds() == 0.0
+        got = [r.submit(i, DesignJob(b, 1e-6, 11 + i)).result() for i, b in enumerate((0.0, 1e-3))]
+    finally:
+        r.close()
+    assert all(g is not None for g in got)
+    rows = [float(res.dataframe["cpu_s"].iloc[0]) for _, res in r.results]
+    assert all(x > 0 for x in rows)
+    assert r.cpu_seconds() == pytest.approx(sum(rows), rel=1e-12, abs=0)
