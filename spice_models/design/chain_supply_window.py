@@ -52,7 +52,7 @@ from noisecell import netlist as nl
 from noisecell import trim as T
 from noisecell.atomic import atomic_write
 from noisecell.cells import load_cell
-from noisecell.errors import InputError, SimulationTimeout
+from noisecell.errors import InputError, SimulationError, SimulationTimeout
 from noisecell.simulator.batch import run_batch
 from noisecell.technology import model_lines
 from noisecell.units import parse_si
@@ -209,6 +209,12 @@ def walk(cell, corner, temp_c, vgp, vnw, vdd0, *, duration_s, step_v, seed0, max
             recs.append(r)
             say(f"    VDD {v * 1e3:.2f} mV, VB {b * 1e3:+.2f} mV: stalled (> {timeout_s:g} s wall) -> no")
             return r
+        except SimulationError as e:  # ngspice gave up (timestep too small) even on the retry rung
+            r = {"vdd_v": v, "bias_v": b, "seed": seed, "regime": "no_convergence", "p1": None, "p1_se": None,
+                 "flips_per_us": None, "power_w": None, "telegraphs": False, "detail": str(e)}
+            recs.append(r)
+            say(f"    VDD {v * 1e3:.2f} mV, VB {b * 1e3:+.2f} mV: no convergence -> no")
+            return r
         r = {"vdd_v": v, "bias_v": b, "seed": seed, "regime": c.regime, "p1": c.p1,
              "p1_se": c.p1_se if math.isfinite(c.p1_se) else None, "flips_per_us": c.flips_per_us,
              "power_w": c.power_w, "telegraphs": telegraphs(c), "detail": c.regime_detail}
@@ -281,9 +287,12 @@ def table(doc: dict) -> str:
             continue
         reps = p.get("centre_repeats") or []
         rep = f"{sum(r['telegraphs'] for r in reps)}/{len(reps)}" if reps else "—"
-        stalls = sum(r["regime"] == "stalled" for r in p["records"] + p["centred_records"])
+        recs = p["records"] + p["centred_records"]
+        bad = "".join(f", {n} {what}" for what, n in (
+            ("stalled", sum(r["regime"] == "stalled" for r in recs)),
+            ("not converged", sum(r["regime"] == "no_convergence" for r in recs))) if n)
         out.append(f"| {c} {t:g} °C | {p['vdd0_v'] * 1e3:.1f} | {p.get('duration_s', doc['duration_s']) * 1e6:g} µs"
-                   f"{f', {stalls} stalled' if stalls else ''} | {_edge_text(p['window'])} | "
+                   f"{bad} | {_edge_text(p['window'])} | "
                    f"{_edge_text(p['centred_window'])} | {rep} | "
                    f"{p['cpu_s']:.0f} |")
     return "\n".join(out)
@@ -422,8 +431,14 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
             b0 = centred_bias(vdd0)
             reps = []
             for i in range(a.repeats):
-                c = T.check(cell, corner, temp, vgp, vdd0, duration_s=d_pair, seed=seed0 + 90 + i,
-                            fixed_trim={"VNW": vnw}, timeout_s=a.timeout, bias_v=b0)
+                try:
+                    c = T.check(cell, corner, temp, vgp, vdd0, duration_s=d_pair, seed=seed0 + 90 + i,
+                                fixed_trim={"VNW": vnw}, timeout_s=a.timeout, bias_v=b0)
+                except SimulationError as e:  # a stall (SimulationTimeout) or no convergence: not telegraphing
+                    reps.append({"seed": seed0 + 90 + i, "bias_v": b0, "regime": type(e).__name__, "p1": None,
+                                 "flips_per_us": None, "telegraphs": False, "detail": str(e)})
+                    say(f"    repeat seed {seed0 + 90 + i}: {type(e).__name__}")
+                    continue
                 reps.append({"seed": seed0 + 90 + i, "bias_v": b0, "regime": c.regime, "p1": c.p1,
                              "flips_per_us": c.flips_per_us, "telegraphs": telegraphs(c), "detail": c.regime_detail})
                 say(f"    repeat seed {seed0 + 90 + i}: {c.regime}, P(1) {c.p1:.3f}, {c.flips_per_us:.3g} flips/µs")
