@@ -274,24 +274,31 @@ def _edge_text(w: dict) -> str:
             f"(fails {mv(lo['first_failing_v'])} / {mv(hi['first_failing_v'])}{r})")
 
 
-def table(doc: dict) -> str:
-    """Markdown rows (one per pair, ORDER) of a supply_window.json: the README table's window columns."""
-    out = ["| pair | VDD0 (mV) | records | window at bias 0 (mV) | bias-centred window (mV) | "
-           "centre repeats telegraphing | CPU-s |", "|---|---|---|---|---|---|---|"]
+def table(doc: dict, trims: dict | None = None) -> str:
+    """Markdown rows (one per pair, ORDER) of a supply_window.json: the README table. ``trims``:
+    {(corner, temp): trims.json VGP row} adds the trim's VNW, VGP and check columns."""
+    head = "| pair | VDD0 (mV) |" + (" VNW (V) | VGP (mV) | trim check |" if trims else "")
+    out = [head + " records | window at bias 0 (mV) | bias-centred window (mV) | centre repeats telegraphing | CPU-s |",
+           "|---|---|" + ("---|---|---|" if trims else "") + "---|---|---|---|---|"]
     for c, t in ORDER:
         p = doc["pairs"].get(f"{c} {t:g}")
         if p is None:
             continue
         if not p.get("trimmed"):
-            out.append(f"| {c} {t:g} °C | no trim | | | | | |")
+            out.append(f"| {c} {t:g} °C | no trim |" + (" | | |" if trims else "") + " | | | | |")
             continue
+        tr = ""
+        if trims:
+            r = trims.get((c, t)) or {}
+            tr = (f" {p['vnw_v']:g} | {p['vgp_v'] * 1e3:+.1f} | {r.get('regime')}, P(1) {r.get('p1', float('nan')):.3f}, "
+                  f"{r.get('flips_per_us', float('nan')):.3g} flips/µs ({(r.get('check_duration_s') or 0) * 1e6:.0f} µs) |")
         reps = p.get("centre_repeats") or []
         rep = f"{sum(r['telegraphs'] for r in reps)}/{len(reps)}" if reps else "—"
         recs = p["records"] + p["centred_records"]
         bad = "".join(f", {n} {what}" for what, n in (
             ("stalled", sum(r["regime"] == "stalled" for r in recs)),
             ("not converged", sum(r["regime"] == "no_convergence" for r in recs))) if n)
-        out.append(f"| {c} {t:g} °C | {p['vdd0_v'] * 1e3:.1f} | {p.get('duration_s', doc['duration_s']) * 1e6:g} µs"
+        out.append(f"| {c} {t:g} °C | {p['vdd0_v'] * 1e3:.1f} |{tr} {p.get('duration_s', doc['duration_s']) * 1e6:g} µs"
                    f"{bad} | {_edge_text(p['window'])} | "
                    f"{_edge_text(p['centred_window'])} | {rep} | "
                    f"{p['cpu_s']:.0f} |")
@@ -336,10 +343,11 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
     ap.add_argument("--out", default=str(cell_dir / "supply_window.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
     a = ap.parse_args(argv)
-    if a.table:
-        print(table(json.loads(Path(a.out).read_text())))
-        return 0
     cell = load_cell(str(cell_dir))
+    if a.table:
+        rows = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get("VGP", [])}
+        print(table(json.loads(Path(a.out).read_text()), rows))
+        return 0
     rows = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get("VGP", [])}
     aux = {(r["corner"], float(r["temp_c"])): r for r in T.stored_trims(cell).get("VNW", [])}
     if a.pairs:
