@@ -290,8 +290,15 @@ def table(doc: dict, trims: dict | None = None) -> str:
         tr = ""
         if trims:
             r = trims.get((c, t)) or {}
-            tr = (f" {p['vnw_v']:g} | {p['vgp_v'] * 1e3:+.1f} | {r.get('regime')}, P(1) {r.get('p1', float('nan')):.3f}, "
-                  f"{r.get('flips_per_us', float('nan')):.3g} flips/µs ({(r.get('check_duration_s') or 0) * 1e6:.0f} µs) |")
+            if r.get("vdd_v") is not None and abs(float(r["vdd_v"]) - p["vdd0_v"]) > 1e-6:
+                # trims.json moved on after this window was measured: say so rather than mix the two
+                tr = (f" {p['vnw_v']:g} | {p['vgp_v'] * 1e3:+.1f} | superseded: trims.json now "
+                      f"{float(r['vdd_v']) * 1e3:.1f} mV, VNW {(r.get('aux_trims') or {}).get('VNW')}, "
+                      f"{r.get('flips_per_us', float('nan')):.3g} flips/µs; window at the row before |")
+            else:
+                tr = (f" {p['vnw_v']:g} | {p['vgp_v'] * 1e3:+.1f} | {r.get('regime')}, P(1) "
+                      f"{r.get('p1', float('nan')):.3f}, {r.get('flips_per_us', float('nan')):.3g} flips/µs "
+                      f"({(r.get('check_duration_s') or 0) * 1e6:.0f} µs) |")
         reps = p.get("centre_repeats") or []
         rep = f"{sum(r['telegraphs'] for r in reps)}/{len(reps)}" if reps else "—"
         recs = p["records"] + p["centred_records"]
