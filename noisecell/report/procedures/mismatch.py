@@ -211,8 +211,9 @@ class MismatchResult:
                 sd = float(np.std(res_v, ddof=1))
                 resid = (f" A per-cell bias trim at the DC offset leaves V50_i − offset_i with sd {sd * 1e3:.3g} mV over "
                          f"{len(res_v)} instances (estimation noise included; mean {np.mean(res_v) * 1e3:+.3g} mV).")
-            how = ("balance trim and supply for mid-rail switching of the balance stage at the nominal stage gain, "
-                   "bias where the DC readout crosses its threshold" if self.kind == "readout" else
+            how = ("balance trim and supply so that the chain's noise node sits at mid-rail with the nominal chain gain "
+                   "(or, without [balance] noise_node, the balance stage at the nominal stage gain), bias where the DC "
+                   "readout crosses its threshold" if self.kind == "readout" else
                    "load gate, supply and bias for mid-rail switching of both halves at the design loop gain")
             note = (f"{len(self.outcomes)} Monte Carlo instances drawn; {n_trim} could be trimmed inside the cell's "
                     f"ranges (noisecell.trim.instance_trim: {how}), {len(have)} telegraphed at their trim and are in the "
