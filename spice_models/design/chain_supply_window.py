@@ -399,7 +399,10 @@ def main(argv=None, *, cell_dir: Path, duration: str = "10us", bisect: int = 0, 
             pairs[key] = {"corner": corner, "temp_c": temp, "trimmed": False, "message": r.get("message")}
             continue
         vgp, vdd0 = float(r["value_v"]), float(r["vdd_v"])
-        vnw = float((aux.get((corner, temp)) or {}).get("value_v") or (r.get("aux_trims") or {})["VNW"])
+        # the VGP row's own aux value first, as noisecell.trim.trimmed_point reads it (a hand-merged
+        # trims.json can leave the VNW table behind: pbit_x5 ss 27 C read 0.1 there, 0.0 in its row)
+        a_row = (r.get("aux_trims") or {}).get("VNW")
+        vnw = float(a_row if isinstance(a_row, (int, float)) else (aux.get((corner, temp)) or {})["value_v"])
         t0, c0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
         w0 = time.monotonic()
         seed0 = 1000 + 100 * ORDER.index((corner, temp))
