@@ -1303,22 +1303,34 @@ def chain_point(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *
     return ChainPoint(x0 / v, abs(_centred_slope(xin, r, x0)))
 
 
-def nominal_chain_gain(cell, corner: str, temp_c: float, *, timeout_s: float | None = BATCH_TIMEOUT_S) -> float:
-    """The chain gain (:func:`chain_point`) of the cell WITHOUT mismatch at its stored trim (corner,
-    temp_c): the gain each instance of a chain with ``[balance] noise_node`` is trimmed to (pbit_x5 tt
-    27 °C: 52.9; its instances at their stage-balanced trim 18-61, measured). Cached per stored point."""
+def _nominal_at_stored_trim(cell, corner: str, temp_c: float, what: str, compute):
+    """``compute(stored_trims, fixed_trims, vdd0)`` for the cell WITHOUT mismatch at its stored trim
+    (corner, temp_c), cached per (``what``, cell, stored point): the nominal figures instances are trimmed to.
+    ``fixed_trims``: the stored trims other than the balance trim (None when there are none)."""
     stored, vdd0 = trimmed_point(cell, corner, temp_c)
-    key = ("chain", str(cell.cell_dir or cell.netlist_path.parent), cell.template, corner, float(temp_c),
+    key = (what, str(cell.cell_dir or cell.netlist_path.parent), cell.template, corner, float(temp_c),
            tuple(sorted((k, float(v)) for k, v in stored.items())), float(vdd0))
     if key not in _NOMINAL_GAIN:
         bal = balance_spec(cell)
         fixed = {k: float(v) for k, v in stored.items() if k != bal.trim} or None
+        _NOMINAL_GAIN[key] = compute(stored, fixed, vdd0)
+    return _NOMINAL_GAIN[key]
+
+
+def nominal_chain_gain(cell, corner: str, temp_c: float, *, timeout_s: float | None = BATCH_TIMEOUT_S) -> float:
+    """The chain gain (:func:`chain_point`) of the cell WITHOUT mismatch at its stored trim (corner,
+    temp_c): the gain each instance of a chain with ``[balance] noise_node`` is trimmed to (pbit_x5 tt
+    27 °C: 52.9; its instances at their stage-balanced trim 18-61, measured). Cached per stored point."""
+    bal = balance_spec(cell)
+
+    def compute(stored, fixed, vdd0):
         c = chain_point(cell, corner, temp_c, stored.get(bal.trim), vdd0, fixed_trim=fixed, timeout_s=timeout_s)
         if not (math.isfinite(c.gain) and c.gain > 0):
             raise SimulationError(f"cell {cell.name} ({corner}, {temp_c:g} C): the chain's readout does not cross its "
                                   f"threshold as {bal.noise_node} is swept at the stored trim, so no chain gain to trim to")
-        _NOMINAL_GAIN[key] = float(c.gain)
-    return _NOMINAL_GAIN[key]
+        return float(c.gain)
+
+    return _nominal_at_stored_trim(cell, corner, temp_c, "chain", compute)
 
 
 def nominal_stage_gain(cell, corner: str, temp_c: float, *, timeout_s: float | None = BATCH_TIMEOUT_S) -> float:
@@ -1327,34 +1339,30 @@ def nominal_stage_gain(cell, corner: str, temp_c: float, *, timeout_s: float | N
     has the stage gain of the nominal condition its offset, gain and τ ratio are measured against. (The
     stored trim met ``[balance] gain_target`` with trim_cell's window estimate, which sits ~1.4 % above
     the centred one there: pbit_x5 tt 27 °C 3.807 against 3.753, measured.) Cached per stored point."""
-    stored, vdd0 = trimmed_point(cell, corner, temp_c)
-    key = (str(cell.cell_dir or cell.netlist_path.parent), cell.template, corner, float(temp_c),
-           tuple(sorted((k, float(v)) for k, v in stored.items())), float(vdd0))
-    if key not in _NOMINAL_GAIN:
-        bal = balance_spec(cell)
-        fixed = {k: float(v) for k, v in stored.items() if k != bal.trim} or None
+    bal = balance_spec(cell)
+
+    def compute(stored, fixed, vdd0):
         d = dc_points(cell, corner, temp_c, [(stored.get(bal.trim), vdd0)], forced="v_outb", timeout_s=timeout_s,
                       fixed_trim=fixed, centred_gain=True)[0]
         if not (math.isfinite(d.gain) and d.gain > 0):
             raise SimulationError(f"cell {cell.name} ({corner}, {temp_c:g} C): the balance stage has no switching point "
                                   f"at the stored trim ({stored}, VDD {vdd0:g} V), so no stage gain to trim instances to")
-        _NOMINAL_GAIN[key] = float(d.gain)
-    return _NOMINAL_GAIN[key]
+        return float(d.gain)
+
+    return _nominal_at_stored_trim(cell, corner, temp_c, "stage", compute)
 
 
 def _nominal_rising(cell, corner: str, temp_c: float, *, timeout_s: float | None = BATCH_TIMEOUT_S) -> bool:
     """Whether the cell's readout rises with its bias (the nominal cell's readout sweep at the stored trim;
     cached): says on which side of the bias range an instance's out-of-range offset lies."""
-    stored, vdd0 = trimmed_point(cell, corner, temp_c)
-    key = ("rising", str(cell.cell_dir or cell.netlist_path.parent), cell.template, corner, float(temp_c),
-           tuple(sorted((k, float(v)) for k, v in stored.items())), float(vdd0))
-    if key not in _NOMINAL_GAIN:
-        bal = balance_spec(cell)
-        fixed = {k: float(v) for k, v in stored.items() if k != bal.trim} or None
+    bal = balance_spec(cell)
+
+    def compute(stored, fixed, vdd0):
         rs = readout_sweep(cell, corner, temp_c, trim_v=stored.get(bal.trim), vdd_v=vdd0, fixed_trim=fixed,
                            timeout_s=timeout_s)
-        _NOMINAL_GAIN[key] = bool(rs.slope > 0) if rs.slope is not None else bool(rs.ends_v[1] >= rs.ends_v[0])
-    return _NOMINAL_GAIN[key]
+        return bool(rs.slope > 0) if rs.slope is not None else bool(rs.ends_v[1] >= rs.ends_v[0])
+
+    return _nominal_at_stored_trim(cell, corner, temp_c, "rising", compute)
 
 
 _NOMINAL_GAIN: dict = {}
