@@ -108,10 +108,10 @@ def _characterised(tmp_path, seed: int, biases, k0: float = 1e7, s: float = 2e-3
 def test_datasheet_states_both_measured_times(tmp_path):
     k0 = 1e7
     points, res, t = _characterised(tmp_path, 8, (-4e-3, -2e-3, -1e-3, -0.5e-3, 0.0, 0.5e-3, 1e-3, 2e-3, 4e-3), k0)
-    rows = [q for q in t.index if q.startswith("autocorrelation time of the bit stream near V50")]
+    rows = [q for q in t.index if q.startswith("autocorrelation time of the bit stream at V50")]
     assert len(rows) == 2
     f = res.fits[0]
-    n_near = int(((points["bias_v"] - f.v50_v).abs() <= corrtime.NEAR_V50_SCALES * f.scale_v).sum())
+    n_near = int(((points["bias_v"] - f.v50_v).abs() <= corrtime.RATIO_SCALES * f.scale_v).sum())
     for q in rows:
         assert f"{n_near} records" in t.loc[q, "note"]
         # a Markov cell: the measured time is the dwell time 1/(2 k0) at V50 = 0 (τ falls by < 1 % over
@@ -137,3 +137,27 @@ def test_datasheet_states_p1_and_flip_rate_at_the_declared_mid_bias(tmp_path):
     w = t.loc["bias width P(1) 10 % → 90 %"]
     assert w["value"] == pytest.approx(2 * math.log(9) * res.fits[0].scale_v, rel=1e-12)
     assert w["ci_lo"] <= 2 * math.log(9) * s <= w["ci_hi"]
+
+
+def test_scaled_to_v50_reads_the_dwell_shape_from_flank_records():
+    """Gamma-2 dwells at 10 biases over ±1.5 scales (ln(k_up/k_down) = x, k_up·k_down = k0²): the dwell τ
+    falls by 26 % towards ±1.5 scales, the integrated time is half of it at every bias. τ(V50) × the mean
+    measured/dwell ratio must cover τ(V50)/2 (given τ(V50) exactly, so the interval is the ratio's); the
+    dwell τ itself (ratio 1: reading the dwells as the autocorrelation) misses every time."""
+    k0, s = 1 / (2 * TAU), 1e-3
+    rng = np.random.default_rng(6)
+    miss = 0
+    xs = np.linspace(-1.5, 1.5, RECORDS)
+    for _ in range(REPS):
+        rows = []
+        for x in xs:
+            ku, kd = k0 * math.exp(x / 2), k0 * math.exp(-x / 2)
+            e = analyze_stream(renewal_telegraph(N, DT, 1 / ku, 1 / kd, 2.0, rng), sample_period_s=DT)
+            rows.append({"bias_v": x * s, "n_samples": N, "duration_s": N * DT,
+                         "acf_tau_exp_fit_s": e.tau_exp_fit_s, "acf_tau_iact_s": e.tau_iact_s})
+        df = pd.DataFrame(rows)
+        tau_at = lambda v: 1 / (2 * k0 * math.cosh(v / s / 2))      # the exact dwell time
+        p = corrtime.scaled_to_v50(df, tau_at, TAU, (TAU * (1 - 1e-9), TAU * (1 + 1e-9)), 0.0, s)["iact"]
+        assert p.n_records == RECORDS
+        miss += not (p.ci95_s[0] <= TAU / 2 <= p.ci95_s[1])
+    assert miss <= MAX_MISSES

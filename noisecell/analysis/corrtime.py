@@ -76,3 +76,35 @@ def near_v50(points, v50_v: float, scale_v: float, *, scales: float = NEAR_V50_S
     w = sel["n_samples"].astype(float).to_numpy() if len(sel) else np.array([])
     return {d: pooled_time(sel[f"acf_tau_{d}_s"].astype(float).to_numpy() if len(sel) else [], w, d, dur)
             for d in DEFINITIONS}
+
+
+#: records within this many sigmoid scales of V50 enter :func:`scaled_to_v50` (P(1) 0.18–0.82)
+RATIO_SCALES = 1.5
+
+
+def scaled_to_v50(points, tau_at, tau_v50_s: float, tau_v50_ci_s: tuple[float, float], v50_v: float,
+                  scale_v: float, *, scales: float = RATIO_SCALES) -> dict[str, PooledTime | None]:
+    """Both measured autocorrelation times *at* V50, from every record within ``scales`` sigmoid scales:
+    τ(V50) × the mean ratio of each record's measured time to the rate model's dwell τ at its own bias
+    (``tau_at``: bias in V → τ in s). A design puts few records at V50 itself (the flanks carry the
+    slope information: pbit's demo has 2 bistable records within ±0.5 scales), while the ratio — how much
+    faster the stream decorrelates than its dwells — is a property of the dwell shape that varies far
+    less with bias than τ does. Interval: the ratio's t-interval (:func:`pooled_time`) and τ(V50)'s CI,
+    relative half-widths added in quadrature. Columns as :func:`near_v50`."""
+    sel = points[(points["bias_v"] - v50_v).abs() <= scales * abs(scale_v)]
+    if not len(sel):
+        return {d: None for d in DEFINITIONS}
+    model_tau = np.array([tau_at(float(b)) for b in sel["bias_v"]], float)
+    dur = float(np.nansum(sel["duration_s"].astype(float)))
+    w = sel["n_samples"].astype(float).to_numpy()
+    rel_tau = (tau_v50_ci_s[1] - tau_v50_ci_s[0]) / (2 * tau_v50_s)
+    out: dict[str, PooledTime | None] = {}
+    for d in DEFINITIONS:
+        r = pooled_time(sel[f"acf_tau_{d}_s"].astype(float).to_numpy() / model_tau, w, d, dur)
+        if r is None or not math.isfinite(rel_tau):
+            out[d] = None
+            continue
+        rel = math.hypot((r.ci95_s[1] - r.ci95_s[0]) / (2 * r.value_s), rel_tau)
+        v = tau_v50_s * r.value_s
+        out[d] = PooledTime(d, v, (max(v * (1 - rel), 0.0), v * (1 + rel)), r.n_records, dur)
+    return out

@@ -95,7 +95,7 @@ def datasheet_table(points, fits, model, nominal, mm_sum, validation, ent_period
     add("bias width P(1) 10 % → 90 %", k9 * f.scale_v, k9 * f.scale_ci_v[0], k9 * f.scale_ci_v[1], "V")
     _mid_bias_rows(add, model, nominal, cellspec)
     rows_nom = cond_points(points, nominal)
-    _autocorrelation_rows(add, rows_nom, f)
+    _autocorrelation_rows(add, rows_nom, f, model, nominal)
     if len(rows_nom):
         j = (rows_nom["bias_v"] - f.v50_v).abs().idxmin()
         r = rows_nom.loc[j]
@@ -209,23 +209,39 @@ def _mid_bias_rows(add, model, nominal, cellspec) -> None:
     add("flip rate at the declared mid bias", k, *k_ci, "1/s", note=at + ": 2·k_up·k_down/(k_up + k_down)")
 
 
-def _autocorrelation_rows(add, rows_nom, f) -> None:
-    """The measured autocorrelation times of the bit stream near V50 (:mod:`noisecell.analysis.corrtime`),
+def _autocorrelation_rows(add, rows_nom, f, model=None, nominal=None) -> None:
+    """The measured autocorrelation times of the bit stream at V50 (:mod:`noisecell.analysis.corrtime`),
     next to the rate model's dwell τ: published cells quote the measured one, samplers need the dwell one,
-    and a cell with more regular dwells than exponential has a shorter measured time."""
+    and a cell with more regular dwells than exponential has a shorter measured time. With the model:
+    τ(V50) × the records' measured/dwell ratio (records within ±1.5 scales); without: the records within
+    ±0.5 scales of V50 pooled directly."""
     from ...analysis import corrtime
+    from ...errors import NoisecellError
 
     if not len(rows_nom) or "acf_tau_iact_s" not in rows_nom:
         return
-    pooled = corrtime.near_v50(rows_nom, f.v50_v, f.scale_v)
+    if model is not None:
+        def tau_at(v: float) -> float:
+            try:
+                return float(model.tau(v, nominal))
+            except NoisecellError:
+                return float("nan")
+
+        pooled = corrtime.scaled_to_v50(rows_nom, tau_at, f.tau_at_v50_s, f.tau_at_v50_ci_s, f.v50_v, f.scale_v)
+        how = (f"τ(V50) × the mean ratio of measured time to the rate model's τ at each record's bias over the "
+               f"{{n}} records within ±{corrtime.RATIO_SCALES:g} scales of V50 ({{us}} µs); CI: the ratio's "
+               "t-interval and τ(V50)'s")
+    else:
+        pooled = corrtime.near_v50(rows_nom, f.v50_v, f.scale_v)
+        how = (f"{{n}} records within ±{corrtime.NEAR_V50_SCALES:g} scales of V50 ({{us}} µs); mean of the records' "
+               "values, t-interval from their scatter")
     for d, label in (("exp_fit", "1/e, exponential fit of the ACF"), ("iact", "integrated (IACT)")):
         p = pooled[d]
         if p is None:
             continue
-        add(f"autocorrelation time of the bit stream near V50, {label}", p.value_s, *p.ci95_s, "s",
-            note=(f"{p.n_records} records within ±{corrtime.NEAR_V50_SCALES:g} scales of V50, "
-                  f"{p.duration_s * 1e6:.4g} µs; mean of the records' values, t-interval from their scatter; "
-                  "equals τ at V50 for a Markov (exponential-dwell) cell"))
+        add(f"autocorrelation time of the bit stream at V50, {label}", p.value_s, *p.ci95_s, "s",
+            note=how.format(n=p.n_records, us=f"{p.duration_s * 1e6:.4g}")
+            + "; equals τ at V50 for a Markov (exponential-dwell) cell")
 
 
 def _points_row(add, points) -> None:
