@@ -1225,10 +1225,10 @@ def _side(r_lo: float, r_hi: float, rising: bool) -> str | None:
 
 def rating_violations(cell, node_v: dict) -> list[str]:
     """Every top-level MOSFET's terminal voltages at the node voltages ``node_v`` ({node (lower case): V})
-    against its rating (noisecell.cellcheck: |V_GS|, |V_DS|, ... and the source/drain–body forward
+    against its rating (noisecell.ratings: |V_GS|, |V_DS|, ... and the source/drain–body forward
     limit); one string per violation, [] when none (or no rating/voltages known)."""
     from . import netlist as nl
-    from .cellcheck import check_device, rating_for
+    from .ratings import check_device, rating_for
 
     if not node_v:
         return []
