@@ -317,22 +317,28 @@ def test_auto_budget_follows_the_nominal_designs_measured_cost():
     assert auto_budget_tau(Q(design=Q(fit=None, simulated_s=0.0)), settings)[0] is None
 
 
+def _diverged_design():
+    """The design of a cell the bias does not steer (P(1) ½ everywhere): seed 3 stops on "fit diverged"
+    (tests/test_design.py)."""
+    from noisecell.design import Budget, DesignSettings, Targets
+
+    flat = SyntheticRunner(v50_v=0.0, scale_v=1e6, slope_sum_per_v=0.0, tau_v50_s=1e-6, dt_s=20e-9)
+    s = DesignSettings(targets=Targets(1e-3, 0.10, 0.15), budget=Budget(simulated_s=300e-6), seed=3,
+                       chunk_lengths_s=(5e-6, 10e-6, 20e-6))
+    res = run_design(flat, s, v50_guess=0.0, scale_guess=3e-3, bias_limits=(-0.4, 0.4))
+    assert res.fit is not None and res.reason.startswith("fit diverged"), res.reason
+    return res
+
+
 def test_a_design_whose_fit_diverges_excludes_its_condition_with_the_reason(tmp_path):
     """pbit ss 27 °C: a diverged fit made the planner overflow (OverflowError; the run exited 70, later
     caught as ArithmeticError at the conditions step). Now the design stops on it ("fit diverged: ...")
     and the conditions step excludes that condition by that reason; the others are characterised."""
-    from noisecell.design import Budget, DesignSettings, Targets
-
     settings = parse_conditions({**TABLE, "heldout_temperatures": []}, CELL, "t.toml")
 
     def seq(table, **kw):
         if (kw["corner"], kw["temp_c"]) == ("ff", 27.0):
-            # a cell the bias does not steer: P(1) ½ everywhere (seed 3 diverges, tests/test_design.py)
-            flat = SyntheticRunner(v50_v=0.0, scale_v=1e6, slope_sum_per_v=0.0, tau_v50_s=1e-6, dt_s=20e-9)
-            s = DesignSettings(targets=Targets(1e-3, 0.10, 0.15), budget=Budget(simulated_s=300e-6), seed=3,
-                               chunk_lengths_s=(5e-6, 10e-6, 20e-6))
-            res = run_design(flat, s, v50_guess=0.0, scale_guess=3e-3, bias_limits=(-0.4, 0.4))
-            assert res.fit is not None and res.reason.startswith("fit diverged"), res.reason
+            res = _diverged_design()
             return SequentialResult(res, None, ("ff", 27.0, 0.1))
         return fake_sequential(table, **kw)
 
@@ -371,18 +377,12 @@ def test_an_excluded_conditions_records_stay_out_of_the_fit_and_a_characterised_
     the model fitted them and the condition appeared characterised (apply_to_document then dropped it
     from excluded_conditions). Now an excluded condition's design records carry the role "excluded";
     a characterised condition's pilot records, which its design fitted, are "fit" as at the nominal one."""
-    from noisecell.design import Budget, DesignSettings, Targets
-
     settings = parse_conditions({**TABLE, "heldout_temperatures": []}, CELL, "t.toml")
     rec = FakeSweep(pd.DataFrame({"status": ["ok"], "bias_v": [0.0], "p1": [0.5], "regime": ["bistable"]}), 1)
 
     def seq(table, **kw):
         if (kw["corner"], kw["temp_c"]) == ("ff", 27.0):
-            flat = SyntheticRunner(v50_v=0.0, scale_v=1e6, slope_sum_per_v=0.0, tau_v50_s=1e-6, dt_s=20e-9)
-            s = DesignSettings(targets=Targets(1e-3, 0.10, 0.15), budget=Budget(simulated_s=300e-6), seed=3,
-                               chunk_lengths_s=(5e-6, 10e-6, 20e-6))
-            res = run_design(flat, s, v50_guess=0.0, scale_guess=3e-3, bias_limits=(-0.4, 0.4))
-            assert res.reason.startswith("fit diverged"), res.reason
+            res = _diverged_design()
             return SequentialResult(res, None, ("ff", 27.0, 0.1), sweeps=(("design-j000", rec),))
         out = fake_sequential(table, **kw)
         return SequentialResult(out.design, None, out.condition, sweeps=(("design-j000", rec),))

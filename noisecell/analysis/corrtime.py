@@ -1,4 +1,4 @@
-"""The bit stream's measured autocorrelation time near V50, pooled over a condition's records.
+"""The bit stream's measured autocorrelation time at V50, from a condition's records.
 
 The rate model's τ = 1/(k_up + k_down) is the *dwell* (two-state Markov) time: what a sampler that
 draws exponential dwells needs. A cell whose dwells are more regular than exponential (a thresholded,
@@ -11,10 +11,12 @@ autocorrelation time, so the datasheet states both measured definitions next to 
 * ``iact``: the integrated autocorrelation time (Sokal's window) converted with the exponential
   identity (:func:`.autocorr.tau_from_tau_int`), the time that sets a sampler's effective sample size.
 
-For a Markov stream all three agree. Each record gives its own estimate; the pooled value is their
-sample-weighted mean and its 95 % interval a Student-t interval from the scatter *between* records
-(each record's own error estimate is not used: the IACT's Madras–Sokal SE overstates it by 15–25 % on
-synthetic telegraphs and the exponential fit has none), so the interval is as honest as the records are independent.
+For a Markov stream all three agree. Each record gives its own estimate; pooled values are
+sample-weighted means with a Student-t interval from the scatter *between* records (each record's own
+error estimate is not used: the IACT's Madras–Sokal SE overstates it by 15–25 % on synthetic telegraphs
+and the exponential fit has none), so the interval is as honest as the records are independent. The
+datasheet uses :func:`scaled_to_v50` (τ(V50) × the records' measured/dwell ratio, records over ±1.5
+scales); :func:`near_v50` pools the records within ±0.5 scales directly, for tables without a model.
 """
 from __future__ import annotations
 
@@ -67,15 +69,18 @@ def pooled_time(values_s, weights, definition: str, duration_s: float = float("n
     return PooledTime(definition, mean, (max(mean - half, 0.0), mean + half), n, duration_s)
 
 
+def _within(points, v50_v: float, scale_v: float, scales: float):
+    """The rows within ``scales`` sigmoid scales of V50, their weights (samples) and total duration (s)."""
+    sel = points[(points["bias_v"] - v50_v).abs() <= scales * abs(scale_v)]
+    return sel, sel["n_samples"].astype(float).to_numpy(), float(np.nansum(sel["duration_s"].astype(float)))
+
+
 def near_v50(points, v50_v: float, scale_v: float, *, scales: float = NEAR_V50_SCALES) -> dict[str, PooledTime | None]:
     """Both measured autocorrelation times from the rows of a per-point table (columns ``bias_v``,
     ``n_samples``, ``duration_s``, ``acf_tau_exp_fit_s``, ``acf_tau_iact_s``) within ``scales`` sigmoid
     scales of V50 (V); the rows are taken as given (select the condition, role and regime first)."""
-    sel = points[(points["bias_v"] - v50_v).abs() <= scales * abs(scale_v)]
-    dur = float(np.nansum(sel["duration_s"].astype(float))) if len(sel) else 0.0
-    w = sel["n_samples"].astype(float).to_numpy() if len(sel) else np.array([])
-    return {d: pooled_time(sel[f"acf_tau_{d}_s"].astype(float).to_numpy() if len(sel) else [], w, d, dur)
-            for d in DEFINITIONS}
+    sel, w, dur = _within(points, v50_v, scale_v, scales)
+    return {d: pooled_time(sel[f"acf_tau_{d}_s"].astype(float).to_numpy(), w, d, dur) for d in DEFINITIONS}
 
 
 #: records within this many sigmoid scales of V50 enter :func:`scaled_to_v50` (P(1) 0.18–0.82)
@@ -91,12 +96,8 @@ def scaled_to_v50(points, tau_at, tau_v50_s: float, tau_v50_ci_s: tuple[float, f
     faster the stream decorrelates than its dwells — is a property of the dwell shape that varies far
     less with bias than τ does. Interval: the ratio's t-interval (:func:`pooled_time`) and τ(V50)'s CI,
     relative half-widths added in quadrature. Columns as :func:`near_v50`."""
-    sel = points[(points["bias_v"] - v50_v).abs() <= scales * abs(scale_v)]
-    if not len(sel):
-        return {d: None for d in DEFINITIONS}
+    sel, w, dur = _within(points, v50_v, scale_v, scales)
     model_tau = np.array([tau_at(float(b)) for b in sel["bias_v"]], float)
-    dur = float(np.nansum(sel["duration_s"].astype(float)))
-    w = sel["n_samples"].astype(float).to_numpy()
     rel_tau = (tau_v50_ci_s[1] - tau_v50_ci_s[0]) / (2 * tau_v50_s)
     out: dict[str, PooledTime | None] = {}
     for d in DEFINITIONS:

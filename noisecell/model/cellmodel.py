@@ -548,20 +548,17 @@ class CellModel:
             m = lu - ld
             se = np.sqrt(np.maximum(vu + vd - 2 * cud, 0.0))
             lo, hi = 1 / (1 + np.exp(-(m - Z95 * se))), 1 / (1 + np.exp(-(m + Z95 * se)))
-        elif which == "tau":
-            # delta method on ln tau = -ln(k_up + k_down); weights are the rate fractions
-            wu = 1 / (1 + np.exp(ld - lu))
-            wd = 1 - wu
-            m = -np.logaddexp(lu, ld)
-            se = np.sqrt(np.maximum(wu * wu * vu + wd * wd * vd + 2 * wu * wd * cud, 0.0))
-            lo, hi = np.exp(m - Z95 * se), np.exp(m + Z95 * se)
         else:
-            # delta method on ln(flip rate) = ln 2 + ln k_up + ln k_down - ln(k_up + k_down): the
-            # gradient is (1 - w_up, 1 - w_down) = (w_down, w_up)
+            # delta method on a log quantity whose gradient in (ln k_up, ln k_down) is (g_u, g_d), from
+            # the rate fractions w: ln tau = -ln(k_up + k_down) has (-w_up, -w_down); ln(flip rate) =
+            # ln 2 + ln k_up + ln k_down - ln(k_up + k_down) has (w_down, w_up) (a common sign flip leaves the SE)
             wu = 1 / (1 + np.exp(ld - lu))
             wd = 1 - wu
-            m = math.log(2.0) + lu + ld - np.logaddexp(lu, ld)
-            se = np.sqrt(np.maximum(wd * wd * vu + wu * wu * vd + 2 * wu * wd * cud, 0.0))
+            if which == "tau":
+                m, gu, gd = -np.logaddexp(lu, ld), wu, wd
+            else:
+                m, gu, gd = math.log(2.0) + lu + ld - np.logaddexp(lu, ld), wd, wu
+            se = np.sqrt(np.maximum(gu * gu * vu + gd * gd * vd + 2 * gu * gd * cud, 0.0))
             lo, hi = np.exp(m - Z95 * se), np.exp(m + Z95 * se)
         if np.ndim(lo) == 0:
             return float(lo), float(hi)
