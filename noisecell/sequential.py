@@ -202,7 +202,7 @@ class SequentialResult:
         blocks. Returns a new document (the input is not modified)."""
         import copy
 
-        from .model.fit import derived_blocks
+        from .model.fit import finite_tree, with_joint_fit
 
         fit = self.design.fit
         if fit is None:
@@ -219,31 +219,20 @@ class SequentialResult:
         # not its tangent (straight tangents were wrong by exp(c·x²): ~7 % at 1.2 scales on pbit_x4).
         # (A straight-line refit of a fit with curvature terms crossed elsewhere: pbit_cs, sigmoid
         # V50 −1.06 mV against the refit's crossing at +0.41 mV, a third of a scale apart.)
-        rm = fit.rate_model()
         cal = self.design.calibration
         rng = list(cal.bias_range_v) if cal is not None and all(map(math.isfinite, cal.bias_range_v)) \
             else list(fit.bias_range_v)
-        sig, tau, ent = derived_blocks(rm, rng, sample_period_s=cond["entropy"].get("sample_period_s"))
-
-        def ci(iv):
-            return [float(iv.lo), float(iv.hi)] if math.isfinite(iv.lo) and math.isfinite(iv.hi) else None
-
-        sig.update(v50_v=float(fit.v50.value), v50_ci95_v=ci(fit.v50), scale_v=float(fit.scale.value),
-                   scale_ci95_v=ci(fit.scale), direct_fit=cond["sigmoid"].get("direct_fit"))
-        tau.update(tau_at_v50_s=float(fit.tau_v50.value), tau_at_v50_ci95_s=ci(fit.tau_v50))
-        for k in ("h_min_measured_per_bit",):
-            ent[k] = cond["entropy"].get(k)
-        cond.update(rate_model=rm, sigmoid=sig, tau=tau, entropy=ent, bias_range_v=[float(rng[0]), float(rng[1])])
-        cond["joint_fit"] = _finite_tree({**fit.to_dict(), "targets": self.design.targets.to_dict(),
+        cond.update(with_joint_fit(cond, fit, rng))
+        cond["joint_fit"] = finite_tree({**cond["joint_fit"], "targets": self.design.targets.to_dict(),
                                           "achieved_ratios": self.design.ratios(), "stopped": self.design.reason,
                                           "targets_met": self.design.met, "simulated_s": self.design.simulated_s,
                                           "wall_s": self.design.wall_s, "cpu_s": self.design.cpu_s,
                                           "jobs": len(self.design.jobs)})
         if cal is not None:
-            cond["calibration"] = _finite_tree(cal.to_dict())
+            cond["calibration"] = finite_tree(cal.to_dict())
         if self.heldout is not None:
             h = self.heldout
-            cond["heldout_check"] = _finite_tree({"passed": h.passed, "n_precise": h.n_precise, "p1_chi2": h.p1_chi2,
+            cond["heldout_check"] = finite_tree({"passed": h.passed, "n_precise": h.n_precise, "p1_chi2": h.p1_chi2,
                                                   "p1_p": h.p1_p, "ln_tau_chi2": h.ln_tau_chi2, "ln_tau_p": h.ln_tau_p,
                                                   "alpha": h.alpha, "p1_halfwidth": h.p1_halfwidth,
                                                   "ln_tau_halfwidth": h.ln_tau_halfwidth})
@@ -251,21 +240,6 @@ class SequentialResult:
         hi = max(c["bias_range_v"][1] for c in out["conditions"])
         out["bias"]["range_v"] = [float(lo), float(hi)]
         return out
-
-
-def _finite_tree(x):
-    """JSON-ready copy with non-finite floats as None (the model schema admits finite numbers only)."""
-    if isinstance(x, dict):
-        return {k: _finite_tree(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite_tree(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    return x
 
 
 def run_sequential(table: dict, *, cell: str, out: Path, shared: dict, corner: str, temp_c: float,

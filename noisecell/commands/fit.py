@@ -31,8 +31,11 @@ def run(args) -> int:
 
     check_output_file(args.out)
     excl = [parse_si(v, unit="V", what="--exclude-bias") for v in args.exclude_bias]
+    notes: list[str] = []
     doc = fit_sweep_dir(args.sweep_dir, exclude_bias=excl, require_markov=not args.keep_non_markov,
-                        regimes=None if args.all_regimes else ("bistable",))
+                        regimes=None if args.all_regimes else ("bistable",), notes=notes)
+    for line in notes:
+        print(f"warning: {line}", file=sys.stderr)
     model = CellModel(doc, source=args.out)
     path = model.save(args.out)
     print(model.summary(), file=sys.stderr)

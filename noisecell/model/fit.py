@@ -14,6 +14,9 @@ The fit, per operating condition (corner, temp_c, vdd_v):
    stay honest.
 3. The sigmoid, tau(bias), min-entropy and health-test cutoffs are derived from the two lines, so
    the model is self-consistent; an independent logistic fit of P(1) is kept as a cross-check.
+   ``characterize`` (its sequential designs) and :func:`fit_sweep_dir` (``noisecell fit``, from the
+   stored bit streams: :func:`joint_fits_from_store`) then put the joint censored-dwell fit of the
+   same records in place of the lines (:func:`with_joint_fit`; quadratics, schema 2.2).
 4. Mismatch: the same fit per Monte Carlo instance gives each instance's V50 and scale; their
    spreads are de-noised by subtracting the mean squared per-instance standard error.
 """
@@ -104,6 +107,46 @@ def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample
         rct, apt = health_test_cutoffs(h)
         entropy.update(h_min_per_bit=h, rct_cutoff=rct, apt_cutoff=apt)
     return sigmoid, tau, entropy
+
+
+def with_joint_fit(cond: Mapping, fit, bias_range_v: Sequence[float]) -> dict:
+    """A copy of model condition ``cond`` whose rate model is the joint censored-dwell fit ``fit``
+    (:class:`noisecell.model.ratefit.RateFit`) instead of the per-point straight lines: ``rate_model``
+    the fit's quadratics at reference V̂50 (schema 2.2, 6×6 covariance), ``sigmoid`` and ``tau`` derived
+    from it with the fit's profile-likelihood CIs of V50, scale and τ(V50), ``bias_range_v`` (V) as
+    given, and the fit itself as ``joint_fit``. The one place both ``characterize`` (its sequential
+    designs) and ``noisecell fit`` put a joint fit into a model, so the two export the same model from
+    the same records."""
+    out = dict(cond)
+    rm = fit.rate_model()
+    sig, tau, ent = derived_blocks(rm, bias_range_v,
+                                   sample_period_s=(cond.get("entropy") or {}).get("sample_period_s"))
+
+    def ci(iv):
+        return [float(iv.lo), float(iv.hi)] if math.isfinite(iv.lo) and math.isfinite(iv.hi) else None
+
+    sig.update(v50_v=float(fit.v50.value), v50_ci95_v=ci(fit.v50), scale_v=float(fit.scale.value),
+               scale_ci95_v=ci(fit.scale), direct_fit=(cond.get("sigmoid") or {}).get("direct_fit"))
+    tau.update(tau_at_v50_s=float(fit.tau_v50.value), tau_at_v50_ci95_s=ci(fit.tau_v50))
+    ent["h_min_measured_per_bit"] = (cond.get("entropy") or {}).get("h_min_measured_per_bit")
+    out.update(rate_model=rm, sigmoid=sig, tau=tau, entropy=ent,
+               bias_range_v=[float(bias_range_v[0]), float(bias_range_v[1])], joint_fit=finite_tree(fit.to_dict()))
+    return out
+
+
+def finite_tree(x):
+    """JSON-ready copy with non-finite floats as None (the model schema admits finite numbers only)."""
+    if isinstance(x, dict):
+        return {k: finite_tree(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_tree(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
 
 
 def loglinear_rate_model(v_ref: float, up: Sequence[float], down: Sequence[float], covariance=None) -> dict:
@@ -729,7 +772,7 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
 
 
 def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = (), require_markov: bool = True,
-                  regimes: Iterable[str] | None = ("bistable",)) -> dict:
+                  regimes: Iterable[str] | None = ("bistable",), notes: list | None = None) -> dict:
     """Fit the sweep stored in ``sweep_dir`` (noisecell.sweep layout), with identity and provenance.
 
     ``regimes``: only rows whose regime label (the sweep's ``regime`` column) is one of these enter the
@@ -785,7 +828,70 @@ def fit_sweep_dir(sweep_dir, *, exclude_bias: Iterable[float] = (), require_mark
         vdd = cell.get("supplies", {}).get("vdd", {}).get("nominal_v")
         if vdd is not None:
             nom = {"corner": nominal["corner"], "temp_c": nominal["temp_c"], "vdd_v": vdd}
-    return fit_sweep(df, name=cell.get("name"), bias_param=cell.get("bias", {}).get("param", "VB"),
-                     technology=tech, netlist_sha256=sha, model_package=pkg,
-                     sweep_id=manifest.get("spec_sha256"), ngspice_version=ngspice, nominal=nom,
-                     exclude_bias=exclude_bias, require_markov=require_markov, what=str(root), regimes=regimes)
+    doc = fit_sweep(df, name=cell.get("name"), bias_param=cell.get("bias", {}).get("param", "VB"),
+                    technology=tech, netlist_sha256=sha, model_package=pkg,
+                    sweep_id=manifest.get("spec_sha256"), ngspice_version=ngspice, nominal=nom,
+                    exclude_bias=exclude_bias, require_markov=require_markov, what=str(root), regimes=regimes)
+    return joint_fits_from_store(doc, df, Store(root), exclude_bias=exclude_bias, require_markov=require_markov,
+                                 regimes=regimes, notes=notes, what=str(root))
+
+
+def joint_fits_from_store(doc: dict, df, store, *, exclude_bias: Iterable[float] = (), require_markov: bool = True,
+                          regimes: Iterable[str] | None = ("bistable",), notes: list | None = None,
+                          what: str = "sweep") -> dict:
+    """``doc`` (from :func:`fit_sweep` on ``df``) with each condition's per-point straight lines replaced
+    by the joint censored-dwell fit of its nominal-cell records (:func:`with_joint_fit`), read from the
+    sweep's stored bit streams (``store``: :class:`noisecell.sweep.store.Store`): the same estimator and
+    export (curvature included, schema 2.2) as ``characterize``. The records are the rows ``fit_sweep``
+    selects (status ok, ``regimes``, ``exclude_bias``, Markov-consistent when ``require_markov``).
+    A condition whose records cannot be read or jointly fitted keeps its straight lines, and ``notes``
+    (when a list) gets one line saying so. Mismatch instances keep their per-instance lines and are
+    re-referenced to the new nominal fit."""
+    import copy
+
+    from ..design_runner import record_counts
+    from .ratefit import fit_rates_joint
+
+    out = copy.deepcopy(doc)
+    d = df[df["status"] == "ok"] if "status" in df.columns else df
+    if regimes is not None and "regime" in d.columns:
+        lab = d["regime"]
+        d = d[(lab.isna() | lab.astype(str).isin(tuple(regimes))).to_numpy()]
+    excl = np.asarray(list(exclude_bias), float)
+    if excl.size:
+        d = d[~np.isclose(d["bias_v"].to_numpy(float)[:, None], excl[None, :], rtol=0, atol=1e-12).any(axis=1)]
+    if "mismatch_instance" in d.columns:
+        d = d[(d["mismatch_instance"].fillna(-1).astype(int) < 0).to_numpy()]
+    if require_markov and "markov_consistent" in d.columns:
+        d = d[(d["markov_consistent"] != False).to_numpy(bool)]  # noqa: E712 - None/NaN = not judged
+    changed = False
+    for cond in out["conditions"]:
+        label = f"{what}: condition {cond['corner']}/{cond['temp_c']:g} °C/{cond['vdd_v']:g} V"
+        g = d[(d["corner"] == cond["corner"]).to_numpy() & np.isclose(d["temp_c"].to_numpy(float), cond["temp_c"])
+              & np.isclose(d["vdd_v"].to_numpy(float), cond["vdd_v"], rtol=1e-9, atol=0)]
+        if not len(g) or "job_id" not in g.columns:
+            continue
+        try:
+            points = []
+            for row in g.to_dict("records"):
+                bits, dt = store.read_bits(str(row["job_id"]))
+                dt = dt if dt is not None and math.isfinite(dt) else _num(row.get("sample_period_s"))
+                if dt is None or bits.size < 2:
+                    raise InputError(f"job {row['job_id']} has no usable bit stream")
+                n_eff = _num(row.get("n_eff"))
+                points.append(record_counts(bits, float(dt), float(row["bias_v"]), n_eff=n_eff,
+                                            source=f"{what}/{row['job_id']}"))
+            fit = fit_rates_joint(points)
+        except (InputError, ValueError, np.linalg.LinAlgError) as exc:
+            if notes is not None:
+                notes.append(f"{label}: kept the per-point straight-line fit (no joint fit: {exc})")
+            continue
+        new = rereference_mismatch(with_joint_fit(cond, fit, fit.bias_range_v))
+        cond.clear()
+        cond.update(new)
+        changed = True
+    if changed:
+        out["bias"]["range_v"] = [float(min(c["bias_range_v"][0] for c in out["conditions"])),
+                                  float(max(c["bias_range_v"][1] for c in out["conditions"]))]
+        validate_document(out)
+    return out

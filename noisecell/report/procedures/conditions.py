@@ -359,7 +359,7 @@ class ConditionsResult:
 
 
 def _excluded(corner, temp_c, reason, seen) -> dict:
-    from ...sequential import _finite_tree
+    from ...model.fit import finite_tree as _finite_tree
 
     return {"corner": corner, "temp_c": float(temp_c), "vdd_v": seen.get("vdd_v"), "reason": str(reason),
             "seen": _finite_tree({k: v for k, v in seen.items() if k not in ("vdd_v",)})}
@@ -707,7 +707,7 @@ def interpolation_checks(model, records: pd.DataFrame | None, *, alpha: float = 
                             for x in recs)) if zs else ""
         if problems:
             note = "; ".join(problems) + ("; " + note if note else "")
-        from ...sequential import _finite_tree
+        from ...model.fit import finite_tree as _finite_tree
 
         out.append(_finite_tree({"corner": cond["corner"], "vdd_v": vdd if vdd else model.nominal.vdd_v,
                                  "temp_c": float(th), "between_c": [float(a), float(b)], "passed": bool(passed),
