@@ -19,11 +19,18 @@ two deterministic stages and one statistical check, in that order:
 3. **Check** (transient noise simulation at zero bias, noisecell.simulate): the regime must be
    bistable (noisecell.regime), P(1) within 3 standard errors of 0.5 (SE = 2p(1-p)/√N for a
    two-state Markov record with N transitions: Var(P̂) = 2p(1-p)τ_c/T with τ_c = p(1-p)·2T/N), and
-   the flip rate at least ``min_flips_per_us``. If the record is frozen or too slow (or one level far to one
+   the flip rate at least ``min_flips_per_us`` (and, when given, at most ``max_flips_per_us``: a p-bit array
+   needs similar τ across PVT, and a chain whose dwells are only a few of its own propagation times long
+   is a renewal, not a Markov, telegraph -- pbit_x5 at sf 27 °C, 250 flips/µs: dwell histogram rising
+   from 0 to a peak at 1-2 ns, CV 0.8, at NT 0.4, 0.2 and 0.1 ns alike). If the record is frozen or too slow (or one level far to one
    side of the threshold) the supply is lowered by 1.5 % and stages 1–3 repeat; if it is single-peaked
    around the threshold it is raised by 1.5 %; once a
    single-peaked and a frozen supply bracket the window, the supply is bisected; at most
-   ``max_iterations`` checks. Otherwise the result says that no trim works there, and what was seen.
+   ``max_iterations`` checks. A check faster than ``max_flips_per_us`` has too little barrier: a latch
+   gets more supply (more loop gain); a ``faster_with_supply`` chain is slowest at the design gain's
+   supply, so it is bisected down only towards a supply seen too slow/single-peaked, and a chain too
+   fast at the design gain's supply fails that aux value (with ``aux_fallback`` the next one, e.g. more
+   reverse well bias, is tried). Otherwise the result says that no trim works there, and what was seen.
 
 The cell declares the method's nodes in its ``cell.toml``::
 
@@ -476,15 +483,19 @@ def check(cell, corner: str, temp_c: float, trim_v: float, vdd_v: float, *, dura
 
 
 def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, seed: int = 1,
-              min_flips_per_us: float = 1.0, max_iterations: int = 5, vdd_grid: Sequence[float] | None = None,
+              min_flips_per_us: float = 1.0, max_flips_per_us: float = math.inf, max_iterations: int = 5, vdd_grid: Sequence[float] | None = None,
               options: dict | None = None, mismatch_seed: int | None = None,
               progress: Callable[[str], None] | None = None,
               timeout_s: float | None = BATCH_TIMEOUT_S) -> TrimResult:
     """Search the cell's trim (and supply) at (corner, temp_c) — see the module docstring.
 
     timeout_s: wall s allowed for each ngspice run (DC batch or transient check); SimulationTimeout
-    (exit 3) after it.
+    (exit 3) after it. min_flips_per_us, max_flips_per_us: the flip-rate window (1/µs) a passing check's
+    zero-bias record must lie in (max inf: no upper bound).
     """
+    if not (0 <= min_flips_per_us < max_flips_per_us):
+        raise InputError(f"the flip-rate window needs 0 <= min < max flips/µs (got {min_flips_per_us:g} .. "
+                         f"{max_flips_per_us:g}): raise --max-flips or lower --min-flips")
     bal = balance_spec(cell)
     say = progress or (lambda s: None)
     s = cell.supplies[cell.main_supply]
@@ -501,7 +512,8 @@ def trim_cell(cell, corner: str, temp_c: float, *, duration_s: float = 10e-6, se
         if dc is None:
             continue
         res = _checks(cell, bal, corner, temp_c, dc, fixed, duration_s=duration_s, seed=seed,
-                      min_flips_per_us=min_flips_per_us, max_iterations=max_iterations, options=options,
+                      min_flips_per_us=min_flips_per_us, max_flips_per_us=max_flips_per_us,
+                      max_iterations=max_iterations, options=options,
                       mismatch_seed=mismatch_seed, say=say, timeout_s=timeout_s)
         if res.ok or not bal.aux_fallback:
             return _with_earlier(res, failed, bal)
@@ -528,7 +540,8 @@ def _with_earlier(res: TrimResult, failed: list[TrimResult], bal: BalanceSpec) -
 
 def _checks(cell, bal: BalanceSpec, corner: str, temp_c: float, dc: DcPoint, fixed: dict, *, duration_s: float,
             seed: int, min_flips_per_us: float, max_iterations: int, options: dict | None,
-            mismatch_seed: int | None, say, timeout_s: float | None) -> TrimResult:
+            mismatch_seed: int | None, say, timeout_s: float | None,
+            max_flips_per_us: float = math.inf) -> TrimResult:
     """Stage 3 of trim_cell at one aux value ``fixed``: transient checks from the DC point ``dc``."""
     s = cell.supplies[cell.main_supply]
     base = dict(cell=cell.name, corner=corner, temp_c=float(temp_c), trim_param=bal.trim or s.param,
@@ -559,7 +572,8 @@ def _checks(cell, bal: BalanceSpec, corner: str, temp_c: float, dc: DcPoint, fix
         attempts.append(c)
         say(f"    {c.regime}: P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs")
         centred = math.isfinite(c.p1_se) and abs(c.p1 - 0.5) <= 3 * c.p1_se
-        if c.regime == "bistable" and c.flips_per_us >= min_flips_per_us and centred:
+        too_fast = c.regime == "bistable" and c.flips_per_us > max_flips_per_us
+        if c.regime == "bistable" and min_flips_per_us <= c.flips_per_us <= max_flips_per_us and centred:
             return TrimResult(**base, ok=True, trim_v=tv(dc, vdd), vdd_v=vdd, dc=dc, check=c, attempts=tuple(attempts),
                               message=(f"bistable, P(1)={c.p1:.3f}±{c.p1_se:.3f}, {c.flips_per_us:.3g} flips/µs "
                                        f"at VDD={vdd * 1e3:.2f} mV"))
@@ -572,6 +586,11 @@ def _checks(cell, bal: BalanceSpec, corner: str, temp_c: float, dc: DcPoint, fix
         # frozen/one-sided or slow record lacks current (its noise is slower than the record), and
         # both come with more supply.
         raise_supply = (c.regime == "single_peaked" and not one_sided) or bal.faster_with_supply
+        if too_fast:  # too little barrier: a latch wants more loop gain, a chain less current
+            raise_supply = not bal.faster_with_supply
+            if bal.faster_with_supply and not math.isfinite(below_v):
+                # the design gain's supply (or below it) is already too fast: only another aux value slows it
+                break
         if raise_supply:
             below_v = max(below_v, vdd)
         else:  # stuck/frozen, too slow, or off-centre (a slow latch that stayed long on one side)
@@ -582,7 +601,7 @@ def _checks(cell, bal: BalanceSpec, corner: str, temp_c: float, dc: DcPoint, fix
             nv = 0.5 * (below_v + above_v)
         else:
             # a too-slow chain needs current, which rises only ~exp(ΔVDD/2nV_T): a bigger step
-            slow = c.regime != "single_peaked" or c.flips_per_us < min_flips_per_us
+            slow = (c.regime != "single_peaked" or c.flips_per_us < min_flips_per_us) and not too_fast
             if raise_supply and bal.faster_with_supply and slow:
                 nv = vdd + slow_supply_step(vdd, c.flips_per_us, min_flips_per_us, temp_c)
             elif raise_supply:
@@ -602,10 +621,14 @@ def _checks(cell, bal: BalanceSpec, corner: str, temp_c: float, dc: DcPoint, fix
         return TrimResult(**base, ok=False, trim_v=tv(dc, vdd), vdd_v=vdd, dc=dc, check=last, attempts=tuple(attempts),
                           message=(f"no trim works: {len(attempts)} checks; the last gave no record "
                                    f"(VDD={vdd * 1e3:.2f} mV: {last.regime_detail})"))
+    window = (f"{min_flips_per_us:g}-{max_flips_per_us:g} flips/µs" if math.isfinite(max_flips_per_us)
+              else f"≥ {min_flips_per_us:g} flips/µs")
+    fast = ("; too fast at the design gain's supply: a slower trim input (aux value) is needed"
+            if bal.faster_with_supply and last.regime == "bistable" and last.flips_per_us > max_flips_per_us else "")
     return TrimResult(**base, ok=False, trim_v=tv(dc, vdd), vdd_v=vdd, dc=dc, check=last, attempts=tuple(attempts),
                       message=(f"no trim works: {len(attempts)} checks; the last saw {last.regime} with "
                                f"P(1)={last.p1:.3f}, {last.flips_per_us:.3g} flips/µs (need bistable, P(1)≈0.5, "
-                               f"≥ {min_flips_per_us:g} flips/µs)"))
+                               f"{window}){fast}"))
 
 
 def bias_offset(cell, corner: str, temp_c: float, *, mismatch_seed: int, trim_v: float | None = None,

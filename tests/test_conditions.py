@@ -456,3 +456,22 @@ def test_heldout_temperature_folder_of_moved_fits_is_replanned(tmp_path):
     assert list(df["bias_v"]) == [1e-3] and res.ran == 1
     df, res = run([0.0])                  # back: stored, not simulated again
     assert list(df["bias_v"]) == [0.0] and res.ran == 0
+
+
+def test_a_condition_the_per_point_fit_refuses_is_excluded_with_that_reason_in_one_line(tmp_path):
+    """pbit_x5 ff 85 °C (session 25): its design met its targets, the per-point model fit refused its
+    records ("0 usable bias points, 4 flagged non-Markov") and the model's excluded_conditions said only
+    "could not be fitted by the per-point model fit (see the report's warnings)". Now the reason the
+    fit gave (fits.fit_model's dropped list) is the exclusion's reason."""
+    settings = parse_conditions({**TABLE, "heldout_temperatures": []}, CELL, "t.toml")
+    res = run_conditions(SPEC, CELL, tmp_path, settings, pilot_fn=fake_pilot, sequential_fn=fake_sequential,
+                         record_fn=lambda *a: pd.DataFrame(), points_fn=no_points)
+    (c, t), other = list(res.seqs)[0], list(res.seqs)[1:]
+    why = (f"condition: condition {c}/{t:g} °C/0.3 V: only 0 usable bias point(s) (0 with fewer than ~4 "
+           "transitions each way, 4 flagged non-Markov by the analysis with over-dispersed dwells)")
+    doc = res.apply_to_document({"conditions": []}, [((c, float(t), 0.3), why + "\nsecond line")])
+    ex = {(e["corner"], e["temp_c"]): e["reason"] for e in doc["excluded_conditions"]}
+    assert why in ex[(c, float(t))] and "\n" not in ex[(c, float(t))]
+    assert "per-point model fit refused its records" in ex[(c, float(t))]
+    for c2, t2 in other:  # no reason given for them: pointed to the warnings
+        assert "see the report's warnings" in ex[(c2, float(t2))]

@@ -21,6 +21,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--duration", default="10us", help="length of each transient check, s (default 10us)")
     parser.add_argument("--seed", type=int, default=1, help="noise seed of the first check (default 1)")
     parser.add_argument("--min-flips", type=float, default=1.0, help="required flips per µs at zero bias (default 1)")
+    parser.add_argument("--max-flips", type=float, default=None,
+                        help="at most this many flips per µs at zero bias (default: no bound); a faster check "
+                             "fails, so the trim looks for a slower point (a p-bit array needs similar τ across "
+                             "PVT; dwells a few chain delays long are not Markov)")
     parser.add_argument("--max-iterations", type=int, default=5, help="transient checks before giving up (default 5)")
     parser.add_argument("--mismatch-seed", type=int, default=None,
                         help="trim one mismatched instance (PDK mismatch models, .options seed) and report its bias offset")
@@ -45,6 +49,10 @@ def run(args) -> int:
         raise InputError(f"--max-iterations must be at least 1 (got {args.max_iterations})")
     if not (math.isfinite(args.min_flips) and args.min_flips >= 0):
         raise InputError(f"--min-flips must be a number of flips per µs ≥ 0 (got {args.min_flips})")
+    max_flips = math.inf if args.max_flips is None else args.max_flips
+    if not (max_flips > args.min_flips) or math.isnan(max_flips):
+        raise InputError(f"--max-flips must be a number of flips per µs above --min-flips {args.min_flips:g} "
+                         f"(got {args.max_flips})")
     for opt, seed in (("--seed", args.seed), ("--mismatch-seed", args.mismatch_seed)):
         if seed is not None and not 0 <= seed < 2**31:
             raise InputError(f"{opt} must be an integer in [0, 2^31) (got {seed})")
@@ -71,7 +79,8 @@ def run(args) -> int:
                          temp_c=None if args.temp is None else parse_si(args.temp, what="--temp"),
                          suggest=False)  # the check's own trim search is the DC stages trim runs next
         say(f"cell check: {chk.verdict}" + (f"; fix: {chk.fix}" if chk.fix else ""))
-    kw = dict(duration_s=duration, seed=args.seed, min_flips_per_us=args.min_flips, timeout_s=timeout,
+    kw = dict(duration_s=duration, seed=args.seed, min_flips_per_us=args.min_flips, max_flips_per_us=max_flips,
+              timeout_s=timeout,
               max_iterations=args.max_iterations, progress=say)
     if args.all:
         if args.corner or args.temp or args.mismatch_seed is not None:

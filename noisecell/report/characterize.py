@@ -268,13 +268,13 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
     # ---- 3: the model, each condition fitted once
     ident = identity(cellspec, raw_all)
 
-    def adjust(doc):
+    def adjust(doc, dropped=()):
         from .procedures.conditions import finish_document
 
         if seq is not None:
             doc = seq.apply_to_document(doc)
         if conds is not None:
-            doc = conds.apply_to_document(doc)
+            doc = conds.apply_to_document(doc, dropped)
         if mm_res is not None:
             doc = mm_res.apply_to_document(doc, nominal)
         return finish_document(doc, conds, cellspec.nominal_corner)

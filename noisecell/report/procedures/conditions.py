@@ -341,17 +341,21 @@ class ConditionsResult:
             lines.append(f"  {e['corner']} {e['temp_c']:g} °C: not characterised: {e['reason']}")
         return "\n".join(lines)
 
-    def apply_to_document(self, doc: dict) -> dict:
+    def apply_to_document(self, doc: dict, dropped=()) -> dict:
         """Each characterised condition's joint fit into the model document (SequentialResult.
-        apply_to_document), and the excluded conditions."""
+        apply_to_document), and the excluded conditions. ``dropped``: ((corner, temp_c, vdd_v), reason)
+        pairs of the per-point model fit (fits.fit_model): a characterised condition it left out is
+        excluded with that reason in one line."""
         for s in self.seqs.values():
             doc = s.apply_to_document(doc)
         have = {(c["corner"], float(c["temp_c"])) for c in doc["conditions"]}
         ex = [e for e in self.excluded if (e["corner"], float(e["temp_c"])) not in have]
         for (c, t), s in self.seqs.items():
             if (c, float(t)) not in have:
-                ex.append(_excluded(c, t, "its design records could not be fitted by the per-point model fit "
-                                    "(see the report's warnings)", {**self.seen.get((c, t), {}),
+                why = next((str(w) for k, w in dropped if k[0] == c and abs(float(k[1]) - float(t)) < 1e-9),
+                           "see the report's warnings")
+                ex.append(_excluded(c, t, f"design stopped on {s.design.reason!r}, but the per-point model fit "
+                                    f"refused its records: {why.splitlines()[0]}", {**self.seen.get((c, t), {}),
                                                                    "design": s.design.reason}))
         if ex:
             doc = {**doc, "excluded_conditions": list(doc.get("excluded_conditions") or []) + ex}

@@ -204,8 +204,9 @@ def fit_model(points: pd.DataFrame, raw: pd.DataFrame, cellspec, ident: dict, no
     """Fit the model to the fittable ("fitted_regime", status ok) points of the fit and mismatch parts,
     every condition exactly once (a condition that cannot be fitted is left out and said so), and
     write ``out/model.json``. ``points`` and ``raw`` are row-aligned (see :class:`.parts.PartsResult`).
-    ``adjust_document``: doc -> doc applied before the model is made (the sequential design's joint fit
-    of the nominal condition)."""
+    ``adjust_document``: (doc, dropped) -> doc applied before the model is made (the sequential design's
+    joint fit of the nominal condition); ``dropped``: the (condition, reason) pairs the per-point fit
+    left out."""
     from ...model import CellModel
     from ...model.fit import fit_sweep
 
@@ -233,10 +234,18 @@ def fit_model(points: pd.DataFrame, raw: pd.DataFrame, cellspec, ident: dict, no
             if dropped and len(dropped) == for_fit.groupby(["corner", "temp_c", "vdd_v"]).ngroups:
                 raise NoisecellError(_nothing_to_fit(points)) from None
             raise
+        for c in doc.get("conditions", []):
+            g = c.get("goodness_of_fit") or {}
+            if g.get("n_renewal_kept"):
+                # stated, not silent: these rates are 1/mean dwell of a non-exponential dwell law
+                warnings.append(f"condition {condition_label(c['corner'], c['temp_c'], c['vdd_v'])}: "
+                                f"{g['n_renewal_kept']} of {g.get('n_points', '?')} fitted points are flagged non-Markov with "
+                                "dwells more regular than exponential (a renewal telegraph with a dead time); their "
+                                "rates (1/mean dwell) give P(1) and τ, the model's Markov sampler not their dwell shape")
         if adjust_document is not None:
             from ...model.fit import rereference_mismatch
 
-            doc = adjust_document(doc)
+            doc = adjust_document(doc, dropped)  # the reasons: a condition left out says why
             # offsets, gains and tau ratios against the nominal fit the model now holds
             doc["conditions"] = [rereference_mismatch(c) for c in doc["conditions"]]
         model = CellModel(doc, source=str(out / "model.json"))
