@@ -58,7 +58,7 @@ def test_compiled_route_renders_a_code_model_instance_per_device():
     nodes = " ".join(["nc_u_m1"] + [f"nc_f_m1_{k}" for k in range(n_fl)])
     assert f"Anc_m1 %vnam Vnc_s_m1 %vd(d1 0) [{nodes}] %id(d1 0) nc_chan_m" in out
     assert "Anc_m2 %vnam Vnc_s_m2 %vd(d2 vdd) [" in out
-    assert ".model nc_chan_m nc_chan(q=1.602176634e-19 vt=0.025864925786328753 eps=1e-06 floor=1e-34)" in out
+    assert ".model nc_chan_m nc_chan(q=1.602176634e-19 vt=0.025864925786328753 eps=1e-05 floor=1e-34)" in out
     assert ".options convstep=1e+30 convabsstep=1e+30" in out
     # everything else is the portable rendering, line for line
     keep = [l for l in port.splitlines() if not l.startswith("Bnc_m")]

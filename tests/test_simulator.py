@@ -104,11 +104,11 @@ class _FailFirst:
         self.real = SimHost()
         self.calls = 0
 
-    def run(self, payload, timeout_s, name="job"):
+    def run(self, payload, timeout_s, name="job", cpu_limit_s=None):
         self.calls += 1
         if self.calls == 1:
             raise SimulationError(f"{name}: ngspice did not converge (timestep too small)")
-        return self.real.run(payload, timeout_s, name=name)
+        return self.real.run(payload, timeout_s, name=name, cpu_limit_s=cpu_limit_s)
 
     def restart(self):
         self.real.restart()

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="draw device mismatch with this seed (default: no mismatch)")
     parser.add_argument("--flicker-corner", default="0", help="1/f noise corner frequency, Hz (default 0 = off)")
     parser.add_argument("--timeout", default=None, help="kill the run after this long, s (default: no limit)")
+    parser.add_argument("--cpu-per-us", default=None, metavar="X",
+                        help="kill the run once it used 10 CPU-s + X CPU-s per simulated µs (a stalled ngspice; "
+                             "default 4, 0 = no CPU limit)")
     parser.add_argument("--retries", type=int, default=0, choices=range(0, 4), metavar="N",
                         help="rungs of the non-convergence retry ladder to climb, 0-3 (default 0); a retry "
                              "and its solver options are recorded in the waveform's meta['retry']")
@@ -99,7 +102,10 @@ def run(args) -> int:
     require_positive(timeout, "--timeout")
     print(f"noisecell simulate: {job.describe()}, {job.duration_s:g} s at NT = {job.noise_step_s:g} s "
           f"(noise bandwidth {1 / (2 * job.noise_step_s):.3g} Hz)", file=sys.stderr)
-    wf = run_job(job, timeout_s=timeout, retries=args.retries)
+    cpu_per_us = None if args.cpu_per_us is None else parse_si(args.cpu_per_us, what="--cpu-per-us")
+    if cpu_per_us is not None and not cpu_per_us >= 0:
+        raise InputError(f"--cpu-per-us {args.cpu_per_us}: must be >= 0 CPU-s per simulated µs (0: no CPU limit)")
+    wf = run_job(job, timeout_s=timeout, retries=args.retries, cpu_per_us=cpu_per_us)
     wf.save_npz(out)
     for w in wf.meta.get("warnings", []):
         print(f"noisecell simulate: warning: {w}", file=sys.stderr)

@@ -3,8 +3,8 @@
 - :mod:`.settings` — the ngspice settings of every run (``num_threads=1`` always, a technology's
   settings only for that technology).
 - :mod:`.session` — the in-process ngspice (PySpice shared mode), one per process.
-- :mod:`.host` — persistent simulator child processes with a deadline per job (kill on timeout,
-  crash detection).
+- :mod:`.host` — persistent simulator child processes with a wall-time deadline and a CPU-time
+  limit per job (kill at either, crash detection).
 - :mod:`.retry` — the retry policy (crash rerun, non-convergence ladder) and its record.
 - :mod:`.pool` — a long-lived pool of hosts, shared by a characterisation's sweeps.
 - :mod:`.batch` — ``ngspice -b`` runs with a timeout (trim's DC analyses).
@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import NoisecellError
 from .batch import BATCH_TIMEOUT_S, run_batch
-from .host import HostCrashed, SimHost
+from .host import CPU_S_PER_SIMULATED_US, HostCrashed, SimHost, cpu_limit_s
 from .pool import HostPool, run_task
 from .retry import RETRY_LADDER, RetryRecord, run_with_retries
 from .settings import ngspice_settings
@@ -26,15 +26,17 @@ from .settings import ngspice_settings
 _WAVEFORM_ENTRY = "noisecell.simulator.session:run_payload"
 
 
-def _run(payload: dict, *, timeout_s: float | None, retries: int, name: str, pool: HostPool | None) -> Any:
+def _run(payload: dict, *, timeout_s: float | None, retries: int, name: str, pool: HostPool | None,
+         cpu_per_us: float | None = None) -> Any:
     if pool is not None:
-        res = pool.run(payload, timeout_s=timeout_s, retries=retries, name=name)
+        res = pool.run(payload, timeout_s=timeout_s, retries=retries, name=name, cpu_per_us=cpu_per_us)
         if res["ok"]:
             return res["result"], res["retry"]
         raise _reraise(res)
     host = SimHost()
     try:
-        result, record = run_with_retries(host, payload, timeout_s=timeout_s, retries=retries, name=name)
+        result, record = run_with_retries(host, payload, timeout_s=timeout_s, retries=retries, name=name,
+                                          cpu_per_us=cpu_per_us)
         return result, record.to_row()
     finally:
         host.close()
@@ -48,16 +50,19 @@ def _reraise(res: dict) -> NoisecellError:
     return cls(res["error"])
 
 
-def run_job(job, *, timeout_s: float | None = None, retries: int = 0, pool: HostPool | None = None):
+def run_job(job, *, timeout_s: float | None = None, retries: int = 0, pool: HostPool | None = None,
+            cpu_per_us: float | None = None):
     """Run a :class:`~noisecell.simulate.SimulationJob` in a simulator host and return its Waveform.
 
     Without ``pool`` a fresh host is started for the run and stopped after it (nothing of the
     caller's process state reaches ngspice). ``timeout_s``: wall s before the host is killed and
-    :class:`~noisecell.errors.SimulationTimeout` raised (None: no limit). ``retries``: rungs of the
-    non-convergence ladder allowed; a retry is recorded in ``waveform.meta["retry"]``.
+    :class:`~noisecell.errors.SimulationTimeout` raised (None: no limit). ``cpu_per_us``: the same
+    once the job used more than CPU_LIMIT_FLOOR_S + ``cpu_per_us`` CPU-s per simulated µs (None:
+    :data:`CPU_S_PER_SIMULATED_US`; 0: no CPU limit). ``retries``: rungs of the non-convergence
+    ladder allowed; a retry is recorded in ``waveform.meta["retry"]``.
     """
     wf, record = _run({"entry": _WAVEFORM_ENTRY, "job": job}, timeout_s=timeout_s,
-                      retries=retries, name=job.describe(), pool=pool)
+                      retries=retries, name=job.describe(), pool=pool, cpu_per_us=cpu_per_us)
     if record.get("attempts", 1) > 1:
         wf.meta["retry"] = record
     return wf
@@ -72,5 +77,5 @@ def run_netlist(text: str, *, seed: int | None = None, technology: str = "generi
     return _run(payload, timeout_s=timeout_s, retries=0, name=source, pool=pool)[0]
 
 
-__all__ = ["BATCH_TIMEOUT_S", "HostCrashed", "HostPool", "RETRY_LADDER", "RetryRecord", "SimHost",
+__all__ = ["BATCH_TIMEOUT_S", "CPU_S_PER_SIMULATED_US", "HostCrashed", "cpu_limit_s", "HostPool", "RETRY_LADDER", "RetryRecord", "SimHost",
            "ngspice_settings", "run_batch", "run_job", "run_netlist", "run_task", "run_with_retries"]

@@ -37,6 +37,19 @@ HOST_MAX_JOBS = 400
 HOST_START_TIMEOUT_S = 120.0
 #: what a host imports and starts before it says it is ready (default: the ngspice session)
 DEFAULT_WARM_UP = "noisecell.simulator.session:warm_up"
+#: default CPU-time limit of a simulation job, CPU-s per simulated µs (on top of CPU_LIMIT_FLOOR_S). A
+#: stalled ngspice run ("timestep too small" grinding, pbit_x5 at cold trims) keeps burning CPU until
+#: the wall-time limit, which on a quiet machine is all CPU; this bounds it by what the record could
+#: need. Healthy pbit_x5 records at all 15 trims.json pairs used at most ~0.6 CPU-s/µs (session 26,
+#: design/NOTES.md §14), session 25's loaded cold records ≤ 3.5 (host overhead included); 4 leaves
+#: margin for a slower or busier machine. A job's own ``cpu_per_us`` (sweep spec key, `simulate
+#: --cpu-per-us`) overrides it; 0 switches the limit off.
+CPU_S_PER_SIMULATED_US = 4.0
+#: CPU-s every job may use whatever its length: loading the models and the circuit on a fresh host,
+#: the record's analysis in the host
+CPU_LIMIT_FLOOR_S = 10.0
+#: how often (wall s) the parent reads a busy host's CPU time against the job's limit
+CPU_POLL_S = 0.25
 _HDR = struct.Struct(">Q")
 
 
@@ -46,6 +59,25 @@ class HostCrashed(SimulationError):
 
 class _Deadline(Exception):
     pass
+
+
+class _CpuLimit(Exception):
+    def __init__(self, used_s: float):
+        self.used_s = used_s
+
+
+def cpu_limit_s(payload: Any, cpu_per_us: float | None = None) -> float | None:
+    """The CPU-time limit (s) of ``payload``'s job: CPU_LIMIT_FLOOR_S + ``cpu_per_us`` × its simulated
+    µs (``cpu_per_us`` None: :data:`CPU_S_PER_SIMULATED_US`). None (no limit) when ``cpu_per_us`` is 0
+    or the payload carries no job with a ``duration_s`` (a "call" payload)."""
+    rate = CPU_S_PER_SIMULATED_US if cpu_per_us is None else float(cpu_per_us)
+    if rate < 0:
+        raise InputError(f"cpu_per_us {rate:g}: must be >= 0 CPU-s per simulated µs (0: no CPU limit)")
+    job = payload.get("job") if isinstance(payload, dict) else None
+    dur = getattr(job, "duration_s", None)
+    if rate == 0 or dur is None:
+        return None
+    return CPU_LIMIT_FLOOR_S + rate * float(dur) * 1e6
 
 
 def _set_pdeathsig() -> None:
@@ -254,8 +286,16 @@ class SimHost:
         with self._lock:
             self._kill()
 
-    def _recv(self, deadline: float | None):
+    def _recv(self, deadline: float | None, cpu_limit: tuple[float, float] | None = None):
+        """The host's next reply. ``deadline``: monotonic time after which :class:`_Deadline` is raised.
+        ``cpu_limit``: (the host's CPU-s when the job started, CPU-s the job may use); while waiting the
+        host's CPU is read every CPU_POLL_S and :class:`_CpuLimit` raised once the job used more."""
         fd = self.proc.stdout.fileno()
+
+        def over_cpu() -> None:
+            used = self.cpu_seconds() - cpu_limit[0]
+            if used > cpu_limit[1]:
+                raise _CpuLimit(used)
 
         def read_exact(n: int) -> bytes:
             chunks, got = [], 0
@@ -263,9 +303,15 @@ class SimHost:
                 sel.register(fd, selectors.EVENT_READ)
                 while got < n:
                     left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and (left <= 0 or not sel.select(left)):
+                    if left is not None and left <= 0:
                         raise _Deadline
-                    if left is None:
+                    if cpu_limit is not None:
+                        if not sel.select(CPU_POLL_S if left is None else min(left, CPU_POLL_S)):
+                            over_cpu()
+                            continue
+                    elif left is not None and not sel.select(left):
+                        raise _Deadline
+                    if left is None and cpu_limit is None:
                         sel.select()
                     b = os.read(fd, min(n - got, 1 << 20))
                     if not b:
@@ -277,9 +323,11 @@ class SimHost:
         (n,) = _HDR.unpack(read_exact(_HDR.size))
         return pickle.loads(read_exact(n))
 
-    def run(self, payload: Any, timeout_s: float | None, name: str = "job") -> Any:
-        """Run ``payload`` in the host. After ``timeout_s`` wall s (None: no limit) the host is killed
-        and :class:`SimulationTimeout` raised; a host that dies mid-job raises :class:`HostCrashed`."""
+    def run(self, payload: Any, timeout_s: float | None, name: str = "job", cpu_limit_s: float | None = None) -> Any:
+        """Run ``payload`` in the host. After ``timeout_s`` wall s (None: no limit), or once the job has
+        used more than ``cpu_limit_s`` CPU-s of the host (None: no limit; see :func:`cpu_limit_s`), the
+        host is killed and :class:`SimulationTimeout` raised (the next job starts a fresh host); a host
+        that dies mid-job raises :class:`HostCrashed`."""
         with self._lock:
             for attempt in (0, 1):
                 if self.proc is None or self.proc.poll() is not None or self.jobs_run >= HOST_MAX_JOBS:
@@ -294,12 +342,19 @@ class SimHost:
                     if attempt:
                         raise SimulationError(f"{name}: cannot reach the simulator host") from None
             self.jobs_run += 1
+            cpu0 = self.cpu_seconds() if cpu_limit_s is not None else 0.0
             try:
-                reply = self._recv(None if timeout_s is None else time.monotonic() + timeout_s)
+                reply = self._recv(None if timeout_s is None else time.monotonic() + timeout_s,
+                                   None if cpu_limit_s is None else (cpu0, float(cpu_limit_s)))
             except _Deadline:
                 self._kill()
                 raise SimulationTimeout(f"{name}: no result after {timeout_s:g} s wall time; the simulator "
                                         "was killed (raise the timeout if the job is only slow)") from None
+            except _CpuLimit as over:
+                self._kill()
+                raise SimulationTimeout(f"{name}: no result after {over.used_s:.1f} CPU-s, over the job's CPU limit of "
+                                        f"{cpu_limit_s:.1f} CPU-s (ngspice stalled?); the simulator was killed (raise "
+                                        "cpu_per_us if the job is only slow)") from None
             except EOFError:
                 code = self._kill()
                 raise HostCrashed(f"{name}: the simulator process died (exit code {code}) — ngspice crash; "

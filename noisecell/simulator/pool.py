@@ -35,7 +35,8 @@ def thread_host(log_dir: str | None, registry: list, warm_up: str = DEFAULT_WARM
 
 
 def run_task(task: dict, log_dir: str | None, registry: list, warm_up: str = DEFAULT_WARM_UP) -> dict:
-    """Execute one task ({"payload", "timeout_s", "retries", "name"}) on this thread's host.
+    """Execute one task ({"payload", "timeout_s", "retries", "name"}, optional "cpu_per_us": the CPU-time
+    limit's rate, CPU-s per simulated µs, None/absent: the default, 0: none) on this thread's host.
 
     Never raises for a job failure. Returns {"ok": True, "result", "retry": RetryRecord.to_row(),
     "attempts", "errors", "wall_s", "cpu_s", "host"} or {"ok": False, "error", "error_type", "retry", ...}.
@@ -48,7 +49,8 @@ def run_task(task: dict, log_dir: str | None, registry: list, warm_up: str = DEF
     where = f"{os.uname().nodename}:{host.pid}"
     try:
         result, record = run_with_retries(host, task["payload"], timeout_s=task["timeout_s"],
-                                          retries=task["retries"], name=task["name"])
+                                          retries=task["retries"], name=task["name"],
+                                          cpu_per_us=task.get("cpu_per_us"))
         return {"ok": True, "result": result, "retry": record.to_row(), "attempts": len(record.attempts),
                 "errors": record.errors(), "wall_s": time.monotonic() - t0,
                 "cpu_s": host.cpu_seconds() - c0, "host": f"{os.uname().nodename}:{host.pid}"}
@@ -94,10 +96,11 @@ class HostPool:
         fut = self.submit_task(task)
         fut.add_done_callback(lambda f: callback(_future_value(f), tag))
 
-    def run(self, payload: dict, *, timeout_s: float | None, retries: int = 0, name: str = "job") -> dict:
+    def run(self, payload: dict, *, timeout_s: float | None, retries: int = 0, name: str = "job",
+            cpu_per_us: float | None = None) -> dict:
         """Run one payload and wait: the result dict of :func:`run_task`."""
         return _future_value(self.submit_task({"payload": payload, "timeout_s": timeout_s, "retries": retries,
-                                               "name": name}))
+                                               "name": name, "cpu_per_us": cpu_per_us}))
 
     def close(self) -> None:
         # kill hosts first so that in-flight jobs return at once (as host-died errors that the

@@ -11,7 +11,8 @@ Two kinds of failure are retried, differently:
   :data:`RETRY_LADDER`, whose rungs add solver options; at most ``retries`` rungs beyond the first.
 
 Timeouts and bad input are not retried (another solver setting does not cure a hang, and would
-cost another full timeout; a bad parameter fails every rung alike).
+cost another full timeout; a bad parameter fails every rung alike). A job stopped at its CPU-time
+limit (:func:`~noisecell.simulator.host.cpu_limit_s`) is a timeout.
 
 Determinism: the next attempt is a pure function of the failure history (:func:`next_rung`), every
 attempt after a failure runs on a freshly started host (no ngspice state from the failed attempt),
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import InputError, NoisecellError, SimulationError, SimulationTimeout
-from .host import HostCrashed
+from .host import HostCrashed, cpu_limit_s
 
 #: Non-convergence retry ladder. Rung 0 is the job as rendered; each later rung adds ngspice
 #: ``.options`` that make the transient more robust at some cost in speed. Rung k's options replace
@@ -131,11 +132,14 @@ def payload_for_rung(payload: Mapping, rung: int) -> dict:
 
 
 def run_with_retries(host, payload: Mapping, *, timeout_s: float | None, retries: int,
-                     name: str) -> tuple[Any, RetryRecord]:
+                     name: str, cpu_per_us: float | None = None) -> tuple[Any, RetryRecord]:
     """Run ``payload`` on ``host`` (a :class:`~noisecell.simulator.host.SimHost`), retrying as the module
     docstring says. Returns (result, record). On final failure raises the last error with
     ``exc.retry_record`` (and, for older callers, ``exc.attempts`` / ``exc.attempt_errors``) attached.
+    ``timeout_s``: wall s per attempt; ``cpu_per_us``: the CPU-time limit's rate, CPU-s per simulated
+    µs (None: the default, 0: none; :func:`~noisecell.simulator.host.cpu_limit_s`).
     """
+    cpu_limit = cpu_limit_s(payload, cpu_per_us)
     history: tuple[Attempt, ...] = ()
     if "job" not in payload:
         retries = 0  # a "call" payload has no solver options to change; a crash is still rerun
@@ -145,7 +149,7 @@ def run_with_retries(host, payload: Mapping, *, timeout_s: float | None, retries
         if history:
             host.restart()  # every retry starts from a fresh ngspice: nothing of the failure carries over
         try:
-            result = host.run(payload_for_rung(payload, rung), timeout_s, name=name)
+            result = host.run(payload_for_rung(payload, rung), timeout_s, name=name, cpu_limit_s=cpu_limit)
         except NoisecellError as exc:
             history += (Attempt(rung, _outcome(exc), str(exc)),)
             if next_rung(history, retries) is None:

@@ -146,7 +146,7 @@ def run_job_in_process(job: SimulationJob) -> Waveform:
     A job on the compiled noise route that stops with "timestep too small" is run again on the
     portable route, its reference (noisecell.noise): XSPICE starts a code model's Newton iterations
     from the previous point's last load rather than its solution, which matters only for a device
-    held at |V_DS| ≲ ε = 1 µV (docs/simulation.md); the result is then the portable route's.
+    held at |V_DS| ≲ ε = 10 µV (docs/simulation.md); the result is then the portable route's.
     A job on the smooth route that stops so is run again on the compiled route (and from there, if
     need be, the portable one) only when the route was not asked for by name (None/"auto", the
     default): its noise is then TRRANDOM's, other random numbers of the same statistics, and the

@@ -213,7 +213,7 @@ def _run_locked(spec: SweepSpec, cell, jobs: list, store: Store, *, t_start: flo
         def submit(job: SweepJob, k: int | None) -> None:
             nonlocal outstanding
             task = {"payload": job.payload(spec.keep_waveforms, k), "timeout_s": spec.timeout_s,
-                    "retries": spec.retries, "name": f"job {job.job_id[:12]} (#{job.index})"}
+                    "cpu_per_us": spec.cpu_per_us, "retries": spec.retries, "name": f"job {job.job_id[:12]} (#{job.index})"}
             ex.submit(task, lambda res, tag: done_q.put((tag, res)), (job, k))
             outstanding += 1
 

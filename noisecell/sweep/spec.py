@@ -66,6 +66,9 @@ class SweepSpec:
     vdd_v: tuple[float, ...]
     mismatch_instances: int
     timeout_s: float = DEFAULT_TIMEOUT_S
+    #: CPU-time limit of each simulation, CPU-s per simulated µs (None: the simulator's default,
+    #: noisecell.simulator.host.CPU_S_PER_SIMULATED_US; 0: none)
+    cpu_per_us: float | None = None
     retries: int = DEFAULT_RETRIES
     workers: int | None = None
     executor: str = "local"
@@ -90,6 +93,8 @@ class SweepSpec:
             d["trim"] = dict(sorted(self.trim.items()))
         else:  # absent when unused, so the manifests (and ids) of specs without it are unchanged
             d.pop("trim")
+        if self.cpu_per_us is None:  # likewise (the simulator's default applies)
+            d.pop("cpu_per_us")
         return d
 
     def sha256(self) -> str:
@@ -252,6 +257,13 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
     if seed >= 2**63:
         raise ctx.fail("seed", "must be < 2**63")
     timeout_s = ctx.positive("timeout", data["timeout"], "s") if "timeout" in data else DEFAULT_TIMEOUT_S
+    cpu_per_us = None
+    if "cpu_per_us" in data:
+        cpu_per_us = data["cpu_per_us"]
+        if isinstance(cpu_per_us, bool) or not isinstance(cpu_per_us, (int, float)) or not (
+                cpu_per_us >= 0 and math.isfinite(cpu_per_us)):
+            raise ctx.fail("cpu_per_us", f"must be >= 0 CPU-s per simulated µs (0: no CPU limit), got {data['cpu_per_us']!r}")
+        cpu_per_us = float(cpu_per_us)
     retries = ctx.integer("retries", data.get("retries", DEFAULT_RETRIES), minimum=0)
     workers = ctx.integer("workers", data["workers"], minimum=1) if "workers" in data else None
     executor = data.get("executor", "local")
@@ -310,7 +322,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", base_dir: str | 
 
     spec = SweepSpec(cell=cell, duration_s=duration_s, noise_step_s=noise_step_s, seed=seed, bias_v=bias,
                      temp_c=temps, corners=corners, vdd_v=vdd, mismatch_instances=mc, timeout_s=timeout_s,
-                     retries=retries, workers=workers, executor=executor, threshold_v=threshold_v,
+                     cpu_per_us=cpu_per_us, retries=retries, workers=workers, executor=executor, threshold_v=threshold_v,
                      use_trim=use_trim, keep_waveforms=keep_waveforms, params=params, adaptive=adaptive,
                      bias_about_offset=bias_about_offset, trim=trim_vals, source=source)
     n = max(1, len(bias)) * max(1, len(temps)) * max(1, len(corners)) * max(1, len(vdd)) * max(1, mc)
