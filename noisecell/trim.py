@@ -100,6 +100,10 @@ def slow_supply_step(vdd_v: float, flips_per_us: float, min_flips_per_us: float,
     return max(SLOW_VDD_STEP * vdd_v, 2 * SLOPE_N * thermal_voltage(temp_c) * math.log(need))
 
 
+#: supplies tried between a grid supply where the stages cannot be balanced and its neighbour where they
+#: can, when the coarse grid shows no design-gain crossing (balanced_gain_point)
+EDGE_POINTS = 5
+
 #: |P(1) - 0.5| above which a single-peaked check counts as frozen on one side (see trim_cell)
 ONE_SIDED_P1 = 0.3
 
@@ -436,11 +440,23 @@ def balanced_gain_point(cell, corner: str, temp_c: float, *, vdd_grid: Sequence[
     grid = list(vdd_grid) if vdd_grid is not None else list(np.linspace(s.range_v[0], s.range_v[1], 6))
     pts = [balance(cell, corner, temp_c, v, **kw) for v in grid]
     ok = [(v, p) for v, p in zip(grid, pts) if p is not None]
-    if len(ok) < 2:
-        return None
-    v = _root([v for v, _ in ok], [p.gain for _, p in ok], bal.gain_target)
+    v = _root([v for v, _ in ok], [p.gain for _, p in ok], bal.gain_target) if len(ok) >= 2 else None
     if v is None:
-        return None
+        # the design gain may be crossed between a supply where the trim cannot balance the stages and
+        # the first one where it can (pbit_x5 fs -40 C at VNW -0.1 V: no balance at 150 mV, gain 4.27 at
+        # 290 mV against the target 3.8, so the coarse grid saw no crossing): refine every such edge
+        fine_ok = []
+        for (v0, p0), (v1, p1) in zip(zip(grid, pts), zip(grid[1:], pts[1:])):
+            if (p0 is None) != (p1 is None):
+                fx = [float(x) for x in np.linspace(v0, v1, EDGE_POINTS + 2)[1:-1]]
+                fine_ok += [(x, p) for x, p in zip(fx, (balance(cell, corner, temp_c, x, **kw) for x in fx))
+                            if p is not None]
+        if not fine_ok:
+            return None
+        ok = sorted(ok + fine_ok, key=lambda vp: vp[0])
+        v = _root([v for v, _ in ok], [p.gain for _, p in ok], bal.gain_target) if len(ok) >= 2 else None
+        if v is None:
+            return None
     # refine on a grid one coarse step wide around the first estimate (the gain is convex in VDD)
     h = (grid[-1] - grid[0]) / max(len(grid) - 1, 1)
     fine = [float(min(max(v + h * f, s.range_v[0]), s.range_v[1])) for f in np.linspace(-0.5, 0.5, 6)]

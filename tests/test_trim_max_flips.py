@@ -112,3 +112,29 @@ def test_cli_refuses_max_flips_not_above_min_flips(tmp_path):
     r = subprocess.run([sys.executable, "-m", "noisecell", "trim", "pbit_x5", "--min-flips", "10",
                         "--max-flips", "5"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode != 0 and "--max-flips" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+
+
+def test_the_gain_crossing_next_to_the_balance_edge_is_found(tmp_path, monkeypatch):
+    """pbit_x5 fs -40 C at VNW -0.1 V: no balance at the grid's 150 mV, gain 4.27 at 290 mV (target
+    3.8), so the 6-point supply grid saw no crossing and the aux value was skipped. Synthetic DC:
+    balance exists from 200 mV up, gain = target - 0.8 + 10 (VDD - 0.2 V) for VDD in V, so the design
+    gain is reached at 280 mV, between the grid's 150 (unbalanced) and 290 mV; before the fix: None."""
+    cell = _cell(tmp_path)
+    gain_target = T.balance_spec(cell).gain_target
+    calls = []
+
+    def fake_balance(cell, corner, temp_c, vdd_v, fixed_trim=None, **kw):
+        calls.append(vdd_v)
+        if vdd_v < 0.2:
+            return None
+        return T.DcPoint(trim_v=0.1, vdd_v=vdd_v, vm_frac=0.5, gain=gain_target - 0.8 + 10.0 * (vdd_v - 0.2))
+
+    monkeypatch.setattr(T, "balance", fake_balance)
+    grid = [0.15, 0.29, 0.43, 0.57, 0.71, 0.85]
+    dc = T.balanced_gain_point(cell, "fs", -40.0, vdd_grid=grid)
+    assert dc is not None
+    want = 0.28
+    # the gain is linear in VDD: the interpolated root is exact up to float rounding
+    assert dc.vdd_v == pytest.approx(want, rel=1e-9, abs=0) and dc.gain == pytest.approx(gain_target, rel=1e-9, abs=0)
+    # the refinement only ran between 0.15 and 0.29 V (the balance edge), EDGE_POINTS supplies
+    assert sum(0.15 < v < 0.29 for v in calls[len(grid):len(grid) + T.EDGE_POINTS]) == T.EDGE_POINTS
