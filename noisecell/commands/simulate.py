@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", default=None, help="kill the run after this long, s (default: no limit)")
     parser.add_argument("--cpu-per-us", default=None, metavar="X",
                         help="kill the run once it used 10 CPU-s + X CPU-s per simulated µs (a stalled ngspice; "
-                             "default 4, 0 = no CPU limit)")
+                             "default 6, 0 = no CPU limit)")
     parser.add_argument("--retries", type=int, default=0, choices=range(0, 4), metavar="N",
                         help="rungs of the non-convergence retry ladder to climb, 0-3 (default 0); a retry "
                              "and its solver options are recorded in the waveform's meta['retry']")
