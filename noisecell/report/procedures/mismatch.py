@@ -68,6 +68,9 @@ MISMATCH_KEYS = ("instances", "seed", "p1", "duration_tau", "rounds", "dc_worker
 _GOOD = "bistable"
 #: transitions (through the readout's hysteresis band) that make a record a switching one for the search
 MIN_SWITCHES = 4
+#: switching records with at least this many transitions (median) get more records of the same length, not
+#: twice as long (see run_mismatch)
+ENOUGH_TRANSITIONS = 30
 #: word mixed into an instance's sweep seed (its mismatch draw follows from it)
 _INSTANCE_WORD = 0x4D49
 
@@ -82,13 +85,34 @@ class MismatchSettings:
     dc_workers: int = 2
 
 
-def parse_mismatch(table, source: str) -> MismatchSettings | None:
-    """Validate a ``[mismatch]`` table (one-line errors naming the key); None when instances = 0."""
+def parse_mismatch(table, source: str, cell: str | None = None) -> MismatchSettings | None:
+    """Validate a ``[mismatch]`` table (one-line errors naming the key); None when instances = 0.
+
+    ``[mismatch.cell.<name>]`` sub-tables override any key for the cell of that name (``cell``: the
+    characterised cell's name): a latch and a readout chain need different records (pbit: 4 records of
+    40 τ ≈ 11 µs; pbit_x5: 3 of 100 τ ≈ 8 µs, shorter ones are called single-peaked, and each record costs
+    ~0.7 CPU-s besides its length). Every override table is validated, whichever cell runs."""
     if not isinstance(table, dict):
         raise InputError(f"{source}: [mismatch] must be a table")
+    over = table.get("cell", {})
+    if not isinstance(over, dict) or any(not isinstance(v, dict) for v in over.values()):
+        raise InputError(f"{source}: mismatch.cell must hold one table per cell name, e.g. [mismatch.cell.pbit]")
+    base = {k: v for k, v in table.items() if k != "cell"}
+    for name, t in over.items():
+        bad = sorted(set(t) - set(MISMATCH_KEYS))
+        if bad:
+            raise InputError(f"{source}: unknown key(s) in [mismatch.cell.{name}]: {', '.join(bad)}; allowed: "
+                             f"{', '.join(MISMATCH_KEYS)}")
+        _parse_mismatch({**base, **t}, f"{source} [mismatch.cell.{name}]")
+    if cell is not None and cell in over:
+        return _parse_mismatch({**base, **over[cell]}, f"{source} [mismatch.cell.{cell}]")
+    return _parse_mismatch(base, source)
+
+
+def _parse_mismatch(table: dict, source: str) -> MismatchSettings | None:
     bad = sorted(set(table) - set(MISMATCH_KEYS))
     if bad:
-        raise InputError(f"{source}: unknown key(s) in [mismatch]: {', '.join(bad)}; allowed: {', '.join(MISMATCH_KEYS)}")
+        raise InputError(f"{source}: unknown key(s) in [mismatch]: {', '.join(bad)}; allowed: {', '.join(MISMATCH_KEYS)}, cell")
 
     def integer(key, default, lo):
         v = table.get(key, default)
@@ -299,6 +323,30 @@ def _classify(df: pd.DataFrame) -> dict:
             "failed": int(len(df) - len(ok))}
 
 
+def _more_records(biases: list, n_usable: int) -> list:
+    """Biases of the next records at the same trim for an instance whose records switch but give no
+    rate fit yet: as many as the fit's 3 accepted records still need plus one spare (4 − usable), and
+    never fewer than the midpoints between the records there are (what the search added before). With
+    that many they are the midpoints; with more, evenly spaced inside the records' bias span. pbit_x5,
+    3 records of 100 τ: 72 % of the records are bistable (92 of 128), so most instances lack one."""
+    b = sorted(float(x) for x in biases)
+    n = max(len(b) - 1, 4 - int(n_usable))
+    if n == len(b) - 1:
+        return [float(f"{0.5 * (x + y):.9g}") for x, y in zip(b, b[1:])]
+    lo, hi = b[0], b[-1]
+    return [float(f"{lo + (hi - lo) * j / (n + 1):.9g}") for j in range(1, n + 1)]
+
+
+def _usable(df: pd.DataFrame) -> int:
+    """Records the per-instance rate fit can use, roughly: bistable with both rates resolved."""
+    if not len(df) or "regime" not in df:
+        return 0
+    ok = (df.get("status", "ok") == "ok") & (df["regime"].astype(str) == _GOOD)
+    if "rates_resolved" in df:
+        ok = ok & (df["rates_resolved"] == True)  # noqa: E712 - None/NaN = not resolved
+    return int(ok.sum())
+
+
 def _next_setting(cur: dict, seen: dict, scale_v: float, cellspec, *, faster_with_supply: bool = False
                   ) -> tuple[dict | None, str]:
     """The next (trim, supply, biases) for an instance whose records at ``cur`` did not telegraph at two
@@ -458,13 +506,22 @@ def run_mismatch(spec, cellspec, out: Path, settings: MismatchSettings, *, v50_v
                 # every record switches between the two states (a record with ≥ MIN_SWITCHES transitions
                 # through the readout's Schmitt band that the regime detector calls single-peaked is a short
                 # telegraph whose two modes it could not resolve: pbit, 8 µs, 7-18 transitions, P(1)
-                # 0.4-0.8, measured), but too few transitions for the rate fit: records twice as long
-                # between the ones there are, at the same trim
-                b = sorted(st["biases_v"])
+                # 0.4-0.8, measured), but the rate fit does not take them: more records between the ones
+                # there are, at the same trim (pooled with them: as many as the fit still needs); twice as
+                # long when they hold few transitions (pbit: ≤ 28 median), the same length when they hold
+                # enough and some of them (not all) were called single-peaked (pbit_x5 at 100 τ: ~34; a record costs
+                # ~0.7 CPU-s besides its length, and 72 % of 100-τ records are bistable against 91 % at
+                # 200 τ: same-length records give more usable ones per CPU-s)
+                n_use = _usable(pooled)
+                sw = [n for r, n in zip(seen["regime"], seen.get("transitions", [0] * len(seen["regime"])))
+                      if r == _GOOD or (r == "single_peaked" and n >= MIN_SWITCHES)]
+                # (none bistable at all: the detector cannot resolve this length; longer, as before)
+                longer = not sw or n_use == 0 or float(np.median(sw)) < ENOUGH_TRANSITIONS
                 new = {**{k: v for k, v in st.items() if k not in ("sweep", "seen")},
-                       "biases_v": [float(f"{0.5 * (x + y):.9g}") for x, y in zip(b, b[1:])],
-                       "duration_factor": 2 * float(st.get("duration_factor", 1))}
-                why = f"the records switch but give no rate fit yet ({fit_why}): records twice as long between them, same trim"
+                       "biases_v": _more_records(st["biases_v"], n_use),
+                       "duration_factor": (2 if longer else 1) * float(st.get("duration_factor", 1))}
+                why = (f"the records switch but give no rate fit yet ({fit_why}; {n_use} usable): "
+                       f"{len(new['biases_v'])} records {'twice as long' if longer else 'as long'} between them, same trim")
             else:
                 new, why = _next_setting(st, seen, scale_v, cellspec, faster_with_supply=bal.faster_with_supply)
                 if new is None:

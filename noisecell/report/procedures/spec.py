@@ -230,7 +230,7 @@ def load_char_spec(path: str | Path | None, *, quick: bool, cell_name: str | Non
     if data.get("mismatch") is not None:
         from .mismatch import parse_mismatch
 
-        mismatch = parse_mismatch(data["mismatch"], source)
+        mismatch = parse_mismatch(data["mismatch"], source, cell=cell_spec.name)
         if mismatch is not None:
             if cell_spec.technology == "generic":
                 skipped.append(f"[mismatch] skipped: cell {cell_spec.name} uses generic model cards without mismatch statistics")
