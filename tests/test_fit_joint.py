@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _curved_truth import CurvedTruth
+
 from noisecell.analysis import analyze_stream
 from noisecell.analysis.synthetic import telegraph
 from noisecell.design_runner import record_counts
@@ -29,16 +31,12 @@ DT = TAU50 / 50
 CHECK_X = (-1.5, 0.0, 1.5)          # scales from V50 where τ is checked
 
 
-def true_ln_rates(v):
-    x = np.asarray(v, float) - V50
-    lk = -math.log(2 * TAU50)
-    bu, bd = 0.5 * (SLOPE_SUM + 1 / SCALE), 0.5 * (SLOPE_SUM - 1 / SCALE)
-    return lk + bu * x + CURV * x * x, lk + bd * x + CURV * x * x
+TRUTH = CurvedTruth(V50, SCALE, TAU50, SLOPE_SUM, CURV)
+true_ln_rates = TRUTH.ln_rates
 
 
 def true_tau(v):
-    lu, ld = true_ln_rates(v)
-    return float(np.exp(-np.logaddexp(lu, ld)))
+    return float(TRUTH.tau(v))
 
 
 class BitStore:
@@ -120,3 +118,38 @@ def test_unreadable_records_keep_the_lines_and_say_so():
     out = joint_fits_from_store(lines, df, store, require_markov=False, notes=notes, what="sweep-x")
     assert out["conditions"][0]["rate_model"] == lines["conditions"][0]["rate_model"]
     assert len(notes) == 1 and "sweep-x: condition tt/27 °C" in notes[0] and "j04" in notes[0], notes
+
+
+def test_renewal_records_get_the_joint_fit_as_the_per_point_fit_keeps_them():
+    """Gamma-3 renewal telegraphs (dwells more regular than exponential, as pbit_x5's) are flagged
+    non-Markov by the analysis and kept by the per-point fit (model.fit.rate_rows); with the default
+    ``require_markov`` the joint fit must use the same records. Before, it dropped them all and the
+    condition silently kept its straight lines."""
+    from noisecell.analysis.synthetic import renewal_telegraph
+
+    rng = np.random.default_rng(4)
+    rows, bits = [], {}
+    for i, v in enumerate(V50 + SCALE * np.linspace(-1.5, 1.5, 5)):
+        lu, ld = true_ln_rates(v)
+        b = renewal_telegraph(200_000, DT, float(np.exp(-lu)), float(np.exp(-ld)), 3.0, rng)
+        bits[f"r{i}"] = b
+        rows.append({**analyze_stream(b, sample_period_s=DT).to_row(), "corner": "tt", "temp_c": 27.0,
+                     "vdd_v": 0.2, "bias_v": float(v), "status": "ok", "regime": "bistable", "job_id": f"r{i}",
+                     "sample_period_s": DT})
+    df = pd.DataFrame(rows)
+    assert not df["markov_consistent"].any()
+    lines = fit_sweep(df)
+    assert lines["conditions"][0]["goodness_of_fit"]["n_renewal_kept"] == 5
+    notes: list[str] = []
+    joint = joint_fits_from_store(lines, df, BitStore(bits), notes=notes)
+    assert notes == []
+    cond = joint["conditions"][0]
+    assert cond["joint_fit"]["n_points"] == 5
+    # rates are 1/mean dwell for a renewal stream too: τ(V50) = 1/(k_up + k_down) covers the truth
+    lo, hi = cond["tau"]["tau_at_v50_ci95_s"]
+    assert lo <= true_tau(cond["sigmoid"]["v50_v"]) <= hi, (lo, hi, true_tau(V50))
+    # and with no record passing the selection the condition says why it kept its lines
+    df2 = df.assign(dwell_dispersion_0=2.0)
+    lines2 = fit_sweep(df2, require_markov=False)
+    joint_fits_from_store(lines2, df2, BitStore(bits), notes=notes)
+    assert len(notes) == 1 and "no nominal-cell record passes" in notes[0], notes

@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pytest
 
+from _curved_truth import CurvedTruth
+
 from noisecell.analysis.runs import scan_runs
 from noisecell.analysis.synthetic import telegraph
 from noisecell.errors import InputError
@@ -29,16 +31,8 @@ V50, SCALE, TAU50, SLOPE_SUM, CURV = 0.5e-3, 3e-3, 250e-9, 50.0, -8e3
 DT = TAU50 / 50
 
 
-def true_ln_rates(v):
-    x = np.asarray(v, float) - V50
-    lk = -math.log(2 * TAU50)
-    bu, bd = 0.5 * (SLOPE_SUM + 1 / SCALE), 0.5 * (SLOPE_SUM - 1 / SCALE)
-    return lk + bu * x + CURV * x * x, lk + bd * x + CURV * x * x
-
-
-def true_tau(v):
-    lu, ld = true_ln_rates(v)
-    return np.exp(-np.logaddexp(lu, ld))
+TRUTH = CurvedTruth(V50, SCALE, TAU50, SLOPE_SUM, CURV)
+true_ln_rates, true_tau = TRUTH.ln_rates, TRUTH.tau
 
 
 def curved_family(seed: int, n_samples: int = 200_000) -> list[PointCounts]:

@@ -496,6 +496,22 @@ def renewal_rows(df) -> np.ndarray:
     return have.any(axis=1) & np.all(~have | (disp <= RENEWAL_MAX_DISPERSION), axis=1)
 
 
+def rate_rows(df, *, require_markov: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose rates measure the cell's switching, the renewal rows among them), boolean masks:
+    Markov-consistent or not judged, plus flagged rows whose dwells are under-dispersed
+    (:func:`renewal_rows`); every row when not ``require_markov``. The one selection both the per-point
+    fit (:func:`fit_rates`) and the joint fit of ``noisecell fit`` (:func:`joint_fits_from_store`) use."""
+    markov = np.ones(len(df), bool)
+    renewal = np.zeros(len(df), bool)
+    if require_markov and "markov_consistent" in df.columns:
+        markov = (df["markov_consistent"] != False).to_numpy(bool)  # noqa: E712 - None/NaN = not judged
+        # pbit_x5 at sf 27 C (tau 1.8 ns): every record flagged, dwell dispersion 0.4-0.9 at NT 0.4, 0.2
+        # and 0.1 ns alike; the nominal's records (dispersion ~0.6) pass or fail only by their length
+        renewal = ~markov & renewal_rows(df)
+        markov = markov | renewal
+    return markov, renewal
+
+
 def fit_rates(df, v_ref: float | None = None, *, require_markov: bool = True):
     """Loglinear rate model from the rows of one condition / one instance.
 
@@ -510,14 +526,7 @@ def fit_rates(df, v_ref: float | None = None, *, require_markov: bool = True):
     bias = df["bias_v"].to_numpy(float)
     pts = _rate_points(df)
     enough = pts["up"][2] & pts["down"][2]
-    markov = np.ones(len(df), bool)
-    renewal = np.zeros(len(df), bool)
-    if require_markov and "markov_consistent" in df.columns:
-        markov = (df["markov_consistent"] != False).to_numpy(bool)  # noqa: E712 - None/NaN = not judged
-        # pbit_x5 at sf 27 C (tau 1.8 ns): every record flagged, dwell dispersion 0.4-0.9 at NT 0.4, 0.2
-        # and 0.1 ns alike; the nominal's records (dispersion ~0.6) pass or fail only by their length
-        renewal = ~markov & renewal_rows(df)
-        markov = markov | renewal
+    markov, renewal = rate_rows(df, require_markov=require_markov)
     used = enough & markov
     n_few, n_nm = int((~enough).sum()), int((enough & ~markov).sum())
     if used.sum() < 3:
@@ -873,7 +882,8 @@ def joint_fits_from_store(doc: dict, df, store, *, exclude_bias: Iterable[float]
     by the joint censored-dwell fit of its nominal-cell records (:func:`with_joint_fit`), read from the
     sweep's stored bit streams (``store``: :class:`noisecell.sweep.store.Store`): the same estimator and
     export (curvature included, schema 2.2) as ``characterize``. The records are the rows ``fit_sweep``
-    selects (status ok, ``regimes``, ``exclude_bias``, Markov-consistent when ``require_markov``).
+    selects (status ok, ``regimes``, ``exclude_bias``, Markov-consistent or renewal when ``require_markov``:
+    :func:`rate_rows`, the per-point fit's own selection).
     A condition whose records cannot be read or jointly fitted keeps its straight lines, and ``notes``
     (when a list) gets one line saying so. Mismatch instances keep their per-instance lines and are
     re-referenced to the new nominal fit."""
@@ -892,14 +902,18 @@ def joint_fits_from_store(doc: dict, df, store, *, exclude_bias: Iterable[float]
         d = d[~np.isclose(d["bias_v"].to_numpy(float)[:, None], excl[None, :], rtol=0, atol=1e-12).any(axis=1)]
     if "mismatch_instance" in d.columns:
         d = d[(d["mismatch_instance"].fillna(-1).astype(int) < 0).to_numpy()]
-    if require_markov and "markov_consistent" in d.columns:
-        d = d[(d["markov_consistent"] != False).to_numpy(bool)]  # noqa: E712 - None/NaN = not judged
+    d = d[rate_rows(d, require_markov=require_markov)[0]]
     changed = False
     for cond in out["conditions"]:
         label = f"{what}: condition {cond['corner']}/{cond['temp_c']:g} °C/{cond['vdd_v']:g} V"
         g = d[(d["corner"] == cond["corner"]).to_numpy() & np.isclose(d["temp_c"].to_numpy(float), cond["temp_c"])
               & np.isclose(d["vdd_v"].to_numpy(float), cond["vdd_v"], rtol=1e-9, atol=0)]
         if not len(g) or "job_id" not in g.columns:
+            no_nominal = ((cond.get("mismatch") or {}).get("distribution") or {}).get("reference") == "instance_mean"
+            if notes is not None and not no_nominal:
+                notes.append(f"{label}: kept the per-point straight-line fit (no joint fit: "
+                             + ("the sweep table has no job ids" if len(g) else
+                                "no nominal-cell record passes the rate-row selection") + ")")
             continue
         try:
             points = []

@@ -355,7 +355,7 @@ class ConditionsResult:
                 why = next((str(w) for k, w in dropped if k[0] == c and abs(float(k[1]) - float(t)) < 1e-9),
                            "see the report's warnings")
                 ex.append(_excluded(c, t, f"design stopped on {s.design.reason!r}, but the per-point model fit "
-                                    f"refused its records: {why.splitlines()[0]}", {**self.seen.get((c, t), {}),
+                                    f"refused its records: {(why.splitlines() or ['(no reason given)'])[0]}", {**self.seen.get((c, t), {}),
                                                                    "design": s.design.reason}))
         if ex:
             doc = {**doc, "excluded_conditions": list(doc.get("excluded_conditions") or []) + ex}
