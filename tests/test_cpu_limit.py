@@ -87,3 +87,43 @@ def test_sweep_spec_key():
     assert parse_spec({**base, "cpu_per_us": 2.5}, source="s.toml").cpu_per_us == pytest.approx(2.5, rel=1e-12)
     with pytest.raises(InputError, match=r"s\.toml.*cpu_per_us"):
         parse_spec({**base, "cpu_per_us": -1}, source="s.toml")
+
+
+#: test fixture (as tests/test_sweep_run.py's): VB > 5 mV gives Vsp a 0.4 fs pulse period, a breakpoint
+#: every 0.1 fs: ngspice spins without end, burning CPU (a stall)
+SPINNER = """
+Vsp nsp 0 PULSE(0 1 0 1e-16 1e-16 1e-16 {VB > 0.005 ? 4e-16 : 10})
+Rsp nsp 0 1k
+"""
+
+
+@pytest.mark.timeout(600)
+def test_sweep_records_the_cpu_limit_and_keeps_the_other_jobs(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from noisecell.cells import spice_models_dir
+    from noisecell.sweep import load
+
+    root = Path(__file__).resolve().parents[1]
+    cell = tmp_path / "spinner"
+    shutil.copytree(spice_models_dir() / "pbit_generic", cell)
+    toml = (cell / "cell.toml").read_text().replace('name = "pbit_generic"', 'name = "pbit_spinner"')
+    (cell / "cell.toml").write_text(toml)
+    (cell / "pbit_generic.cir").write_text((cell / "pbit_generic.cir").read_text() + SPINNER)
+    spec = tmp_path / "s.toml"
+    # a wall limit far beyond the CPU limit (10 + 1 x 1 us = 11 CPU-s): only the CPU limit can stop the spin
+    spec.write_text(f'cell = "{cell}"\nduration = "1us"\nseed = 2\ntimeout = 1200\ncpu_per_us = 1\nretries = 2\n'
+                    "[grid]\nbias = [0.001, 0.008]\n")
+    r = subprocess.run([sys.executable, "-m", "noisecell", "sweep", str(spec), "--out", str(tmp_path / "o"),
+                        "--workers", "1", "--quiet"], cwd=root, capture_output=True, text=True, timeout=500,
+                       env=dict(os.environ, PYTHONPATH=str(root)))
+    assert r.returncode == 1, r.stderr
+    df = load(tmp_path / "o").set_index("bias_v")
+    assert df.loc[0.001, "status"] == "ok"                       # completed work is kept
+    hung = df.loc[0.008]
+    assert hung["status"] == "failed" and hung["error_type"] == "SimulationTimeout" and hung["attempts"] == 1
+    assert "over the job's CPU limit of 11.0 CPU-s" in hung["error"] and "\n" not in hung["error"]
+    assert hung["cpu_s"] >= 11.0 - 2 * TICK
