@@ -29,7 +29,12 @@ class FakeSweep:
 def test_more_records_as_many_as_the_fit_still_needs():
     b = [-0.003, 0.0, 0.003]
     assert _more_records(b, 2) == [pytest.approx(-0.0015), pytest.approx(0.0015)]          # the midpoints
-    assert _more_records(b, 1) == [pytest.approx(x) for x in (-0.0015, 0.0, 0.0015)]     # 3, inside the span
+    # 3, inside the span, none at a bias already recorded (0 V is: its job, seed and noise would repeat)
+    got = _more_records(b, 1)
+    assert len(got) == 3 and all(-0.003 < x < 0.003 for x in got) and all(abs(x - y) > 1e-9 for x in got for y in b)
+    # and none at any bias of earlier rounds either
+    again = _more_records(got, 1, taken=b)
+    assert len(again) == 3 and all(abs(x - y) > 1e-9 for x in again for y in b + got)
     assert len(_more_records(b, 0)) == 4
     # never fewer than the midpoints (pbit's 4 records: 3 midpoints, as before, unless none was usable)
     assert _more_records([-3.0, -1.0, 1.0, 3.0], 2) == [-2.0, 0.0, 2.0]
@@ -64,6 +69,8 @@ def test_an_instance_short_of_two_usable_records_gets_three_more_and_fits():
         M._rate_fit_ok = orig
     (o,) = res.outcomes
     assert [n for _, n, _ in calls] == [3, 3]
+    allb = [x for st in o.settings for x in st["biases_v"]]
+    assert all(abs(x - y) > 1e-9 for i, x in enumerate(allb) for y in allb[i + 1:])   # no record repeated
     assert calls[1][2] == pytest.approx(calls[0][2])                # 40 transitions: as long, same trim
     assert o.settings[1]["trim_v"] == o.settings[0]["trim_v"] and "1 usable" in o.settings[1]["why"]
     assert o.fitted, o.reason

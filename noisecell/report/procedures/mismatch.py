@@ -323,18 +323,39 @@ def _classify(df: pd.DataFrame) -> dict:
             "failed": int(len(df) - len(ok))}
 
 
-def _more_records(biases: list, n_usable: int) -> list:
+def _more_records(biases: list, n_usable: int, taken=()) -> list:
     """Biases of the next records at the same trim for an instance whose records switch but give no
     rate fit yet: as many as the fit's 3 accepted records still need plus one spare (4 − usable), and
     never fewer than the midpoints between the records there are (what the search added before). With
     that many they are the midpoints; with more, evenly spaced inside the records' bias span. pbit_x5,
-    3 records of 100 τ: 72 % of the records are bistable (92 of 128), so most instances lack one."""
+    3 records of 100 τ: 72 % of the records are bistable (92 of 128), so most instances lack one.
+
+    None of them is a bias in ``biases`` or ``taken`` (every bias the instance was recorded at): a job's
+    noise seed follows from its instance, supply and bias only, so a record at a bias used before would be
+    the same job (or, longer, the same noise numbers), pooled twice as if independent. When the plain
+    grid hits one, the next finer evenly spaced grid whose interior misses them all is used."""
     b = sorted(float(x) for x in biases)
+    used = sorted({float(x) for x in list(b) + [float(t) for t in taken]})
     n = max(len(b) - 1, 4 - int(n_usable))
-    if n == len(b) - 1:
-        return [float(f"{0.5 * (x + y):.9g}") for x, y in zip(b, b[1:])]
     lo, hi = b[0], b[-1]
-    return [float(f"{lo + (hi - lo) * j / (n + 1):.9g}") for j in range(1, n + 1)]
+    tol = 1e-6 * max(hi - lo, 1e-6)
+
+    def free(c):
+        return all(abs(c - u) > tol for u in used)
+
+    if n == len(b) - 1:
+        mids = [float(f"{0.5 * (x + y):.9g}") for x, y in zip(b, b[1:])]
+        if all(free(c) for c in mids):
+            return mids
+    for k in range(n + 1, 8 * (n + 1)):
+        cand = [float(f"{lo + (hi - lo) * j / k:.9g}") for j in range(1, k)]
+        cand = [c for c in cand if free(c)]
+        if len(cand) >= n:
+            # n of the free grid points, spread over the span
+            pick = np.unique(np.round(np.linspace(0, len(cand) - 1, n)).astype(int))
+            if len(pick) == n:
+                return [cand[int(q)] for q in pick]
+    raise NoisecellError("mismatch: no free bias left inside the records' span")
 
 
 def _usable(df: pd.DataFrame) -> int:
@@ -492,6 +513,10 @@ def run_mismatch(spec, cellspec, out: Path, settings: MismatchSettings, *, v50_v
             # at this (trim, supply), this round's and earlier ones'
             same = [x for x in o.settings if "sweep" in x and _same_setting(x, st)]
             pooled = pd.concat([frames[x["sweep"]] for x in same], ignore_index=True)
+            if "job_id" in pooled:
+                # a record is one point of the fit, whichever sweeps list it (safety: _more_records
+                # never places a record at a bias used before)
+                pooled = pooled.drop_duplicates("job_id")
             fit_ok, fit_why = _rate_fit_ok(pooled)
             if fit_ok:
                 o.fitted, o.reason = True, ""
@@ -518,7 +543,8 @@ def run_mismatch(spec, cellspec, out: Path, settings: MismatchSettings, *, v50_v
                 # (none bistable at all: the detector cannot resolve this length; longer, as before)
                 longer = not sw or n_use == 0 or float(np.median(sw)) < ENOUGH_TRANSITIONS
                 new = {**{k: v for k, v in st.items() if k not in ("sweep", "seen")},
-                       "biases_v": _more_records(st["biases_v"], n_use),
+                       "biases_v": _more_records(st["biases_v"], n_use,
+                                                 taken=[x for t in o.settings for x in t["biases_v"]]),
                        "duration_factor": (2 if longer else 1) * float(st.get("duration_factor", 1))}
                 why = (f"the records switch but give no rate fit yet ({fit_why}; {n_use} usable): "
                        f"{len(new['biases_v'])} records {'twice as long' if longer else 'as long'} between them, same trim")
