@@ -29,12 +29,12 @@ from .data import ReportData, condition_label
 from .procedures import log
 from .procedures.datasheet import Datasheet, make_datasheet
 from .procedures.design import run_design
-from .procedures.fits import ModelResult, fit_model, mismatch_tables
+from .procedures.fits import ModelResult, fit_model, mismatch_tables, noise_step_caveats
 from .procedures.measured import MeasuredResult, compare_measured
 from .procedures.parts import PartsResult, run_parts
 from .procedures.pilot import PilotResult, pilot_window, run_pilot
 from .procedures.points import identity, trim_values
-from .procedures.spec import CharSpec, fit_regimes, load_char_spec
+from .procedures.spec import CharSpec, fit_regimes, load_char_spec, spec_noise_step
 from .procedures.streams import entropy_columns, entropy_period, example_streams
 from .procedures.validation import ValidationResult, validate
 
@@ -267,6 +267,7 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
 
     # ---- 3: the model, each condition fitted once
     ident = identity(cellspec, raw_all)
+    noise_step_s = spec_noise_step(spec)
 
     def adjust(doc, dropped=()):
         from .procedures.conditions import finish_document
@@ -277,7 +278,9 @@ def characterize(cell: str | None, out_dir: str | Path, *, spec_path: str | Path
             doc = conds.apply_to_document(doc, dropped)
         if mm_res is not None:
             doc = mm_res.apply_to_document(doc, nominal)
-        return finish_document(doc, conds, cellspec.nominal_corner)
+        doc, nt_warnings = noise_step_caveats(finish_document(doc, conds, cellspec.nominal_corner), noise_step_s)
+        warnings.extend(nt_warnings)
+        return doc
 
     fitted: ModelResult = fit_model(points, raw_all, cellspec, ident, nominal, out, adjust_document=adjust)
     warnings += fitted.warnings

@@ -299,3 +299,12 @@ def fit_regimes(val, source: str) -> tuple[str, ...]:
     if not isinstance(val, list) or not val or any(v not in REGIMES for v in val):
         raise InputError(f"{source}: report.fit_regimes must be a list of {', '.join(REGIMES)}, got {val!r}")
     return tuple(dict.fromkeys(val))
+
+
+def spec_noise_step(spec: CharSpec) -> float:
+    """The noise step NT (s) the characterisation's records run at: the spec's shared ``[sweep]``
+    ``noise_step``, else noisecell's default (:data:`noisecell.noise.DEFAULT_NOISE_STEP_S`)."""
+    from ...noise import DEFAULT_NOISE_STEP_S
+
+    v = (spec.shared or {}).get("noise_step")
+    return float(DEFAULT_NOISE_STEP_S if v is None else parse_si(v, unit="s", what="[sweep] noise_step"))
