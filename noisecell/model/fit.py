@@ -679,6 +679,27 @@ def _h_min_measured(df, v50: float) -> float | None:
     return None if h is None else min(1.0, max(0.0, h))
 
 
+def fit_rows(df, *, regimes: Iterable[str] | None = None, exclude_bias: Iterable[float] = (), what: str = "sweep"):
+    """The sweep rows a fit may use: status ok, regime label in ``regimes`` (unlabelled rows kept; None:
+    every regime), bias not in ``exclude_bias`` (V). Shared by :func:`fit_sweep` and
+    :func:`joint_fits_from_store` so the two fits see the same rows. Raises InputError (naming ``what``)
+    when ``regimes`` leaves no row."""
+    d = df[df["status"] == "ok"] if "status" in df.columns else df
+    if regimes is not None and "regime" in d.columns:
+        regimes = tuple(regimes)
+        lab = d["regime"]
+        keep = (lab.isna() | lab.astype(str).isin(regimes)).to_numpy()
+        if not keep.any():
+            seen = ", ".join(f"{n} {r}" for r, n in lab.astype(str).value_counts().items())
+            raise InputError(f"{what}: no row of regime {', '.join(regimes)} to fit ({seen}); lengthen the "
+                             "records, move the bias points towards V50, or pass --all-regimes")
+        d = d[keep]
+    excl = np.asarray(list(exclude_bias), float)
+    if excl.size:
+        d = d[~np.isclose(d["bias_v"].to_numpy(float)[:, None], excl[None, :], rtol=0, atol=1e-12).any(axis=1)]
+    return d
+
+
 def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology: str = "generic",
               netlist_sha256: str | None = None, model_package: dict | None = None, sweep_id: str | None = None,
               ngspice_version: str | None = None, source: str = "simulation", nominal: Mapping | None = None,
@@ -703,21 +724,7 @@ def fit_sweep(df, *, name: str | None = None, bias_param: str = "VB", technology
     missing = [c for c in ("corner", "temp_c", "vdd_v", "bias_v") if c not in df.columns]
     if missing:
         raise InputError(f"{what}: sweep table lacks column(s) {missing}; is this a noisecell sweep?")
-    d = df
-    if "status" in d.columns:
-        d = d[d["status"] == "ok"]
-    if regimes is not None and "regime" in d.columns:
-        regimes = tuple(regimes)
-        lab = d["regime"]
-        keep = (lab.isna() | lab.astype(str).isin(regimes)).to_numpy()
-        if not keep.any():
-            seen = ", ".join(f"{n} {r}" for r, n in lab.astype(str).value_counts().items())
-            raise InputError(f"{what}: no row of regime {', '.join(regimes)} to fit ({seen}); lengthen the "
-                             "records, move the bias points towards V50, or pass --all-regimes")
-        d = d[keep]
-    excl = np.asarray(list(exclude_bias), float)
-    if excl.size:
-        d = d[~np.isclose(d["bias_v"].to_numpy(float)[:, None], excl[None, :], rtol=0, atol=1e-12).any(axis=1)]
+    d = fit_rows(df, regimes=regimes, exclude_bias=exclude_bias, what=what)
     if not len(d):
         raise InputError(f"{what}: no finished (status ok) jobs to fit; run or resume the sweep")
     inst_col = "mismatch_instance" if "mismatch_instance" in d.columns else None
@@ -893,13 +900,7 @@ def joint_fits_from_store(doc: dict, df, store, *, exclude_bias: Iterable[float]
     from .ratefit import fit_rates_joint
 
     out = copy.deepcopy(doc)
-    d = df[df["status"] == "ok"] if "status" in df.columns else df
-    if regimes is not None and "regime" in d.columns:
-        lab = d["regime"]
-        d = d[(lab.isna() | lab.astype(str).isin(tuple(regimes))).to_numpy()]
-    excl = np.asarray(list(exclude_bias), float)
-    if excl.size:
-        d = d[~np.isclose(d["bias_v"].to_numpy(float)[:, None], excl[None, :], rtol=0, atol=1e-12).any(axis=1)]
+    d = fit_rows(df, regimes=regimes, exclude_bias=exclude_bias, what=what)
     if "mismatch_instance" in d.columns:
         d = d[(d["mismatch_instance"].fillna(-1).astype(int) < 0).to_numpy()]
     d = d[rate_rows(d, require_markov=require_markov)[0]]
