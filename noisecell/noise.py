@@ -293,7 +293,11 @@ def inject_noise(text: str, technology: str, cfg: NoiseConfig) -> tuple[str, Noi
         f"/tanh(sqrt(v*v+nc_eps*nc_eps)/(2*nc_vt))+{PSD_FLOOR!r}}}",
     ]
     if compiled and mos:
-        header += [f".model nc_chan_m nc_chan(q={Q_E!r} vt={vt!r} eps={EPS_VDS!r} floor={PSD_FLOOR!r})",
+        # smooth route: inside |V_DS| < LAG_BAND_V the amplitude from the last accepted time point
+        # (nc_chan/cfunc.mod: at an implicit amplitude a device parked at V_DS = 0 is a random-sign
+        # ps conductance that stalls the solver)
+        lag = f" lagband={LAG_BAND_V!r}" if smooth else ""
+        header += [f".model nc_chan_m nc_chan(q={Q_E!r} vt={vt!r} eps={EPS_VDS!r} floor={PSD_FLOOR!r}{lag})",
                    f".options convstep={_CONV_OFF!r} convabsstep={_CONV_OFF!r}"]
     if smooth and n_sources:
         header.append(f".model nc_unit_m nc_unit(nt={nt!r} seed={int(cfg.seed)} "
@@ -444,6 +448,14 @@ def _has_model(path: Path, mtime_ns: int, name: bytes) -> bool:
         return False
 
 
+#: |V_DS| band (V) in which the smooth route's nc_chan holds the noise amplitude of the last accepted
+#: time point: 100 ε, where sqrt(S)'s slope is 1e-6 of its peak at ε; design/NOTES.md §15 has the measurements
+LAG_BAND_V = 1e-3
+
+#: text in a code-model file whose nc_chan has the ``lag`` parameter the smooth route needs
+LAGGED_MARK = b"nc_chan_lagged_amplitude"
+
+
 def smooth_available() -> tuple[bool, str]:
     """(True, "") when the built code-model file has ``nc_unit`` (the smooth route), else (False, why).
     A .cm built before the smooth route existed has nc_chan only; `make setup` rebuilds it."""
@@ -452,6 +464,8 @@ def smooth_available() -> tuple[bool, str]:
         return False, why
     if not _has_model(path, path.stat().st_mtime_ns, b"nc_unit"):
         return False, f"{path} was built before the smooth route (no nc_unit in it)"
+    if not _has_model(path, path.stat().st_mtime_ns, LAGGED_MARK):
+        return False, f"{path} was built before nc_chan's lagged amplitude (`make setup` rebuilds it)"
     return True, ""
 
 

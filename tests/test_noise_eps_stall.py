@@ -10,6 +10,7 @@ asserts that it finishes under a CPU limit 10x a healthy run's cost (no wall-clo
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from noisecell import noise
@@ -37,5 +38,7 @@ def test_pbit_x5_cold_record_that_stalled_at_1uV_finishes():
     # healthy: ~1 CPU-s of ngspice + model loading; the limit is 10 CPU-s + 10 CPU-s/us = 31 CPU-s
     wf = run_job(job, timeout_s=1200, cpu_per_us=10.0)
     assert wf.duration_s == pytest.approx(2.1e-6, rel=1e-9)
-    # the 0 state: w near ground throughout (the stalled state), a finite trace
-    assert wf.outputs["v_out"].max() < 0.5 * 0.5610189020356595
+    # a finite trace inside the rails (since nc_chan's lag band, NOTES §15, the trajectory after the old
+    # stall point differs: this seed now makes one excursion to the 1 state)
+    v = wf.outputs["v_out"]
+    assert np.isfinite(v).all() and v.min() > -0.1 and v.max() < 0.5610189020356595 + 0.1

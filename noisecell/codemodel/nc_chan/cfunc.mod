@@ -8,7 +8,17 @@
    d out/d v   = U/(2 sqrt S) * 2q |i| (sgn(v)/g - |v| g'(w) (v/w) / g^2),
                  g'(w) = tanh(x) + x (1 - tanh(x)^2),  x = w/(2 V_T)
    The value is computed in the same operation order as the portable .func so the two routes
-   agree to rounding. */
+   agree to rounding.
+
+   lagband > 0 (the smooth route): while |V_DS| at the last ACCEPTED time point is below lagband,
+   S is evaluated at that point's (i, v) and held through the step, so d out/d i = d out/d v = 0.
+   Why: evaluated at the unknown new point, sqrt(S) ~ sqrt(4kTg)|v|/sqrt(v^2+eps^2) of a device
+   parked at V_DS = 0 has slope ~sqrt(4kTg)/eps there, which times the unit noise is a random-sign
+   conductance (~0.1 mS at eps 10 uV, NT 0.4 ns, pbit_x5 at -40 C) on a 0.1 fF node: ps time
+   constants; the solver cut its step to 1e-15..1e-13 s for tens of ns (design/NOTES.md section 15).
+   Only inside the band: outside it the amplitude stays implicit (at the new point), the form whose
+   noise-induced drift keeps a device in equilibrium with a capacitor at its Boltzmann mean; a held
+   amplitude everywhere (Ito form) moved pbit_x5's P(1) at 0 V by +0.05 (10 of 10 paired seeds). */
 
 #include <math.h>
 
@@ -21,10 +31,30 @@ void cm_nc_chan(ARGS)
 {
     int k, n;
     double i, v, uu, q, vt, eps, floor_psd, w2, w, x, th, g, s, r, c, gp, di, dv;
+    double *now, *before, band;
+    int lagged = 0;
     Mif_Complex_t ac;
 
     i = INPUT(ids);
     v = INPUT(vds);
+    band = PARAM_NULL(lagband) ? 0.0 : PARAM(lagband);
+    if (band > 0.0) {
+        /* state slot 0 = this point's (i, v); slot 1 = the last accepted point's (after the operating
+           point, ngspice copies slot 0 into slot 1, so the first step uses the operating point) */
+        if (INIT)
+            cm_analog_alloc(0, 2 * (int) sizeof(double));
+        now = (double *) cm_analog_get_ptr(0, 0);
+        now[0] = i;
+        now[1] = v;
+        if (ANALYSIS == MIF_TRAN && !INIT) {
+            before = (double *) cm_analog_get_ptr(0, 1);
+            if (fabs(before[1]) < band) {
+                lagged = 1;
+                i = before[0];
+                v = before[1];
+            }
+        }
+    }
     n = PORT_SIZE(u);
     uu = 0.0;
     for (k = 0; k < n; k++)
@@ -50,8 +80,8 @@ void cm_nc_chan(ARGS)
         OUTPUT(out) = r * uu;
         for (k = 0; k < n; k++)
             PARTIAL(out, u[k]) = r;
-        PARTIAL(out, ids) = di;
-        PARTIAL(out, vds) = dv;
+        PARTIAL(out, ids) = lagged ? 0.0 : di;
+        PARTIAL(out, vds) = lagged ? 0.0 : dv;
     } else {
         ac.imag = 0.0;
         for (k = 0; k < n; k++) {
