@@ -34,7 +34,7 @@ Each planning step (:class:`Planner`):
   steps of the shortest chunk) spread over the in-flight slots, but at most half of what the design
   has simulated so far (long records only once the fit has settled), snapped down to the allowed
   chunk lengths — no overshoot, and no short chunks once precision needs long ones;
-* tail records at fitted P(1) 0.01 / 0.99 (then 0.005 / 0.995 on the second try), long enough for
+* tail records at fitted P(1) 0.01 / 0.99 (then 0.005 / 0.995; after an overshoot, midway between it and the outermost counted record), long enough for
   2·MIN_VISITS minority visits, while the calibration (:mod:`noisecell.model.p1fit`) does not yet
   reach P(1) 0.02 / 0.98, at most MAX_TAIL_TRIES per side, once the scale is known to ±25 %.
 
@@ -61,7 +61,8 @@ from .model.ratefit import PointCounts, RateFit, fit_rates_joint, information_pe
 
 #: fitted P(1) aimed at by the tail records on the first and the second try (per side)
 TAIL_P1 = ((0.01, 0.99), (0.005, 0.995))
-MAX_TAIL_TRIES = 2
+#: 3, not 2: after an overshoot the next tries bisect between it and the outermost counted record
+MAX_TAIL_TRIES = 3
 #: tail records wait until the scale is known to this relative half-width
 #: (0.25 until 2026-12-02's third session: a P(1) 0.01 aim from a scale known to ±25 % lands anywhere
 #: in logit ±1.15, P(1) 0.003-0.03 by the final fit, and a miss costs a second try; at ±10 %:
@@ -339,22 +340,106 @@ def missing_tails(fit: RateFit, points: Sequence[PointCounts]) -> tuple[bool, bo
 
 
 def tail_job(fit: RateFit, side: int, try_no: int, settings: DesignSettings, index: int,
-             bias_limits: tuple[float, float] | None = None) -> DesignJob:
+             bias_limits: tuple[float, float] | None = None,
+             points: Sequence[PointCounts] = ()) -> DesignJob:
     """The record at the bias where the fitted P(1) is TAIL_P1[try_no][side] (side 0: low, 1: high),
     long enough for ~2·MIN_VISITS visits to the minority state (rate P0·P1/τ there), else the record
-    carries no P(1) claim (p1fit.effective_n); at most the longest chunk."""
+    carries no P(1) claim (p1fit.effective_n); at most the longest chunk.
+
+    The bias solves the fitted rate model's P(1)(v) = q (its curvatures included), outward from V50.
+    A cell whose P(1) falls faster in the tails than any fitted model (pbit_x5: the logistic aim at
+    0.01 landed at P(1) 0.001 with one minority visit, and the next try at 0.005 went further out)
+    is bracketed by the records: when ``points`` hold a record on that side, beyond the outermost
+    one with MIN_VISITS visits each way, that saw fewer (an overshoot), and the aim lies at or past
+    it, the record goes midway between the two (bisection on later tries). On a later try whose
+    outermost counted record fell short of q (the model under-reached), the aim is the secant in
+    logit P(1) from V50 through that record. Records aimed by the records are sized for P(1) = q."""
     q = TAIL_P1[min(try_no, len(TAIL_P1) - 1)][side]
-    # bias where the fitted logistic gives P(1) = q (the rate model is logistic near V50)
-    v = fit.v50.value + fit.scale.value * math.log(q / (1 - q))
-    if bias_limits is not None:
-        v = min(max(v, bias_limits[0]), bias_limits[1])
+    sgn = 1.0 if side else -1.0
+    v = bias_at_p1(fit, q, side, bias_limits)
     p = float(fit.p1(v))
+    outer = outermost_counted(points, fit.v50.value, side)
+    if outer is not None and try_no > 0:
+        # a counted record short of q on this side (the model under-reached): the secant in logit from
+        # V50 (logit 0) through that record, which follows a tail steeper or shallower than the model
+        v_o, p_o = outer
+        lo = math.log(p_o / (1 - p_o))
+        if lo * sgn > 0 and abs(lo) < abs(math.log(q / (1 - q))):
+            v = fit.v50.value + (v_o - fit.v50.value) * math.log(q / (1 - q)) / lo
+            if bias_limits is not None:
+                v = min(max(v, bias_limits[0]), bias_limits[1])
+            p = q
+    bracket = tail_bracket(points, fit, side, TAIL_P1[0][side])
+    if bracket is not None:
+        v_in, v_over = bracket
+        if (v - v_over) * sgn >= 0:
+            v = 0.5 * (v_in + v_over)
+            p = q
     need = 2 * MIN_VISITS * float(fit.tau_s(v)) / max(p * (1 - p), 1e-12)
     # a whole number of shortest chunks ≥ need (not the next allowed chunk: 56 µs needed took 80),
     # at most the longest chunk
     step = settings.chunk_lengths_s[0]
     T = min(step * math.ceil(need / step - 1e-9), settings.chunk_lengths_s[-1])
     return DesignJob(round(v, 12), T, _job_seed(settings.seed, index, 0), "tail")
+
+
+def bias_at_p1(fit: RateFit, q: float, side: int, bias_limits: tuple[float, float] | None = None) -> float:
+    """Bias (V) on ``side`` (0: below V50, 1: above) where the fitted model's P(1) first reaches ``q``
+    going outward from V50 (the curved rate model's own P(1), not its logistic tangent); the logistic
+    V50 + scale·logit(q) when the model never reaches q within the limits (or 4× that distance)."""
+    v50, scale = fit.v50.value, fit.scale.value
+    logistic = v50 + scale * math.log(q / (1 - q))
+    far = v50 + 4 * (logistic - v50)
+    if bias_limits is not None:
+        logistic = min(max(logistic, bias_limits[0]), bias_limits[1])
+        far = min(max(far, bias_limits[0]), bias_limits[1])
+    grid = np.linspace(v50, far, 801)
+    with np.errstate(over="ignore", invalid="ignore"):
+        beyond = (fit.p1(grid) <= q) if side == 0 else (fit.p1(grid) >= q)
+    hit = np.flatnonzero(beyond)
+    if not hit.size or hit[0] == 0:
+        return logistic
+    a, b = float(grid[hit[0] - 1]), float(grid[hit[0]])
+    for _ in range(40):  # bisection inside the first grid cell that crosses q
+        m = 0.5 * (a + b)
+        reached = (float(fit.p1(m)) <= q) if side == 0 else (float(fit.p1(m)) >= q)
+        a, b = (a, m) if reached else (m, b)
+    return 0.5 * (a + b)
+
+
+def outermost_counted(points: Sequence[PointCounts], v50: float, side: int) -> tuple[float, float] | None:
+    """(bias V, P(1)) of the record furthest from ``v50`` on ``side`` with ≥ MIN_VISITS transitions
+    each way and 0 < P(1) < 1, or None."""
+    sgn = 1.0 if side else -1.0
+    ok = [pt for pt in points if pt.n_samples and (pt.bias_v - v50) * sgn > 0
+          and min(pt.n_up, pt.n_down) >= MIN_VISITS and 0 < pt.p1 < 1]
+    if not ok:
+        return None
+    pt = max(ok, key=lambda x: x.bias_v * sgn)
+    return pt.bias_v, pt.p1
+
+
+def tail_bracket(points: Sequence[PointCounts], fit: RateFit, side: int, q: float) -> tuple[float, float] | None:
+    """(outermost bias with ≥ MIN_VISITS transitions each way, innermost bias beyond it that saw
+    fewer and whose P(1) is beyond q, in a record long enough to expect MIN_VISITS minority visits
+    at P(1) = q (τ of ``fit`` at the outermost counted
+    bias): an overshoot, not a
+    short record) on ``side`` of the fit's V50 (V), or None when either is missing."""
+    v50 = fit.v50.value
+    sgn = 1.0 if side else -1.0
+    mine = [pt for pt in points if pt.n_samples and (pt.bias_v - v50) * sgn > 0]
+    counted = [pt.bias_v for pt in mine if min(pt.n_up, pt.n_down) >= MIN_VISITS]
+    if not counted:
+        return None
+    v_in = max(counted, key=lambda b: b * sgn)
+    # τ where the records are (the fit's extrapolation past them can be anything: a curved ln k)
+    tau_in = float(fit.tau_s(v_in))
+    over = [pt.bias_v for pt in mine if (pt.bias_v - v_in) * sgn > 0 and min(pt.n_up, pt.n_down) < MIN_VISITS
+            and ((pt.p1 < q) if side == 0 else (pt.p1 > q))
+            and pt.simulated_s * q * (1 - q) >= MIN_VISITS * tau_in]
+    if not over:
+        return None
+    return v_in, min(over, key=lambda b: b * sgn)
 
 
 def _p1_guess(points: Sequence[PointCounts], v50: float, scale: float,
@@ -757,7 +842,7 @@ class Planner:
                 continue
             if any(j.purpose == "tail" and (j.bias_v > fit.v50.value) == bool(side) for j in pending):
                 continue
-            job = tail_job(fit, side, self.tail_tries[side], s, index, self.limits)
+            job = tail_job(fit, side, self.tail_tries[side], s, index, self.limits, self.points)
             self.tail_tries[side] += 1
             return job
         return None
