@@ -71,16 +71,25 @@ def health_test_cutoffs(h_min: float, alpha: float = ALPHA, window: int = APT_WI
     return int(rct), int(min(apt, window))
 
 
+#: |ln τ| (τ in s) a derived τ grid is clipped to: e^±300 is far beyond any cell yet finite in JSON
+#: (a curved rate model extrapolated 60 scales from its records overflowed exp: pbit_x5's nominal,
+#: whose calibrated range reaches a stuck pilot record at −200 mV)
+MAX_ABS_LN_TAU = 300.0
+
+
 def _ci_or_none(lo, hi):
     if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
         return None
     return [float(lo), float(hi)]
 
 
-def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample_period_s: float | None):
+def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample_period_s: float | None,
+                   tau_range_v: Sequence[float] | None = None):
     """Sigmoid, tau and entropy blocks implied by a loglinear rate model (see module docstring): V50,
     scale and τ(V50) with delta-method CIs from :func:`noisecell.model.ratemodel.crossing`, the τ(V)
-    grid from :func:`noisecell.model.ratemodel.ln_tau` (curvature included)."""
+    grid from :func:`noisecell.model.ratemodel.ln_tau` (curvature included) over ``tau_range_v`` (V;
+    default ``bias_range_v``); ln τ is clipped to ±MAX_ABS_LN_TAU so that a curved model evaluated far
+    from its records cannot overflow."""
     if rate_model["kind"] != "loglinear":
         raise ValueError("derived_blocks needs a loglinear rate model")
     try:
@@ -95,12 +104,16 @@ def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample
                "scale_v": float(scale),
                "scale_ci95_v": sorted([scale * math.exp(-Z95 * se_ln_scale), scale * math.exp(Z95 * se_ln_scale)]),
                "p_low": 0.0, "p_high": 1.0, "direct_fit": None}
-    grid = np.linspace(bias_range_v[0], bias_range_v[1], N_TAU_GRID)
+    span = tau_range_v if tau_range_v is not None else bias_range_v
+    grid = np.linspace(span[0], span[1], N_TAU_GRID)
     m, sg = ratemodel.ln_tau(rate_model, grid)
+    m = np.clip(np.asarray(m, float), -MAX_ABS_LN_TAU, MAX_ABS_LN_TAU)
+    sg = np.clip(np.asarray(sg, float), 0.0, MAX_ABS_LN_TAU)
     tau = {"tau_at_v50_s": math.exp(ln_t50),
            "tau_at_v50_ci95_s": [math.exp(ln_t50 - Z95 * se_t50), math.exp(ln_t50 + Z95 * se_t50)],
            "bias_v": [float(v) for v in grid], "tau_s": [float(math.exp(a)) for a in m],
-           "tau_ci95_s": [[float(math.exp(a - Z95 * b)), float(math.exp(a + Z95 * b))] for a, b in zip(m, sg)]}
+           "tau_ci95_s": [[float(math.exp(max(a - Z95 * b, -2 * MAX_ABS_LN_TAU))),
+                           float(math.exp(min(a + Z95 * b, 2 * MAX_ABS_LN_TAU)))] for a, b in zip(m, sg)]}
 
     entropy = {"sample_period_s": sample_period_s, "at_bias_v": float(v50), "h_min_per_bit": None,
                "h_min_measured_per_bit": None, "rct_cutoff": None, "apt_cutoff": None,
@@ -124,8 +137,12 @@ def with_joint_fit(cond: Mapping, fit, bias_range_v: Sequence[float]) -> dict:
     the same records."""
     out = dict(cond)
     rm = fit.rate_model()
+    # τ(V) only where the fit's records are: beyond them (a P(1)-only calibrated region) the curved
+    # model is an extrapolation
+    lo, hi = max(bias_range_v[0], fit.bias_range_v[0]), min(bias_range_v[1], fit.bias_range_v[1])
     sig, tau, ent = derived_blocks(rm, bias_range_v,
-                                   sample_period_s=(cond.get("entropy") or {}).get("sample_period_s"))
+                                   sample_period_s=(cond.get("entropy") or {}).get("sample_period_s"),
+                                   tau_range_v=(lo, hi) if lo < hi else None)
 
     def ci(iv):
         return [float(iv.lo), float(iv.hi)] if math.isfinite(iv.lo) and math.isfinite(iv.hi) else None
