@@ -71,10 +71,11 @@ def health_test_cutoffs(h_min: float, alpha: float = ALPHA, window: int = APT_WI
     return int(rct), int(min(apt, window))
 
 
-#: |ln τ| (τ in s) a derived τ grid is clipped to: e^±300 is far beyond any cell yet finite in JSON
-#: (a curved rate model extrapolated 60 scales from its records overflowed exp: pbit_x5's nominal,
-#: whose calibrated range reaches a stuck pilot record at −200 mV)
-MAX_ABS_LN_TAU = 300.0
+#: |ln τ| (τ in s) a derived τ grid and its CI are clipped to: e^±69 ≈ 1e±30 s, the schema's bounds
+#: (cell-model-v2.json: τ ≤ 1e30 s) and far beyond any cell (a curved rate model extrapolated 60 scales
+#: from its records overflowed exp: pbit_x5's nominal, whose calibrated range reaches a stuck pilot
+#: record at −200 mV; a condition's own span gave 3.8e260 s, refused by the schema)
+MAX_ABS_LN_TAU = 69.0
 
 
 def _ci_or_none(lo, hi):
@@ -112,8 +113,8 @@ def derived_blocks(rate_model: Mapping, bias_range_v: Sequence[float], *, sample
     tau = {"tau_at_v50_s": math.exp(ln_t50),
            "tau_at_v50_ci95_s": [math.exp(ln_t50 - Z95 * se_t50), math.exp(ln_t50 + Z95 * se_t50)],
            "bias_v": [float(v) for v in grid], "tau_s": [float(math.exp(a)) for a in m],
-           "tau_ci95_s": [[float(math.exp(max(a - Z95 * b, -2 * MAX_ABS_LN_TAU))),
-                           float(math.exp(min(a + Z95 * b, 2 * MAX_ABS_LN_TAU)))] for a, b in zip(m, sg)]}
+           "tau_ci95_s": [[float(math.exp(max(a - Z95 * b, -MAX_ABS_LN_TAU))),
+                           float(math.exp(min(a + Z95 * b, MAX_ABS_LN_TAU)))] for a, b in zip(m, sg)]}
 
     entropy = {"sample_period_s": sample_period_s, "at_bias_v": float(v50), "h_min_per_bit": None,
                "h_min_measured_per_bit": None, "rct_cutoff": None, "apt_cutoff": None,
