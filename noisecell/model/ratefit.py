@@ -51,18 +51,23 @@ Goodness of fit: the deviance against the saturated model (one (p01, p10) per bi
 χ²(2·points − parameters) when the model holds (``gof_p``, reported).
 
 Dispersion (quasi-likelihood, McCullagh & Nelder §9.2): the CIs always use the profile threshold
-χ²₁(level)·φ and the covariance × φ with φ = max(1, X²/dof), X² Pearson's statistic of the 2·points
+χ²₁(level)·φ and the covariance × φ with φ = X²/dof above 1 (below: next paragraph), X² Pearson's statistic of the 2·points
 binomial counts (n_up of n0 trials at p01, n_down of n1 at p10) at the fit. φ is a continuous
 function of the data, so one more record moves every half-width by about its own share of X² — no
 switch that jumps the half-widths by ~20 % when a test crosses its level (the previous rule: φ = 1
 while the deviance test's p ≥ 0.01, deviance/dof below it; at the switch deviance/dof ≈
 χ²₀.₉₉(dof)/dof, e.g. 1.5 at 40 dof, ×1.23 on every half-width). Pearson rather than the deviance:
 with few transitions per point the deviance's mean falls below its dof (φ underestimated), Pearson's
-X²/dof is close to unbiased (McCullagh & Nelder §4.5). The floor at 1: a Markov chain's counts are
-not under-dispersed, so X²/dof < 1 is sampling scatter and must not narrow the likelihood's own
-intervals. Under the Markov model (X² ~ χ²(dof)) the floor costs a little over-coverage: E√φ − 1 is
-7.7 % on the half-widths at 10 dof, 4.2 % at 40, 3.0 % at 80, and 95 % intervals cover 96.1 %,
-95.7 %, 95.6 % (numerical integration over χ²(dof)); the coverage test bounds it. φ's own sampling
+X²/dof is close to unbiased (McCullagh & Nelder §4.5). Below 1: a Markov chain's counts are not
+under-dispersed, so X²/dof < 1 is usually sampling scatter and must not narrow the likelihood's own
+intervals; but a renewal cell's are (dwells more regular than exponential: the count variance is
+CV² × the mean, pbit_x5's CV² ≈ 0.6, and its nominal design read X²/dof = 0.61 on 101 dof, 2.8 σ
+below 1, while φ = 1 kept its CIs ~1/√0.61 = 1.28× too wide and the design ran to its budget). So
+φ < 1 only when the data show it at 95 %: φ = min(1, X²/χ²₀.₀₅(dof)), the upper confidence bound
+(continuous: 1 until X² falls below χ²₀.₀₅(dof)). Under the Markov model (X² ~ χ²(dof)) the floor
+costs a little over-coverage: E√φ − 1 is 7.7 % on the half-widths at 10 dof, 4.2 % at 40, 3.0 % at
+80, and 95 % intervals cover 96.1 %, 95.7 %, 95.6 % (numerical integration over χ²(dof)); the bound
+narrows them in the 5 % of fits whose X² falls below χ²₀.₀₅(dof); the coverage tests bound both. φ's own sampling
 error (sd √(2/dof)) is not propagated (an F(1, dof) threshold would add ≈ 1/dof on the threshold).
 """
 from __future__ import annotations
@@ -79,6 +84,9 @@ from ..errors import InputError
 
 #: level of the likelihood-ratio test that admits the curvature terms
 CURVATURE_ALPHA = 0.01
+#: lower-tail χ² probability of the under-dispersion bound (module docstring): φ ≤ X²/χ²_p(dof) at 1 − p
+UNDER_DISPERSION_CONFIDENCE_LOWER = 0.05
+
 #: level of the deviance goodness-of-fit test that the fit reports (``gof_p``; the dispersion does not
 #: depend on it: see the module docstring)
 GOF_ALPHA = 0.01
@@ -383,7 +391,7 @@ class RateFit:
     None for straight lines (allow_curvature False or < 4 points). curvature_test: (2Δℓ/φ_q, p) of the
     F test of the differential curvature; common_curvature_test: the same of the common one against
     straight lines (reported, not used: module docstring). deviance, dof, gof_p: goodness of fit
-    against the saturated model; dispersion: φ = max(1, pearson_chi2/dof), the factor applied to the
+    against the saturated model; dispersion: φ (quasi_dispersion: X²/dof above 1, its 95 % upper bound below), the factor applied to the
     profile threshold and the covariance (module docstring); pearson_chi2: Pearson's X². n_points, n_transitions, bias_range_v: what entered.
     covariance: of [ln k_up intercept, slope, ln k_down intercept, slope] at reference_bias_v (V),
     from the observed information; coefficient_covariance: the 6×6 of those and the two curvatures
@@ -488,7 +496,9 @@ class RateFit:
             "  " + iv("V50", self.v50, "V"), "  " + iv("scale", self.scale, "V"),
             "  " + iv("τ(V50)", self.tau_v50, "s"), "  " + iv("k(V50)", self.k_v50, "Hz"),
             f"  deviance {self.deviance:.3g} on {self.dof} dof (p = {self.gof_p:.2g}); Pearson X² "
-            f"{self.pearson_chi2:.3g}" + (f"; CIs widened by dispersion {self.dispersion:.3g}" if self.dispersion > 1 else "")])
+            f"{self.pearson_chi2:.3g}" + (f"; CIs widened by dispersion {self.dispersion:.3g}" if self.dispersion > 1 else
+                 f"; CIs narrowed by dispersion {self.dispersion:.3g} (under-dispersed counts: dwells more regular "
+                 f"than exponential)" if self.dispersion < 1 else "")])
 
 
 # ----------------------------------------------------------------------------- the fit
@@ -582,6 +592,16 @@ def _profile_interval(j: int, phi_hat, nll_hat: float, d: _Data, sign: float, th
     return ends[0], ends[1]
 
 
+def quasi_dispersion(pearson_chi2: float, dof: int) -> float:
+    """The dispersion φ the CIs use (module docstring): X²/dof above 1; below 1, the 95 % upper
+    confidence bound X²/χ²₀.₀₅(dof) when that is under 1 (under-dispersion shown at 95 %), else 1."""
+    if dof <= 0:
+        return 1.0
+    if pearson_chi2 >= dof:
+        return pearson_chi2 / dof
+    return min(1.0, pearson_chi2 / float(stats.chi2.ppf(UNDER_DISPERSION_CONFIDENCE_LOWER, dof)))
+
+
 def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = True, level: float = LEVEL,
                     profile: bool = True) -> RateFit:
     """Joint ML fit of the rate model to all ``points`` of one condition (see module docstring).
@@ -622,7 +642,7 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
     gof_p = float(stats.chi2.sf(deviance, dof)) if dof > 0 else float("nan")
     pearson = _pearson_chi2(phi_hat, d, sign)
     # continuous quasi-likelihood dispersion (module docstring); no dof left: nothing to estimate it from
-    dispersion = max(1.0, pearson / dof) if dof > 0 else 1.0
+    dispersion = quasi_dispersion(pearson, dof)
     hess = _hessian(phi_hat, d, sign)
     try:
         cov_phi = np.linalg.inv(hess) * dispersion
@@ -638,7 +658,7 @@ def fit_rates_joint(points: Sequence[PointCounts], *, allow_curvature: bool = Tr
         else:
             ends[j] = (phi_hat[j] - z * se[j], phi_hat[j] + z * se[j])
     method = "profile likelihood" if profile else "Wald"
-    if dispersion > 1:
+    if dispersion != 1:
         method += f" (quasi-likelihood, dispersion {dispersion:.3g})"
     vu, tu = d.v_unit, d.t_unit
     X, lnS, L, ssum = phi_hat[:4]
