@@ -1,4 +1,4 @@
-# noisecell: `make demo` runs the main job on the default cell (noisecell.cells.DEFAULT_CELL, pbit), `make test` runs the tests.
+# noisecell: `make demo` runs the main job on the default cell (noisecell.cells.DEFAULT_CELL, pbit_x5), `make test` runs the tests.
 # Both run `make setup` first; setup is idempotent (a stamp file skips it when nothing changed).
 SHELL := /bin/bash
 VENV  := .venv
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/noisecell characterize --out reports/pbit
+	$(VENV)/bin/noisecell characterize --out reports/pbit_x5
 
 test: setup
 	$(PY) -m pytest -q

@@ -190,11 +190,10 @@ class CellSpec:
 
 
 #: the cell every command uses when none is named (`make demo`, `noisecell simulate/trim/cell/characterize`,
-#: a characterisation spec without ``cell``). pbit, not the faster pbit_x2: the default spec's pilot
-#: starts from the cell's whole bias range, and on pbit_x2 (a 12 mV sigmoid in a ±0.3 V range) it could
-#: not narrow onto the sigmoid and its far records stalled ngspice for the 300 s job timeout; pbit_x2
-#: characterises with its own spec (spice_models/pbit_x2/characterize.toml)
-DEFAULT_CELL = "pbit"
+#: a characterisation spec without ``cell``). pbit_x5 (issue 17's reference cell: τ(V50) 74-93 ns, P·τ(V50)
+#: 265-331 aJ in four default-flow runs, trims 15 of 15 pairs); the previous default pbit (sessions ≤ 24's
+#: reports and models) and pbit_x4 stay available by name
+DEFAULT_CELL = "pbit_x5"
 
 #: the one place stored trim values live, next to cell.toml (written by `noisecell trim --write`)
 TRIMS_FILE = "trims.json"
