@@ -191,7 +191,7 @@ class CellSpec:
 
 #: the cell every command uses when none is named (`make demo`, `noisecell simulate/trim/cell/characterize`,
 #: a characterisation spec without ``cell``). pbit_x5 (issue 17's reference cell: τ(V50) 74-93 ns, P·τ(V50)
-#: 265-331 aJ in four default-flow runs, trims 15 of 15 pairs); the previous default pbit (sessions ≤ 24's
+#: 265-331 aJ in four default-flow runs, trims 15 of 15 pairs); the previous default pbit (sessions ≤ 25's
 #: reports and models) and pbit_x4 stay available by name
 DEFAULT_CELL = "pbit_x5"
 
