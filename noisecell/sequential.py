@@ -52,6 +52,27 @@ class HeldOutSettings:
     max_duration_s: float = 600e-6
 
 
+def representable_range(fit, rng: list[float], n: int = 2001) -> list[float]:
+    """``rng`` (V) cut to the interval around the fit's V50 where its rates are representable
+    (|ln k| ≤ cellmodel.MAX_ABS_LN_RATE, what the model validator demands over bias_range_v).
+    Why: a calibrated range can reach a far P(1)-only record (pbit_x5's --quick: a pilot record at
+    −200 mV, 60 scales out, P(1) 0) where the curved rate model's ln k_up is −908; the model was
+    refused and --quick wrote none."""
+    from .model.cellmodel import MAX_ABS_LN_RATE
+
+    lo, hi = float(rng[0]), float(rng[1])
+    v50 = min(max(float(fit.v50.value), lo), hi)
+    out = []
+    for end in (lo, hi):
+        grid = np.linspace(v50, end, n)
+        with np.errstate(over="ignore", invalid="ignore"):
+            lu, ld = fit.ln_rates(grid)
+        ok = np.isfinite(lu) & np.isfinite(ld) & (np.abs(lu) <= MAX_ABS_LN_RATE) & (np.abs(ld) <= MAX_ABS_LN_RATE)
+        bad = np.flatnonzero(~ok)
+        out.append(float(end) if not bad.size else float(grid[max(bad[0] - 1, 0)]))
+    return out
+
+
 def parse_design(table: dict, source: str) -> tuple[DesignSettings, HeldOutSettings]:
     """Validate a ``[design]`` table (one-line errors naming the key)."""
     if not isinstance(table, dict):
@@ -222,6 +243,7 @@ class SequentialResult:
         cal = self.design.calibration
         rng = list(cal.bias_range_v) if cal is not None and all(map(math.isfinite, cal.bias_range_v)) \
             else list(fit.bias_range_v)
+        rng = representable_range(fit, rng)
         cond.update(with_joint_fit(cond, fit, rng))
         cond["joint_fit"] = finite_tree({**cond["joint_fit"], "targets": self.design.targets.to_dict(),
                                           "achieved_ratios": self.design.ratios(), "stopped": self.design.reason,

@@ -212,7 +212,7 @@ def fig_tau(data: ReportData) -> plt.Figure:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
     for ax, (title, conds) in zip(axes[0], panels):
         colors = _cond_colors(conds)
-        shown, bias_seen = 0, []
+        shown, bias_seen, tau_seen = 0, [], []
         for cond in conds:
             rows = _cond_rows(data.points, cond)
             bias_seen.extend(rows["bias_v"].astype(float).tolist())
@@ -220,6 +220,7 @@ def fig_tau(data: ReportData) -> plt.Figure:
             if not len(rows):
                 continue
             shown += 1
+            tau_seen.extend((rows["tau_s"].astype(float) * 1e9).tolist())
             col = colors[cond]
             yerr = np.vstack([rows["tau_s"] - rows["tau_s_ci95_lo"], rows["tau_s_ci95_hi"] - rows["tau_s"]]) * 1e9
             ax.errorbar(_bias_mv(rows["bias_v"]), rows["tau_s"] * 1e9, yerr=np.nan_to_num(yerr.clip(min=0)),
@@ -231,6 +232,12 @@ def fig_tau(data: ReportData) -> plt.Figure:
         if shown:
             ax.plot([], [], color="0.3", lw=1.2, label="rate model 1/(k_up+k_down)")
             ax.set_yscale("log")
+            # the records set the axis: the model curve over a calibrated range that reaches a far
+            # P(1)-only record runs to τ ~ 1e30 s there (and broke the layout: pbit_x5 --quick)
+            t = np.asarray(tau_seen, float)
+            t = t[np.isfinite(t) & (t > 0)]
+            if t.size:
+                ax.set_ylim(t.min() / 10, t.max() * 10)
         else:
             # nothing to draw: without this the axis keeps matplotlib's default limits, which under a
             # "bias (mV)" label read as a volts-scale axis (issue 16); show the simulated bias range in mV
