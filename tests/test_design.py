@@ -17,16 +17,17 @@ from test_model_ratefit import SCALE, TAU50, V50, true_rates
 DT = TAU50 / 25
 
 
-def synthetic_runner(calls, bistable_within=math.inf):
-    """Runner with a synthetic telegraph cell: each job's record from its own seed (deterministic).
-    Records further than ``bistable_within`` scales from V50 are labelled single-peaked whatever
-    they hold (a tilted double well that lost its minority level)."""
+def synthetic_runner(calls, bistable_within=math.inf, rates=true_rates):
+    """Runner with a synthetic telegraph cell (``rates``: bias V -> (k_up, k_down) 1/s): each job's
+    record from its own seed (deterministic). Records further than ``bistable_within`` scales from
+    V50 are labelled single-peaked whatever they hold (a tilted double well that lost its minority
+    level)."""
     def run(round_no, jobs):
         calls.append([(j.bias_v, j.duration_s, j.seed, j.purpose) for j in jobs])
         out = []
         for j in jobs:
             rng = np.random.default_rng(j.seed)
-            ku, kd = true_rates(j.bias_v)
+            ku, kd = rates(j.bias_v)
             n = max(2, int(round(j.duration_s / DT)))
             rs = scan_runs(telegraph(n, DT, ku, kd, rng))
             lam = max(0.0, 1 - (ku + kd) * DT)
@@ -451,18 +452,11 @@ def test_tails_of_a_cell_steeper_than_the_rate_model_are_bracketed_by_the_record
     from noisecell.model.p1fit import MIN_VISITS
 
     out = []
+    inner = synthetic_runner([], rates=steep_tail_rates)
 
     def run(round_no, jobs):
-        got = []
-        for j in jobs:
-            rng = np.random.default_rng(j.seed)
-            ku, kd = steep_tail_rates(j.bias_v)
-            n = max(2, int(round(j.duration_s / DT)))
-            rs = scan_runs(telegraph(n, DT, ku, kd, rng))
-            lam = max(0.0, 1 - (ku + kd) * DT)
-            regime = "bistable" if min(rs.n_up, rs.n_down) >= 3 else "single-peaked"
-            got.append(PointCounts.from_runstats(j.bias_v, DT, rs, n_eff=rs.n * (1 - lam) / (1 + lam), regime=regime))
-            out.append((j.purpose, got[-1]))
+        got = inner(round_no, jobs)
+        out.extend(zip([j.purpose for j in jobs], got))
         return got
 
     # chunks to 160 µs = 640 τ: P(1) 0.02 needs >= 4 minority visits, T >= 4τ/(0.02·0.98) = 204 τ
